@@ -1,0 +1,493 @@
+//! The config file (RON): strict, every problem with `file:line:col`, paths
+//! relative to the config's folder, secrets only through environment variables.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use crate::diag::Diagnostic;
+use crate::time::{parse_duration, Millis};
+
+/// The config as written in the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    timezone: String,
+    rules: PathBuf,
+    store: PathBuf,
+    #[serde(default = "default_listen")]
+    listen: String,
+    #[serde(default)]
+    api_token_env: Option<String>,
+    mail: MailFile,
+    #[serde(default)]
+    recipients: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    admin: Vec<String>,
+    #[serde(default)]
+    defaults: DefaultsFile,
+    #[serde(default)]
+    limits: LimitsFile,
+    #[serde(default)]
+    http: HttpFile,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MailFile {
+    from: String,
+    transport: Transport,
+}
+
+/// How mail leaves the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Transport {
+    /// One `.eml` file per message in `dir` (relative to the config's folder).
+    File { dir: PathBuf },
+    Smtp {
+        host: String,
+        port: u16,
+        #[serde(default = "default_security")]
+        security: Security,
+        #[serde(default)]
+        username: Option<String>,
+        /// Environment variable holding the password; never the password itself.
+        #[serde(default)]
+        password_env: Option<String>,
+        /// AUTH over an unencrypted connection sends the password in clear:
+        /// refused unless this is set.
+        #[serde(default)]
+        allow_plaintext_auth: bool,
+        /// Per-send limit (connect + dialogue), e.g. `"30s"`.
+        #[serde(default = "default_smtp_timeout")]
+        timeout: String,
+    },
+}
+
+fn default_security() -> Security {
+    Security::StartTls
+}
+
+fn default_smtp_timeout() -> String {
+    "30s".into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Security {
+    None,
+    StartTls,
+    Tls,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DefaultsFile {
+    #[serde(default = "default_repeat")]
+    repeat: String,
+    #[serde(default = "default_for", rename = "for")]
+    for_: String,
+    #[serde(default = "default_schedule")]
+    schedule: String,
+}
+
+impl Default for DefaultsFile {
+    fn default() -> Self {
+        DefaultsFile {
+            repeat: default_repeat(),
+            for_: default_for(),
+            schedule: default_schedule(),
+        }
+    }
+}
+
+fn default_repeat() -> String {
+    "1d".into()
+}
+fn default_for() -> String {
+    "0s".into()
+}
+fn default_schedule() -> String {
+    "0 0 9 * * *".into()
+}
+
+/// Sandbox bounds for rule scripts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    #[serde(default = "default_max_operations")]
+    max_operations: u64,
+    #[serde(default = "default_rule_timeout")]
+    rule_timeout: String,
+}
+
+impl Default for LimitsFile {
+    fn default() -> Self {
+        LimitsFile {
+            max_operations: default_max_operations(),
+            rule_timeout: default_rule_timeout(),
+        }
+    }
+}
+
+// A rule that loops over a few thousand groups needs ~10^5 operations; ten
+// million is far past any honest rule and still stops a runaway in ~1 s.
+fn default_max_operations() -> u64 {
+    10_000_000
+}
+// Wall-clock bound per rule evaluation; generous for native scans of years of data.
+fn default_rule_timeout() -> String {
+    "5s".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpFile {
+    #[serde(default = "default_max_body")]
+    max_body_bytes: usize,
+}
+
+impl Default for HttpFile {
+    fn default() -> Self {
+        HttpFile {
+            max_body_bytes: default_max_body(),
+        }
+    }
+}
+
+// 64 MiB: about 600k NDJSON readings in one request; larger loads go by file.
+fn default_max_body() -> usize {
+    64 * 1024 * 1024
+}
+
+/// Defaults for rules that leave a field out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Defaults {
+    pub repeat: Millis,
+    pub for_: Millis,
+    pub schedule: String,
+}
+
+/// Bounds on each rule evaluation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_operations: u64,
+    pub rule_timeout: Millis,
+}
+
+/// Mail settings with paths resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mail {
+    pub from: String,
+    pub transport: Transport,
+}
+
+/// A loaded, checked config. Paths are absolute or relative to the working
+/// directory, already resolved against the config's folder.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub timezone: Tz,
+    pub rules_dir: PathBuf,
+    pub store_path: PathBuf,
+    pub listen: String,
+    pub api_token_env: Option<String>,
+    pub mail: Mail,
+    pub recipients: BTreeMap<String, Vec<String>>,
+    pub admin: Vec<String>,
+    pub defaults: Defaults,
+    pub limits: Limits,
+    pub max_body_bytes: usize,
+}
+
+/// The config file used when `--config` is not given: `./rulewatch.ron`, then `$RULEWATCH_CONFIG`.
+pub fn default_path() -> PathBuf {
+    let local = PathBuf::from("rulewatch.ron");
+    if local.exists() {
+        return local;
+    }
+    match std::env::var_os("RULEWATCH_CONFIG") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => local,
+    }
+}
+
+impl Config {
+    /// Reads and checks the config; every problem found, with its position.
+    pub fn load(path: &Path) -> Result<Config, Vec<Diagnostic>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![Diagnostic::error(
+                path,
+                0,
+                0,
+                format!("cannot read config: {e}"),
+            )]
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Checks config text as if read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
+        let options = ron::Options::default()
+            .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+        let file: ConfigFile = options.from_str(text).map_err(|e| {
+            vec![Diagnostic::error(
+                path,
+                e.span.start.line,
+                e.span.start.col,
+                e.code.to_string(),
+            )]
+        })?;
+        let mut problems = Vec::new();
+        let at = |key: &str| key_position(text, key);
+        let mut error = |key: &str, message: String| {
+            let (line, col) = at(key);
+            problems.push(Diagnostic::error(path, line, col, message));
+        };
+
+        let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
+        let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+
+        let timezone = file.timezone.parse::<Tz>().unwrap_or_else(|_| {
+            error(
+                "timezone",
+                format!(
+                    "unknown timezone `{}`: use an IANA name such as `Asia/Shanghai`",
+                    file.timezone
+                ),
+            );
+            chrono_tz::UTC
+        });
+
+        let rules_dir = resolve(&file.rules);
+        if !rules_dir.is_dir() {
+            error(
+                "rules",
+                format!(
+                    "rules folder `{}` does not exist (looked in `{}`)",
+                    file.rules.display(),
+                    rules_dir.display()
+                ),
+            );
+        }
+
+        let mut duration = |key: &str, text: &str| {
+            parse_duration(text).unwrap_or_else(|e| {
+                error(key, e);
+                0
+            })
+        };
+        let defaults = Defaults {
+            repeat: duration("repeat", &file.defaults.repeat),
+            for_: duration("for", &file.defaults.for_),
+            schedule: file.defaults.schedule.clone(),
+        };
+        let limits = Limits {
+            max_operations: file.limits.max_operations,
+            rule_timeout: duration("rule_timeout", &file.limits.rule_timeout),
+        };
+        if let Transport::Smtp { timeout, .. } = &file.mail.transport {
+            duration("timeout", timeout);
+        }
+        if let Err(e) = crate::rules::schedule::Schedule::parse(&defaults.schedule) {
+            error("schedule", e);
+        }
+        if file.listen.parse::<std::net::SocketAddr>().is_err() {
+            error(
+                "listen",
+                format!("`{}` is not an address like `127.0.0.1:8080`", file.listen),
+            );
+        }
+        if let Err(e) = lettre_mailbox(&file.mail.from) {
+            error("from", e);
+        }
+        for (group, addresses) in &file.recipients {
+            if !crate::rules::is_valid_id(group) && !group.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+                error(group, format!("recipient group name `{group}` may hold only letters, digits, `_` and `-`"));
+            }
+            for address in addresses {
+                if let Err(e) = lettre_mailbox(address) {
+                    error(group, format!("recipient group `{group}`: {e}"));
+                }
+            }
+        }
+        for address in &file.admin {
+            if let Err(e) = lettre_mailbox(address) {
+                error("admin", format!("admin: {e}"));
+            }
+        }
+        if let Transport::Smtp {
+            username,
+            password_env,
+            security,
+            allow_plaintext_auth,
+            ..
+        } = &file.mail.transport
+        {
+            if username.is_some() && *security == Security::None && !allow_plaintext_auth {
+                error(
+                    "username",
+                    "AUTH over `security: None` sends the password in clear; use StartTls or Tls, or set `allow_plaintext_auth: true`".into(),
+                );
+            }
+            if username.is_some() && password_env.is_none() {
+                error(
+                    "username",
+                    "`username` needs `password_env`, the environment variable holding the password".into(),
+                );
+            }
+        }
+
+        let transport = match file.mail.transport {
+            Transport::File { dir } => Transport::File { dir: resolve(&dir) },
+            smtp => smtp,
+        };
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            timezone,
+            rules_dir,
+            store_path: resolve(&file.store),
+            listen: file.listen,
+            api_token_env: file.api_token_env,
+            mail: Mail {
+                from: file.mail.from,
+                transport,
+            },
+            recipients: file.recipients,
+            admin: file.admin,
+            defaults,
+            limits,
+            max_body_bytes: file.http.max_body_bytes,
+        })
+    }
+
+    /// The addresses a rule's `notify` list names: group names are expanded,
+    /// entries with an `@` are addresses. Err names the unknown group.
+    pub fn resolve_recipients(&self, notify: &[String]) -> Result<Vec<String>, String> {
+        let mut out: Vec<String> = Vec::new();
+        for entry in notify {
+            if entry.contains('@') {
+                lettre_mailbox(entry)?;
+                out.push(entry.clone());
+            } else if let Some(addresses) = self.recipients.get(entry) {
+                out.extend(addresses.iter().cloned());
+            } else {
+                let known: Vec<&str> = self.recipients.keys().map(String::as_str).collect();
+                return Err(format!(
+                    "notify names recipient group `{entry}`, which `{}` does not define (defined: {})",
+                    self.path.display(),
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                ));
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// The API token, read from the environment variable the config names.
+    pub fn api_token(&self) -> Option<String> {
+        let var = self.api_token_env.as_ref()?;
+        std::env::var(var).ok().filter(|t| !t.is_empty())
+    }
+}
+
+fn lettre_mailbox(text: &str) -> Result<(), String> {
+    text.parse::<lettre::message::Mailbox>()
+        .map(|_| ())
+        .map_err(|e| format!("`{text}` is not a mail address: {e}"))
+}
+
+/// Best-effort position of `key:` in RON text (first occurrence outside a
+/// comment), for errors found after parsing. (1, 1) when not found.
+fn key_position(text: &str, key: &str) -> (usize, usize) {
+    let quoted = format!("\"{key}\"");
+    for (i, line) in text.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or("");
+        for needle in [key, quoted.as_str()] {
+            let mut start = 0;
+            while let Some(found) = code[start..].find(needle) {
+                let at = start + found;
+                let before_ok = at == 0
+                    || !code[..at]
+                        .chars()
+                        .next_back()
+                        .is_some_and(|c| c.is_alphanumeric() || c == '_');
+                let rest = code[at + needle.len()..].trim_start();
+                if before_ok && rest.starts_with(':') {
+                    return (i + 1, code[..at].chars().count() + 1);
+                }
+                start = at + needle.len();
+            }
+        }
+    }
+    (1, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, Vec<Diagnostic>> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("rules")).unwrap();
+        let path = dir.path().join("rulewatch.ron");
+        Config::parse(&path, text)
+    }
+
+    const GOOD: &str = r#"(
+    timezone: "Asia/Shanghai",
+    rules: "rules",
+    store: "data/rulewatch.db",
+    mail: (from: "南宫市目标考核 <alerts@example.cn>", transport: File(dir: "outbox")),
+    recipients: { "env": ["huanbao@example.cn"] },
+    admin: ["ops@example.cn"],
+)"#;
+
+    #[test]
+    fn loads_a_good_config() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.timezone, chrono_tz::Asia::Shanghai);
+        assert_eq!(c.defaults.repeat, crate::time::DAY);
+        assert!(c.store_path.ends_with("data/rulewatch.db"));
+        assert_eq!(
+            c.resolve_recipients(&["env".into(), "x@y.cn".into()]).unwrap(),
+            vec!["huanbao@example.cn".to_string(), "x@y.cn".to_string()]
+        );
+        let err = c.resolve_recipients(&["hr".into()]).unwrap_err();
+        assert!(err.contains("`hr`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_position() {
+        let text = GOOD.replace("    admin:", "    admins:");
+        let e = &parse(&text).unwrap_err()[0];
+        assert_eq!(e.line, 7);
+        assert!(e.message.contains("admins"), "{}", e.message);
+    }
+
+    #[test]
+    fn bad_timezone_points_at_the_key() {
+        let text = GOOD.replace("Asia/Shanghai", "Asia/Nangong");
+        let e = &parse(&text).unwrap_err()[0];
+        assert_eq!((e.line, e.col), (2, 5));
+        assert!(e.message.contains("Asia/Nangong"));
+    }
+
+    #[test]
+    fn missing_rules_folder_is_an_error() {
+        let text = GOOD.replace("rules: \"rules\"", "rules: \"nowhere\"");
+        let e = &parse(&text).unwrap_err()[0];
+        assert_eq!(e.line, 3);
+        assert!(e.message.contains("nowhere"));
+    }
+}

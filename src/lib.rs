@@ -1,0 +1,17 @@
+//! rulewatch: watches the quantified targets of a government work report,
+//! written as Rhai rules, and mails the responsible bureau when one slips.
+//!
+//! Layout (one module per concept):
+//! - [`config`]: strict RON config with positions and cross-checks
+//! - [`time`]: TIME / duration parsing and calendar windows in the configured zone
+//! - [`readings`]: the reading model, parsers (JSON, NDJSON, CSV) and the SQLite store
+//! - [`rules`]: rule loading (metadata), the sandboxed engine, the API rules call
+//! - [`cli`]: one file per subcommand
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod diag;
+pub mod readings;
+pub mod rules;
+pub mod time;

@@ -1,0 +1,197 @@
+//! What a reading is, and a parsed batch of them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::Path;
+
+use crate::time::Millis;
+
+/// Label name → value. Sorted, so equal label sets compare and hash equal.
+pub type Labels = BTreeMap<String, String>;
+
+/// A series: one metric with one set of labels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesKey {
+    pub metric: String,
+    pub labels: Labels,
+}
+
+/// One reading of a batch; `series` indexes [`Batch::series`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchPoint {
+    pub series: u32,
+    pub time: Millis,
+    pub value: f64,
+}
+
+/// A parsed batch. Series are interned so that a million readings of two
+/// thousand series carry two thousand label maps, not a million.
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    pub series: Vec<SeriesKey>,
+    pub points: Vec<BatchPoint>,
+    index: HashMap<SeriesKey, u32>,
+}
+
+impl Batch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    /// The index of `key` in [`Batch::series`], adding it if new.
+    pub fn intern(&mut self, key: SeriesKey) -> u32 {
+        if let Some(&i) = self.index.get(&key) {
+            return i;
+        }
+        let i = self.series.len() as u32;
+        self.series.push(key.clone());
+        self.index.insert(key, i);
+        i
+    }
+
+    /// Adds one reading. Validation (metric name, finite value) is the parser's job.
+    pub fn push(&mut self, metric: &str, labels: Labels, time: Millis, value: f64) {
+        let series = self.intern(SeriesKey {
+            metric: metric.to_string(),
+            labels,
+        });
+        self.points.push(BatchPoint {
+            series,
+            time,
+            value,
+        });
+    }
+
+    /// Appends every reading of `other`.
+    pub fn extend(&mut self, other: Batch) {
+        let map: Vec<u32> = other.series.into_iter().map(|k| self.intern(k)).collect();
+        self.points.extend(other.points.into_iter().map(|p| BatchPoint {
+            series: map[p.series as usize],
+            ..p
+        }));
+    }
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`: metric names, and label names.
+pub fn is_valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The formats readings arrive in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Ndjson,
+    Csv,
+}
+
+impl Format {
+    /// By file extension: `.json`, `.ndjson` / `.jsonl`, `.csv`.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "json" => Some(Format::Json),
+            "ndjson" | "jsonl" => Some(Format::Ndjson),
+            "csv" => Some(Format::Csv),
+            _ => None,
+        }
+    }
+
+    /// By HTTP `Content-Type` (parameters such as `; charset=utf-8` ignored).
+    pub fn from_content_type(content_type: &str) -> Option<Format> {
+        let essence = content_type.split(';').next()?.trim().to_ascii_lowercase();
+        match essence.as_str() {
+            "application/json" => Some(Format::Json),
+            "application/x-ndjson" | "application/ndjson" | "application/jsonl" => {
+                Some(Format::Ndjson)
+            }
+            "text/csv" => Some(Format::Csv),
+            _ => None,
+        }
+    }
+}
+
+/// Where in the input a bad reading was, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ItemError {
+    /// 1-based line in the input (0: not known).
+    pub line: usize,
+    /// 1-based column in characters (0: not known).
+    pub col: usize,
+    /// 0-based index of the reading in the batch (JSON array element, NDJSON
+    /// line or CSV record), when the error belongs to one reading.
+    pub item: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ItemError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.col) {
+            (0, _) => {}
+            (l, 0) => write!(f, "{l}: ")?,
+            (l, c) => write!(f, "{l}:{c}: ")?,
+        }
+        if let Some(i) = self.item {
+            write!(f, "item {i}: ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+/// A rejected batch: every bad item found (up to a cap), nothing stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ParseError {
+    pub errors: Vec<ItemError>,
+    /// How many bad items there were in all (`errors` is capped).
+    pub total: usize,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        if self.total > self.errors.len() {
+            write!(f, "\n… and {} more", self.total - self.errors.len())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(is_valid_name("pm25"));
+        assert!(is_valid_name("_x"));
+        assert!(!is_valid_name("2x"));
+        assert!(!is_valid_name("pm-25"));
+        assert!(!is_valid_name(""));
+    }
+
+    #[test]
+    fn batch_interns_series() {
+        let mut b = Batch::new();
+        let l: Labels = [("county".to_string(), "南宫".to_string())].into();
+        b.push("pm25", l.clone(), 1, 2.0);
+        b.push("pm25", l, 2, 3.0);
+        assert_eq!(b.series.len(), 1);
+        assert_eq!(b.len(), 2);
+    }
+}

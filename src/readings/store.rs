@@ -1,0 +1,1 @@
+//! The readings store. (Being written.)
