@@ -2,6 +2,7 @@
 //! rules call, and evaluation into findings.
 
 pub mod domain;
+pub mod finding;
 pub mod schedule;
 
 /// Rule ids: `[a-z0-9-]+`.
