@@ -77,12 +77,17 @@ pub fn parse_duration(text: &str) -> Result<Millis, String> {
     }
     let mut total: Millis = 0;
     let mut digits = String::new();
-    for c in s.chars() {
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
         if c.is_ascii_digit() {
             digits.push(c);
             continue;
         }
         let unit = match c {
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                1
+            }
             's' => SECOND,
             'm' => MINUTE,
             'h' => HOUR,
@@ -90,7 +95,7 @@ pub fn parse_duration(text: &str) -> Result<Millis, String> {
             'w' => 7 * DAY,
             _ => {
                 return Err(format!(
-                    "`{s}` is not a duration: unknown unit `{c}` (use s, m, h, d or w, e.g. `90m`, `7d`)"
+                    "`{s}` is not a duration: unknown unit `{c}` (use ms, s, m, h, d or w, e.g. `90m`, `7d`)"
                 ))
             }
         };
@@ -289,6 +294,7 @@ mod tests {
         assert_eq!(parse_duration("90m").unwrap(), 90 * MINUTE);
         assert_eq!(parse_duration("1h30m").unwrap(), 90 * MINUTE);
         assert_eq!(parse_duration("7d").unwrap(), 7 * DAY);
+        assert_eq!(parse_duration("250ms").unwrap(), 250);
         assert!(parse_duration("7").unwrap_err().contains("needs a unit"));
         assert!(parse_duration("3y").unwrap_err().contains("unknown unit"));
         assert_eq!(format_duration(7 * DAY), "1w");
