@@ -211,6 +211,6 @@ mod tests {
     fn csv_cuts_outside_quotes() {
         let b = b"a,\"x\ny\"\nb,c\n\"open\n";
         assert_eq!(safe_cut(b, Format::Csv), Some(11));
-        assert_eq!(safe_cut(b, Format::Ndjson), Some(16));
+        assert_eq!(safe_cut(b, Format::Ndjson), Some(17));
     }
 }
