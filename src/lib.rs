@@ -6,12 +6,16 @@
 //! - [`time`]: TIME / duration parsing and calendar windows in the configured zone
 //! - [`readings`]: the reading model, parsers (JSON, NDJSON, CSV) and the SQLite store
 //! - [`rules`]: rule loading (metadata), the sandboxed engine, the API rules call
+//! - [`daemon`]: `rulewatch run`: schedules, hot reload, shutdown
+//! - [`http`]: the HTTP API
 //! - [`cli`]: one file per subcommand
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod diag;
+pub mod http;
 pub mod logging;
 pub mod readings;
 pub mod rules;

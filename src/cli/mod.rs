@@ -10,6 +10,7 @@ use crate::config::{self, Config};
 mod check;
 mod eval;
 mod ingest;
+mod run;
 
 /// What a command tells the shell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,16 +47,21 @@ pub enum Command {
     Ingest(ingest::Args),
     /// Evaluate rules once against the store and print the findings (sends nothing)
     Eval(eval::Args),
+    /// Run the daemon: evaluate rules on their schedules, serve the HTTP API, reload rules on change
+    Run(run::Args),
 }
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    crate::logging::init_for_cli();
+    if !matches!(cli.command, Command::Run(_)) {
+        crate::logging::init_for_cli();
+    }
     let config_path = cli.config.clone().unwrap_or_else(config::default_path);
     let exit = match cli.command {
         Command::Check(args) => check::run(&config_path, args),
         Command::Ingest(args) => ingest::run(&config_path, args),
         Command::Eval(args) => eval::run(&config_path, args),
+        Command::Run(args) => run::run(&config_path, args),
     };
     exit.into()
 }

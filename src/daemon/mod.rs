@@ -1,0 +1,175 @@
+//! `rulewatch run`: the daemon.
+//!
+//! Start-up: open the store, load the rules (a file that does not load is
+//! reported and skipped), bind the HTTP listener, create one cron job per
+//! rule, watch the rules folder. Shutdown on SIGTERM/SIGINT: stop accepting,
+//! let evaluations and requests in flight finish, flush, exit 0.
+//!
+//! - [`state`]: what the tasks share
+//! - [`schedule`]: cron jobs and the scheduled-instant arithmetic
+//! - [`evaluate`]: one evaluation, guarded against overlap
+//! - [`reload`]: hot reload of the rules folder
+//! - [`metrics`]: counters for `/metrics`
+
+pub mod evaluate;
+pub mod metrics;
+pub mod reload;
+pub mod schedule;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::readings::store::Store;
+use state::{Daemon, LogSink, OutcomeSink, RuleLoadEvent};
+
+/// How long shutdown waits for HTTP requests in flight (an ingest of a large
+/// body, an evaluate call) before closing their connections.
+const HTTP_DRAIN: Duration = Duration::from_secs(20);
+/// Extra time given to evaluations in flight beyond the rule time limit
+/// (recording the outcome, a slow disk).
+const EVAL_DRAIN_SLACK: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Store(#[from] crate::readings::store::StoreError),
+    #[error("cannot listen on `{addr}`: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("scheduler: {0}")]
+    Scheduler(String),
+    #[error("cannot watch the rules folder `{path}`: {source}")]
+    Watch {
+        path: String,
+        #[source]
+        source: notify::Error,
+    },
+    #[error("signals: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+/// Runs the daemon until SIGTERM or SIGINT; Ok after a clean shutdown.
+pub async fn run(config: Config) -> Result<(), DaemonError> {
+    // Signals first: a SIGTERM that arrives during start-up still stops us cleanly.
+    let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+
+    let store_path = config.store_path.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&store_path))
+        .await
+        .expect("store open does not panic")?;
+    let store = Arc::new(store);
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let sink: Arc<dyn OutcomeSink> = Arc::new(LogSink);
+    let daemon = Arc::new(Daemon::new(config, store, sink, events_tx));
+    if daemon.token.is_none() {
+        match &daemon.config.api_token_env {
+            Some(var) => tracing::warn!(env = %var, "the API token variable is not set: writes need no token"),
+            None => tracing::info!("no api_token_env configured: writes need no token"),
+        }
+    }
+    tokio::spawn(handle_load_events(events_rx));
+
+    reload::reload(&daemon, "start-up").await;
+
+    let listener = tokio::net::TcpListener::bind(&daemon.config.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: daemon.config.listen.clone(),
+            source,
+        })?;
+    let local = listener.local_addr().ok();
+
+    let jobs = schedule::Jobs::new(daemon.config.timezone)
+        .await
+        .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+    *daemon.jobs.lock().await = Some(jobs);
+    daemon.sync_jobs(false).await;
+    if let Some(jobs) = daemon.jobs.lock().await.as_ref() {
+        jobs.start().await.map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+    }
+    tokio::spawn(schedule::watch_offset_changes(daemon.clone()));
+
+    let _watcher = reload::watch(daemon.clone()).map_err(|source| DaemonError::Watch {
+        path: daemon.config.rules_dir.display().to_string(),
+        source,
+    })?;
+    reload::on_sighup(daemon.clone()).map_err(DaemonError::Signals)?;
+
+    let app = crate::http::router(daemon.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(daemon.shutdown_signal());
+    let mut server = tokio::spawn(async move { server.await });
+
+    {
+        let rules = daemon.rules.read();
+        tracing::info!(
+            listen = %local.map_or_else(|| daemon.config.listen.clone(), |a| a.to_string()),
+            rules = rules.rules.len(),
+            broken = rules.broken_count(),
+            timezone = %daemon.config.timezone,
+            store = %daemon.config.store_path.display(),
+            version = env!("CARGO_PKG_VERSION"),
+            "rulewatch running"
+        );
+    }
+
+    let reason = tokio::select! {
+        _ = sigterm.recv() => "SIGTERM",
+        _ = sigint.recv() => "SIGINT",
+        r = &mut server => {
+            // The server stopped by itself: an accept loop error.
+            tracing::error!(result = ?r.map(|r| r.map_err(|e| e.to_string())), "HTTP server stopped");
+            "server stopped"
+        }
+    };
+    tracing::info!(reason, "shutting down: finishing evaluations and requests in flight");
+    shutdown(&daemon, server).await;
+    Ok(())
+}
+
+/// Stops accepting, lets work in flight finish, flushes the store.
+async fn shutdown(daemon: &Arc<Daemon>, server: tokio::task::JoinHandle<std::io::Result<()>>) {
+    daemon.begin_shutdown();
+    if let Some(jobs) = daemon.jobs.lock().await.as_mut() {
+        jobs.shutdown().await;
+    }
+    if !server.is_finished() && tokio::time::timeout(HTTP_DRAIN, server).await.is_err() {
+        tracing::warn!("HTTP requests still open after {HTTP_DRAIN:?}: closing them");
+    }
+    let limit = Duration::from_millis(daemon.config.limits.rule_timeout.max(0) as u64) + EVAL_DRAIN_SLACK;
+    if tokio::time::timeout(limit, daemon.inflight.idle()).await.is_err() {
+        tracing::warn!(in_flight = daemon.inflight.count(), "evaluations still running after {limit:?}: exiting anyway");
+    }
+    let d = daemon.clone();
+    let flushed = tokio::task::spawn_blocking(move || {
+        d.sink.flush();
+        // Fold the write-ahead log into the database file, so the store is
+        // one self-contained file while the daemon is down (backups, copies).
+        crate::readings::store::open_connection(d.store.path())
+            .and_then(|c| c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);"))
+    })
+    .await;
+    match flushed {
+        Ok(Ok(())) => tracing::info!("stopped cleanly"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "store checkpoint at shutdown failed (no data lost: the log is replayed on start)"),
+        Err(e) => tracing::warn!(error = %e, "flush at shutdown failed"),
+    }
+}
+
+/// Consumes rule load events. The seam for the notifier: once the alerts
+/// module is wired in, `Broken` events become one mail to `admin` per
+/// broken version (they already arrive once per version).
+async fn handle_load_events(mut rx: mpsc::UnboundedReceiver<RuleLoadEvent>) {
+    while let Some(event) = rx.recv().await {
+        reload::log_event(&event);
+    }
+}
