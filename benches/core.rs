@@ -28,7 +28,10 @@ fn peak_mib() -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     match args.first().map(String::as_str) {
         Some("ingest") => {
             let (file, store_path) = (Path::new(&args[1]), Path::new(&args[2]));
@@ -38,8 +41,14 @@ fn main() {
             let format = Format::from_path(file).expect("known extension");
             let started = Instant::now();
             let f = std::fs::File::open(file).expect("data file exists");
-            let summary = ingest(&store, std::io::BufReader::with_capacity(1 << 20, f), format, chrono_tz::Asia::Shanghai, |_| {})
-                .expect("bench data is valid");
+            let summary = ingest(
+                &store,
+                std::io::BufReader::with_capacity(1 << 20, f),
+                format,
+                chrono_tz::Asia::Shanghai,
+                |_| {},
+            )
+            .expect("bench data is valid");
             let secs = started.elapsed().as_secs_f64();
             println!(
                 "ingest {}: {} readings in {:.2} s = {:.0} readings/s, peak {:.0} MiB",
