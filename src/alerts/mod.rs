@@ -10,5 +10,7 @@ pub mod state;
 pub mod store;
 
 pub use history::{HistoryEntry, HistoryEvent, HistoryQuery};
-pub use state::{evaluate, Alert, AlertRule, Evaluation, Notice, NoticeKind, Severity, State, Transition};
+pub use state::{
+    evaluate, Alert, AlertRule, Evaluation, Notice, NoticeKind, Severity, State, Transition,
+};
 pub use store::{open_db, AlertStore, Recorded, StoreError};

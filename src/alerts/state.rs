@@ -350,7 +350,10 @@ pub fn evaluate(prev: &[Alert], rule: &AlertRule, now: Millis, findings: &[Findi
     };
 
     // The rule-level error state.
-    let errors: Vec<&Finding> = findings.iter().filter(|f| f.kind == FindingKind::Error).collect();
+    let errors: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::Error)
+        .collect();
     if let Some(first) = errors.first() {
         let message = errors
             .iter()
@@ -388,7 +391,8 @@ pub fn evaluate(prev: &[Alert], rule: &AlertRule, now: Millis, findings: &[Findi
         }
         out.alerts.push(alert);
         // Everything else is frozen: a failed evaluation says nothing about subjects.
-        out.alerts.extend(subjects_prev.values().map(|a| (*a).clone()));
+        out.alerts
+            .extend(subjects_prev.values().map(|a| (*a).clone()));
         sort_alerts(&mut out.alerts);
         return out;
     }
@@ -454,7 +458,14 @@ pub fn evaluate(prev: &[Alert], rule: &AlertRule, now: Millis, findings: &[Findi
             rule.repeat > 0 && old.last_sent.is_none_or(|sent| now - sent >= rule.repeat)
         };
         let alert = match (finding.kind, old) {
-            (FindingKind::Breach, None) | (FindingKind::Breach, Some(Alert { state: State::NoData, .. })) => {
+            (FindingKind::Breach, None)
+            | (
+                FindingKind::Breach,
+                Some(Alert {
+                    state: State::NoData,
+                    ..
+                }),
+            ) => {
                 let from = old.map_or(State::Inactive, |o| o.state);
                 if let (State::NoData, Some(old)) = (from, old) {
                     if rule.for_ > 0 {
@@ -599,7 +610,11 @@ mod tests {
 
     impl Clock {
         fn new(rule: AlertRule) -> Self {
-            Clock { rule, alerts: Vec::new(), now: 0 }
+            Clock {
+                rule,
+                alerts: Vec::new(),
+                now: 0,
+            }
         }
         fn at(&mut self, now: Millis, findings: &[Finding]) -> Vec<NoticeKind> {
             self.now = now;
@@ -667,25 +682,32 @@ mod tests {
     #[test]
     fn no_data_is_its_own_state() {
         let mut c = Clock::new(rule(HOUR, 24 * HOUR));
-        let missing = finding(FindingKind::NoData, "南宫", 0.0);
-        assert_eq!(c.at(0, &[missing.clone()]), [NoticeKind::NoData], "not delayed by `for`");
+        let missing = || finding(FindingKind::NoData, "南宫", 0.0);
+        assert_eq!(
+            c.at(0, &[missing()]),
+            [NoticeKind::NoData],
+            "not delayed by `for`"
+        );
         assert_eq!(c.state("南宫"), State::NoData);
-        assert_eq!(c.at(HOUR, &[missing.clone()]), []);
-        assert_eq!(c.at(24 * HOUR, &[missing.clone()]), [NoticeKind::NoDataReminder]);
+        assert_eq!(c.at(HOUR, &[missing()]), []);
+        assert_eq!(
+            c.at(24 * HOUR, &[missing()]),
+            [NoticeKind::NoDataReminder]
+        );
         assert_eq!(c.at(25 * HOUR, &[]), [NoticeKind::DataReturned]);
         assert_eq!(c.state("南宫"), State::Inactive);
     }
 
     #[test]
     fn no_data_then_breach() {
-        let missing = finding(FindingKind::NoData, "南宫", 0.0);
+        let missing = || finding(FindingKind::NoData, "南宫", 0.0);
         let mut c = Clock::new(rule(0, 0));
-        c.at(0, &[missing.clone()]);
+        c.at(0, &[missing()]);
         assert_eq!(c.at(HOUR, &[breach("南宫")]), [NoticeKind::Firing]);
-        assert_eq!(c.at(2 * HOUR, &[missing.clone()]), [NoticeKind::NoData]);
+        assert_eq!(c.at(2 * HOUR, &[missing()]), [NoticeKind::NoData]);
 
         let mut c = Clock::new(rule(HOUR, 0));
-        c.at(0, &[missing]);
+        c.at(0, &[missing()]);
         assert_eq!(c.at(HOUR, &[breach("南宫")]), [NoticeKind::DataReturned]);
         assert_eq!(c.state("南宫"), State::Pending);
         assert_eq!(c.at(2 * HOUR, &[breach("南宫")]), [NoticeKind::Firing]);
@@ -694,22 +716,38 @@ mod tests {
     #[test]
     fn subjects_are_independent_and_breach_wins_over_no_data() {
         let mut c = Clock::new(rule(0, 0));
-        let missing = finding(FindingKind::NoData, "威县", 0.0);
-        let both = [finding(FindingKind::NoData, "南宫", 0.0), breach("南宫"), missing];
+        let both = [
+            finding(FindingKind::NoData, "南宫", 0.0),
+            breach("南宫"),
+            finding(FindingKind::NoData, "威县", 0.0),
+        ];
         assert_eq!(c.at(0, &both), [NoticeKind::Firing, NoticeKind::NoData]);
         assert_eq!(c.state("南宫"), State::Firing);
         assert_eq!(c.state("威县"), State::NoData);
-        assert_eq!(c.at(MINUTE, &[breach("威县")]), [NoticeKind::Resolved, NoticeKind::Firing]);
+        assert_eq!(
+            c.at(MINUTE, &[breach("威县")]),
+            [NoticeKind::Resolved, NoticeKind::Firing]
+        );
     }
 
     #[test]
     fn rule_error_tells_admin_once_per_distinct_error_and_freezes_alerts() {
         let mut c = Clock::new(rule(0, HOUR));
         c.at(0, &[breach("南宫")]);
-        assert_eq!(c.at(MINUTE, &[error("line 3: boom")]), [NoticeKind::RuleError]);
+        assert_eq!(
+            c.at(MINUTE, &[error("line 3: boom")]),
+            [NoticeKind::RuleError]
+        );
         assert_eq!(c.state("南宫"), State::Firing, "frozen, not resolved");
-        assert_eq!(c.at(2 * HOUR, &[error("line 3: boom")]), [], "same error, no reminder either");
-        assert_eq!(c.at(3 * HOUR, &[error("line 4: other")]), [NoticeKind::RuleError]);
+        assert_eq!(
+            c.at(2 * HOUR, &[error("line 3: boom")]),
+            [],
+            "same error, no reminder either"
+        );
+        assert_eq!(
+            c.at(3 * HOUR, &[error("line 4: other")]),
+            [NoticeKind::RuleError]
+        );
         let e = c.alerts.iter().find(|a| a.state == State::Error).unwrap();
         assert_eq!(e.active_since, MINUTE);
         assert_eq!(
@@ -717,17 +755,23 @@ mod tests {
             [NoticeKind::RuleRecovered, NoticeKind::Reminder]
         );
         assert!(c.alerts.iter().all(|a| a.state != State::Error));
-        assert_eq!(c.at(5 * HOUR, &[error("line 3: boom")]), [NoticeKind::RuleError]);
+        assert_eq!(
+            c.at(5 * HOUR, &[error("line 3: boom")]),
+            [NoticeKind::RuleError]
+        );
     }
 
     #[test]
     fn error_slot_does_not_collide_with_whole_rule_subject() {
         let mut c = Clock::new(rule(0, 0));
-        let whole = Finding { subject: Labels::new(), ..breach("") };
-        assert_eq!(c.at(0, &[whole.clone()]), [NoticeKind::Firing]);
+        let whole = || Finding {
+            subject: Labels::new(),
+            ..breach("")
+        };
+        assert_eq!(c.at(0, &[whole()]), [NoticeKind::Firing]);
         assert_eq!(c.at(MINUTE, &[error("x")]), [NoticeKind::RuleError]);
         assert_eq!(c.alerts.len(), 2);
-        assert_eq!(c.at(2 * MINUTE, &[whole]), [NoticeKind::RuleRecovered]);
+        assert_eq!(c.at(2 * MINUTE, &[whole()]), [NoticeKind::RuleRecovered]);
         assert_eq!(c.alerts.len(), 1);
         assert_eq!(c.alerts[0].state, State::Firing);
     }
@@ -737,13 +781,22 @@ mod tests {
         let r = rule(HOUR, 0);
         let e1 = evaluate(&[], &r, 0, &[breach("南宫")]);
         assert_eq!(e1.transitions.len(), 1);
-        assert_eq!((e1.transitions[0].from, e1.transitions[0].to), (State::Inactive, State::Pending));
+        assert_eq!(
+            (e1.transitions[0].from, e1.transitions[0].to),
+            (State::Inactive, State::Pending)
+        );
         assert_eq!(e1.transitions[0].value, Some(5.0));
         assert_eq!(e1.transitions[0].content_hash, "abc");
         let e2 = evaluate(&e1.alerts, &r, HOUR, &[breach("南宫")]);
-        assert_eq!((e2.transitions[0].from, e2.transitions[0].to), (State::Pending, State::Firing));
+        assert_eq!(
+            (e2.transitions[0].from, e2.transitions[0].to),
+            (State::Pending, State::Firing)
+        );
         let e3 = evaluate(&e2.alerts, &r, 2 * HOUR, &[]);
-        assert_eq!((e3.transitions[0].from, e3.transitions[0].to), (State::Firing, State::Inactive));
+        assert_eq!(
+            (e3.transitions[0].from, e3.transitions[0].to),
+            (State::Firing, State::Inactive)
+        );
     }
 
     #[test]
@@ -764,6 +817,8 @@ mod tests {
         let e = evaluate(&[], &r, 0, &[breach("南宫"), breach("威县")]);
         let t = forget(&e.alerts, &r.id, "def", HOUR);
         assert_eq!(t.len(), 2);
-        assert!(t.iter().all(|t| t.to == State::Inactive && t.from == State::Firing));
+        assert!(t
+            .iter()
+            .all(|t| t.to == State::Inactive && t.from == State::Firing));
     }
 }

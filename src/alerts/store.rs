@@ -119,7 +119,11 @@ fn save(conn: &Connection, rule: &str, alerts: &[Alert]) -> rusqlite::Result<()>
     for a in alerts {
         insert.execute(params![
             rule,
-            if a.state == State::Error { "error" } else { "alert" },
+            if a.state == State::Error {
+                "error"
+            } else {
+                "alert"
+            },
             subject_key(&a.subject),
             a.state.as_str(),
             a.active_since,
@@ -179,7 +183,12 @@ impl AlertStore {
 
     /// A rule was deleted: its alerts end quietly (history only, no mail).
     /// Returns how many alerts ended.
-    pub fn forget_rule(&mut self, rule: &str, content_hash: &str, now: Millis) -> Result<usize, StoreError> {
+    pub fn forget_rule(
+        &mut self,
+        rule: &str,
+        content_hash: &str,
+        now: Millis,
+    ) -> Result<usize, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -223,10 +232,12 @@ impl AlertStore {
 
     /// Active alerts per state, for `/metrics`.
     pub fn count_by_state(&self) -> Result<Vec<(State, u64)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT state, COUNT(*) FROM alert_state GROUP BY state ORDER BY state")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT state, COUNT(*) FROM alert_state GROUP BY state ORDER BY state",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+        })?;
         let mut out = Vec::new();
         for row in rows {
             let (state, n) = row?;
@@ -243,7 +254,11 @@ impl AlertStore {
     }
 
     /// Mails in the outbox with `status` (`queued`, `sent`, `failed`; all when `None`), newest first.
-    pub fn outbox(&self, status: Option<&str>, limit: usize) -> Result<Vec<outbox::QueuedMail>, StoreError> {
+    pub fn outbox(
+        &self,
+        status: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<outbox::QueuedMail>, StoreError> {
         Ok(outbox::list(&self.conn, status, limit)?)
     }
 

@@ -224,7 +224,9 @@ impl FileMailer {
             .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
             .collect();
         let name = if name.is_empty() {
-            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(message_id.as_bytes()))
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+                message_id.as_bytes(),
+            ))
         } else {
             name
         };
@@ -283,12 +285,12 @@ impl SmtpMailer {
                     host: host.to_string(),
                     message: scrub(e.to_string()),
                 })?,
-            Security::Tls => {
-                AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(|e| MailerError::Smtp {
+            Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(|e| {
+                MailerError::Smtp {
                     host: host.to_string(),
                     message: scrub(e.to_string()),
-                })?
-            }
+                }
+            })?,
         };
         // lettre's timeout covers connect and each command; the whole send is
         // bounded again in `send` (a server may accept and then stall).

@@ -98,14 +98,16 @@ pub struct OutgoingMail {
     pub items: Vec<MailItem>,
 }
 
-/// A Message-ID from parts that identify a mail: `<sha256(parts)@rulewatch>`.
+/// A Message-ID from parts that identify a mail: `<sha256(parts)@rulewatch>`,
+/// the hash cut to 128 bits (32 hex digits: collisions are out of reach, and
+/// the header stays on one line instead of being folded).
 pub fn message_id<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
     let mut h = Sha256::new();
     for p in parts {
         h.update(p.as_bytes());
         h.update([0u8]);
     }
-    format!("<{}@rulewatch>", hex::encode(h.finalize()))
+    format!("<{}@rulewatch>", hex::encode(&h.finalize()[..16]))
 }
 
 /// Stage 1: who reads each notice. Keys are addresses; each reader gets each
@@ -259,14 +261,20 @@ mod tests {
                 ("y@cn.cn", vec!["a", "b"], MailKind::Alert),
             ]
         );
-        assert!(mails[2].subject.ends_with("等 2 项"), "{}", mails[2].subject);
+        assert!(
+            mails[2].subject.ends_with("等 2 项"),
+            "{}",
+            mails[2].subject
+        );
         // Stable ids: composing again gives the same Message-IDs.
         let again = compose_all(&notices, &settings);
         assert_eq!(
             mails.iter().map(|m| &m.message_id).collect::<Vec<_>>(),
             again.iter().map(|m| &m.message_id).collect::<Vec<_>>()
         );
-        assert!(mails[0].message_id.starts_with('<') && mails[0].message_id.ends_with("@rulewatch>"));
+        assert!(
+            mails[0].message_id.starts_with('<') && mails[0].message_id.ends_with("@rulewatch>")
+        );
         assert_ne!(mails[1].message_id, mails[2].message_id);
     }
 

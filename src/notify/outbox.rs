@@ -183,7 +183,11 @@ pub fn next_due(conn: &Connection) -> rusqlite::Result<Option<Millis>> {
 }
 
 /// Every mail with `status` (all when `None`), newest first, at most `limit`.
-pub fn list(conn: &Connection, status: Option<&str>, limit: usize) -> rusqlite::Result<Vec<QueuedMail>> {
+pub fn list(
+    conn: &Connection,
+    status: Option<&str>,
+    limit: usize,
+) -> rusqlite::Result<Vec<QueuedMail>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut stmt = conn.prepare_cached(
         "SELECT * FROM outbox WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2",
@@ -204,7 +208,9 @@ pub fn get(conn: &Connection, message_id: &str) -> rusqlite::Result<Option<Queue
 pub fn counts(conn: &Connection) -> rusqlite::Result<OutboxCounts> {
     let mut c = OutboxCounts::default();
     let mut stmt = conn.prepare_cached("SELECT status, COUNT(*) FROM outbox GROUP BY status")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+    })?;
     for row in rows {
         let (status, n) = row?;
         match status.as_str() {
@@ -280,7 +286,10 @@ pub fn mark_failed(
             "UPDATE outbox SET next_attempt = ?2 WHERE id = ?1",
             params![mail.id, at],
         )?;
-        FailureOutcome::Retry { at, admin_told: report }
+        FailureOutcome::Retry {
+            at,
+            admin_told: report,
+        }
     } else {
         tx.execute(
             "UPDATE outbox SET status = 'failed' WHERE id = ?1",
@@ -315,7 +324,10 @@ pub fn mark_failed(
         }
         let (title, what) = if temporary {
             (
-                format!("告警邮件 {attempts} 次投递未成功，仍在重试：{}", mail.recipient),
+                format!(
+                    "告警邮件 {attempts} 次投递未成功，仍在重试：{}",
+                    mail.recipient
+                ),
                 "rulewatch 会继续按退避间隔重试，送达后不再另行通知。",
             )
         } else {
@@ -328,7 +340,11 @@ pub fn mark_failed(
             "{what}\n\n收件人：{}\n主题：{}\nMessage-ID：{}\n尝试次数：{attempts}\n最后错误：{error}",
             mail.recipient, mail.subject, mail.message_id
         );
-        let key = format!("delivery:{}:{}", mail.message_id, if temporary { "delayed" } else { "failed" });
+        let key = format!(
+            "delivery:{}:{}",
+            mail.message_id,
+            if temporary { "delayed" } else { "failed" }
+        );
         let rule = mail.items.first().map_or("", |i| i.rule.as_str());
         for note in compose_note(&key, rule, &title, &text, now, admin) {
             enqueue(&tx, &note, now)?;

@@ -124,13 +124,20 @@ fn subject_values(subject: &Labels) -> String {
 /// Order within a mail: bad news first, worst severity first, then by rule and subject.
 pub fn sort_notices(notices: &mut [&Notice]) {
     notices.sort_by(|a, b| {
-        (a.kind.is_recovery(), std::cmp::Reverse(a.severity), a.kind, &a.rule, &a.subject).cmp(&(
-            b.kind.is_recovery(),
-            std::cmp::Reverse(b.severity),
-            b.kind,
-            &b.rule,
-            &b.subject,
-        ))
+        (
+            a.kind.is_recovery(),
+            std::cmp::Reverse(a.severity),
+            a.kind,
+            &a.rule,
+            &a.subject,
+        )
+            .cmp(&(
+                b.kind.is_recovery(),
+                std::cmp::Reverse(b.severity),
+                b.kind,
+                &b.rule,
+                &b.subject,
+            ))
     });
 }
 
@@ -204,7 +211,14 @@ fn rows(n: &Notice, tz: Tz) -> Vec<(&'static str, String)> {
         rows.push(("差距", format!("{sign}{}{unit}", format_number(g))));
     }
     let known = [
-        "value", "target", "threshold", "gap", "unit", "file", "line", "col",
+        "value",
+        "target",
+        "threshold",
+        "gap",
+        "unit",
+        "file",
+        "line",
+        "col",
     ];
     let others: Vec<String> = n
         .details
@@ -221,7 +235,10 @@ fn rows(n: &Notice, tz: Tz) -> Vec<(&'static str, String)> {
     if !others.is_empty() {
         rows.push(("其他", others.join("; ")));
     }
-    if let (Some(file), line) = (n.details.get("file").and_then(|v| v.as_str()), number("line")) {
+    if let (Some(file), line) = (
+        n.details.get("file").and_then(|v| v.as_str()),
+        number("line"),
+    ) {
         let col = number("col");
         let at = match (line, col) {
             (Some(l), Some(c)) => format!("{file}:{l}:{c}"),
@@ -363,10 +380,19 @@ mod tests {
         let a = notice(NoticeKind::Firing, "南宫");
         let b = notice(NoticeKind::Firing, "威县");
         assert_eq!(subject_line(&[&a]), "[严重] 城镇登记失业率 ≤ 4.5%（南宫）");
-        assert_eq!(subject_line(&[&a, &b]), "[严重] 城镇登记失业率 ≤ 4.5%（南宫） 等 2 项");
+        assert_eq!(
+            subject_line(&[&a, &b]),
+            "[严重] 城镇登记失业率 ≤ 4.5%（南宫） 等 2 项"
+        );
         let r = notice(NoticeKind::Resolved, "南宫");
-        assert_eq!(subject_line(&[&r]), "[已恢复] 城镇登记失业率 ≤ 4.5%（南宫）");
-        assert!(subject_line(&[&r, &a]).starts_with("[严重] "), "bad news leads");
+        assert_eq!(
+            subject_line(&[&r]),
+            "[已恢复] 城镇登记失业率 ≤ 4.5%（南宫）"
+        );
+        assert!(
+            subject_line(&[&r, &a]).starts_with("[严重] "),
+            "bad news leads"
+        );
         let m = notice(NoticeKind::Reminder, "南宫");
         assert!(subject_line(&[&m]).starts_with("[严重][提醒] "));
         let mut w = notice(NoticeKind::NoData, "南宫");
@@ -409,7 +435,10 @@ mod tests {
         assert!(!r.html.contains("<img"), "{}", r.html);
         assert!(r.html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(r.html.contains("a &lt; b &amp; &quot;c&quot; {{items}}"));
-        assert!(r.text.contains("<script>alert(1)</script>"), "text stays as written");
+        assert!(
+            r.text.contains("<script>alert(1)</script>"),
+            "text stays as written"
+        );
     }
 
     #[test]
