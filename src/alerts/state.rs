@@ -690,10 +690,7 @@ mod tests {
         );
         assert_eq!(c.state("南宫"), State::NoData);
         assert_eq!(c.at(HOUR, &[missing()]), []);
-        assert_eq!(
-            c.at(24 * HOUR, &[missing()]),
-            [NoticeKind::NoDataReminder]
-        );
+        assert_eq!(c.at(24 * HOUR, &[missing()]), [NoticeKind::NoDataReminder]);
         assert_eq!(c.at(25 * HOUR, &[]), [NoticeKind::DataReturned]);
         assert_eq!(c.state("南宫"), State::Inactive);
     }
