@@ -7,7 +7,7 @@
 
 use chrono_tz::Tz;
 
-use crate::alerts::state::{Notice, NoticeKind, Severity};
+use crate::alerts::state::{Audience, Notice, NoticeKind, Severity};
 use crate::readings::Labels;
 use crate::rules::finding::subject_text;
 use crate::time::{to_local, Millis};
@@ -187,7 +187,7 @@ fn rows(n: &Notice, tz: Tz) -> Vec<(&'static str, String)> {
         .and_then(|v| v.as_str())
         .unwrap_or("")
         .to_string();
-    if n.kind.audience() == crate::alerts::state::Audience::Admin {
+    if n.kind.audience() == Audience::Admin {
         rows.push(("规则", n.rule.clone()));
         rows.push(("错误", n.message.clone()));
     } else {
@@ -274,11 +274,12 @@ pub fn render(notices: &[&Notice], tz: Tz) -> Rendered {
     let mut text_items = String::new();
     let mut html_items = String::new();
     for (i, n) in sorted.iter().enumerate() {
-        let tag = format!("{}·{}", n.severity.label_zh(), kind_label(n.kind));
-        let tag = if n.kind.is_recovery() {
+        // Severity is the rule's word for a breach; good news and notes to
+        // admin about the rule itself go without it.
+        let tag = if n.kind.is_recovery() || n.kind.audience() == Audience::Admin {
             kind_label(n.kind).to_string()
         } else {
-            tag
+            format!("{}·{}", n.severity.label_zh(), kind_label(n.kind))
         };
         let rows = rows(n, tz);
         text_items.push_str(&format!("{}. 【{tag}】{}\n", i + 1, n.title));

@@ -8,3 +8,4 @@ mod retry;
 mod secrets;
 mod smtp;
 mod support;
+mod worker;
