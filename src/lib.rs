@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod config;
 pub mod diag;
+pub mod logging;
 pub mod readings;
 pub mod rules;
 pub mod time;

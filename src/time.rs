@@ -77,12 +77,17 @@ pub fn parse_duration(text: &str) -> Result<Millis, String> {
     }
     let mut total: Millis = 0;
     let mut digits = String::new();
-    for c in s.chars() {
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
         if c.is_ascii_digit() {
             digits.push(c);
             continue;
         }
         let unit = match c {
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                1
+            }
             's' => SECOND,
             'm' => MINUTE,
             'h' => HOUR,
@@ -90,12 +95,14 @@ pub fn parse_duration(text: &str) -> Result<Millis, String> {
             'w' => 7 * DAY,
             _ => {
                 return Err(format!(
-                    "`{s}` is not a duration: unknown unit `{c}` (use s, m, h, d or w, e.g. `90m`, `7d`)"
+                    "`{s}` is not a duration: unknown unit `{c}` (use ms, s, m, h, d or w, e.g. `90m`, `7d`)"
                 ))
             }
         };
         if digits.is_empty() {
-            return Err(format!("`{s}` is not a duration: a number must come before `{c}`"));
+            return Err(format!(
+                "`{s}` is not a duration: a number must come before `{c}`"
+            ));
         }
         let n: Millis = digits
             .parse()
@@ -119,7 +126,13 @@ pub fn format_duration(ms: Millis) -> String {
     if ms == 0 {
         return "0s".into();
     }
-    for (unit, name) in [(7 * DAY, "w"), (DAY, "d"), (HOUR, "h"), (MINUTE, "m"), (SECOND, "s")] {
+    for (unit, name) in [
+        (7 * DAY, "w"),
+        (DAY, "d"),
+        (HOUR, "h"),
+        (MINUTE, "m"),
+        (SECOND, "s"),
+    ] {
         if ms % unit == 0 {
             return format!("{}{name}", ms / unit);
         }
@@ -197,10 +210,7 @@ impl Window {
                 to: now,
             },
             Window::Today => period(day_bounds(local.date_naive(), tz)),
-            Window::Yesterday => period(day_bounds(
-                local.date_naive() - Duration::days(1),
-                tz,
-            )),
+            Window::Yesterday => period(day_bounds(local.date_naive() - Duration::days(1), tz)),
             Window::Month => period(month_bounds(local.year(), local.month(), 0, tz)),
             Window::LastMonth => period(month_bounds(local.year(), local.month(), -1, tz)),
             Window::Quarter => {
@@ -268,10 +278,7 @@ mod tests {
         let a = parse_time("2021-03-01T09:00:00+08:00", SH).unwrap();
         assert_eq!(parse_time("2021-03-01T09:00", SH).unwrap(), a);
         assert_eq!(parse_time("2021-03-01 09:00:00", SH).unwrap(), a);
-        assert_eq!(
-            parse_time("2021-03-01", SH).unwrap(),
-            a - 9 * HOUR
-        );
+        assert_eq!(parse_time("2021-03-01", SH).unwrap(), a - 9 * HOUR);
         assert!(parse_time("2021-13-01", SH).is_err());
         assert!(parse_time("yesterday", SH).is_err());
     }
@@ -289,6 +296,7 @@ mod tests {
         assert_eq!(parse_duration("90m").unwrap(), 90 * MINUTE);
         assert_eq!(parse_duration("1h30m").unwrap(), 90 * MINUTE);
         assert_eq!(parse_duration("7d").unwrap(), 7 * DAY);
+        assert_eq!(parse_duration("250ms").unwrap(), 250);
         assert!(parse_duration("7").unwrap_err().contains("needs a unit"));
         assert!(parse_duration("3y").unwrap_err().contains("unknown unit"));
         assert_eq!(format_duration(7 * DAY), "1w");

@@ -1,7 +1,75 @@
-//! Command line: one file per subcommand.
+//! Command line: one file per subcommand, each with its own `Args`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config};
+
+mod check;
+mod eval;
+mod ingest;
+
+/// What a command tells the shell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything worked.
+    Ok = 0,
+    /// The command ran and found problems (bad rules, rejected readings, a rule failed).
+    Problems = 1,
+    /// The command could not run (unreadable config, store error).
+    Trouble = 2,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e as u8)
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rulewatch",
+    version,
+    about = "Watches the targets of a work report, written as Rhai rules, and mails the responsible bureau when one slips"
+)]
+pub struct Cli {
+    /// Config file (default: ./rulewatch.ron, then $RULEWATCH_CONFIG)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the config and every rule file; print each problem as PATH:LINE:COL: error: MESSAGE
+    Check(check::Args),
+    /// Store readings from .csv, .json, .ndjson files (`-` = stdin)
+    Ingest(ingest::Args),
+    /// Evaluate rules once against the store and print the findings (sends nothing)
+    Eval(eval::Args),
+}
+
 pub fn run() -> ExitCode {
-    ExitCode::SUCCESS
+    let cli = Cli::parse();
+    crate::logging::init_for_cli();
+    let config_path = cli.config.clone().unwrap_or_else(config::default_path);
+    let exit = match cli.command {
+        Command::Check(args) => check::run(&config_path, args),
+        Command::Ingest(args) => ingest::run(&config_path, args),
+        Command::Eval(args) => eval::run(&config_path, args),
+    };
+    exit.into()
+}
+
+/// Loads the config or prints why not.
+pub(crate) fn load_config(path: &std::path::Path) -> Result<Config, Exit> {
+    Config::load(path).map_err(|problems| {
+        for p in problems {
+            eprintln!("{p}");
+        }
+        Exit::Trouble
+    })
 }

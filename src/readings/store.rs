@@ -1,1 +1,589 @@
-//! The readings store. (Being written.)
+//! The readings store: an embedded SQLite file (the durable source of truth)
+//! plus an in-memory, columnar copy of the series rules have asked for.
+//!
+//! Schema: `series` interns (metric, labels) to an id; `readings` is keyed by
+//! (series, time) in a WITHOUT ROWID table, so a series' time range is one
+//! contiguous B-tree scan. Evaluations read the memory copy: a series is
+//! loaded the first time a rule asks for it (from the earliest time asked so
+//! far) and kept current by every later write, so repeated evaluations never
+//! scan SQLite.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use parking_lot::{Mutex, RwLock};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::model::{Batch, Labels, SeriesKey};
+use crate::time::Millis;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store `{path}`: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("store `{path}`: cannot create its folder: {source}")]
+    Folder {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type SeriesId = i64;
+
+/// One series in memory: its key and, once loaded, its readings from
+/// `loaded_from` on, sorted by time (columnar: times and values apart, so
+/// range lookups binary-search a dense `i64` array).
+#[derive(Debug)]
+pub struct Series {
+    pub id: SeriesId,
+    pub key: SeriesKey,
+    /// Readings before this instant are not in memory. `Millis::MAX`: nothing loaded yet.
+    loaded_from: Millis,
+    times: Vec<Millis>,
+    values: Vec<f64>,
+}
+
+impl Series {
+    /// The readings with `from <= time <= to`, as (times, values).
+    pub fn range(&self, from: Millis, to: Millis) -> (&[Millis], &[f64]) {
+        let a = self.times.partition_point(|&t| t < from);
+        let b = self.times.partition_point(|&t| t <= to);
+        if a >= b {
+            return (&[], &[]);
+        }
+        (&self.times[a..b], &self.values[a..b])
+    }
+
+    /// The last reading at or before `t`.
+    pub fn last_at_or_before(&self, t: Millis) -> Option<(Millis, f64)> {
+        let i = self.times.partition_point(|&x| x <= t);
+        (i > 0).then(|| (self.times[i - 1], self.values[i - 1]))
+    }
+
+    pub fn matches(&self, filter: &Labels) -> bool {
+        filter
+            .iter()
+            .all(|(k, v)| self.key.labels.get(k) == Some(v))
+    }
+
+    /// Inserts or replaces one reading (identity is the time).
+    fn upsert(&mut self, t: Millis, v: f64) {
+        if t < self.loaded_from {
+            return; // not in memory; loaded from SQLite when asked for
+        }
+        match self.times.last() {
+            Some(&last) if last < t => {
+                self.times.push(t);
+                self.values.push(v);
+            }
+            None => {
+                self.times.push(t);
+                self.values.push(v);
+            }
+            _ => match self.times.binary_search(&t) {
+                Ok(i) => self.values[i] = v,
+                Err(i) => {
+                    self.times.insert(i, t);
+                    self.values.insert(i, v);
+                }
+            },
+        }
+    }
+}
+
+#[derive(Default)]
+struct Memory {
+    series: HashMap<SeriesId, Series>,
+    by_metric: HashMap<String, Vec<SeriesId>>,
+    by_key: HashMap<SeriesKey, SeriesId>,
+}
+
+pub struct Store {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+    memory: RwLock<Memory>,
+}
+
+/// Counts of what a write did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteSummary {
+    pub readings: usize,
+    pub new_series: usize,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS series (
+    id     INTEGER PRIMARY KEY,
+    metric TEXT NOT NULL,
+    labels TEXT NOT NULL,            -- canonical JSON object, keys sorted
+    UNIQUE (metric, labels)
+);
+CREATE TABLE IF NOT EXISTS readings (
+    series_id INTEGER NOT NULL REFERENCES series(id),
+    time      INTEGER NOT NULL,       -- ms since the Unix epoch
+    value     REAL NOT NULL,
+    PRIMARY KEY (series_id, time)
+) WITHOUT ROWID;
+";
+
+/// Opens a connection with the pragmas every part of rulewatch uses on the
+/// store file: WAL so readers never block the writer, `synchronous=NORMAL`
+/// (a commit survives a crash of the process; a power cut may lose the last
+/// commits but never corrupts), and a busy timeout for the other connections.
+pub fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=OFF;",
+    )?;
+    Ok(conn)
+}
+
+fn labels_json(labels: &Labels) -> String {
+    serde_json::to_string(labels).expect("string map serializes")
+}
+
+impl Store {
+    /// Opens (creating if missing) the store file and its folder.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let err = |source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        }
+        let writer = open_connection(path).map_err(err)?;
+        // 64 MiB of page cache for the writer: a chunk of a large file touches
+        // a leaf page of every series, and spilling them costs more than RAM.
+        writer
+            .execute_batch("PRAGMA cache_size=-65536;")
+            .map_err(err)?;
+        writer.execute_batch(SCHEMA).map_err(err)?;
+        let reader = open_connection(path).map_err(err)?;
+        let store = Store {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+            memory: RwLock::new(Memory::default()),
+        };
+        store.load_series_index().map_err(err)?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn load_series_index(&self) -> rusqlite::Result<()> {
+        let reader = self.reader.lock();
+        let mut stmt = reader.prepare("SELECT id, metric, labels FROM series")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut memory = self.memory.write();
+        for row in rows {
+            let (id, metric, labels) = row?;
+            let labels: Labels = serde_json::from_str(&labels).unwrap_or_default();
+            memory.add_series(id, SeriesKey { metric, labels }, Millis::MAX);
+        }
+        Ok(())
+    }
+
+    /// Stores a batch in one transaction: all of it or, on error, none.
+    /// A reading with the identity (metric, labels, time) of a stored one replaces it.
+    pub fn write(&self, batch: &Batch) -> Result<WriteSummary, StoreError> {
+        let mut tx = self.begin()?;
+        let ids = tx.add_inner(batch)?;
+        let writer = tx.finish()?;
+        let (created, _) = writer;
+        // Only after the commit: the memory copy follows what is durable.
+        let mut memory = self.memory.write();
+        for (id, key) in &created {
+            // A new series has no older readings in SQLite: memory holds all of it.
+            memory.add_series(*id, key.clone(), Millis::MIN);
+        }
+        for p in &batch.points {
+            if let Some(s) = memory.series.get_mut(&ids[p.series as usize]) {
+                s.upsert(p.time, p.value);
+            }
+        }
+        Ok(WriteSummary {
+            readings: batch.points.len(),
+            new_series: created.len(),
+        })
+    }
+
+    /// Starts a write that may span several batches (a large file read in
+    /// chunks): committed together by [`WriteTx::commit`], rolled back if dropped.
+    pub fn begin(&self) -> Result<WriteTx<'_>, StoreError> {
+        let conn = self.writer.lock();
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .map_err(|source| StoreError::Sqlite {
+                path: self.path.clone(),
+                source,
+            })?;
+        Ok(WriteTx {
+            store: self,
+            conn: Some(conn),
+            created: Vec::new(),
+            pending: HashMap::new(),
+            touched: std::collections::HashSet::new(),
+            readings: 0,
+        })
+    }
+
+    /// Runs `f` over the series of `metric` matching `filter`, each loaded
+    /// into memory from at least `from` on.
+    pub fn with_series<R>(
+        &self,
+        metric: &str,
+        filter: &Labels,
+        from: Millis,
+        f: impl FnOnce(&mut dyn Iterator<Item = &Series>) -> R,
+    ) -> Result<R, StoreError> {
+        self.ensure_loaded(metric, filter, from)?;
+        let memory = self.memory.read();
+        let ids = memory.by_metric.get(metric);
+        let mut iter = ids
+            .into_iter()
+            .flatten()
+            .filter_map(|id| memory.series.get(id))
+            .filter(|s| s.matches(filter));
+        Ok(f(&mut iter))
+    }
+
+    /// Loads from SQLite whatever part of the matching series before their
+    /// `loaded_from` and at or after `from` is not yet in memory.
+    fn ensure_loaded(&self, metric: &str, filter: &Labels, from: Millis) -> Result<(), StoreError> {
+        let missing: Vec<(SeriesId, Millis)> = {
+            let memory = self.memory.read();
+            let Some(ids) = memory.by_metric.get(metric) else {
+                return Ok(());
+            };
+            ids.iter()
+                .filter_map(|id| memory.series.get(id))
+                .filter(|s| s.loaded_from > from && s.matches(filter))
+                .map(|s| (s.id, s.loaded_from))
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let err = |source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        };
+        let reader = self.reader.lock();
+        let mut stmt = reader
+            .prepare_cached(
+                "SELECT time, value FROM readings WHERE series_id = ?1 AND time >= ?2 AND time < ?3 ORDER BY time",
+            )
+            .map_err(err)?;
+        let mut loaded = Vec::with_capacity(missing.len());
+        for (id, until) in missing {
+            let mut times = Vec::new();
+            let mut values = Vec::new();
+            let mut rows = stmt.query(params![id, from, until]).map_err(err)?;
+            while let Some(row) = rows.next().map_err(err)? {
+                times.push(row.get::<_, i64>(0).map_err(err)?);
+                values.push(row.get::<_, f64>(1).map_err(err)?);
+            }
+            loaded.push((id, until, times, values));
+        }
+        drop(stmt);
+        drop(reader);
+        let mut memory = self.memory.write();
+        for (id, until, mut times, mut values) in loaded {
+            let Some(s) = memory.series.get_mut(&id) else {
+                continue;
+            };
+            if s.loaded_from != until {
+                continue; // another caller loaded it meanwhile
+            }
+            times.append(&mut s.times);
+            values.append(&mut s.values);
+            s.times = times;
+            s.values = values;
+            s.loaded_from = from;
+        }
+        Ok(())
+    }
+
+    /// Every metric name stored, sorted.
+    pub fn metrics(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.memory.read().by_metric.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// How many readings the file holds.
+    pub fn count_readings(&self) -> Result<u64, StoreError> {
+        let reader = self.reader.lock();
+        reader
+            .query_row("SELECT count(*) FROM readings", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|source| StoreError::Sqlite {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    /// The latest reading time of a metric (any series), for status pages.
+    pub fn last_time(&self, metric: &str) -> Result<Option<Millis>, StoreError> {
+        let reader = self.reader.lock();
+        reader
+            .query_row(
+                "SELECT max(r.time) FROM readings r JOIN series s ON s.id = r.series_id WHERE s.metric = ?1",
+                [metric],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(|source| StoreError::Sqlite {
+                path: self.path.clone(),
+                source,
+            })
+    }
+}
+
+/// An open write transaction; see [`Store::begin`].
+pub struct WriteTx<'a> {
+    store: &'a Store,
+    conn: Option<parking_lot::MutexGuard<'a, Connection>>,
+    created: Vec<(SeriesId, SeriesKey)>,
+    /// Series created in this transaction, not yet visible in memory.
+    pending: HashMap<SeriesKey, SeriesId>,
+    touched: std::collections::HashSet<SeriesId>,
+    readings: usize,
+}
+
+impl WriteTx<'_> {
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.store.path.clone(),
+            source,
+        }
+    }
+
+    /// Adds a batch to the transaction.
+    pub fn add(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        let ids = self.add_inner(batch)?;
+        self.touched.extend(ids);
+        Ok(())
+    }
+
+    /// Inserts the batch; returns the series id of each `batch.series` entry.
+    fn add_inner(&mut self, batch: &Batch) -> Result<Vec<SeriesId>, StoreError> {
+        let conn = self.conn.as_ref().expect("open until finished");
+        let mut ids = Vec::with_capacity(batch.series.len());
+        let mut new_ones = Vec::new();
+        {
+            let known = self.store.memory.read();
+            let mut insert = conn
+                .prepare_cached("INSERT INTO series (metric, labels) VALUES (?1, ?2)")
+                .map_err(|e| self.err(e))?;
+            for key in &batch.series {
+                if let Some(&id) = known.by_key.get(key).or_else(|| self.pending.get(key)) {
+                    ids.push(id);
+                    continue;
+                }
+                insert
+                    .execute(params![key.metric, labels_json(&key.labels)])
+                    .map_err(|e| self.err(e))?;
+                let id = conn.last_insert_rowid();
+                new_ones.push((id, key.clone()));
+                ids.push(id);
+            }
+        }
+        for (id, key) in new_ones {
+            self.pending.insert(key.clone(), id);
+            self.created.push((id, key));
+        }
+        // Insert in key order: the B-tree then grows at its edges, not all over.
+        let mut order: Vec<u32> = (0..batch.points.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| {
+            let p = &batch.points[i as usize];
+            (ids[p.series as usize], p.time, i)
+        });
+        let mut stmt = conn
+            .prepare_cached(
+                "INSERT INTO readings (series_id, time, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (series_id, time) DO UPDATE SET value = excluded.value",
+            )
+            .map_err(|e| self.err(e))?;
+        for &i in &order {
+            let p = &batch.points[i as usize];
+            stmt.execute(params![ids[p.series as usize], p.time, p.value])
+                .map_err(|e| self.err(e))?;
+        }
+        self.readings += batch.points.len();
+        Ok(ids)
+    }
+
+    /// Commits; returns the series created and the readings written.
+    fn finish(mut self) -> Result<(Vec<(SeriesId, SeriesKey)>, usize), StoreError> {
+        let conn = self.conn.take().expect("open until finished");
+        if let Err(e) = conn.execute_batch("COMMIT") {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(self.err(e));
+        }
+        Ok((std::mem::take(&mut self.created), self.readings))
+    }
+
+    /// Commits everything added. Series this write touched are dropped from
+    /// memory and reloaded when a rule next asks for them.
+    pub fn commit(mut self) -> Result<WriteSummary, StoreError> {
+        let store = self.store;
+        let touched = std::mem::take(&mut self.touched);
+        let (created, readings) = self.finish()?;
+        let mut memory = store.memory.write();
+        for (id, key) in &created {
+            memory.add_series(*id, key.clone(), Millis::MAX);
+        }
+        for id in touched {
+            if let Some(s) = memory.series.get_mut(&id) {
+                s.loaded_from = Millis::MAX;
+                s.times = Vec::new();
+                s.values = Vec::new();
+            }
+        }
+        Ok(WriteSummary {
+            readings,
+            new_series: created.len(),
+        })
+    }
+}
+
+impl Drop for WriteTx<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+impl Memory {
+    fn add_series(&mut self, id: SeriesId, key: SeriesKey, loaded_from: Millis) {
+        self.by_metric
+            .entry(key.metric.clone())
+            .or_default()
+            .push(id);
+        self.by_key.insert(key.clone(), id);
+        self.series.insert(
+            id,
+            Series {
+                id,
+                key,
+                loaded_from,
+                times: Vec::new(),
+                values: Vec::new(),
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(county: &str) -> Labels {
+        [("county".to_string(), county.to_string())].into()
+    }
+
+    fn batch(points: &[(&str, &str, Millis, f64)]) -> Batch {
+        let mut b = Batch::new();
+        for &(metric, county, t, v) in points {
+            b.push(metric, labels(county), t, v);
+        }
+        b
+    }
+
+    fn values(
+        store: &Store,
+        metric: &str,
+        county: &str,
+        from: Millis,
+        to: Millis,
+    ) -> Vec<(Millis, f64)> {
+        store
+            .with_series(metric, &labels(county), from, |it| {
+                it.flat_map(|s| {
+                    let (t, v) = s.range(from, to);
+                    t.iter().copied().zip(v.iter().copied()).collect::<Vec<_>>()
+                })
+                .collect()
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn write_read_and_upsert() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("a/b.db")).unwrap();
+        store
+            .write(&batch(&[
+                ("pm25", "南宫", 10, 1.0),
+                ("pm25", "南宫", 5, 0.5),
+                ("pm25", "清河", 5, 9.0),
+            ]))
+            .unwrap();
+        store.write(&batch(&[("pm25", "南宫", 10, 2.0)])).unwrap();
+        assert_eq!(
+            values(&store, "pm25", "南宫", 0, 100),
+            vec![(5, 0.5), (10, 2.0)]
+        );
+        assert_eq!(store.count_readings().unwrap(), 3);
+        drop(store);
+        // Reopened: read back from SQLite, lazily.
+        let store = Store::open(&dir.path().join("a/b.db")).unwrap();
+        assert_eq!(values(&store, "pm25", "南宫", 6, 100), vec![(10, 2.0)]);
+        assert_eq!(
+            values(&store, "pm25", "南宫", 0, 100),
+            vec![(5, 0.5), (10, 2.0)]
+        );
+        store.write(&batch(&[("pm25", "南宫", 7, 3.0)])).unwrap();
+        assert_eq!(
+            values(&store, "pm25", "南宫", 0, 100),
+            vec![(5, 0.5), (7, 3.0), (10, 2.0)]
+        );
+        assert_eq!(store.metrics(), vec!["pm25".to_string()]);
+    }
+
+    #[test]
+    fn a_failed_write_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = Store::open(&path).unwrap();
+        // Make the readings insert fail part-way through by a trigger.
+        store
+            .writer
+            .lock()
+            .execute_batch("CREATE TRIGGER no_big BEFORE INSERT ON readings WHEN NEW.value > 100 BEGIN SELECT RAISE(ABORT, 'too big'); END;")
+            .unwrap();
+        let err = store.write(&batch(&[
+            ("pm25", "南宫", 1, 1.0),
+            ("pm25", "新", 2, 500.0),
+        ]));
+        assert!(err.is_err());
+        assert_eq!(store.count_readings().unwrap(), 0);
+        assert!(
+            store
+                .with_series("pm25", &Labels::new(), 0, |it| it.count())
+                .unwrap()
+                == 0
+        );
+    }
+}

@@ -1,0 +1,177 @@
+//! `rulewatch ingest`: store readings from files (or stdin).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::readings::ingest::{ingest, sniff_format, IngestError};
+use crate::readings::store::Store;
+use crate::readings::Format;
+
+use super::{load_config, Exit};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Files to read (.csv, .json, .ndjson/.jsonl); `-` reads stdin
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Format, when the file name does not tell (stdin is sniffed otherwise)
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    Json,
+    Ndjson,
+    Csv,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Format {
+        match f {
+            FormatArg::Json => Format::Json,
+            FormatArg::Ndjson => Format::Ndjson,
+            FormatArg::Csv => Format::Csv,
+        }
+    }
+}
+
+/// Inputs smaller than this finish before a progress bar would be read.
+const PROGRESS_MIN_BYTES: u64 = 16 * 1024 * 1024;
+
+pub fn run(config_path: &Path, args: Args) -> Exit {
+    let config = match load_config(config_path) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let store = match Store::open(&config.store_path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Trouble;
+        }
+    };
+    let mut exit = Exit::Ok;
+    for file in &args.files {
+        match ingest_one(&store, file, args.format.map(Format::from), config.timezone) {
+            Ok(()) => {}
+            Err(e) => exit = e,
+        }
+    }
+    exit
+}
+
+fn ingest_one(
+    store: &Store,
+    file: &Path,
+    format: Option<Format>,
+    tz: chrono_tz::Tz,
+) -> Result<(), Exit> {
+    let started = Instant::now();
+    let name = file.display().to_string();
+    let result = if file == Path::new("-") {
+        let mut stdin = std::io::stdin().lock();
+        let mut head = Vec::new();
+        let format = match format {
+            Some(f) => f,
+            None => {
+                use std::io::Read;
+                (&mut stdin)
+                    .take(4096)
+                    .read_to_end(&mut head)
+                    .map_err(|e| {
+                        eprintln!("error: stdin: {e}");
+                        Exit::Trouble
+                    })?;
+                sniff_format(&head)
+            }
+        };
+        use std::io::Read;
+        ingest(
+            store,
+            std::io::Cursor::new(head).chain(stdin),
+            format,
+            tz,
+            |_| {},
+        )
+    } else {
+        let Some(format) = format.or_else(|| Format::from_path(file)) else {
+            eprintln!("{name}: error: unknown file type: name it .csv, .json or .ndjson, or pass --format");
+            return Err(Exit::Problems);
+        };
+        let f = std::fs::File::open(file).map_err(|e| {
+            eprintln!("{name}: error: cannot open: {e}");
+            Exit::Problems
+        })?;
+        let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let bar = (size >= PROGRESS_MIN_BYTES && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new(size);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_message(name.clone());
+            bar
+        });
+        let r = ingest(
+            store,
+            std::io::BufReader::with_capacity(1 << 20, f),
+            format,
+            tz,
+            |n| {
+                if let Some(b) = &bar {
+                    b.set_position(n);
+                }
+            },
+        );
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        r
+    };
+    match result {
+        Ok(summary) => {
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "{name}: stored {} readings ({} new series) in {:.2} s ({:.0} readings/s)",
+                summary.readings,
+                summary.new_series,
+                secs,
+                summary.readings as f64 / secs.max(1e-9)
+            );
+            Ok(())
+        }
+        Err(IngestError::Rejected(e)) => {
+            for item in &e.errors {
+                let d = crate::diag::Diagnostic::error(
+                    file,
+                    item.line,
+                    item.col,
+                    match item.item {
+                        Some(i) => format!("item {i}: {}", item.message),
+                        None => item.message.clone(),
+                    },
+                );
+                eprintln!("{d}");
+            }
+            if e.total > e.errors.len() {
+                eprintln!("{name}: … and {} more error(s)", e.total - e.errors.len());
+            }
+            eprintln!(
+                "{name}: rejected: {} bad reading(s), nothing from this file stored",
+                e.total
+            );
+            Err(Exit::Problems)
+        }
+        Err(e) => {
+            eprintln!("{name}: error: {e}");
+            Err(Exit::Trouble)
+        }
+    }
+}

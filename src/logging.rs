@@ -1,0 +1,30 @@
+//! Logging with `tracing`: plain lines for the CLI, and for the daemon either
+//! plain lines (journald adds its own timestamps) or JSON. `RUST_LOG` filters.
+
+use tracing_subscriber::EnvFilter;
+
+fn filter(default: &str) -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default))
+}
+
+/// Warnings and errors only, to stderr: command output stays on stdout.
+pub fn init_for_cli() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter("warn"))
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}
+
+/// The daemon's log: `RULEWATCH_LOG_FORMAT=json` for JSON lines.
+pub fn init_for_daemon() {
+    let json = std::env::var("RULEWATCH_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter("info"))
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

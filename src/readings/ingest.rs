@@ -1,0 +1,223 @@
+//! Ingesting a whole file or stream: parsed in chunks of whole lines so a
+//! file of any size is stored with bounded memory, all in one transaction.
+
+use std::io::Read;
+
+use chrono_tz::Tz;
+
+use super::model::{Format, ItemError, ParseError};
+use super::parse::parse;
+use super::store::{Store, StoreError, WriteSummary};
+
+/// 8 MiB of input per chunk: ~90k readings, large enough that per-chunk
+/// overhead vanishes, small enough to keep memory flat.
+const CHUNK_BYTES: usize = 8 * 1024 * 1024;
+
+/// Caps the errors kept across chunks, as the parser caps them per chunk.
+const MAX_ERRORS: usize = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{0}")]
+    Rejected(ParseError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot read input: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Guesses the format of unnamed input (stdin) from its first bytes.
+pub fn sniff_format(head: &[u8]) -> Format {
+    let first = head.iter().copied().find(|b| !b.is_ascii_whitespace());
+    match first {
+        Some(b'[') => Format::Json,
+        Some(b'{') => {
+            // One object per line, or one object over many lines?
+            let line = head.split(|&b| b == b'\n').next().unwrap_or(head);
+            if serde_json::from_slice::<serde_json::Value>(line).is_ok() {
+                Format::Ndjson
+            } else {
+                Format::Json
+            }
+        }
+        _ => Format::Csv,
+    }
+}
+
+/// Reads `input` to the end and stores every reading in one transaction;
+/// on any bad reading nothing is stored and every error found is returned.
+/// `progress` is called with the number of bytes consumed so far.
+pub fn ingest(
+    store: &Store,
+    mut input: impl Read,
+    format: Format,
+    tz: Tz,
+    mut progress: impl FnMut(u64),
+) -> Result<WriteSummary, IngestError> {
+    if format == Format::Json {
+        // A JSON document cannot be cut at line ends: parse it whole.
+        let mut all = Vec::new();
+        input.read_to_end(&mut all)?;
+        let batch = parse(&all, format, tz).map_err(IngestError::Rejected)?;
+        progress(all.len() as u64);
+        return Ok(store.write(&batch)?);
+    }
+
+    let mut tx = store.begin()?;
+    let mut errors: Vec<ItemError> = Vec::new();
+    let mut total_errors = 0;
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + 64 * 1024);
+    let mut header: Option<Vec<u8>> = None; // CSV header, repeated before each later chunk
+    let mut lines_before = 0usize; // input lines before the current chunk
+    let mut items_before = 0usize; // readings before the current chunk
+    let mut consumed = 0u64;
+    let mut eof = false;
+    let mut any_input = false;
+    while !eof {
+        // Fill the buffer up to the chunk size.
+        while buf.len() < CHUNK_BYTES {
+            let start = buf.len();
+            buf.resize(start + 256 * 1024, 0);
+            let n = input.read(&mut buf[start..])?;
+            buf.truncate(start + n);
+            if n == 0 {
+                eof = true;
+                break;
+            }
+        }
+        let cut = if eof {
+            buf.len()
+        } else {
+            match safe_cut(&buf, format) {
+                Some(i) => i + 1,
+                None => continue, // one line longer than the chunk: read more
+            }
+        };
+        let rest = buf.split_off(cut);
+        let mut chunk = std::mem::replace(&mut buf, rest);
+        consumed += chunk.len() as u64;
+        let chunk_lines =
+            bytecount_newlines(&chunk) + usize::from(!chunk.ends_with(b"\n") && !chunk.is_empty());
+        if chunk.iter().any(|b| !b.is_ascii_whitespace()) {
+            any_input = true;
+        }
+
+        // CSV: the first chunk holds the header; later chunks get it prepended.
+        let mut line_offset = lines_before;
+        if format == Format::Csv {
+            match &header {
+                None => {
+                    let end = chunk
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map_or(chunk.len(), |i| i + 1);
+                    header = Some(chunk[..end].to_vec());
+                }
+                Some(h) => {
+                    let mut with_header = h.clone();
+                    if !with_header.ends_with(b"\n") {
+                        with_header.push(b'\n');
+                    }
+                    with_header.extend_from_slice(&chunk);
+                    chunk = with_header;
+                    line_offset -= 1; // the repeated header is line 1 of the chunk
+                }
+            }
+        }
+        let is_blank_tail = lines_before > 0 && chunk.iter().all(|b| b.is_ascii_whitespace());
+        let chunk_is_header_only = format == Format::Csv
+            && lines_before > 0
+            && chunk
+                .split(|&b| b == b'\n')
+                .skip(1)
+                .all(|l| l.iter().all(|b| b.is_ascii_whitespace()));
+        if !is_blank_tail && !chunk_is_header_only {
+            match parse(&chunk, format, tz) {
+                Ok(batch) => {
+                    if total_errors == 0 {
+                        tx.add(&batch)?;
+                    }
+                    items_before += batch.len();
+                }
+                Err(e) => {
+                    total_errors += e.total;
+                    for mut item in e.errors {
+                        if errors.len() >= MAX_ERRORS {
+                            break;
+                        }
+                        if item.line > 0 {
+                            item.line += line_offset;
+                        }
+                        if let Some(i) = item.item.as_mut() {
+                            *i += items_before;
+                        }
+                        errors.push(item);
+                    }
+                    // Keep counting items so later indices stay right.
+                    items_before += chunk_lines;
+                }
+            }
+        }
+        lines_before += chunk_lines;
+        progress(consumed);
+    }
+    if !any_input {
+        total_errors += 1;
+        errors.push(ItemError {
+            line: 0,
+            col: 0,
+            item: None,
+            message: "no readings in input (it is empty)".into(),
+        });
+    }
+    if total_errors > 0 {
+        drop(tx); // rolls back
+        return Err(IngestError::Rejected(ParseError {
+            errors,
+            total: total_errors,
+        }));
+    }
+    Ok(tx.commit()?)
+}
+
+fn bytecount_newlines(b: &[u8]) -> usize {
+    b.iter().filter(|&&c| c == b'\n').count()
+}
+
+/// Index of the last newline in `buf` that ends a whole record: for CSV, one
+/// outside a quoted field.
+fn safe_cut(buf: &[u8], format: Format) -> Option<usize> {
+    if format != Format::Csv {
+        return buf.iter().rposition(|&b| b == b'\n');
+    }
+    let mut in_quotes = false;
+    let mut last = None;
+    for (i, &b) in buf.iter().enumerate() {
+        match b {
+            b'"' => in_quotes = !in_quotes,
+            b'\n' if !in_quotes => last = Some(i),
+            _ => {}
+        }
+    }
+    last
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_formats() {
+        assert_eq!(sniff_format(b"  [{\"a\":1}]"), Format::Json);
+        assert_eq!(sniff_format(b"{\"a\":1}\n{\"a\":2}"), Format::Ndjson);
+        assert_eq!(sniff_format(b"{\n \"a\": 1\n}"), Format::Json);
+        assert_eq!(sniff_format(b"metric,time,value\n"), Format::Csv);
+    }
+
+    #[test]
+    fn csv_cuts_outside_quotes() {
+        let b = b"a,\"x\ny\"\nb,c\n\"open\n";
+        assert_eq!(safe_cut(b, Format::Csv), Some(11));
+        assert_eq!(safe_cut(b, Format::Ndjson), Some(17));
+    }
+}

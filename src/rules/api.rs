@@ -1,0 +1,686 @@
+//! The functions rules call. Scans, aggregates, percentiles and grouping run
+//! here, natively; the script only decides. Reference: `docs/rules.md`.
+
+use std::collections::BTreeMap;
+
+use chrono::{Datelike, Timelike};
+use chrono_tz::Tz;
+use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map, INT};
+
+use super::domain;
+use super::engine::current;
+use super::finding::{Finding, FindingKind};
+use crate::readings::store::{Series, Store};
+use crate::readings::Labels;
+use crate::time::{self, Millis, Window};
+
+type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
+
+fn fail<T>(message: impl Into<String>) -> Result<T> {
+    Err(message.into().into())
+}
+
+/// A point in time as rules see it: comparable, with calendar fields in the
+/// configured timezone.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Time {
+    pub millis: Millis,
+    pub tz: Tz,
+}
+
+impl Time {
+    fn local(&self) -> chrono::DateTime<Tz> {
+        time::to_local(self.millis, self.tz)
+    }
+}
+
+impl std::fmt::Display for Time {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.local().format("%Y-%m-%d %H:%M"))
+    }
+}
+
+/// Everything the API needs from the current evaluation, copied out so the
+/// context is not borrowed while the store is scanned.
+struct Query {
+    store: std::sync::Arc<Store>,
+    now: Millis,
+    tz: Tz,
+}
+
+fn query() -> Result<Query> {
+    current(|c| Query {
+        store: c.store.clone(),
+        now: c.now,
+        tz: c.tz,
+    })
+    .or_else(fail)
+}
+
+/// A number from a script value (integer or float).
+pub fn number(value: &Dynamic, what: &str) -> Result<f64> {
+    if let Ok(f) = value.as_float() {
+        return Ok(f);
+    }
+    if let Ok(i) = value.as_int() {
+        return Ok(i as f64);
+    }
+    fail(format!(
+        "{what} must be a number, got {}",
+        value.type_name()
+    ))
+}
+
+/// A label map (`#{ county: "南宫" }`): values must be strings or numbers.
+fn labels_of(map: &Map, what: &str) -> Result<Labels> {
+    let mut labels = Labels::new();
+    for (k, v) in map {
+        let text = if let Ok(s) = v.clone().into_immutable_string() {
+            s.to_string()
+        } else if v.is_int() || v.is_float() {
+            v.to_string()
+        } else {
+            return fail(format!(
+                "{what}: label `{k}` must be a string, got {}",
+                v.type_name()
+            ));
+        };
+        labels.insert(k.to_string(), text);
+    }
+    Ok(labels)
+}
+
+fn labels_map(labels: &Labels) -> Map {
+    labels
+        .iter()
+        .map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone())))
+        .collect()
+}
+
+fn window(text: &str, q: &Query) -> Result<time::Range> {
+    Window::parse(text)
+        .map(|w| w.range(q.now, q.tz))
+        .or_else(fail)
+}
+
+/// The aggregate functions `agg` and `group` accept.
+#[derive(Debug, Clone, Copy)]
+enum Func {
+    Avg,
+    Min,
+    Max,
+    Sum,
+    Count,
+    First,
+    Last,
+    Percentile(f64),
+}
+
+impl Func {
+    fn parse(name: &str) -> Result<Func> {
+        Ok(match name {
+            "avg" | "mean" => Func::Avg,
+            "min" => Func::Min,
+            "max" => Func::Max,
+            "sum" => Func::Sum,
+            "count" => Func::Count,
+            "first" => Func::First,
+            "last" => Func::Last,
+            p if p.starts_with('p') => match p[1..].parse::<u32>() {
+                Ok(n) if (1..=99).contains(&n) => Func::Percentile(n as f64 / 100.0),
+                _ => {
+                    return fail(format!(
+                        "unknown aggregate `{name}`: percentiles are p1 … p99"
+                    ))
+                }
+            },
+            _ => {
+                return fail(format!(
+                    "unknown aggregate `{name}`: use avg min max sum count first last p50 p90 p95"
+                ))
+            }
+        })
+    }
+}
+
+/// Running state of one aggregate over readings from one or more series.
+struct Acc {
+    func: Func,
+    n: usize,
+    sum: f64,
+    min: f64,
+    max: f64,
+    first: Option<(Millis, f64)>,
+    last: Option<(Millis, f64)>,
+    values: Vec<f64>,
+}
+
+impl Acc {
+    fn new(func: Func) -> Acc {
+        Acc {
+            func,
+            n: 0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            first: None,
+            last: None,
+            values: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, times: &[Millis], values: &[f64]) {
+        if values.is_empty() {
+            return;
+        }
+        self.n += values.len();
+        match self.func {
+            Func::Avg | Func::Sum => self.sum += values.iter().sum::<f64>(),
+            Func::Min => self.min = values.iter().copied().fold(self.min, f64::min),
+            Func::Max => self.max = values.iter().copied().fold(self.max, f64::max),
+            Func::Count => {}
+            Func::First => {
+                let candidate = (times[0], values[0]);
+                if self.first.is_none_or(|(t, _)| candidate.0 < t) {
+                    self.first = Some(candidate);
+                }
+            }
+            Func::Last => {
+                let candidate = (times[times.len() - 1], values[values.len() - 1]);
+                if self.last.is_none_or(|(t, _)| candidate.0 > t) {
+                    self.last = Some(candidate);
+                }
+            }
+            Func::Percentile(_) => self.values.extend_from_slice(values),
+        }
+    }
+
+    fn result(mut self) -> Option<f64> {
+        if self.n == 0 {
+            return None;
+        }
+        Some(match self.func {
+            Func::Avg => self.sum / self.n as f64,
+            Func::Sum => self.sum,
+            Func::Min => self.min,
+            Func::Max => self.max,
+            Func::Count => self.n as f64,
+            Func::First => self.first?.1,
+            Func::Last => self.last?.1,
+            Func::Percentile(p) => {
+                self.values.sort_unstable_by(f64::total_cmp);
+                domain::percentile(&self.values, p)?
+            }
+        })
+    }
+}
+
+fn float_or_unit(v: Option<f64>) -> Dynamic {
+    v.map_or(Dynamic::UNIT, Dynamic::from_float)
+}
+
+// ---------------------------------------------------------------- data
+
+fn latest(metric: &str, filter: &Map) -> Result<Dynamic> {
+    let q = query()?;
+    let filter = labels_of(filter, "latest filter")?;
+    let found = q
+        .store
+        .with_series(metric, &filter, Millis::MIN, |series| {
+            let mut best: Option<(Millis, f64, &Series)> = None;
+            for s in series {
+                if let Some((t, v)) = s.last_at_or_before(q.now) {
+                    if best.is_none_or(|(bt, _, _)| t > bt) {
+                        best = Some((t, v, s));
+                    }
+                }
+            }
+            best.map(|(t, v, s)| (t, v, s.key.labels.clone()))
+        })
+        .or_else(|e| fail(e.to_string()))?;
+    Ok(match found {
+        None => Dynamic::UNIT,
+        Some((t, v, labels)) => {
+            let mut m = Map::new();
+            m.insert("value".into(), Dynamic::from_float(v));
+            m.insert(
+                "time".into(),
+                Dynamic::from(Time {
+                    millis: t,
+                    tz: q.tz,
+                }),
+            );
+            m.insert("labels".into(), labels_map(&labels).into());
+            m.into()
+        }
+    })
+}
+
+fn agg(metric: &str, filter: &Map, window_text: &str, func: &str) -> Result<Dynamic> {
+    let q = query()?;
+    let filter = labels_of(filter, "agg filter")?;
+    let range = window(window_text, &q)?;
+    let mut acc = Acc::new(Func::parse(func)?);
+    q.store
+        .with_series(metric, &filter, range.from, |series| {
+            for s in series {
+                let (t, v) = s.range(range.from, range.to);
+                acc.add(t, v);
+            }
+        })
+        .or_else(|e| fail(e.to_string()))?;
+    Ok(float_or_unit(acc.result()))
+}
+
+fn group(metric: &str, filter: &Map, by: &str, window_text: &str, func: &str) -> Result<Array> {
+    let q = query()?;
+    let filter = labels_of(filter, "group filter")?;
+    let range = window(window_text, &q)?;
+    let func = Func::parse(func)?;
+    let mut groups: BTreeMap<String, (Acc, Option<Labels>)> = BTreeMap::new();
+    q.store
+        .with_series(metric, &filter, range.from, |series| {
+            for s in series {
+                let Some(key) = s.key.labels.get(by) else {
+                    continue;
+                };
+                let (t, v) = s.range(range.from, range.to);
+                if v.is_empty() {
+                    continue;
+                }
+                let entry = groups
+                    .entry(key.clone())
+                    .or_insert_with(|| (Acc::new(func), None));
+                entry.0.add(t, v);
+                // Keep only the labels every series of the group shares.
+                entry.1 = Some(match entry.1.take() {
+                    None => s.key.labels.clone(),
+                    Some(mut common) => {
+                        common.retain(|k, v| s.key.labels.get(k) == Some(v));
+                        common
+                    }
+                });
+            }
+        })
+        .or_else(|e| fail(e.to_string()))?;
+    let mut out = Array::with_capacity(groups.len());
+    for (key, (acc, labels)) in groups {
+        let Some(value) = acc.result() else { continue };
+        let mut m = Map::new();
+        m.insert("key".into(), Dynamic::from(key));
+        m.insert(
+            "labels".into(),
+            labels_map(&labels.unwrap_or_default()).into(),
+        );
+        m.insert("value".into(), Dynamic::from_float(value));
+        out.push(m.into());
+    }
+    Ok(out)
+}
+
+/// (key, value) pairs of a `group()` result.
+fn group_values(groups: &Array) -> Result<Vec<(String, f64)>> {
+    groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let m = g
+                .read_lock::<Map>()
+                .ok_or_else(|| format!("item {i} is not a group map (#{{ key, value }})"))?;
+            let key = m
+                .get("key")
+                .ok_or_else(|| format!("item {i} has no `key`"))?
+                .to_string();
+            let value = number(
+                m.get("value")
+                    .ok_or_else(|| format!("item {i} has no `value`"))?,
+                "value",
+            )?;
+            Ok((key, value))
+        })
+        .collect()
+}
+
+/// Numbers from an array of numbers or of `group()` maps.
+fn numbers(items: &Array) -> Result<Vec<f64>> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            if let Some(m) = item.read_lock::<Map>() {
+                number(
+                    m.get("value")
+                        .ok_or_else(|| format!("item {i} has no `value`"))?,
+                    "value",
+                )
+            } else {
+                number(item, &format!("item {i}"))
+            }
+        })
+        .collect()
+}
+
+/// Period boundaries for `overdue`: the most recent `cadence` period whose
+/// due date (its end + `lag`) is at or before `now`.
+fn due_period(cadence: &str, lag: &str, q: &Query) -> Result<time::Range> {
+    let lag = time::parse_duration(lag).or_else(fail)?;
+    let months = match cadence {
+        "month" => 1,
+        "quarter" => 3,
+        "year" => 12,
+        _ => {
+            return fail(format!(
+                "unknown cadence `{cadence}`: use month, quarter or year"
+            ))
+        }
+    };
+    let local = time::to_local(q.now - lag, q.tz);
+    // The period containing now − lag has not ended by its due date; the one before has.
+    let first_month = (local.month0() as i32 / months) * months + 1;
+    let (y, m) = time::add_months(local.year(), first_month as u32, -months);
+    let (start, end) = time::months_span(y, m, months, q.tz);
+    Ok(time::Range {
+        from: start,
+        to: end - 1,
+    })
+}
+
+fn overdue_values(
+    metric: &str,
+    by: &str,
+    cadence: &str,
+    lag: &str,
+    expected: Option<Vec<String>>,
+) -> Result<Array> {
+    let q = query()?;
+    let period = due_period(cadence, lag, &q)?;
+    let (seen, reported) = q
+        .store
+        .with_series(metric, &Labels::new(), period.from, |series| {
+            let mut seen = std::collections::BTreeSet::new();
+            let mut reported = std::collections::BTreeSet::new();
+            for s in series {
+                let Some(value) = s.key.labels.get(by) else {
+                    continue;
+                };
+                // Only label values known by now count as expected.
+                if s.last_at_or_before(q.now).is_some() {
+                    seen.insert(value.clone());
+                }
+                if !s.range(period.from, period.to).0.is_empty() {
+                    reported.insert(value.clone());
+                }
+            }
+            (seen, reported)
+        })
+        .or_else(|e| fail(e.to_string()))?;
+    let expected = expected.unwrap_or_else(|| seen.into_iter().collect());
+    let mut missing: Vec<String> = expected
+        .into_iter()
+        .filter(|v| !reported.contains(v))
+        .collect();
+    missing.sort();
+    missing.dedup();
+    Ok(missing.into_iter().map(Dynamic::from).collect())
+}
+
+fn is_overdue(metric: &str, filter: &Map, cadence: &str, lag: &str) -> Result<bool> {
+    let q = query()?;
+    let filter = labels_of(filter, "is_overdue filter")?;
+    let period = due_period(cadence, lag, &q)?;
+    let reported = q
+        .store
+        .with_series(metric, &filter, period.from, |series| {
+            let mut any = false;
+            for s in series {
+                any |= !s.range(period.from, period.to).0.is_empty();
+            }
+            any
+        })
+        .or_else(|e| fail(e.to_string()))?;
+    Ok(!reported)
+}
+
+// ---------------------------------------------------------------- reporting
+
+fn report(kind: FindingKind, subject: &Map, message: &str, details: Option<&Map>) -> Result<()> {
+    let subject = labels_of(subject, "subject")?;
+    let mut detail_map = serde_json::Map::new();
+    if let Some(details) = details {
+        for (k, v) in details {
+            let json: serde_json::Value = if let Some(t) = v.clone().try_cast::<Time>() {
+                serde_json::Value::String(time::format_time(t.millis, t.tz))
+            } else {
+                rhai::serde::from_dynamic(v)
+                    .map_err(|e| format!("details `{k}` cannot be stored: {e}"))?
+            };
+            detail_map.insert(k.to_string(), json);
+        }
+    }
+    current(|ctx| {
+        if ctx.findings.iter().any(|f| f.subject == subject) {
+            return Err(format!(
+                "subject {} reported twice in one evaluation: an alert is one (rule, subject)",
+                super::finding::subject_text(&subject)
+            ));
+        }
+        ctx.findings.push(Finding {
+            rule: ctx.rule_id.clone(),
+            kind,
+            subject,
+            message: message.to_string(),
+            details: detail_map,
+        });
+        Ok(())
+    })
+    .or_else(fail)?
+    .or_else(fail)
+}
+
+// ---------------------------------------------------------------- registration
+
+/// Registers the whole rule API on `engine`.
+pub fn register(engine: &mut Engine) {
+    register_time(engine);
+
+    engine.register_fn("latest", |metric: &str| latest(metric, &Map::new()));
+    engine.register_fn("latest", |metric: &str, filter: Map| {
+        latest(metric, &filter)
+    });
+    engine.register_fn(
+        "agg",
+        |metric: &str, filter: Map, window: &str, func: &str| agg(metric, &filter, window, func),
+    );
+    engine.register_fn(
+        "group",
+        |metric: &str, filter: Map, by: &str, window: &str, func: &str| {
+            group(metric, &filter, by, window, func)
+        },
+    );
+    engine.register_fn(
+        "overdue",
+        |metric: &str, by: &str, cadence: &str, lag: &str| {
+            overdue_values(metric, by, cadence, lag, None)
+        },
+    );
+    engine.register_fn(
+        "overdue",
+        |metric: &str, by: &str, cadence: &str, lag: &str, expected: Array| {
+            let expected = expected.iter().map(|v| v.to_string()).collect();
+            overdue_values(metric, by, cadence, lag, Some(expected))
+        },
+    );
+    engine.register_fn(
+        "is_overdue",
+        |metric: &str, filter: Map, cadence: &str, lag: &str| {
+            is_overdue(metric, &filter, cadence, lag)
+        },
+    );
+
+    engine.register_fn("breach", |subject: Map, message: &str| {
+        report(FindingKind::Breach, &subject, message, None)
+    });
+    engine.register_fn("breach", |subject: Map, message: &str, details: Map| {
+        report(FindingKind::Breach, &subject, message, Some(&details))
+    });
+    engine.register_fn("no_data", |subject: Map, message: &str| {
+        report(FindingKind::NoData, &subject, message, None)
+    });
+
+    // Domain helpers.
+    engine.register_fn("iaqi", |pollutant: &str, c: Dynamic| -> Result<f64> {
+        domain::iaqi(pollutant, number(&c, "concentration")?).or_else(fail)
+    });
+    engine.register_fn("aqi_category", |aqi: Dynamic| -> Result<ImmutableString> {
+        Ok(domain::aqi_category(number(&aqi, "aqi")?).into())
+    });
+    engine.register_fn("composite_index", |stats: Map| -> Result<f64> {
+        domain::composite_index(&number_map(&stats)?).or_else(fail)
+    });
+    engine.register_fn("water_class", |params: Map, body: &str| -> Result<INT> {
+        domain::water_class(&number_map(&params)?, body).or_else(fail)
+    });
+    engine.register_fn("class_name", |class: INT| -> Result<ImmutableString> {
+        domain::class_name(class).map(Into::into).or_else(fail)
+    });
+    engine.register_fn("meets_class", |class: INT, target: INT| -> Result<bool> {
+        domain::meets_class(class, target).or_else(fail)
+    });
+    engine.register_fn("rank", |groups: Array, key: &str| rank(&groups, key, "asc"));
+    engine.register_fn("rank", |groups: Array, key: &str, order: &str| {
+        rank(&groups, key, order)
+    });
+    engine.register_fn("pace", |done: Dynamic, target: Dynamic| -> Result<f64> {
+        let q = query()?;
+        domain::pace(
+            number(&done, "done")?,
+            number(&target, "target")?,
+            domain::year_fraction(q.now, q.tz),
+        )
+        .or_else(fail)
+    });
+    engine.register_fn("expected_by_now", |target: Dynamic| -> Result<f64> {
+        let q = query()?;
+        Ok(domain::expected_by_now(
+            number(&target, "target")?,
+            domain::year_fraction(q.now, q.tz),
+        ))
+    });
+    engine.register_fn("year_fraction", || -> Result<f64> {
+        let q = query()?;
+        Ok(domain::year_fraction(q.now, q.tz))
+    });
+    engine.register_fn(
+        "percentile",
+        |items: Array, p: Dynamic| -> Result<Dynamic> {
+            let p = number(&p, "p")?;
+            if !(0.0..=1.0).contains(&p) {
+                return fail(format!(
+                    "percentile rank {p} must be between 0 and 1 (0.95 for p95)"
+                ));
+            }
+            let mut values = numbers(&items)?;
+            values.sort_unstable_by(f64::total_cmp);
+            Ok(float_or_unit(domain::percentile(&values, p)))
+        },
+    );
+    engine.register_fn("top", |groups: Array, n: INT| {
+        sorted_groups(groups, n, true)
+    });
+    engine.register_fn("bottom", |groups: Array, n: INT| {
+        sorted_groups(groups, n, false)
+    });
+    engine.register_fn(
+        "fmt",
+        |x: Dynamic, digits: INT| -> Result<ImmutableString> {
+            let x = number(&x, "number")?;
+            Ok(format!("{:.*}", digits.clamp(0, 12) as usize, x).into())
+        },
+    );
+    engine.register_fn("pct", |x: Dynamic| -> Result<ImmutableString> {
+        let x = number(&x, "number")?;
+        Ok(format!("{}%", trim_number(format!("{:.1}", x * 100.0))).into())
+    });
+}
+
+fn trim_number(s: String) -> String {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+fn number_map(map: &Map) -> Result<BTreeMap<String, f64>> {
+    map.iter()
+        .map(|(k, v)| Ok((k.to_string(), number(v, &format!("`{k}`"))?)))
+        .collect()
+}
+
+fn rank(groups: &Array, key: &str, order: &str) -> Result<Dynamic> {
+    let descending = match order {
+        "asc" => false,
+        "desc" => true,
+        _ => return fail(format!("rank order `{order}`: use \"asc\" or \"desc\"")),
+    };
+    let values = group_values(groups)?;
+    Ok(domain::rank(&values, key, descending).map_or(Dynamic::UNIT, Dynamic::from_int))
+}
+
+fn sorted_groups(groups: Array, n: INT, largest_first: bool) -> Result<Array> {
+    let values = numbers(&groups)?;
+    let mut order: Vec<usize> = (0..groups.len()).collect();
+    order.sort_by(|&a, &b| {
+        let c = values[a].total_cmp(&values[b]);
+        if largest_first {
+            c.reverse()
+        } else {
+            c
+        }
+    });
+    Ok(order
+        .into_iter()
+        .take(n.max(0) as usize)
+        .map(|i| groups[i].clone())
+        .collect())
+}
+
+fn register_time(engine: &mut Engine) {
+    engine.register_type_with_name::<Time>("Time");
+    engine.register_fn("now", || -> Result<Time> {
+        let q = query()?;
+        Ok(Time {
+            millis: q.now,
+            tz: q.tz,
+        })
+    });
+    engine.register_fn("time", |text: &str| -> Result<Time> {
+        let q = query()?;
+        time::parse_time(text, q.tz)
+            .map(|millis| Time { millis, tz: q.tz })
+            .or_else(fail)
+    });
+    engine.register_get("year", |t: &mut Time| t.local().year() as INT);
+    engine.register_get("month", |t: &mut Time| t.local().month() as INT);
+    engine.register_get("day", |t: &mut Time| t.local().day() as INT);
+    engine.register_get("hour", |t: &mut Time| t.local().hour() as INT);
+    engine.register_get("minute", |t: &mut Time| t.local().minute() as INT);
+    engine.register_get("weekday", |t: &mut Time| {
+        t.local().weekday().number_from_monday() as INT
+    });
+    engine.register_get("day_of_year", |t: &mut Time| t.local().ordinal() as INT);
+    engine.register_get("date", |t: &mut Time| {
+        t.local().format("%Y-%m-%d").to_string()
+    });
+    engine.register_fn("to_string", |t: &mut Time| t.to_string());
+    engine.register_fn("to_debug", |t: &mut Time| t.to_string());
+    engine.register_fn("<", |a: Time, b: Time| a.millis < b.millis);
+    engine.register_fn("<=", |a: Time, b: Time| a.millis <= b.millis);
+    engine.register_fn(">", |a: Time, b: Time| a.millis > b.millis);
+    engine.register_fn(">=", |a: Time, b: Time| a.millis >= b.millis);
+    engine.register_fn("==", |a: Time, b: Time| a.millis == b.millis);
+    engine.register_fn("!=", |a: Time, b: Time| a.millis != b.millis);
+    engine.register_fn("days_between", |a: Time, b: Time| {
+        (b.millis - a.millis) as f64 / time::DAY as f64
+    });
+}

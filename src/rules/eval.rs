@@ -1,0 +1,208 @@
+//! Evaluating rules: one rule at a time, each failing alone.
+
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono_tz::Tz;
+use rhai::{Engine, EvalAltResult, Scope};
+
+use super::engine::{new_engine, with_context, EvalContext};
+use super::finding::{Finding, FindingKind};
+use super::loader::Rule;
+use crate::config::{Config, Limits};
+use crate::readings::store::Store;
+use crate::readings::Labels;
+use crate::time::Millis;
+
+/// Why a rule could not be evaluated, and where.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RuleFailure {
+    pub path: PathBuf,
+    /// 1-based; 0 when Rhai gave no position (e.g. a limit hit inside a function).
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for RuleFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = crate::diag::Diagnostic::error(&self.path, self.line, self.col, &self.message);
+        write!(f, "{d}")
+    }
+}
+
+/// The result of evaluating one rule once.
+#[derive(Debug, Clone)]
+pub struct RuleOutcome {
+    pub rule: String,
+    pub at: Millis,
+    /// What the rule reported; empty when it failed (a half-run rule's
+    /// findings are not trusted).
+    pub findings: Vec<Finding>,
+    pub error: Option<RuleFailure>,
+    pub duration: Duration,
+}
+
+impl RuleOutcome {
+    /// The findings, plus the failure as a finding of kind `error`.
+    pub fn all_findings(&self) -> Vec<Finding> {
+        let mut out = self.findings.clone();
+        if let Some(e) = &self.error {
+            let mut details = serde_json::Map::new();
+            details.insert("file".into(), e.path.display().to_string().into());
+            details.insert("line".into(), e.line.into());
+            details.insert("col".into(), e.col.into());
+            out.push(Finding {
+                rule: self.rule.clone(),
+                kind: FindingKind::Error,
+                subject: Labels::new(),
+                message: e.message.clone(),
+                details,
+            });
+        }
+        out
+    }
+}
+
+/// Evaluates rules against the store.
+pub struct Evaluator {
+    engine: Engine,
+    store: Arc<Store>,
+    tz: Tz,
+    limits: Limits,
+}
+
+impl Evaluator {
+    pub fn new(config: &Config, store: Arc<Store>) -> Evaluator {
+        Evaluator {
+            engine: new_engine(&config.limits),
+            store,
+            tz: config.timezone,
+            limits: config.limits.clone(),
+        }
+    }
+
+    /// The sandboxed engine (for compiling rules).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    pub fn timezone(&self) -> Tz {
+        self.tz
+    }
+
+    /// Runs `rule` as of `now`. Never panics and never fails the caller: a
+    /// rule that errors, runs away or panics comes back with `error` set.
+    pub fn evaluate(&self, rule: &Rule, now: Millis) -> RuleOutcome {
+        let started = Instant::now();
+        let ctx = EvalContext {
+            store: self.store.clone(),
+            now,
+            tz: self.tz,
+            rule_id: rule.meta.id.clone(),
+            findings: Vec::new(),
+            deadline: started + Duration::from_millis(self.limits.rule_timeout.max(0) as u64),
+        };
+        let (result, ctx) = with_context(ctx, || {
+            std::panic::catch_unwind(AssertUnwindSafe(|| {
+                self.engine.run_ast_with_scope(&mut Scope::new(), &rule.ast)
+            }))
+        });
+        let error = match result {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(failure(rule, &e)),
+            Err(panic) => Some(RuleFailure {
+                path: rule.path.clone(),
+                line: 0,
+                col: 0,
+                message: format!(
+                    "internal error while evaluating: {}",
+                    panic
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| panic.downcast_ref::<&str>().copied())
+                        .unwrap_or("panic")
+                ),
+            }),
+        };
+        RuleOutcome {
+            rule: rule.meta.id.clone(),
+            at: now,
+            findings: if error.is_some() {
+                Vec::new()
+            } else {
+                ctx.findings
+            },
+            error,
+            duration: started.elapsed(),
+        }
+    }
+
+    /// Evaluates each rule in turn (one failing does not stop the others).
+    pub fn evaluate_all<'a>(
+        &self,
+        rules: impl IntoIterator<Item = &'a Rule>,
+        now: Millis,
+    ) -> Vec<RuleOutcome> {
+        rules.into_iter().map(|r| self.evaluate(r, now)).collect()
+    }
+}
+
+/// Turns a Rhai error into a message with the most precise position there is:
+/// inside a function call, the position inside the function.
+fn failure(rule: &Rule, err: &EvalAltResult) -> RuleFailure {
+    let mut inner = err;
+    let mut pos = err.position();
+    let mut context = Vec::new();
+    while let EvalAltResult::ErrorInFunctionCall(name, _, e, p) = inner {
+        if !p.is_none() && pos.is_none() {
+            pos = *p;
+        }
+        context.push(name.clone());
+        inner = e;
+        if !inner.position().is_none() {
+            pos = inner.position();
+        }
+    }
+    let message = match inner {
+        EvalAltResult::ErrorTerminated(..) => {
+            "stopped: the rule ran past its time limit (wall-clock limit reached)".to_string()
+        }
+        EvalAltResult::ErrorTooManyOperations(..) => {
+            "stopped: the rule ran past its operations limit (an endless loop?)".to_string()
+        }
+        EvalAltResult::ErrorStackOverflow(..) => format!(
+            "stopped: functions nested deeper than {} calls (unbounded recursion?)",
+            super::engine::MAX_CALL_LEVELS
+        ),
+        EvalAltResult::ErrorDataTooLarge(what, ..) => {
+            format!("stopped: {what} grew past its size limit")
+        }
+        EvalAltResult::ErrorRuntime(v, _) => v.to_string(),
+        other => {
+            let mut s = other.to_string();
+            // Rhai appends " (line N, position M)"; we print our own.
+            if let Some(i) = s.rfind(" (line ") {
+                s.truncate(i);
+            }
+            s
+        }
+    };
+    let message = if context.is_empty() {
+        message
+    } else {
+        format!("{message} (in function {})", context.join(" → "))
+    };
+    RuleFailure {
+        path: rule.path.clone(),
+        line: pos.line().unwrap_or(0),
+        col: pos.position().unwrap_or(0),
+        message,
+    }
+}

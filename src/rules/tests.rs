@@ -1,0 +1,327 @@
+//! Engine tests: the rule API over a real SQLite store, and one test per
+//! sandbox limit.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::loader::parse_rule;
+use super::{Evaluator, FindingKind, RuleOutcome};
+use crate::config::Config;
+use crate::readings::store::Store;
+use crate::readings::{Batch, Labels};
+use crate::time::parse_time;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    config: Config,
+    evaluator: Evaluator,
+}
+
+const SH: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
+
+fn t(s: &str) -> i64 {
+    parse_time(s, SH).unwrap()
+}
+
+/// (metric, labels, time, value)
+type Reading<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str, f64);
+
+fn fixture(readings: &[Reading]) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    let path = dir.path().join("rulewatch.ron");
+    let config = Config::parse(
+        &path,
+        r#"(timezone: "Asia/Shanghai", rules: "rules", store: "s.db",
+            mail: (from: "a@example.cn", transport: File(dir: "outbox")),
+            recipients: { "env": ["e@example.cn"] },
+            limits: (max_operations: 200000, rule_timeout: "1s"))"#,
+    )
+    .unwrap();
+    let store = Store::open(&config.store_path).unwrap();
+    let mut batch = Batch::new();
+    for (metric, labels, time, value) in readings {
+        let labels: Labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        batch.push(metric, labels, t(time), *value);
+    }
+    if !batch.is_empty() {
+        store.write(&batch).unwrap();
+    }
+    let evaluator = Evaluator::new(&config, Arc::new(store));
+    Fixture {
+        _dir: dir,
+        config,
+        evaluator,
+    }
+}
+
+const HEAD: &str =
+    "const RULE = #{ id: \"r\", title: \"T\", severity: \"warning\", notify: [\"env\"] };\n";
+
+impl Fixture {
+    fn run(&self, body: &str, at: &str) -> RuleOutcome {
+        let source = format!("{HEAD}{body}");
+        let (rule, _) = parse_rule(
+            self.evaluator.engine(),
+            &self.config,
+            &PathBuf::from("rules/r.rhai"),
+            source,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        self.evaluator.evaluate(&rule, t(at))
+    }
+
+    fn messages(&self, body: &str, at: &str) -> Vec<String> {
+        let o = self.run(body, at);
+        assert!(o.error.is_none(), "{:?}", o.error);
+        o.findings.into_iter().map(|f| f.message).collect()
+    }
+}
+
+fn air() -> Fixture {
+    fixture(&[
+        ("pm25", &[("county", "南宫")], "2021-01-10", 80.0),
+        ("pm25", &[("county", "南宫")], "2021-01-20", 60.0),
+        ("pm25", &[("county", "南宫")], "2021-02-05", 40.0),
+        ("pm25", &[("county", "清河")], "2021-01-10", 50.0),
+        ("pm25", &[("county", "清河")], "2021-01-20", 52.0),
+        ("pm25", &[("county", "巨鹿")], "2021-01-15", 90.0),
+        ("unemployment_rate", &[], "2021-01-31", 4.7),
+    ])
+}
+
+#[test]
+fn latest_sees_only_readings_up_to_now() {
+    let f = air();
+    let body =
+        r#"let r = latest("pm25", #{ county: "南宫" }); breach(#{}, `${r.value} ${r.time.date}`);"#;
+    assert_eq!(f.messages(body, "2021-01-25"), ["60.0 2021-01-20"]);
+    assert_eq!(f.messages(body, "2021-03-01"), ["40.0 2021-02-05"]);
+    let none = r#"if latest("pm25", #{ county: "南宫" }) == () { no_data(#{}, "none") }"#;
+    assert_eq!(f.messages(none, "2021-01-01"), ["none"]);
+    let o = f.run(r#"no_data(#{ county: "南宫" }, "x")"#, "2021-01-01");
+    assert_eq!(o.findings[0].kind, FindingKind::NoData);
+}
+
+#[test]
+fn agg_over_windows() {
+    let f = air();
+    let body = r#"breach(#{}, `${agg("pm25", #{ county: "南宫" }, "last_month", "avg")}`);"#;
+    assert_eq!(f.messages(body, "2021-02-10"), ["70.0"]);
+    let body = r#"breach(#{}, `${agg("pm25", #{}, "month", "max")} ${agg("pm25", #{}, "month", "count")}`);"#;
+    assert_eq!(f.messages(body, "2021-01-31"), ["90.0 5.0"]);
+    // 30d window includes both ends.
+    let body = r#"breach(#{}, `${agg("pm25", #{ county: "南宫" }, "10d", "sum")}`);"#;
+    assert_eq!(f.messages(body, "2021-01-20"), ["140.0"]);
+    let body = r#"if agg("pm25", #{ county: "x" }, "year", "avg") == () { breach(#{}, "none") }"#;
+    assert_eq!(f.messages(body, "2021-06-01"), ["none"]);
+    let body = r#"breach(#{}, `${agg("pm25", #{}, "all", "p50")}`);"#;
+    assert_eq!(f.messages(body, "2021-06-01"), ["56.0"]);
+}
+
+#[test]
+fn group_and_rank() {
+    let f = air();
+    let body = r#"
+        let g = group("pm25", #{}, "county", "last_month", "avg");
+        for x in g { breach(#{ county: x.key }, `${x.key} ${x.value} ${rank(g, x.key)}`); }
+    "#;
+    assert_eq!(
+        f.messages(body, "2021-02-10"),
+        ["南宫 70.0 2", "巨鹿 90.0 3", "清河 51.0 1"]
+    );
+    let body = r#"let g = group("pm25", #{}, "county", "last_month", "avg");
+        breach(#{}, `${rank(g, "巨鹿", "desc")} ${rank(g, "无") == ()} ${top(g, 1)[0].key} ${percentile(g, 0.5)}`);"#;
+    assert_eq!(f.messages(body, "2021-02-10"), ["1 true 巨鹿 70.0"]);
+}
+
+#[test]
+fn breach_details_and_subject_identity() {
+    let f = air();
+    let o = f.run(
+        r#"let r = latest("unemployment_rate"); breach(#{ county: "南宫" }, "高", #{ value: r.value, threshold: 4.5, unit: "%" });"#,
+        "2021-02-20",
+    );
+    let d = &o.findings[0].details;
+    assert_eq!(d["value"], 4.7);
+    assert_eq!(d["threshold"], 4.5);
+    assert_eq!(d["unit"], "%");
+    let o = f.run(
+        r#"breach(#{ a: "1" }, "x"); breach(#{ a: "1" }, "y");"#,
+        "2021-02-20",
+    );
+    assert!(o.error.unwrap().message.contains("reported twice"));
+}
+
+#[test]
+fn overdue_finds_missing_reports() {
+    let f = fixture(&[
+        ("revenue", &[("county", "南宫")], "2021-01-31", 1.0),
+        ("revenue", &[("county", "清河")], "2021-01-31", 1.0),
+        ("revenue", &[("county", "南宫")], "2021-02-28", 2.0),
+    ]);
+    let body = r#"breach(#{}, `${overdue("revenue", "county", "month", "15d")}`);"#;
+    // 2021-03-10: February is not yet due (due 03-16); January is complete.
+    assert_eq!(f.messages(body, "2021-03-10"), ["[]"]);
+    assert_eq!(f.messages(body, "2021-03-16"), [r#"["清河"]"#]);
+    let body = r#"breach(#{}, `${overdue("revenue", "county", "month", "15d", ["南宫", "巨鹿"])} ${is_overdue("revenue", #{ county: "南宫" }, "month", "15d")}`);"#;
+    assert_eq!(f.messages(body, "2021-03-16"), [r#"["巨鹿"] false"#]);
+}
+
+#[test]
+fn time_helpers() {
+    let f = air();
+    let body = r#"let n = now(); breach(#{}, `${n.year}-${n.month}-${n.day} ${n.weekday} ${n > time("2021-09-01")} ${days_between(time("2021-09-01"), n)}`);"#;
+    assert_eq!(
+        f.messages(body, "2021-09-03T12:00"),
+        ["2021-9-3 5 true 2.5"]
+    );
+    let body = r#"breach(#{}, `${fmt(4.5678, 2)} ${pct(0.125)}`);"#;
+    assert_eq!(f.messages(body, "2021-09-03"), ["4.57 12.5%"]);
+}
+
+#[test]
+fn runtime_error_has_file_and_line() {
+    let f = air();
+    let o = f.run("let x = 1;\nlet y = x + \"a\" * 2;\n", "2021-02-01");
+    let e = o.error.unwrap();
+    assert_eq!(e.path, PathBuf::from("rules/r.rhai"));
+    assert_eq!(e.line, 3, "{e:?}");
+    let o = f.run(
+        "\nlet r = latest(\"pm25\");\nlet v = r.valeu;\n",
+        "2021-02-01",
+    );
+    let e = o.error.unwrap();
+    assert_eq!(e.line, 4, "{e:?}");
+    let o = f.run("\nagg(\"pm25\", #{}, \"30x\", \"avg\");\n", "2021-02-01");
+    let e = o.error.unwrap();
+    assert!(e.message.contains("30x"), "{e:?}");
+    assert_eq!(e.line, 3);
+}
+
+#[test]
+fn sandbox_stops_infinite_loops() {
+    let f = air();
+    let e = f.run("loop { }", "2021-02-01").error.unwrap();
+    assert!(e.message.contains("operations limit"), "{e:?}");
+}
+
+#[test]
+fn sandbox_stops_unbounded_recursion() {
+    let f = air();
+    let e = f
+        .run("fn f(n) { f(n + 1) }\nf(0);", "2021-02-01")
+        .error
+        .unwrap();
+    assert!(e.message.contains("nested deeper"), "{e:?}");
+}
+
+#[test]
+fn sandbox_bounds_strings_and_arrays() {
+    let f = air();
+    let e = f
+        .run("let s = \"x\"; loop { s += s; }", "2021-02-01")
+        .error
+        .unwrap();
+    assert!(e.message.contains("size limit"), "{e:?}");
+    let e = f
+        .run("let a = [1]; loop { a += a; }", "2021-02-01")
+        .error
+        .unwrap();
+    assert!(e.message.contains("size limit"), "{e:?}");
+}
+
+#[test]
+fn sandbox_has_a_wall_clock_limit() {
+    // Plenty of operations allowed, but each is slow: the deadline stops it.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    let config = Config::parse(
+        &dir.path().join("c.ron"),
+        r#"(timezone: "UTC", rules: "rules", store: "s.db",
+            mail: (from: "a@example.cn", transport: File(dir: "o")),
+            limits: (max_operations: 0, rule_timeout: "200ms"))"#,
+    )
+    .unwrap();
+    let evaluator = Evaluator::new(&config, Arc::new(Store::open(&config.store_path).unwrap()));
+    let source = "const RULE = #{ id: \"r\", title: \"T\", severity: \"info\", notify: [\"x@example.cn\"] };\nloop { }";
+    let (rule, _) = parse_rule(
+        evaluator.engine(),
+        &config,
+        &PathBuf::from("r.rhai"),
+        source.into(),
+    )
+    .unwrap();
+    let e = evaluator.evaluate(&rule, 0).error.unwrap();
+    assert!(e.message.contains("time limit"), "{e:?}");
+}
+
+#[test]
+fn sandbox_refuses_imports_and_eval() {
+    let f = air();
+    let source = format!("{HEAD}import \"/etc/passwd\" as p;");
+    let r = parse_rule(
+        f.evaluator.engine(),
+        &f.config,
+        &PathBuf::from("r.rhai"),
+        source,
+    );
+    let err = match r {
+        Err(e) => e[0].message.clone(),
+        Ok((rule, _)) => f.evaluator.evaluate(&rule, 0).error.unwrap().message,
+    };
+    assert!(
+        err.to_lowercase().contains("module") || err.contains("import"),
+        "{err}"
+    );
+    let source = format!("{HEAD}eval(\"1\");");
+    assert!(parse_rule(
+        f.evaluator.engine(),
+        &f.config,
+        &PathBuf::from("r.rhai"),
+        source
+    )
+    .is_err());
+}
+
+#[test]
+fn undefined_variables_are_compile_errors() {
+    let f = air();
+    let source = format!("{HEAD}let x = undefined_thing + 1;");
+    let e = parse_rule(
+        f.evaluator.engine(),
+        &f.config,
+        &PathBuf::from("r.rhai"),
+        source,
+    )
+    .unwrap_err();
+    assert_eq!(e[0].line, 2);
+}
+
+#[test]
+fn metadata_errors_point_at_the_field() {
+    let f = air();
+    let bad = |src: &str| {
+        parse_rule(
+            f.evaluator.engine(),
+            &f.config,
+            &PathBuf::from("r.rhai"),
+            src.to_string(),
+        )
+        .unwrap_err()
+    };
+    let e = bad("// c\nconst RULE = #{\n  id: \"Bad Id\",\n  title: \"T\",\n  severity: \"loud\",\n  schedule: \"0 9 * * *\",\n  notify: [\"nobody\"],\n  repeat: \"7\",\n};");
+    let lines: Vec<usize> = e.iter().map(|d| d.line).collect();
+    assert_eq!(lines, [3, 5, 6, 8, 7], "{e:?}");
+    let e = bad("const RULE = #{ id: \"a\", title: \"T\", severity: \"info\", notfy: [] };");
+    assert!(e[0].message.contains("notfy"), "{e:?}");
+    let e = bad("const RULE = #{ id: \"a\", title: \"T\", severity: \"info\", notify: [\"env\"],\n \"for\": \"1x\" };");
+    assert_eq!((e[0].line, e[0].col), (2, 2), "{e:?}");
+    let e = bad("const RULE = #{ id: \"a\",\n for: \"1h\" };");
+    assert!(e[0].message.contains("`for` is a keyword"), "{e:?}");
+    let e = bad("let x = 1;");
+    assert!(e[0].message.contains("missing `const RULE"), "{e:?}");
+}
