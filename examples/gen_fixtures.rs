@@ -121,11 +121,15 @@ fn seasonal_base(pollutant: &str, month: u32) -> f64 {
     let i = (month - 1) as usize;
     let table: [f64; 12] = match pollutant {
         "pm25" => [95., 80., 60., 48., 40., 35., 32., 30., 35., 48., 65., 85.],
-        "pm10" => [140., 125., 120., 105., 90., 70., 60., 58., 65., 85., 110., 130.],
+        "pm10" => [
+            140., 125., 120., 105., 90., 70., 60., 58., 65., 85., 110., 130.,
+        ],
         "so2" => [22., 19., 15., 11., 9., 8., 7., 7., 8., 11., 16., 21.],
         "no2" => [46., 40., 35., 30., 26., 24., 22., 23., 28., 35., 42., 46.],
         "co" => [1.9, 1.6, 1.2, 0.9, 0.8, 0.8, 0.8, 0.8, 0.9, 1.1, 1.5, 1.8],
-        "o3_8h" => [58., 78., 100., 130., 168., 196., 186., 170., 150., 110., 72., 55.],
+        "o3_8h" => [
+            58., 78., 100., 130., 168., 196., 186., 170., 150., 110., 72., 55.,
+        ],
         _ => unreachable!("unknown pollutant {pollutant}"),
     };
     table[i]
@@ -218,7 +222,11 @@ fn generate_air(rng: &mut Rng) -> AirData {
     let (mut w_pm, mut w_o3) = (0.0f64, 0.0f64);
     for &(y, m) in &months {
         // Winter inversions make episodes deeper.
-        let spread = if matches!(m, 11 | 12 | 1 | 2) { 0.34 } else { 0.22 };
+        let spread = if matches!(m, 11 | 12 | 1 | 2) {
+            0.34
+        } else {
+            0.22
+        };
         for d in 1..=days_in_month(y, m) {
             w_pm = 0.72 * w_pm + spread * rng.normal();
             w_o3 = 0.6 * w_o3 + 0.12 * rng.normal();
@@ -279,7 +287,11 @@ fn check_air(air: &AirData) -> Vec<(i32, u32, [usize; 3], [f64; 3])> {
     for (y, m) in air_months() {
         let stat = |pollutant: &str, county: &str, f: &dyn Fn(&[f64]) -> f64| -> f64 {
             let vals: Vec<f64> = air[&(
-                POLLUTANTS.iter().find(|p| **p == pollutant).copied().unwrap(),
+                POLLUTANTS
+                    .iter()
+                    .find(|p| **p == pollutant)
+                    .copied()
+                    .unwrap(),
                 COUNTIES.iter().find(|c| **c == county).copied().unwrap(),
             )]
                 .iter()
@@ -336,14 +348,32 @@ fn print_ranks(rows: &[(i32, u32, [usize; 3], [f64; 3])]) {
 /// monthly class, December 2020 then January..December 2021; `0` = not
 /// reported that month. The target classes live in the water rule.
 const WATER: [(&str, [u8; 13]); 6] = [
-    ("清凉江出境断面(合成)", [4, 4, 4, 3, 4, 4, 4, 4, 3, 3, 4, 4, 4]),
+    (
+        "清凉江出境断面(合成)",
+        [4, 4, 4, 3, 4, 4, 4, 4, 3, 3, 4, 4, 4],
+    ),
     // Target Ⅳ: Ⅴ in April–May, 劣Ⅴ in June, Ⅴ in July, back to Ⅳ in August.
-    ("索泸河城区下游断面(合成)", [4, 4, 4, 4, 5, 5, 6, 5, 4, 4, 4, 4, 4]),
-    ("老沙河大高村断面(合成)", [5, 5, 5, 4, 4, 5, 5, 4, 4, 4, 4, 5, 5]),
+    (
+        "索泸河城区下游断面(合成)",
+        [4, 4, 4, 4, 5, 5, 6, 5, 4, 4, 4, 4, 4],
+    ),
+    (
+        "老沙河大高村断面(合成)",
+        [5, 5, 5, 4, 4, 5, 5, 4, 4, 4, 4, 5, 5],
+    ),
     // Target Ⅴ: the October 2021 class was never reported.
-    ("西沙河段芦头断面(合成)", [5, 5, 4, 4, 4, 5, 5, 5, 4, 4, 0, 4, 5]),
-    ("南宫湖湖心断面(合成)", [3, 3, 3, 3, 3, 3, 3, 2, 2, 3, 3, 3, 3]),
-    ("南衡灌渠渠首断面(合成)", [3, 3, 3, 2, 2, 3, 3, 3, 3, 3, 2, 2, 3]),
+    (
+        "西沙河段芦头断面(合成)",
+        [5, 5, 4, 4, 4, 5, 5, 5, 4, 4, 0, 4, 5],
+    ),
+    (
+        "南宫湖湖心断面(合成)",
+        [3, 3, 3, 3, 3, 3, 3, 2, 2, 3, 3, 3, 3],
+    ),
+    (
+        "南衡灌渠渠首断面(合成)",
+        [3, 3, 3, 2, 2, 3, 3, 3, 3, 3, 2, 2, 3],
+    ),
 ];
 
 // ---------------------------------------------------------------- socio-economic
@@ -493,40 +523,80 @@ fn sparse_series() -> Vec<(&'static str, Vec<(&'static str, f64)>)> {
         // Quarterly.
         (
             "medical_insurance_rate",
-            vec![("2020-12-31", 95.8), ("2021-03-31", 96.1), ("2021-06-30", 96.3), ("2021-09-30", 96.4), ("2021-12-31", 96.8)],
+            vec![
+                ("2020-12-31", 95.8),
+                ("2021-03-31", 96.1),
+                ("2021-06-30", 96.3),
+                ("2021-09-30", 96.4),
+                ("2021-12-31", 96.8),
+            ],
         ),
         // 3/16, 4/16, 5/16, 5/16, 6/16 towns: under 30% until the Q2 figure.
         (
             "waste_sorting_town_share",
-            vec![("2020-12-31", 18.8), ("2021-03-31", 25.0), ("2021-06-30", 31.3), ("2021-09-30", 31.3), ("2021-12-31", 37.5)],
+            vec![
+                ("2020-12-31", 18.8),
+                ("2021-03-31", 25.0),
+                ("2021-06-30", 31.3),
+                ("2021-09-30", 31.3),
+                ("2021-12-31", 37.5),
+            ],
         ),
         // 万m³, recharge − extraction over the last 12 months: in deficit after
         // the dry 2020/21 winter, in surplus after the wet summer of 2021.
         (
             "groundwater_balance",
-            vec![("2020-12-31", -210.0), ("2021-03-31", -150.0), ("2021-06-30", -60.0), ("2021-09-30", 420.0), ("2021-12-31", 510.0)],
+            vec![
+                ("2020-12-31", -210.0),
+                ("2021-03-31", -150.0),
+                ("2021-06-30", -60.0),
+                ("2021-09-30", 420.0),
+                ("2021-12-31", 510.0),
+            ],
         ),
         // Per semester (autumn 2020 known at 2020-12-31, spring 2021, autumn 2021).
         (
             "private_school_share",
-            vec![("2020-12-31", 5.9), ("2021-03-31", 5.6), ("2021-09-30", 4.8)],
+            vec![
+                ("2020-12-31", 5.9),
+                ("2021-03-31", 5.6),
+                ("2021-09-30", 4.8),
+            ],
         ),
         (
             "public_kindergarten_share",
-            vec![("2020-12-31", 51.2), ("2021-03-31", 51.4), ("2021-09-30", 53.0)],
+            vec![
+                ("2020-12-31", 51.2),
+                ("2021-03-31", 51.4),
+                ("2021-09-30", 53.0),
+            ],
         ),
         // Half-yearly forestry survey.
         (
             "village_green_coverage",
-            vec![("2020-12-31", 30.4), ("2021-06-30", 31.2), ("2021-12-31", 32.5)],
+            vec![
+                ("2020-12-31", 30.4),
+                ("2021-06-30", 31.2),
+                ("2021-12-31", 32.5),
+            ],
         ),
         (
             "shelterbelt_control_rate",
-            vec![("2020-12-31", 79.6), ("2021-06-30", 80.4), ("2021-12-31", 81.5)],
+            vec![
+                ("2020-12-31", 79.6),
+                ("2021-06-30", 80.4),
+                ("2021-12-31", 81.5),
+            ],
         ),
         // After the autumn harvest: area met, output short (2021 autumn floods).
-        ("grain_area", vec![("2020-10-31", 72.3), ("2021-10-31", 72.6)]),
-        ("grain_output", vec![("2020-10-31", 25.4), ("2021-10-31", 24.3)]),
+        (
+            "grain_area",
+            vec![("2020-10-31", 72.3), ("2021-10-31", 72.6)],
+        ),
+        (
+            "grain_output",
+            vec![("2020-10-31", 25.4), ("2021-10-31", 24.3)],
+        ),
     ]
 }
 
@@ -621,12 +691,23 @@ fn main() {
     for s in monthly_series() {
         if let Some((target, tolerance, designed)) = s.pace {
             let behind = behind_months(&s, target, tolerance);
-            assert_eq!(behind, designed, "designed pace events broken for {}", s.metric);
+            assert_eq!(
+                behind, designed,
+                "designed pace events broken for {}",
+                s.metric
+            );
         }
         writeln!(csv, "{},2020-12-31,{}", s.metric, fmt_value(s.y2020)).unwrap();
         for (i, v) in s.y2021.iter().enumerate() {
             if let Some(v) = v {
-                writeln!(csv, "{},{},{}", s.metric, month_end(2021, i as u32 + 1), fmt_value(*v)).unwrap();
+                writeln!(
+                    csv,
+                    "{},{},{}",
+                    s.metric,
+                    month_end(2021, i as u32 + 1),
+                    fmt_value(*v)
+                )
+                .unwrap();
             }
         }
     }
@@ -643,12 +724,25 @@ fn main() {
         for (item, done_from) in items {
             for (y, m) in air_months() {
                 let done = y == 2021 && done_from.is_some_and(|d| m >= d);
-                writeln!(csv, "{metric},{},{},{item}", month_end(y, m), u8::from(done)).unwrap();
+                writeln!(
+                    csv,
+                    "{metric},{},{},{item}",
+                    month_end(y, m),
+                    u8::from(done)
+                )
+                .unwrap();
             }
         }
         csv
     };
-    write(&dir, "milestones.csv", &status("item", "milestone_done", &MILESTONES));
-    write(&dir, "projects.csv", &status("project", "project_started", &PROJECTS));
-
+    write(
+        &dir,
+        "milestones.csv",
+        &status("item", "milestone_done", &MILESTONES),
+    );
+    write(
+        &dir,
+        "projects.csv",
+        &status("project", "project_started", &PROJECTS),
+    );
 }
