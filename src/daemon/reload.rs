@@ -363,3 +363,159 @@ pub fn on_sighup(daemon: Arc<Daemon>) -> std::io::Result<()> {
     });
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::engine::new_engine;
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+        config: Config,
+        engine: Engine,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir(dir.path().join("rules")).unwrap();
+            let text = r#"(
+                timezone: "Asia/Shanghai",
+                rules: "rules",
+                store: "data/rulewatch.db",
+                mail: (from: "alerts@example.cn", transport: File(dir: "outbox")),
+                recipients: { "env": ["huanbao@example.cn"] },
+                admin: ["ops@example.cn"],
+            )"#;
+            let config = Config::parse(&dir.path().join("rulewatch.ron"), text).unwrap();
+            let engine = new_engine(&config.limits);
+            Fixture { dir, config, engine }
+        }
+
+        fn path(&self, name: &str) -> PathBuf {
+            self.dir.path().join("rules").join(name)
+        }
+
+        fn write(&self, name: &str, id: &str, schedule: &str, body: &str) {
+            let text = format!(
+                "const RULE = #{{ id: \"{id}\", title: \"{id}\", severity: \"warning\", schedule: \"{schedule}\", notify: [\"env\"] }};\n{body}\n"
+            );
+            std::fs::write(self.path(name), text).unwrap();
+        }
+
+        fn apply(&self, set: &mut RuleSet, now: Millis) -> Applied {
+            apply(set, scan(&self.engine, &self.config), now)
+        }
+    }
+
+    fn kinds(events: &[RuleLoadEvent]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match e {
+                RuleLoadEvent::Broken { rule, .. } => format!("broken:{}", rule.as_deref().unwrap_or("-")),
+                RuleLoadEvent::Fixed { rule, .. } => format!("fixed:{rule}"),
+                RuleLoadEvent::Added { rule, .. } => format!("added:{rule}"),
+                RuleLoadEvent::Updated { rule, .. } => format!("updated:{rule}"),
+                RuleLoadEvent::Removed { rule, .. } => format!("removed:{rule}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn broken_edit_keeps_the_last_good_version_and_is_announced_once() {
+        let f = Fixture::new();
+        f.write("a.rhai", "rule-a", "0 0 9 * * *", "let x = 1;");
+        f.write("b.rhai", "rule-b", "@hourly", "let y = 2;");
+        std::fs::write(f.path("c.rhai"), "this is not rhai (").unwrap();
+        let mut set = RuleSet::default();
+        let a = f.apply(&mut set, 1_000);
+        assert_eq!(kinds(&a.events), ["added:rule-a", "added:rule-b", "broken:-"]);
+        assert_eq!(set.rules.len(), 2);
+        assert_eq!(set.broken.len(), 1);
+        assert_eq!(set.rules["rule-a"].cursor, 1_000);
+        let good_hash = set.rules["rule-a"].rule.content_hash.clone();
+
+        // Break rule-a: the last good version keeps running, the error shows.
+        std::fs::write(f.path("a.rhai"), "const RULE = #{ id: \"rule-a\" ").unwrap();
+        let a = f.apply(&mut set, 2_000);
+        assert_eq!(kinds(&a.events), ["broken:rule-a"]);
+        let entry = &set.rules["rule-a"];
+        assert_eq!(entry.rule.content_hash, good_hash);
+        let err = entry.load_error.as_ref().unwrap();
+        assert!(err.errors[0].contains("a.rhai:1:"), "{:?}", err.errors);
+        assert_eq!(err.since, 2_000);
+        assert_eq!(entry.cursor, 1_000, "bookkeeping survives");
+        assert_eq!(set.broken_count(), 2);
+
+        // Rescanning the same broken version: nothing new to tell.
+        let a = f.apply(&mut set, 3_000);
+        assert!(a.events.is_empty(), "{:?}", kinds(&a.events));
+        assert_eq!(set.rules["rule-a"].load_error.as_ref().unwrap().since, 2_000);
+
+        // Another broken version: told again.
+        std::fs::write(f.path("a.rhai"), "const RULE = #{ id: \"rule-a\", ").unwrap();
+        assert_eq!(kinds(&f.apply(&mut set, 4_000).events), ["broken:rule-a"]);
+
+        // Fixed, with a new body: the new version runs.
+        f.write("a.rhai", "rule-a", "0 0 9 * * *", "let x = 3;");
+        let a = f.apply(&mut set, 5_000);
+        assert_eq!(kinds(&a.events), ["fixed:rule-a"]);
+        assert!(set.rules["rule-a"].load_error.is_none());
+        assert_ne!(set.rules["rule-a"].rule.content_hash, good_hash);
+        assert!(set.rules["rule-a"].rule.source.contains("x = 3"));
+    }
+
+    #[test]
+    fn added_updated_removed_rescheduled_and_duplicates() {
+        let f = Fixture::new();
+        f.write("a.rhai", "rule-a", "0 0 9 * * *", "let x = 1;");
+        let mut set = RuleSet::default();
+        f.apply(&mut set, 0);
+        let guard = set.rules["rule-a"].guard.clone();
+
+        // Unchanged content: the same Arc keeps running, no events.
+        let before = Arc::as_ptr(&set.rules["rule-a"].rule);
+        assert!(f.apply(&mut set, 1).events.is_empty());
+        assert_eq!(Arc::as_ptr(&set.rules["rule-a"].rule), before);
+
+        // A schedule change shows in the wanted jobs; the overlap guard is kept.
+        f.write("a.rhai", "rule-a", "0 30 8 * * *", "let x = 1;");
+        assert_eq!(kinds(&f.apply(&mut set, 2).events), ["updated:rule-a"]);
+        assert_eq!(set.wanted_jobs()["rule-a"], "0 30 8 * * *");
+        assert!(Arc::ptr_eq(&guard, &set.rules["rule-a"].guard));
+
+        // A second file claiming the same id is the error; the incumbent stays.
+        f.write("0-dup.rhai", "rule-a", "@daily", "let z = 1;");
+        let a = f.apply(&mut set, 3);
+        assert_eq!(kinds(&a.events), ["broken:-"]);
+        assert!(set.rules["rule-a"].rule.path.ends_with("a.rhai"));
+        let dup = &set.broken[&f.path("0-dup.rhai")];
+        assert!(dup.error.errors[0].contains("duplicate rule id `rule-a`"), "{:?}", dup.error.errors);
+
+        // A new file, then the original deleted: the duplicate takes over the id.
+        f.write("b.rhai", "rule-b", "@daily", "let y = 1;");
+        std::fs::remove_file(f.path("a.rhai")).unwrap();
+        let a = f.apply(&mut set, 4);
+        assert_eq!(kinds(&a.events), ["fixed:rule-a", "added:rule-b"]);
+        assert!(set.rules["rule-a"].rule.path.ends_with("0-dup.rhai"));
+        assert!(set.broken.is_empty());
+
+        // Deleted: removed.
+        std::fs::remove_file(f.path("b.rhai")).unwrap();
+        let a = f.apply(&mut set, 5);
+        assert_eq!(kinds(&a.events), ["removed:rule-b"]);
+        assert_eq!(a.removed, ["rule-b"]);
+        assert!(!set.wanted_jobs().contains_key("rule-b"));
+    }
+
+    #[test]
+    fn a_file_that_changes_its_id_removes_the_old_one() {
+        let f = Fixture::new();
+        f.write("a.rhai", "rule-a", "@daily", "let x = 1;");
+        let mut set = RuleSet::default();
+        f.apply(&mut set, 0);
+        f.write("a.rhai", "rule-z", "@daily", "let x = 1;");
+        let a = f.apply(&mut set, 1);
+        assert_eq!(kinds(&a.events), ["added:rule-z", "removed:rule-a"]);
+    }
+}
