@@ -11,6 +11,8 @@
 //! - [`reload`]: hot reload of the rules folder
 //! - [`metrics`]: counters for `/metrics`
 
+pub mod alerting;
+pub mod batch;
 pub mod evaluate;
 pub mod metrics;
 pub mod reload;
@@ -26,7 +28,8 @@ use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::readings::store::Store;
-use state::{Daemon, LogSink, OutcomeSink, RuleLoadEvent};
+use alerting::Alerting;
+use state::{Daemon, RuleLoadEvent};
 
 /// How long shutdown waits for HTTP requests in flight (an ingest of a large
 /// body, an evaluate call) before closing their connections.
@@ -34,6 +37,9 @@ const HTTP_DRAIN: Duration = Duration::from_secs(20);
 /// Extra time given to evaluations in flight beyond the rule time limit
 /// (recording the outcome, a slow disk).
 const EVAL_DRAIN_SLACK: Duration = Duration::from_secs(10);
+/// How long shutdown waits for a send in progress (an SMTP dialogue has its
+/// own timeout, 30 s by default; a mail cut off stays queued, not lost).
+const MAIL_DRAIN: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -53,6 +59,8 @@ pub enum DaemonError {
         #[source]
         source: notify::Error,
     },
+    #[error("mail: {0}")]
+    Mail(String),
     #[error("signals: {0}")]
     Signals(#[source] std::io::Error),
 }
@@ -68,18 +76,40 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         .await
         .expect("store open does not panic")?;
     let store = Arc::new(store);
+    // Mail: the transport (an SMTP password is read from its variable here),
+    // the sender worker on its own connection, the alert store.
+    let mailer = crate::notify::Mailer::from_config(&config.mail).map_err(|e| DaemonError::Mail(e.to_string()))?;
+    let sender = crate::notify::Sender::open(&config.store_path, mailer, crate::notify::MailSettings::from_config(&config))
+        .map_err(|e| DaemonError::Mail(e.to_string()))?;
+    let alerting = {
+        let config = config.clone();
+        let (wake, stats) = (sender.waker(), sender.stats());
+        tokio::task::spawn_blocking(move || Alerting::open(&config, wake, stats))
+            .await
+            .expect("opening the alert store does not panic")
+            .map_err(|e| DaemonError::Mail(e.to_string()))?
+    };
+    let alerting = Arc::new(alerting);
     let (events_tx, events_rx) = mpsc::unbounded_channel();
-    let sink: Arc<dyn OutcomeSink> = Arc::new(LogSink);
-    let daemon = Arc::new(Daemon::new(config, store, sink, events_tx));
+    let daemon = Arc::new(Daemon::new(config, store, alerting.clone(), events_tx));
+    {
+        let a = alerting.clone();
+        daemon.metrics.add_extra(Box::new(move |out| a.render_metrics(out)));
+    }
+    let (sender_stop_tx, sender_stop_rx) = tokio::sync::watch::channel(false);
+    let sender_task = tokio::spawn(sender.run(async move {
+        let mut rx = sender_stop_rx;
+        let _ = rx.wait_for(|stop| *stop).await;
+    }));
     if daemon.token.is_none() {
         match &daemon.config.api_token_env {
             Some(var) => tracing::warn!(env = %var, "the API token variable is not set: writes need no token"),
             None => tracing::info!("no api_token_env configured: writes need no token"),
         }
     }
-    tokio::spawn(handle_load_events(events_rx));
+    tokio::spawn(handle_load_events(daemon.clone(), events_rx));
 
-    reload::reload(&daemon, "start-up").await;
+    reload::reload(&daemon, reload::STARTUP).await;
 
     let listener = tokio::net::TcpListener::bind(&daemon.config.listen)
         .await
@@ -133,6 +163,13 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     };
     tracing::info!(reason, "shutting down: finishing evaluations and requests in flight");
     shutdown(&daemon, server).await;
+    // Last: the sender. Mail the final evaluations queued goes out now if
+    // the server takes it; whatever is left stays queued for the next start.
+    sender_stop_tx.send_replace(true);
+    if tokio::time::timeout(MAIL_DRAIN, sender_task).await.is_err() {
+        tracing::warn!("mail sender still busy after {MAIL_DRAIN:?}: its mail stays queued for the next start");
+    }
+    tracing::info!("stopped cleanly");
     Ok(())
 }
 
@@ -151,7 +188,6 @@ async fn shutdown(daemon: &Arc<Daemon>, server: tokio::task::JoinHandle<std::io:
     }
     let d = daemon.clone();
     let flushed = tokio::task::spawn_blocking(move || {
-        d.sink.flush();
         // Fold the write-ahead log into the database file, so the store is
         // one self-contained file while the daemon is down (backups, copies).
         crate::readings::store::open_connection(d.store.path())
@@ -159,17 +195,20 @@ async fn shutdown(daemon: &Arc<Daemon>, server: tokio::task::JoinHandle<std::io:
     })
     .await;
     match flushed {
-        Ok(Ok(())) => tracing::info!("stopped cleanly"),
+        Ok(Ok(())) => tracing::debug!("store checkpointed"),
         Ok(Err(e)) => tracing::warn!(error = %e, "store checkpoint at shutdown failed (no data lost: the log is replayed on start)"),
         Err(e) => tracing::warn!(error = %e, "flush at shutdown failed"),
     }
 }
 
-/// Consumes rule load events. The seam for the notifier: once the alerts
-/// module is wired in, `Broken` events become one mail to `admin` per
-/// broken version (they already arrive once per version).
-async fn handle_load_events(mut rx: mpsc::UnboundedReceiver<RuleLoadEvent>) {
+/// Consumes rule load events: logs them, and tells `admin` about each
+/// broken version of a rule file (once: the events come once per version,
+/// and the outbox keys the note by file and content hash across restarts).
+async fn handle_load_events(daemon: Arc<Daemon>, mut rx: mpsc::UnboundedReceiver<RuleLoadEvent>) {
     while let Some(event) = rx.recv().await {
         reload::log_event(&event);
+        let d = daemon.clone();
+        let now = chrono::Utc::now().timestamp_millis();
+        let _ = tokio::task::spawn_blocking(move || d.alerting.handle_load_event(&event, now)).await;
     }
 }

@@ -76,8 +76,8 @@ fn scan_file(engine: &Engine, config: &Config, path: &Path) -> FileScan {
 #[derive(Debug, Default)]
 pub struct Applied {
     pub events: Vec<RuleLoadEvent>,
-    /// Ids no longer evaluated.
-    pub removed: Vec<String>,
+    /// Rules no longer evaluated: (id, content hash of the last version).
+    pub removed: Vec<(String, String)>,
     /// Warnings of files whose content changed (printed once per version).
     pub warnings: Vec<Diagnostic>,
 }
@@ -233,12 +233,15 @@ pub fn apply(set: &mut RuleSet, scans: Vec<FileScan>, now: Millis) -> Applied {
             path: entry.rule.path.clone(),
             rule: id.clone(),
         });
-        out.removed.push(id);
+        out.removed.push((id, entry.rule.content_hash.clone()));
     }
     set.rules = rules;
     set.broken = broken;
     out
 }
+
+/// The `why` of the first load.
+pub const STARTUP: &str = "start-up";
 
 /// Rescans the rules folder and applies the result; then brings the jobs in line.
 pub async fn reload(daemon: &Arc<Daemon>, why: &str) {
@@ -264,15 +267,19 @@ pub async fn reload(daemon: &Arc<Daemon>, why: &str) {
         tracing::warn!("{w}");
     }
     let changed = !applied.events.is_empty();
+    let initial = why == STARTUP;
     for event in applied.events {
-        let _ = daemon.load_events.send(event);
+        // At start-up every rule is "added": the summary line says it.
+        if !(initial && matches!(event, RuleLoadEvent::Added { .. })) {
+            let _ = daemon.load_events.send(event);
+        }
     }
     if !applied.removed.is_empty() {
         let d = daemon.clone();
         let removed = applied.removed.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            for id in &removed {
-                d.sink.rule_removed(id, now);
+            for (id, hash) in &removed {
+                d.alerting.forget(id, hash, now);
             }
         })
         .await;
@@ -281,7 +288,9 @@ pub async fn reload(daemon: &Arc<Daemon>, why: &str) {
         let set = daemon.rules.read();
         (set.rules.len(), set.broken_count())
     };
-    if changed {
+    if initial {
+        tracing::info!(folder = %daemon.config.rules_dir.display(), files, loaded, broken, "rules loaded");
+    } else if changed {
         tracing::info!(why, files, loaded, broken, "rules reloaded");
     } else {
         tracing::debug!(why, files, "rules rescanned: nothing changed");
@@ -504,7 +513,7 @@ mod tests {
         std::fs::remove_file(f.path("b.rhai")).unwrap();
         let a = f.apply(&mut set, 5);
         assert_eq!(kinds(&a.events), ["removed:rule-b"]);
-        assert_eq!(a.removed, ["rule-b"]);
+        assert_eq!(a.removed[0].0, "rule-b");
         assert!(!set.wanted_jobs().contains_key("rule-b"));
     }
 

@@ -10,11 +10,13 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use tokio::sync::{mpsc, watch};
 
+use super::alerting::Alerting;
+use super::batch::Batches;
 use super::metrics::{Gauges, Metrics};
 use super::schedule::Jobs;
 use crate::config::Config;
 use crate::readings::store::Store;
-use crate::rules::{Evaluator, Rule, RuleFailure, RuleOutcome};
+use crate::rules::{Evaluator, Rule, RuleFailure};
 use crate::time::Millis;
 
 /// Where an evaluation came from.
@@ -93,8 +95,9 @@ impl RuleSet {
     }
 }
 
-/// What happened to a rule file on a (re)load. The seam to the notifier:
-/// `Broken` is sent once per broken version, and the admin is told.
+/// What happened to a rule file on a (re)load. `Broken` is sent once per
+/// broken version (per daemon run; the outbox dedups across restarts), and
+/// `admin` is told.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuleLoadEvent {
     /// A version of `path` that does not load. `rule` is the id whose last
@@ -113,34 +116,6 @@ pub enum RuleLoadEvent {
     Removed { path: PathBuf, rule: String },
 }
 
-/// Receives every evaluation's outcome, on a blocking thread, before the
-/// evaluation counts as finished. The alerts module plugs in here; until it
-/// does, outcomes are logged.
-pub trait OutcomeSink: Send + Sync {
-    fn record(&self, rule: &Rule, outcome: &RuleOutcome);
-    /// Called once at shutdown after the last evaluation.
-    fn flush(&self) {}
-    /// The rule was removed from the rules folder.
-    fn rule_removed(&self, _rule: &str, _now: Millis) {}
-}
-
-/// Logs findings; what the daemon does until alerts are wired in.
-pub struct LogSink;
-
-impl OutcomeSink for LogSink {
-    fn record(&self, _rule: &Rule, outcome: &RuleOutcome) {
-        for f in outcome.all_findings() {
-            tracing::info!(
-                rule = %f.rule,
-                kind = f.kind.as_str(),
-                subject = %crate::rules::finding::subject_text(&f.subject),
-                "{}",
-                f.message
-            );
-        }
-    }
-}
-
 /// Counts evaluations in flight, so shutdown can wait for them (the
 /// scheduler's own shutdown only stops new ticks).
 #[derive(Default)]
@@ -150,9 +125,9 @@ pub struct InFlight {
 }
 
 /// Leaves the in-flight count when dropped.
-pub struct InFlightGuard<'a>(&'a InFlight);
+pub struct InFlightGuard(Arc<InFlight>);
 
-impl Drop for InFlightGuard<'_> {
+impl Drop for InFlightGuard {
     fn drop(&mut self) {
         self.0.count.fetch_sub(1, Ordering::SeqCst);
         self.0.changed.notify_waiters();
@@ -160,9 +135,9 @@ impl Drop for InFlightGuard<'_> {
 }
 
 impl InFlight {
-    pub fn enter(&self) -> InFlightGuard<'_> {
+    pub fn enter(self: &Arc<Self>) -> InFlightGuard {
         self.count.fetch_add(1, Ordering::SeqCst);
-        InFlightGuard(self)
+        InFlightGuard(self.clone())
     }
 
     pub fn count(&self) -> usize {
@@ -213,9 +188,13 @@ pub struct Daemon {
     pub evaluator: Arc<Evaluator>,
     pub rules: RwLock<RuleSet>,
     pub metrics: Metrics,
-    pub inflight: InFlight,
+    pub inflight: Arc<InFlight>,
+    /// One evaluation per core at a time.
+    pub eval_slots: tokio::sync::Semaphore,
+    /// Outcomes of one scheduled instant, recorded together.
+    pub batches: Batches,
     pub token: Option<ApiToken>,
-    pub sink: Arc<dyn OutcomeSink>,
+    pub alerting: Arc<Alerting>,
     pub load_events: mpsc::UnboundedSender<RuleLoadEvent>,
     pub jobs: tokio::sync::Mutex<Option<Jobs>>,
     /// One reload at a time (file events and SIGHUP may race).
@@ -228,26 +207,36 @@ impl Daemon {
     pub fn new(
         config: Config,
         store: Arc<Store>,
-        sink: Arc<dyn OutcomeSink>,
+        alerting: Arc<Alerting>,
         load_events: mpsc::UnboundedSender<RuleLoadEvent>,
     ) -> Daemon {
         let token = config.api_token().map(|t| ApiToken::new(&t));
         let evaluator = Arc::new(Evaluator::new(&config, store.clone()));
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // A batch waits this long for news before recording what it has: a
+        // rule's run is bounded by the rule time limit, plus queueing.
+        let batch_idle = Duration::from_millis(config.limits.rule_timeout.max(0) as u64) + Duration::from_secs(5);
         Daemon {
             config: Arc::new(config),
             store,
             evaluator,
             rules: RwLock::new(RuleSet::default()),
             metrics: Metrics::new(),
-            inflight: InFlight::default(),
+            inflight: Arc::new(InFlight::default()),
+            eval_slots: tokio::sync::Semaphore::new(cores),
+            batches: Batches::new(batch_idle),
             token,
-            sink,
+            alerting,
             load_events,
             jobs: tokio::sync::Mutex::new(None),
             reloading: tokio::sync::Mutex::new(()),
             shutting_down: AtomicBool::new(false),
             shutdown_tx: watch::channel(false).0,
         }
+    }
+
+    pub fn enter_in_flight(&self) -> InFlightGuard {
+        self.inflight.enter()
     }
 
     pub fn is_shutting_down(&self) -> bool {

@@ -6,10 +6,13 @@
 //! |---|---|
 //! | `POST /api/v1/readings` | JSON / NDJSON / CSV by `Content-Type` → `{"accepted": N}` (token) |
 //! | `POST /api/v1/evaluate[?rule=ID]` | evaluate now, answer with the findings (token) |
-//! | `GET /api/v1/rules` | every rule: metadata, file, last evaluation, load error |
+//! | `GET /api/v1/rules`, `/api/v1/rules/{id}` | every rule: metadata, file, last evaluation, load error |
+//! | `GET /api/v1/alerts[?rule=ID&state=S]` | active alerts |
+//! | `GET /api/v1/history?rule=&since=&until=&limit=` | transitions and mail events, oldest first |
 //! | `GET /healthz` | liveness |
 //! | `GET /metrics` | Prometheus text format |
 
+pub mod alerts;
 pub mod auth;
 pub mod metrics;
 pub mod readings;
@@ -35,6 +38,8 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .merge(writes)
         .route("/api/v1/rules", get(rules::list))
         .route("/api/v1/rules/{id}", get(rules::one))
+        .route("/api/v1/alerts", get(alerts::list))
+        .route("/api/v1/history", get(alerts::history))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::get))
         .fallback(not_found)

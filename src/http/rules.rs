@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error;
-use crate::daemon::evaluate::{evaluate as run_evaluation, NotRun};
-use crate::daemon::state::{BrokenFile, Daemon, LoadError, RuleEntry, Trigger};
+use crate::daemon::evaluate::{evaluate_now, NotRun};
+use crate::daemon::state::{BrokenFile, Daemon, LoadError, RuleEntry};
 use crate::rules::Finding;
 use crate::time::{format_time, Millis};
 
@@ -119,31 +119,27 @@ pub async fn evaluate(State(d): State<Arc<Daemon>>, query: Result<Query<Evaluate
     };
     let tz = d.config.timezone;
     let at = chrono::Utc::now().timestamp_millis();
+    let outcomes = match evaluate_now(&d, ids, at).await {
+        Ok(o) => o,
+        Err(NotRun::ShuttingDown) => {
+            return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down: evaluation not started");
+        }
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("evaluation did not run: {e}")),
+    };
     let mut findings: Vec<Finding> = Vec::new();
     let mut per_rule = Vec::new();
     let mut failed = 0usize;
-    for id in &ids {
-        match run_evaluation(&d, id, at, Trigger::Api).await {
-            Ok(outcome) => {
-                if outcome.error.is_some() {
-                    failed += 1;
-                }
-                per_rule.push(json!({
-                    "rule": id,
-                    "duration_ms": outcome.duration.as_secs_f64() * 1e3,
-                    "findings": outcome.findings.len(),
-                    "error": outcome.error.as_ref().map(ToString::to_string),
-                }));
-                findings.extend(outcome.all_findings());
-            }
-            Err(NotRun::UnknownRule(_)) => {} // removed by a reload meanwhile
-            Err(NotRun::ShuttingDown) => {
-                return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down: evaluation not started");
-            }
-            Err(e) => {
-                return error(StatusCode::INTERNAL_SERVER_ERROR, format!("evaluation of `{id}` did not run: {e:?}"));
-            }
+    for (rule, outcome) in &outcomes {
+        if outcome.error.is_some() {
+            failed += 1;
         }
+        per_rule.push(json!({
+            "rule": rule.meta.id,
+            "duration_ms": outcome.duration.as_secs_f64() * 1e3,
+            "findings": outcome.findings.len(),
+            "error": outcome.error.as_ref().map(ToString::to_string),
+        }));
+        findings.extend(outcome.all_findings());
     }
     Json(json!({
         "at": format_time(at, tz),
