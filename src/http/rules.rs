@@ -30,6 +30,7 @@ fn entry_json(d: &Daemon, id: &str, e: &RuleEntry, now: Millis) -> Value {
     let last = e.last.as_ref().map(|l| {
         json!({
             "at": format_time(l.at, tz),
+            "at_ms": l.at,
             "finished": format_time(l.finished, tz),
             "duration_ms": l.duration.as_secs_f64() * 1e3,
             "trigger": l.trigger,
