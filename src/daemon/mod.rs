@@ -53,12 +53,6 @@ pub enum DaemonError {
     },
     #[error("scheduler: {0}")]
     Scheduler(String),
-    #[error("cannot watch the rules folder `{path}`: {source}")]
-    Watch {
-        path: String,
-        #[source]
-        source: notify::Error,
-    },
     #[error("mail: {0}")]
     Mail(String),
     #[error("signals: {0}")]
@@ -129,10 +123,15 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     }
     tokio::spawn(schedule::watch_offset_changes(daemon.clone()));
 
-    let _watcher = reload::watch(daemon.clone()).map_err(|source| DaemonError::Watch {
-        path: daemon.config.rules_dir.display().to_string(),
-        source,
-    })?;
+    // Without a watcher (inotify limits reached, say) the daemon still runs:
+    // rules then reload on SIGHUP only.
+    let _watcher = match reload::watch(daemon.clone()) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::error!(folder = %daemon.config.rules_dir.display(), error = %e, "cannot watch the rules folder: rules reload on SIGHUP only");
+            None
+        }
+    };
     reload::on_sighup(daemon.clone()).map_err(DaemonError::Signals)?;
 
     let app = crate::http::router(daemon.clone()).into_make_service_with_connect_info::<SocketAddr>();
