@@ -25,11 +25,18 @@ use std::time::{Duration, Instant};
 const TOKEN: &str = "bench-token";
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn write_config(dir: &Path, port: u16) -> PathBuf {
@@ -81,7 +88,11 @@ impl Conn {
         self.writer.write_all(body).unwrap();
         let mut line = String::new();
         self.reader.read_line(&mut line).unwrap();
-        let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         let mut length = 0usize;
         loop {
             line.clear();
@@ -124,7 +135,11 @@ fn start_daemon(bin: &str, dir: &Path, config: &Path, port: u16) -> Child {
                 return child;
             }
         }
-        assert!(Instant::now() < deadline, "daemon not up: {}", std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default());
+        assert!(
+            Instant::now() < deadline,
+            "daemon not up: {}",
+            std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -142,7 +157,9 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn main() {
-    let data = PathBuf::from(std::env::var("RW_BENCH_DATA").unwrap_or_else(|_| "/tmp/rw-bench".into())).join("data.ndjson");
+    let data =
+        PathBuf::from(std::env::var("RW_BENCH_DATA").unwrap_or_else(|_| "/tmp/rw-bench".into()))
+            .join("data.ndjson");
     let clients: usize = env_or("RW_BENCH_CLIENTS", 4);
     let batch: usize = env_or("RW_BENCH_BATCH", 1000);
     let limit: usize = env_or("RW_BENCH_LIMIT", usize::MAX);
@@ -215,7 +232,10 @@ fn main() {
             })
         })
         .collect();
-    let mut latencies: Vec<Duration> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    let mut latencies: Vec<Duration> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
     let elapsed = started.elapsed();
     latencies.sort();
     let timed_readings = readings - batches[0].iter().filter(|&&b| b == b'\n').count();
@@ -229,7 +249,9 @@ fn main() {
         ms(percentile(&latencies, 0.99)),
         ms(*latencies.last().unwrap_or(&Duration::ZERO)),
     );
-    let _ = Command::new("kill").args(["-TERM", &daemon.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status();
     let status = daemon.wait().unwrap();
     assert!(status.success(), "daemon exit: {status}");
 
@@ -251,7 +273,11 @@ fn main() {
         .output()
         .unwrap();
     let file_elapsed = started.elapsed();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     println!(
         "file  : {readings} readings in {:.2} s = {:.0} readings/s (`rulewatch ingest`, one transaction)",
         file_elapsed.as_secs_f64(),

@@ -6,7 +6,9 @@ use daemon_support::{daemon, pm25_rule, Daemon, TOKEN};
 
 fn with_pm25_rule() -> Daemon {
     // A schedule that never comes during a test: evaluations here are the API's.
-    daemon().rule("pm25.rhai", pm25_rule("pm25-high", "v1", "0 0 9 1 1 *")).start()
+    daemon()
+        .rule("pm25.rhai", pm25_rule("pm25-high", "v1", "0 0 9 1 1 *"))
+        .start()
 }
 
 const NDJSON_OK: &str = concat!(
@@ -29,12 +31,22 @@ fn readings_in_each_format_are_stored() {
 
     let json = r#"[{"metric":"pm25","value":99.0,"time":"2021-03-03T10:00:00+08:00","labels":{"county":"南宫"}}]"#;
     let r = d.post("/api/v1/readings", "application/json; charset=utf-8", json);
-    assert_eq!((r.status, r.json()["accepted"].as_u64()), (200, Some(1)), "{}", r.text);
+    assert_eq!(
+        (r.status, r.json()["accepted"].as_u64()),
+        (200, Some(1)),
+        "{}",
+        r.text
+    );
     assert_eq!(d.messages("pm25-high"), ["v1: pm25 99.0"]);
 
     let csv = "metric,time,value,county\npm25,2021-03-04T10:00,12.5,南宫\npm25,2021-03-04T10:00,300,清河\n";
     let r = d.post("/api/v1/readings", "text/csv", csv);
-    assert_eq!((r.status, r.json()["accepted"].as_u64()), (200, Some(2)), "{}", r.text);
+    assert_eq!(
+        (r.status, r.json()["accepted"].as_u64()),
+        (200, Some(2)),
+        "{}",
+        r.text
+    );
     assert!(d.messages("pm25-high").is_empty(), "12.5 is fine");
 
     assert_eq!(d.metric("rulewatch_readings_ingested_total"), Some(5.0));
@@ -51,18 +63,31 @@ fn a_bad_reading_rejects_the_batch_naming_its_line() {
     let r = d.post("/api/v1/readings", "application/x-ndjson", body);
     assert_eq!(r.status, 400, "{}", r.text);
     let v = r.json();
-    assert!(v["error"].as_str().unwrap().contains("nothing stored"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("nothing stored"),
+        "{v}"
+    );
     let errors = v["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 1, "{v}");
     assert_eq!(errors[0]["line"], 3, "{v}");
-    assert!(errors[0]["message"].as_str().unwrap().contains("high"), "{v}");
+    assert!(
+        errors[0]["message"].as_str().unwrap().contains("high"),
+        "{v}"
+    );
     // Nothing of it stored: the good lines before and after are not there.
     assert_eq!(d.messages("pm25-high"), ["v1: no pm25"]);
     assert_eq!(d.metric("rulewatch_readings_ingested_total"), Some(0.0));
-    assert_eq!(d.metric("rulewatch_ingest_batches_total{result=\"rejected\"}"), Some(1.0));
+    assert_eq!(
+        d.metric("rulewatch_ingest_batches_total{result=\"rejected\"}"),
+        Some(1.0)
+    );
 
     // CSV: the line number counts the header.
-    let r = d.post("/api/v1/readings", "text/csv", "metric,time,value,county\npm25,2021-03-04,1,南宫\npm25,not-a-time,2,南宫\n");
+    let r = d.post(
+        "/api/v1/readings",
+        "text/csv",
+        "metric,time,value,county\npm25,2021-03-04,1,南宫\npm25,not-a-time,2,南宫\n",
+    );
     assert_eq!(r.status, 400, "{}", r.text);
     assert_eq!(r.json()["errors"][0]["line"], 3, "{}", r.text);
 
@@ -76,34 +101,70 @@ fn a_bad_reading_rejects_the_batch_naming_its_line() {
 #[test]
 fn writes_need_the_token() {
     let d = with_pm25_rule();
-    for auth in [None, Some("Bearer wrong-token"), Some(&format!("Bearer {TOKEN}x")[..]), Some(&format!("Basic {TOKEN}")[..])] {
-        let r = d.post_as("/api/v1/readings", auth, Some("application/x-ndjson"), NDJSON_OK);
+    for auth in [
+        None,
+        Some("Bearer wrong-token"),
+        Some(&format!("Bearer {TOKEN}x")[..]),
+        Some(&format!("Basic {TOKEN}")[..]),
+    ] {
+        let r = d.post_as(
+            "/api/v1/readings",
+            auth,
+            Some("application/x-ndjson"),
+            NDJSON_OK,
+        );
         assert_eq!(r.status, 401, "{auth:?}: {}", r.text);
         assert!(r.json()["error"].is_string());
         assert!(r.headers.get("www-authenticate").is_some());
         let r = d.post_as("/api/v1/evaluate", auth, None, "");
         assert_eq!(r.status, 401, "{auth:?}: {}", r.text);
     }
-    assert_eq!(d.messages("pm25-high"), ["v1: no pm25"], "nothing stored by refused writes");
+    assert_eq!(
+        d.messages("pm25-high"),
+        ["v1: no pm25"],
+        "nothing stored by refused writes"
+    );
     // The scheme is case-insensitive.
-    let r = d.post_as("/api/v1/readings", Some(&format!("bearer {TOKEN}")), Some("application/x-ndjson"), NDJSON_OK);
+    let r = d.post_as(
+        "/api/v1/readings",
+        Some(&format!("bearer {TOKEN}")),
+        Some("application/x-ndjson"),
+        NDJSON_OK,
+    );
     assert_eq!(r.status, 200, "{}", r.text);
     // Reads are open.
-    for path in ["/api/v1/rules", "/healthz", "/metrics", "/api/v1/alerts", "/api/v1/history"] {
+    for path in [
+        "/api/v1/rules",
+        "/healthz",
+        "/metrics",
+        "/api/v1/alerts",
+        "/api/v1/history",
+    ] {
         assert_eq!(d.get(path).status, 200, "{path}");
     }
 }
 
 #[test]
 fn without_a_token_configured_writes_are_open() {
-    let d = daemon().no_token().rule("pm25.rhai", pm25_rule("pm25-high", "v1", "0 0 9 1 1 *")).start();
-    let r = d.post_as("/api/v1/readings", None, Some("application/x-ndjson"), NDJSON_OK);
+    let d = daemon()
+        .no_token()
+        .rule("pm25.rhai", pm25_rule("pm25-high", "v1", "0 0 9 1 1 *"))
+        .start();
+    let r = d.post_as(
+        "/api/v1/readings",
+        None,
+        Some("application/x-ndjson"),
+        NDJSON_OK,
+    );
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
 #[test]
 fn bodies_over_the_limit_are_refused() {
-    let d = daemon().max_body(1024).rule("pm25.rhai", pm25_rule("pm25-high", "v1", "0 0 9 1 1 *")).start();
+    let d = daemon()
+        .max_body(1024)
+        .rule("pm25.rhai", pm25_rule("pm25-high", "v1", "0 0 9 1 1 *"))
+        .start();
     let line = r#"{"metric":"pm25","value":91.5,"time":"2021-03-02T10:00:00+08:00","labels":{"county":"南宫"}}"#;
     let big = format!("{line}\n").repeat(40); // ~3.9 KB
     let r = d.post("/api/v1/readings", "application/x-ndjson", big.clone());
@@ -115,14 +176,20 @@ fn bodies_over_the_limit_are_refused() {
         .post(d.url("/api/v1/readings"))
         .header("Authorization", format!("Bearer {TOKEN}"))
         .header("Content-Type", "application/x-ndjson")
-        .body(reqwest::blocking::Body::new(std::io::Cursor::new(big.into_bytes())))
+        .body(reqwest::blocking::Body::new(std::io::Cursor::new(
+            big.into_bytes(),
+        )))
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 413);
     assert!(r.text().unwrap().contains("\"error\""));
     assert_eq!(d.messages("pm25-high"), ["v1: no pm25"]);
     // Under the limit: fine.
-    let r = d.post("/api/v1/readings", "application/x-ndjson", format!("{line}\n"));
+    let r = d.post(
+        "/api/v1/readings",
+        "application/x-ndjson",
+        format!("{line}\n"),
+    );
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
@@ -131,8 +198,16 @@ fn unknown_content_types_are_refused() {
     let d = with_pm25_rule();
     let r = d.post("/api/v1/readings", "application/xml", "<pm25/>");
     assert_eq!(r.status, 415, "{}", r.text);
-    assert!(r.json()["error"].as_str().unwrap().contains("application/x-ndjson"));
-    let r = d.post_as("/api/v1/readings", Some(&format!("Bearer {TOKEN}")), None, NDJSON_OK);
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("application/x-ndjson"));
+    let r = d.post_as(
+        "/api/v1/readings",
+        Some(&format!("Bearer {TOKEN}")),
+        None,
+        NDJSON_OK,
+    );
     assert_eq!(r.status, 415, "{}", r.text);
 }
 
@@ -160,7 +235,10 @@ fn errors_are_json_everywhere() {
 fn rules_health_and_metrics() {
     let d = daemon()
         .rule("pm25.rhai", pm25_rule("pm25-high", "v1", "0 0 9 1 1 *"))
-        .rule("broken.rhai", "const RULE = #{ id: \"broken\", title: ".into())
+        .rule(
+            "broken.rhai",
+            "const RULE = #{ id: \"broken\", title: ".into(),
+        )
         .start();
     let h = d.get("/healthz");
     assert_eq!(h.status, 200);
@@ -180,13 +258,19 @@ fn rules_health_and_metrics() {
     assert_eq!(r["status"], "ok");
     assert!(r["last_evaluation"].is_null());
     assert!(r["error"].is_null());
-    assert!(r["next_evaluation"].as_str().unwrap().contains("-01-01T09:00:00+08:00"));
+    assert!(r["next_evaluation"]
+        .as_str()
+        .unwrap()
+        .contains("-01-01T09:00:00+08:00"));
     // The file that does not load is listed, with its error and position.
     let b = &list[1];
     assert!(b["id"].is_null());
     assert_eq!(b["status"], "broken");
     assert!(b["file"].as_str().unwrap().ends_with("broken.rhai"));
-    assert!(b["error"].as_str().unwrap().contains("broken.rhai:1:"), "{b}");
+    assert!(
+        b["error"].as_str().unwrap().contains("broken.rhai:1:"),
+        "{b}"
+    );
 
     d.evaluate(None);
     let r = d.rule_status("pm25-high").unwrap();
@@ -200,7 +284,10 @@ fn rules_health_and_metrics() {
 
     let m = d.get("/metrics");
     assert_eq!(m.status, 200);
-    assert!(m.headers["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(m.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
     for name in [
         "rulewatch_readings_ingested_total 0",
         "rulewatch_evaluations_total{rule=\"pm25-high\",result=\"ok\"} 1",
@@ -239,12 +326,24 @@ fn evaluate_answers_with_findings_and_alerts_follow() {
     assert_eq!(alerts["alerts"][0]["state"], "firing", "{alerts}");
     let mails = d.wait_for(10, "the firing mail", |d| {
         let m = d.outbox();
-        m.iter().any(|m| m.contains("huanbao@example.cn")).then_some(m)
+        m.iter()
+            .any(|m| m.contains("huanbao@example.cn"))
+            .then_some(m)
     });
     assert_eq!(mails.len(), 1);
-    let history = d.get("/api/v1/history?rule=pm25-high&since=2000-01-01").json();
-    let events: Vec<&str> = history["history"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
-    assert!(events.contains(&"transition") && events.contains(&"queued"), "{history}");
+    let history = d
+        .get("/api/v1/history?rule=pm25-high&since=2000-01-01")
+        .json();
+    let events: Vec<&str> = history["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert!(
+        events.contains(&"transition") && events.contains(&"queued"),
+        "{history}"
+    );
 
     // Evaluating again: nothing new to tell.
     d.evaluate(None);
@@ -254,13 +353,25 @@ fn evaluate_answers_with_findings_and_alerts_follow() {
 
 #[test]
 fn the_token_never_appears_in_logs_or_answers() {
-    let d = daemon().log("trace").rule("pm25.rhai", pm25_rule("pm25-high", "v1", "0 0 9 1 1 *")).start();
+    let d = daemon()
+        .log("trace")
+        .rule("pm25.rhai", pm25_rule("pm25-high", "v1", "0 0 9 1 1 *"))
+        .start();
     let wrong = format!("{TOKEN}-wrong");
     let mut answers = Vec::new();
-    for auth in [format!("Bearer {TOKEN}"), format!("Bearer {wrong}"), format!("Basic {TOKEN}"), TOKEN.to_string()] {
+    for auth in [
+        format!("Bearer {TOKEN}"),
+        format!("Bearer {wrong}"),
+        format!("Basic {TOKEN}"),
+        TOKEN.to_string(),
+    ] {
         for (path, ct, body) in [
             ("/api/v1/readings", Some("application/x-ndjson"), NDJSON_OK),
-            ("/api/v1/readings", Some("application/x-ndjson"), "{bad json\n"),
+            (
+                "/api/v1/readings",
+                Some("application/x-ndjson"),
+                "{bad json\n",
+            ),
             ("/api/v1/readings", Some("application/xml"), "x"),
             ("/api/v1/evaluate", None, ""),
             ("/api/v1/evaluate?rule=nope", None, ""),
@@ -273,7 +384,10 @@ fn the_token_never_appears_in_logs_or_answers() {
     d.signal("TERM");
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let logs = d.logs();
-    assert!(logs.contains("write refused"), "the refusals are logged:\n{logs}");
+    assert!(
+        logs.contains("write refused"),
+        "the refusals are logged:\n{logs}"
+    );
     assert!(!logs.contains(TOKEN), "token in the log:\n{logs}");
     for a in answers {
         assert!(!a.contains(TOKEN), "token in an answer: {a}");

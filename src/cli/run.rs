@@ -13,7 +13,10 @@ pub fn run(config_path: &Path, _args: Args) -> Exit {
         Ok(c) => c,
         Err(e) => return e,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -14,8 +14,8 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::state::{LoadError, RuleLoadEvent};
-use crate::alerts::{AlertRule, AlertStore, HistoryEntry, HistoryQuery, Recorded, StoreError};
 use crate::alerts::{Alert, State};
+use crate::alerts::{AlertRule, AlertStore, HistoryEntry, HistoryQuery, Recorded, StoreError};
 use crate::config::Config;
 use crate::notify::{MailSettings, MailStats, OutboxCounts};
 use crate::rules::{Finding, Rule, RuleOutcome};
@@ -46,7 +46,11 @@ pub struct Alerting {
 }
 
 impl Alerting {
-    pub fn open(config: &Config, wake: Arc<Notify>, mail_stats: Arc<MailStats>) -> Result<Alerting, StoreError> {
+    pub fn open(
+        config: &Config,
+        wake: Arc<Notify>,
+        mail_stats: Arc<MailStats>,
+    ) -> Result<Alerting, StoreError> {
         Ok(Alerting {
             writer: Mutex::new(AlertStore::open(&config.store_path)?),
             reader: Mutex::new(AlertStore::open(&config.store_path)?),
@@ -58,10 +62,18 @@ impl Alerting {
 
     /// Records the outcomes of rules evaluated at the same instant `at` in
     /// one transaction (so each recipient gets one mail for it). Blocking.
-    pub fn record(&self, at: Millis, outcomes: &[(Arc<Rule>, RuleOutcome)]) -> Result<Recorded, StoreError> {
+    pub fn record(
+        &self,
+        at: Millis,
+        outcomes: &[(Arc<Rule>, RuleOutcome)],
+    ) -> Result<Recorded, StoreError> {
         let rules: Vec<AlertRule> = outcomes.iter().map(|(r, _)| alert_rule(r)).collect();
         let findings: Vec<Vec<Finding>> = outcomes.iter().map(|(_, o)| o.all_findings()).collect();
-        let batch: Vec<(&AlertRule, &[Finding])> = rules.iter().zip(&findings).map(|(r, f)| (r, f.as_slice())).collect();
+        let batch: Vec<(&AlertRule, &[Finding])> = rules
+            .iter()
+            .zip(&findings)
+            .map(|(r, f)| (r, f.as_slice()))
+            .collect();
         let recorded = self.writer.lock().record(at, &batch, &self.settings)?;
         for t in &recorded.transitions {
             tracing::info!(
@@ -92,12 +104,20 @@ impl Alerting {
     /// Tells `admin` about a rule file that does not load, once per broken
     /// version (the outbox keys the note by file and content hash, so a
     /// restart does not repeat it). Blocking.
-    pub fn rule_file_broken(&self, path: &std::path::Path, rule: Option<&str>, error: &LoadError, now: Millis) {
+    pub fn rule_file_broken(
+        &self,
+        path: &std::path::Path,
+        rule: Option<&str>,
+        error: &LoadError,
+        now: Millis,
+    ) {
         let file = path.display().to_string();
         let key = format!("load:{file}:{}", error.content_hash);
-        let rule_name = rule
-            .map(str::to_string)
-            .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+        let rule_name = rule.map(str::to_string).unwrap_or_else(|| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
         let title = format!("规则文件无法加载 / rule file does not load: {file}");
         let mut text = String::new();
         match rule {
@@ -105,21 +125,33 @@ impl Alerting {
                 let _ = writeln!(text, "规则 `{id}` 继续按上一个可用版本运行。The last good version of `{id}` keeps running.");
             }
             None => {
-                let _ = writeln!(text, "该文件未被执行。This file is not evaluated until it loads.");
+                let _ = writeln!(
+                    text,
+                    "该文件未被执行。This file is not evaluated until it loads."
+                );
             }
         }
         let _ = writeln!(text);
         for e in &error.errors {
             let _ = writeln!(text, "{e}");
         }
-        let _ = writeln!(text, "\n`rulewatch check` 可列出全部问题。`rulewatch check` lists every problem.");
-        match self.writer.lock().admin_note(&key, &rule_name, &title, &text, now, &self.settings) {
+        let _ = writeln!(
+            text,
+            "\n`rulewatch check` 可列出全部问题。`rulewatch check` lists every problem."
+        );
+        match self
+            .writer
+            .lock()
+            .admin_note(&key, &rule_name, &title, &text, now, &self.settings)
+        {
             Ok(true) => {
                 tracing::info!(file = %file, "admin told about the broken rule file");
                 self.wake.notify_one();
             }
             Ok(false) => tracing::debug!(file = %file, "admin already told about this version"),
-            Err(e) => tracing::error!(file = %file, error = %e, "could not queue the note to admin"),
+            Err(e) => {
+                tracing::error!(file = %file, error = %e, "could not queue the note to admin")
+            }
         }
     }
 
@@ -144,12 +176,18 @@ impl Alerting {
     pub fn render_metrics(&self, out: &mut String) {
         let (by_state, counts): (Vec<(State, u64)>, Option<OutboxCounts>) = {
             let reader = self.reader.lock();
-            (reader.count_by_state().unwrap_or_default(), reader.outbox_counts().ok())
+            (
+                reader.count_by_state().unwrap_or_default(),
+                reader.outbox_counts().ok(),
+            )
         };
         let _ = writeln!(out, "# HELP rulewatch_alerts Active alerts by state.");
         let _ = writeln!(out, "# TYPE rulewatch_alerts gauge");
         for state in [State::Pending, State::Firing, State::NoData, State::Error] {
-            let n = by_state.iter().find(|(s, _)| *s == state).map_or(0, |(_, n)| *n);
+            let n = by_state
+                .iter()
+                .find(|(s, _)| *s == state)
+                .map_or(0, |(_, n)| *n);
             let _ = writeln!(out, "rulewatch_alerts{{state=\"{}\"}} {n}", state.as_str());
         }
         if let Some(c) = counts {
@@ -160,14 +198,32 @@ impl Alerting {
             let _ = writeln!(out, "rulewatch_mails{{status=\"failed\"}} {}", c.failed);
         }
         let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-        let _ = writeln!(out, "# HELP rulewatch_mails_sent_total Mails the server accepted since start.");
+        let _ = writeln!(
+            out,
+            "# HELP rulewatch_mails_sent_total Mails the server accepted since start."
+        );
         let _ = writeln!(out, "# TYPE rulewatch_mails_sent_total counter");
-        let _ = writeln!(out, "rulewatch_mails_sent_total {}", load(&self.mail_stats.sent));
+        let _ = writeln!(
+            out,
+            "rulewatch_mails_sent_total {}",
+            load(&self.mail_stats.sent)
+        );
         let _ = writeln!(out, "# HELP rulewatch_mail_send_failures_total Failed send attempts since start (each retry counts).");
         let _ = writeln!(out, "# TYPE rulewatch_mail_send_failures_total counter");
-        let _ = writeln!(out, "rulewatch_mail_send_failures_total {}", load(&self.mail_stats.failed_attempts));
-        let _ = writeln!(out, "# HELP rulewatch_mails_failed_total Mails given up for good since start.");
+        let _ = writeln!(
+            out,
+            "rulewatch_mail_send_failures_total {}",
+            load(&self.mail_stats.failed_attempts)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP rulewatch_mails_failed_total Mails given up for good since start."
+        );
         let _ = writeln!(out, "# TYPE rulewatch_mails_failed_total counter");
-        let _ = writeln!(out, "rulewatch_mails_failed_total {}", load(&self.mail_stats.failed));
+        let _ = writeln!(
+            out,
+            "rulewatch_mails_failed_total {}",
+            load(&self.mail_stats.failed)
+        );
     }
 }

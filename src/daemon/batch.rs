@@ -87,7 +87,13 @@ impl Batches {
 
     /// Adds a rule's outcome for instant `at` and waits until the batch has
     /// been recorded.
-    pub async fn submit(&self, daemon: &Arc<Daemon>, at: Millis, rule: Arc<Rule>, outcome: RuleOutcome) {
+    pub async fn submit(
+        &self,
+        daemon: &Arc<Daemon>,
+        at: Millis,
+        rule: Arc<Rule>,
+        outcome: RuleOutcome,
+    ) {
         let id = rule.meta.id.clone();
         let (rx, complete) = {
             let mut inner = self.inner.lock();

@@ -64,7 +64,12 @@ pub async fn on_tick(daemon: &Arc<Daemon>, rule_id: &str, fired: Millis) {
     };
     match run(daemon, rule_id, at, Trigger::Schedule).await {
         Ok(e) => {
-            let Evaluated { rule, outcome, _running, _in_flight } = e;
+            let Evaluated {
+                rule,
+                outcome,
+                _running,
+                _in_flight,
+            } = e;
             daemon.batches.submit(daemon, at, rule, outcome).await;
         }
         Err(not_run) => {
@@ -73,8 +78,12 @@ pub async fn on_tick(daemon: &Arc<Daemon>, rule_id: &str, fired: Millis) {
                     daemon.metrics.skipped(rule_id);
                     tracing::warn!(rule = %rule_id, at = %format_time(at, tz), "previous evaluation still running: this run skipped");
                 }
-                NotRun::ShuttingDown => tracing::info!(rule = %rule_id, "shutting down: scheduled run not started"),
-                e => tracing::error!(rule = %rule_id, error = %e, "scheduled evaluation did not run"),
+                NotRun::ShuttingDown => {
+                    tracing::info!(rule = %rule_id, "shutting down: scheduled run not started")
+                }
+                e => {
+                    tracing::error!(rule = %rule_id, error = %e, "scheduled evaluation did not run")
+                }
             }
             daemon.batches.withdraw(daemon, at, rule_id).await;
         }
@@ -84,7 +93,12 @@ pub async fn on_tick(daemon: &Arc<Daemon>, rule_id: &str, fired: Millis) {
 /// Evaluates `rule_id` as of `at`, without recording the outcome. A
 /// scheduled run skips when the rule is already running; an API run waits
 /// its turn.
-pub async fn run(daemon: &Arc<Daemon>, rule_id: &str, at: Millis, trigger: Trigger) -> Result<Evaluated, NotRun> {
+pub async fn run(
+    daemon: &Arc<Daemon>,
+    rule_id: &str,
+    at: Millis,
+    trigger: Trigger,
+) -> Result<Evaluated, NotRun> {
     // Enter before looking at the flag: shutdown sets the flag, then waits
     // for the count to drop to zero, so no evaluation slips between the two.
     let in_flight = daemon.enter_in_flight();
@@ -93,21 +107,31 @@ pub async fn run(daemon: &Arc<Daemon>, rule_id: &str, at: Millis, trigger: Trigg
     }
     let guard = {
         let rules = daemon.rules.read();
-        let entry = rules.rules.get(rule_id).ok_or_else(|| NotRun::UnknownRule(rule_id.to_string()))?;
+        let entry = rules
+            .rules
+            .get(rule_id)
+            .ok_or_else(|| NotRun::UnknownRule(rule_id.to_string()))?;
         entry.guard.clone()
     };
     let running = match trigger {
         Trigger::Schedule => guard.try_lock_owned().map_err(|_| NotRun::Overlap)?,
         Trigger::Api => guard.lock_owned().await,
     };
-    let _slot = daemon.eval_slots.acquire().await.map_err(|_| NotRun::ShuttingDown)?;
+    let _slot = daemon
+        .eval_slots
+        .acquire()
+        .await
+        .map_err(|_| NotRun::ShuttingDown)?;
     if daemon.is_shutting_down() {
         return Err(NotRun::ShuttingDown); // queued behind others when the signal came
     }
     // The version to run is read under the guard: a reload meanwhile is picked up.
     let rule: Arc<Rule> = {
         let rules = daemon.rules.read();
-        let entry = rules.rules.get(rule_id).ok_or_else(|| NotRun::UnknownRule(rule_id.to_string()))?;
+        let entry = rules
+            .rules
+            .get(rule_id)
+            .ok_or_else(|| NotRun::UnknownRule(rule_id.to_string()))?;
         entry.rule.clone()
     };
     let d = daemon.clone();
@@ -116,7 +140,9 @@ pub async fn run(daemon: &Arc<Daemon>, rule_id: &str, at: Millis, trigger: Trigg
         .await
         .map_err(|e| NotRun::Crashed(e.to_string()))?;
 
-    daemon.metrics.evaluated(rule_id, outcome.error.is_some(), outcome.duration);
+    daemon
+        .metrics
+        .evaluated(rule_id, outcome.error.is_some(), outcome.duration);
     if let Some(e) = &outcome.error {
         tracing::warn!(rule = %rule_id, error = %e, "rule failed");
     } else {
@@ -156,14 +182,22 @@ pub async fn record(daemon: &Arc<Daemon>, at: Millis, items: Vec<(Arc<Rule>, Rul
     let result = tokio::task::spawn_blocking(move || d.alerting.record(at, &items)).await;
     match result {
         Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::error!(rules = n, error = %e, "could not record the evaluation's alerts"),
-        Err(e) => tracing::error!(rules = n, error = %e, "recording the evaluation's alerts crashed"),
+        Ok(Err(e)) => {
+            tracing::error!(rules = n, error = %e, "could not record the evaluation's alerts")
+        }
+        Err(e) => {
+            tracing::error!(rules = n, error = %e, "recording the evaluation's alerts crashed")
+        }
     }
 }
 
 /// Evaluates rules as of `at` for the API, all at once, and records them as
 /// one evaluation. Rules removed meanwhile are left out.
-pub async fn evaluate_now(daemon: &Arc<Daemon>, ids: Vec<String>, at: Millis) -> Result<Vec<(Arc<Rule>, RuleOutcome)>, NotRun> {
+pub async fn evaluate_now(
+    daemon: &Arc<Daemon>,
+    ids: Vec<String>,
+    at: Millis,
+) -> Result<Vec<(Arc<Rule>, RuleOutcome)>, NotRun> {
     let mut set = tokio::task::JoinSet::new();
     for id in ids {
         let d = daemon.clone();
@@ -187,9 +221,16 @@ pub async fn evaluate_now(daemon: &Arc<Daemon>, ids: Vec<String>, at: Millis) ->
     Ok(record_evaluated(daemon, at, done).await)
 }
 
-async fn record_evaluated(daemon: &Arc<Daemon>, at: Millis, mut done: Vec<Evaluated>) -> Vec<(Arc<Rule>, RuleOutcome)> {
+async fn record_evaluated(
+    daemon: &Arc<Daemon>,
+    at: Millis,
+    mut done: Vec<Evaluated>,
+) -> Vec<(Arc<Rule>, RuleOutcome)> {
     done.sort_by(|a, b| a.rule.meta.id.cmp(&b.rule.meta.id));
-    let items: Vec<(Arc<Rule>, RuleOutcome)> = done.iter().map(|e| (e.rule.clone(), e.outcome.clone())).collect();
+    let items: Vec<(Arc<Rule>, RuleOutcome)> = done
+        .iter()
+        .map(|e| (e.rule.clone(), e.outcome.clone()))
+        .collect();
     if !items.is_empty() {
         record(daemon, at, items.clone()).await;
     }

@@ -51,8 +51,18 @@ impl Histogram {
         for (b, c) in self.bounds.iter().zip(&self.counts) {
             let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {c}");
         }
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", self.count);
-        let braces = |s: &str| if s.is_empty() { String::new() } else { format!("{{{s}}}") };
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
+        let braces = |s: &str| {
+            if s.is_empty() {
+                String::new()
+            } else {
+                format!("{{{s}}}")
+            }
+        };
         let _ = writeln!(out, "{name}_sum{} {}", braces(labels), self.sum);
         let _ = writeln!(out, "{name}_count{} {}", braces(labels), self.count);
     }
@@ -127,7 +137,8 @@ impl Metrics {
     }
 
     pub fn ingested(&self, readings: usize, took: Duration) {
-        self.readings_ingested.fetch_add(readings as u64, Ordering::Relaxed);
+        self.readings_ingested
+            .fetch_add(readings as u64, Ordering::Relaxed);
         self.batches_accepted.fetch_add(1, Ordering::Relaxed);
         self.ingest_duration.lock().observe(took.as_secs_f64());
     }
@@ -148,7 +159,11 @@ impl Metrics {
     }
 
     pub fn skipped(&self, rule: &str) {
-        self.rules.lock().entry(rule.to_string()).or_default().skipped += 1;
+        self.rules
+            .lock()
+            .entry(rule.to_string())
+            .or_default()
+            .skipped += 1;
     }
 
     pub fn skipped_count(&self, rule: &str) -> u64 {
@@ -169,43 +184,154 @@ impl Metrics {
         };
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
 
-        family(&mut out, "rulewatch_readings_ingested_total", "counter", "Readings stored through the HTTP API.");
-        let _ = writeln!(out, "rulewatch_readings_ingested_total {}", load(&self.readings_ingested));
-        family(&mut out, "rulewatch_ingest_batches_total", "counter", "Reading batches posted, by result (a rejected batch stores nothing).");
-        let _ = writeln!(out, "rulewatch_ingest_batches_total{{result=\"accepted\"}} {}", load(&self.batches_accepted));
-        let _ = writeln!(out, "rulewatch_ingest_batches_total{{result=\"rejected\"}} {}", load(&self.batches_rejected));
-        family(&mut out, "rulewatch_ingest_duration_seconds", "histogram", "Time to parse and commit an accepted batch.");
-        self.ingest_duration.lock().render(&mut out, "rulewatch_ingest_duration_seconds", "");
+        family(
+            &mut out,
+            "rulewatch_readings_ingested_total",
+            "counter",
+            "Readings stored through the HTTP API.",
+        );
+        let _ = writeln!(
+            out,
+            "rulewatch_readings_ingested_total {}",
+            load(&self.readings_ingested)
+        );
+        family(
+            &mut out,
+            "rulewatch_ingest_batches_total",
+            "counter",
+            "Reading batches posted, by result (a rejected batch stores nothing).",
+        );
+        let _ = writeln!(
+            out,
+            "rulewatch_ingest_batches_total{{result=\"accepted\"}} {}",
+            load(&self.batches_accepted)
+        );
+        let _ = writeln!(
+            out,
+            "rulewatch_ingest_batches_total{{result=\"rejected\"}} {}",
+            load(&self.batches_rejected)
+        );
+        family(
+            &mut out,
+            "rulewatch_ingest_duration_seconds",
+            "histogram",
+            "Time to parse and commit an accepted batch.",
+        );
+        self.ingest_duration
+            .lock()
+            .render(&mut out, "rulewatch_ingest_duration_seconds", "");
 
         let rules = self.rules.lock().clone();
-        family(&mut out, "rulewatch_evaluations_total", "counter", "Rule evaluations, by rule and result.");
+        family(
+            &mut out,
+            "rulewatch_evaluations_total",
+            "counter",
+            "Rule evaluations, by rule and result.",
+        );
         for (id, s) in &rules {
-            let _ = writeln!(out, "rulewatch_evaluations_total{{rule=\"{id}\",result=\"ok\"}} {}", s.ok);
-            let _ = writeln!(out, "rulewatch_evaluations_total{{rule=\"{id}\",result=\"error\"}} {}", s.failed);
+            let _ = writeln!(
+                out,
+                "rulewatch_evaluations_total{{rule=\"{id}\",result=\"ok\"}} {}",
+                s.ok
+            );
+            let _ = writeln!(
+                out,
+                "rulewatch_evaluations_total{{rule=\"{id}\",result=\"error\"}} {}",
+                s.failed
+            );
         }
-        family(&mut out, "rulewatch_rule_errors_total", "counter", "Evaluations that failed (script error, limit reached), by rule.");
+        family(
+            &mut out,
+            "rulewatch_rule_errors_total",
+            "counter",
+            "Evaluations that failed (script error, limit reached), by rule.",
+        );
         for (id, s) in &rules {
-            let _ = writeln!(out, "rulewatch_rule_errors_total{{rule=\"{id}\"}} {}", s.failed);
+            let _ = writeln!(
+                out,
+                "rulewatch_rule_errors_total{{rule=\"{id}\"}} {}",
+                s.failed
+            );
         }
-        family(&mut out, "rulewatch_evaluations_skipped_total", "counter", "Scheduled runs skipped because the previous run of the rule was still going.");
+        family(
+            &mut out,
+            "rulewatch_evaluations_skipped_total",
+            "counter",
+            "Scheduled runs skipped because the previous run of the rule was still going.",
+        );
         for (id, s) in &rules {
-            let _ = writeln!(out, "rulewatch_evaluations_skipped_total{{rule=\"{id}\"}} {}", s.skipped);
+            let _ = writeln!(
+                out,
+                "rulewatch_evaluations_skipped_total{{rule=\"{id}\"}} {}",
+                s.skipped
+            );
         }
-        family(&mut out, "rulewatch_evaluation_duration_seconds", "histogram", "Wall time of one rule evaluation.");
+        family(
+            &mut out,
+            "rulewatch_evaluation_duration_seconds",
+            "histogram",
+            "Wall time of one rule evaluation.",
+        );
         for (id, s) in &rules {
-            s.duration.render(&mut out, "rulewatch_evaluation_duration_seconds", &format!("rule=\"{id}\""));
+            s.duration.render(
+                &mut out,
+                "rulewatch_evaluation_duration_seconds",
+                &format!("rule=\"{id}\""),
+            );
         }
-        family(&mut out, "rulewatch_evaluations_in_flight", "gauge", "Evaluations running now.");
-        let _ = writeln!(out, "rulewatch_evaluations_in_flight {}", gauges.evaluations_in_flight);
-        family(&mut out, "rulewatch_rules_loaded", "gauge", "Rules being evaluated (including last good versions of broken files).");
+        family(
+            &mut out,
+            "rulewatch_evaluations_in_flight",
+            "gauge",
+            "Evaluations running now.",
+        );
+        let _ = writeln!(
+            out,
+            "rulewatch_evaluations_in_flight {}",
+            gauges.evaluations_in_flight
+        );
+        family(
+            &mut out,
+            "rulewatch_rules_loaded",
+            "gauge",
+            "Rules being evaluated (including last good versions of broken files).",
+        );
         let _ = writeln!(out, "rulewatch_rules_loaded {}", gauges.rules_loaded);
-        family(&mut out, "rulewatch_rule_files_broken", "gauge", "Rule files whose current version does not load.");
-        let _ = writeln!(out, "rulewatch_rule_files_broken {}", gauges.rule_files_broken);
-        family(&mut out, "rulewatch_rule_reloads_total", "counter", "Rescans of the rules folder (file change or SIGHUP).");
+        family(
+            &mut out,
+            "rulewatch_rule_files_broken",
+            "gauge",
+            "Rule files whose current version does not load.",
+        );
+        let _ = writeln!(
+            out,
+            "rulewatch_rule_files_broken {}",
+            gauges.rule_files_broken
+        );
+        family(
+            &mut out,
+            "rulewatch_rule_reloads_total",
+            "counter",
+            "Rescans of the rules folder (file change or SIGHUP).",
+        );
         let _ = writeln!(out, "rulewatch_rule_reloads_total {}", load(&self.reloads));
-        family(&mut out, "rulewatch_schedule_offset_changes_total", "counter", "Times the jobs were re-created at a UTC offset change of the configured zone.");
-        let _ = writeln!(out, "rulewatch_schedule_offset_changes_total {}", load(&self.dst_reschedules));
-        family(&mut out, "rulewatch_start_time_seconds", "gauge", "When the daemon started, seconds since the Unix epoch.");
+        family(
+            &mut out,
+            "rulewatch_schedule_offset_changes_total",
+            "counter",
+            "Times the jobs were re-created at a UTC offset change of the configured zone.",
+        );
+        let _ = writeln!(
+            out,
+            "rulewatch_schedule_offset_changes_total {}",
+            load(&self.dst_reschedules)
+        );
+        family(
+            &mut out,
+            "rulewatch_start_time_seconds",
+            "gauge",
+            "When the daemon started, seconds since the Unix epoch.",
+        );
         let _ = writeln!(out, "rulewatch_start_time_seconds {}", self.started_at);
         for f in self.extra.lock().iter() {
             f(&mut out);
@@ -225,18 +351,37 @@ mod tests {
         m.evaluated("pm25-mean", false, Duration::from_millis(2));
         m.evaluated("pm25-mean", true, Duration::from_millis(20));
         m.skipped("pm25-mean");
-        let text = m.render(Gauges { rules_loaded: 1, ..Gauges::default() });
-        assert!(text.contains("rulewatch_readings_ingested_total 1000\n"), "{text}");
-        assert!(text.contains("rulewatch_evaluations_total{rule=\"pm25-mean\",result=\"error\"} 1\n"));
+        let text = m.render(Gauges {
+            rules_loaded: 1,
+            ..Gauges::default()
+        });
+        assert!(
+            text.contains("rulewatch_readings_ingested_total 1000\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rulewatch_evaluations_total{rule=\"pm25-mean\",result=\"error\"} 1\n")
+        );
         assert!(text.contains("rulewatch_evaluations_skipped_total{rule=\"pm25-mean\"} 1\n"));
-        assert!(text.contains("rulewatch_evaluation_duration_seconds_bucket{rule=\"pm25-mean\",le=\"0.005\"} 1\n"));
-        assert!(text.contains("rulewatch_evaluation_duration_seconds_bucket{rule=\"pm25-mean\",le=\"+Inf\"} 2\n"));
+        assert!(text.contains(
+            "rulewatch_evaluation_duration_seconds_bucket{rule=\"pm25-mean\",le=\"0.005\"} 1\n"
+        ));
+        assert!(text.contains(
+            "rulewatch_evaluation_duration_seconds_bucket{rule=\"pm25-mean\",le=\"+Inf\"} 2\n"
+        ));
         assert!(text.contains("rulewatch_ingest_duration_seconds_count 1\n"));
         // Every sample line belongs to a declared family.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();
-            let base = name.trim_end_matches("_bucket").trim_end_matches("_sum").trim_end_matches("_count");
-            assert!(text.contains(&format!("# TYPE {base} ")) || text.contains(&format!("# TYPE {name} ")), "{line}");
+            let base = name
+                .trim_end_matches("_bucket")
+                .trim_end_matches("_sum")
+                .trim_end_matches("_count");
+            assert!(
+                text.contains(&format!("# TYPE {base} "))
+                    || text.contains(&format!("# TYPE {name} ")),
+                "{line}"
+            );
         }
     }
 }

@@ -72,9 +72,14 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let store = Arc::new(store);
     // Mail: the transport (an SMTP password is read from its variable here),
     // the sender worker on its own connection, the alert store.
-    let mailer = crate::notify::Mailer::from_config(&config.mail).map_err(|e| DaemonError::Mail(e.to_string()))?;
-    let sender = crate::notify::Sender::open(&config.store_path, mailer, crate::notify::MailSettings::from_config(&config))
+    let mailer = crate::notify::Mailer::from_config(&config.mail)
         .map_err(|e| DaemonError::Mail(e.to_string()))?;
+    let sender = crate::notify::Sender::open(
+        &config.store_path,
+        mailer,
+        crate::notify::MailSettings::from_config(&config),
+    )
+    .map_err(|e| DaemonError::Mail(e.to_string()))?;
     let alerting = {
         let config = config.clone();
         let (wake, stats) = (sender.waker(), sender.stats());
@@ -88,7 +93,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let daemon = Arc::new(Daemon::new(config, store, alerting.clone(), events_tx));
     {
         let a = alerting.clone();
-        daemon.metrics.add_extra(Box::new(move |out| a.render_metrics(out)));
+        daemon
+            .metrics
+            .add_extra(Box::new(move |out| a.render_metrics(out)));
     }
     let (sender_stop_tx, sender_stop_rx) = tokio::sync::watch::channel(false);
     let sender_task = tokio::spawn(sender.run(async move {
@@ -97,7 +104,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     }));
     if daemon.token.is_none() {
         match &daemon.config.api_token_env {
-            Some(var) => tracing::warn!(env = %var, "the API token variable is not set: writes need no token"),
+            Some(var) => {
+                tracing::warn!(env = %var, "the API token variable is not set: writes need no token")
+            }
             None => tracing::info!("no api_token_env configured: writes need no token"),
         }
     }
@@ -119,7 +128,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     *daemon.jobs.lock().await = Some(jobs);
     daemon.sync_jobs(false).await;
     if let Some(jobs) = daemon.jobs.lock().await.as_ref() {
-        jobs.start().await.map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+        jobs.start()
+            .await
+            .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
     }
     tokio::spawn(schedule::watch_offset_changes(daemon.clone()));
 
@@ -134,7 +145,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     };
     reload::on_sighup(daemon.clone()).map_err(DaemonError::Signals)?;
 
-    let app = crate::http::router(daemon.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app =
+        crate::http::router(daemon.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(daemon.shutdown_signal());
     let mut server = tokio::spawn(async move { server.await });
 
@@ -160,13 +172,18 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             "server stopped"
         }
     };
-    tracing::info!(reason, "shutting down: finishing evaluations and requests in flight");
+    tracing::info!(
+        reason,
+        "shutting down: finishing evaluations and requests in flight"
+    );
     shutdown(&daemon, server).await;
     // Last: the sender. Mail the final evaluations queued goes out now if
     // the server takes it; whatever is left stays queued for the next start.
     sender_stop_tx.send_replace(true);
     if tokio::time::timeout(MAIL_DRAIN, sender_task).await.is_err() {
-        tracing::warn!("mail sender still busy after {MAIL_DRAIN:?}: its mail stays queued for the next start");
+        tracing::warn!(
+            "mail sender still busy after {MAIL_DRAIN:?}: its mail stays queued for the next start"
+        );
     }
     tracing::info!("stopped cleanly");
     Ok(())
@@ -181,9 +198,16 @@ async fn shutdown(daemon: &Arc<Daemon>, server: tokio::task::JoinHandle<std::io:
     if !server.is_finished() && tokio::time::timeout(HTTP_DRAIN, server).await.is_err() {
         tracing::warn!("HTTP requests still open after {HTTP_DRAIN:?}: closing them");
     }
-    let limit = Duration::from_millis(daemon.config.limits.rule_timeout.max(0) as u64) + EVAL_DRAIN_SLACK;
-    if tokio::time::timeout(limit, daemon.inflight.idle()).await.is_err() {
-        tracing::warn!(in_flight = daemon.inflight.count(), "evaluations still running after {limit:?}: exiting anyway");
+    let limit =
+        Duration::from_millis(daemon.config.limits.rule_timeout.max(0) as u64) + EVAL_DRAIN_SLACK;
+    if tokio::time::timeout(limit, daemon.inflight.idle())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            in_flight = daemon.inflight.count(),
+            "evaluations still running after {limit:?}: exiting anyway"
+        );
     }
     let d = daemon.clone();
     let flushed = tokio::task::spawn_blocking(move || {
@@ -195,7 +219,9 @@ async fn shutdown(daemon: &Arc<Daemon>, server: tokio::task::JoinHandle<std::io:
     .await;
     match flushed {
         Ok(Ok(())) => tracing::debug!("store checkpointed"),
-        Ok(Err(e)) => tracing::warn!(error = %e, "store checkpoint at shutdown failed (no data lost: the log is replayed on start)"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "store checkpoint at shutdown failed (no data lost: the log is replayed on start)")
+        }
         Err(e) => tracing::warn!(error = %e, "flush at shutdown failed"),
     }
 }
@@ -208,6 +234,7 @@ async fn handle_load_events(daemon: Arc<Daemon>, mut rx: mpsc::UnboundedReceiver
         reload::log_event(&event);
         let d = daemon.clone();
         let now = chrono::Utc::now().timestamp_millis();
-        let _ = tokio::task::spawn_blocking(move || d.alerting.handle_load_event(&event, now)).await;
+        let _ =
+            tokio::task::spawn_blocking(move || d.alerting.handle_load_event(&event, now)).await;
     }
 }

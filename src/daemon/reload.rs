@@ -55,7 +55,12 @@ fn scan_file(engine: &Engine, config: &Config, path: &Path) -> FileScan {
             return FileScan {
                 path: path.to_path_buf(),
                 hash: String::new(),
-                result: Err(vec![Diagnostic::error(path, 0, 0, format!("cannot read rule: {e}"))]),
+                result: Err(vec![Diagnostic::error(
+                    path,
+                    0,
+                    0,
+                    format!("cannot read rule: {e}"),
+                )]),
             }
         }
     };
@@ -90,9 +95,15 @@ pub fn apply(set: &mut RuleSet, scans: Vec<FileScan>, now: Millis) -> Applied {
         .values()
         .map(|e| (e.rule.path.clone(), e.rule.content_hash.clone()))
         .chain(set.rules.values().filter_map(|e| {
-            e.load_error.as_ref().map(|l| (e.rule.path.clone(), l.content_hash.clone()))
+            e.load_error
+                .as_ref()
+                .map(|l| (e.rule.path.clone(), l.content_hash.clone()))
         }))
-        .chain(set.broken.values().map(|b| (b.path.clone(), b.error.content_hash.clone())))
+        .chain(
+            set.broken
+                .values()
+                .map(|b| (b.path.clone(), b.error.content_hash.clone())),
+        )
         .collect();
     let old_id_of: HashMap<PathBuf, String> = set
         .rules
@@ -103,7 +114,12 @@ pub fn apply(set: &mut RuleSet, scans: Vec<FileScan>, now: Millis) -> Applied {
         .broken
         .keys()
         .cloned()
-        .chain(set.rules.values().filter(|e| e.load_error.is_some()).map(|e| e.rule.path.clone()))
+        .chain(
+            set.rules
+                .values()
+                .filter(|e| e.load_error.is_some())
+                .map(|e| e.rule.path.clone()),
+        )
         .collect();
     let was_broken = |path: &Path| broken_before.contains(path);
 
@@ -130,14 +146,25 @@ pub fn apply(set: &mut RuleSet, scans: Vec<FileScan>, now: Millis) -> Applied {
                         &loser.path,
                         line,
                         col,
-                        format!("duplicate rule id `{id}`: `{}` already uses it", winner.path.display()),
+                        format!(
+                            "duplicate rule id `{id}`: `{}` already uses it",
+                            winner.path.display()
+                        ),
                     );
-                    failed.push((loser.path.clone(), loser.content_hash.clone(), vec![d.to_string()]));
+                    failed.push((
+                        loser.path.clone(),
+                        loser.content_hash.clone(),
+                        vec![d.to_string()],
+                    ));
                 }
                 good.insert(id, winner);
             }
             Err(errors) => {
-                let errors = errors.iter().filter(|d| d.is_error).map(ToString::to_string).collect();
+                let errors = errors
+                    .iter()
+                    .filter(|d| d.is_error)
+                    .map(ToString::to_string)
+                    .collect();
                 failed.push((scan.path, scan.hash, errors));
             }
         }
@@ -151,23 +178,36 @@ pub fn apply(set: &mut RuleSet, scans: Vec<FileScan>, now: Millis) -> Applied {
         let fixed = was_broken(&path);
         match old.remove(&id) {
             Some(mut entry) => {
-                let changed = entry.rule.content_hash != rule.content_hash || entry.rule.path != rule.path;
+                let changed =
+                    entry.rule.content_hash != rule.content_hash || entry.rule.path != rule.path;
                 if changed {
                     entry.rule = Arc::new(rule);
                 }
                 entry.load_error = None;
                 if fixed {
-                    out.events.push(RuleLoadEvent::Fixed { path, rule: id.clone() });
+                    out.events.push(RuleLoadEvent::Fixed {
+                        path,
+                        rule: id.clone(),
+                    });
                 } else if changed {
-                    out.events.push(RuleLoadEvent::Updated { path, rule: id.clone() });
+                    out.events.push(RuleLoadEvent::Updated {
+                        path,
+                        rule: id.clone(),
+                    });
                 }
                 rules.insert(id, entry);
             }
             None => {
                 if fixed {
-                    out.events.push(RuleLoadEvent::Fixed { path: path.clone(), rule: id.clone() });
+                    out.events.push(RuleLoadEvent::Fixed {
+                        path: path.clone(),
+                        rule: id.clone(),
+                    });
                 }
-                out.events.push(RuleLoadEvent::Added { path, rule: id.clone() });
+                out.events.push(RuleLoadEvent::Added {
+                    path,
+                    rule: id.clone(),
+                });
                 rules.insert(
                     id,
                     RuleEntry {
@@ -190,7 +230,9 @@ pub fn apply(set: &mut RuleSet, scans: Vec<FileScan>, now: Millis) -> Applied {
         };
         // The rule this file defined keeps its last good version, unless
         // another file has taken the id meanwhile.
-        let keeper = old_id_of.get(&path).filter(|id| !rules.contains_key(*id) && old.contains_key(*id));
+        let keeper = old_id_of
+            .get(&path)
+            .filter(|id| !rules.contains_key(*id) && old.contains_key(*id));
         let (rule_id, error) = match keeper {
             Some(id) => {
                 let mut entry = old.remove(id).expect("checked above");
@@ -252,17 +294,21 @@ pub async fn reload(daemon: &Arc<Daemon>, why: &str) {
         return;
     }
     let d = daemon.clone();
-    let scans = match tokio::task::spawn_blocking(move || scan(d.evaluator.engine(), &d.config)).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "rule scan crashed: keeping the rules as they are");
-            return;
-        }
-    };
+    let scans =
+        match tokio::task::spawn_blocking(move || scan(d.evaluator.engine(), &d.config)).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "rule scan crashed: keeping the rules as they are");
+                return;
+            }
+        };
     let files = scans.len();
     let now = chrono::Utc::now().timestamp_millis();
     let applied = apply(&mut daemon.rules.write(), scans, now);
-    daemon.metrics.reloads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    daemon
+        .metrics
+        .reloads
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     for w in &applied.warnings {
         tracing::warn!("{w}");
     }
@@ -312,8 +358,12 @@ pub fn log_event(event: &RuleLoadEvent) {
         RuleLoadEvent::Fixed { path, rule } => {
             tracing::info!(file = %path.display(), rule = %rule, "rule file loads again")
         }
-        RuleLoadEvent::Added { path, rule } => tracing::info!(file = %path.display(), rule = %rule, "rule added"),
-        RuleLoadEvent::Updated { path, rule } => tracing::info!(file = %path.display(), rule = %rule, "rule updated"),
+        RuleLoadEvent::Added { path, rule } => {
+            tracing::info!(file = %path.display(), rule = %rule, "rule added")
+        }
+        RuleLoadEvent::Updated { path, rule } => {
+            tracing::info!(file = %path.display(), rule = %rule, "rule updated")
+        }
         RuleLoadEvent::Removed { path, rule } => {
             tracing::info!(file = %path.display(), rule = %rule, "rule removed; its open alerts resolve quietly")
         }
@@ -322,29 +372,36 @@ pub fn log_event(event: &RuleLoadEvent) {
 
 /// Watches the rules folder (recursively; the folder, not the files, since
 /// editors save by rename) and reloads after each burst of changes.
-pub fn watch(daemon: Arc<Daemon>) -> Result<Debouncer<notify::RecommendedWatcher, RecommendedCache>, notify::Error> {
+pub fn watch(
+    daemon: Arc<Daemon>,
+) -> Result<Debouncer<notify::RecommendedWatcher, RecommendedCache>, notify::Error> {
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-    let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| match result {
-        Ok(events) => {
-            // Reading the files ourselves makes access events: ignore them,
-            // and editors' swap and backup files.
-            let relevant = events.iter().any(|e| {
-                !matches!(e.event.kind, EventKind::Access(_))
-                    && e.event.paths.iter().any(|p| match p.extension() {
-                        None => true, // a folder
-                        Some(ext) => ext == "rhai",
-                    })
-            });
-            if relevant {
-                let _ = tx.send(());
-            }
-        }
-        Err(errors) => {
-            for e in errors {
-                tracing::warn!(error = %e, "watching the rules folder");
-            }
-        }
-    })?;
+    let mut debouncer =
+        new_debouncer(
+            DEBOUNCE,
+            None,
+            move |result: DebounceEventResult| match result {
+                Ok(events) => {
+                    // Reading the files ourselves makes access events: ignore them,
+                    // and editors' swap and backup files.
+                    let relevant = events.iter().any(|e| {
+                        !matches!(e.event.kind, EventKind::Access(_))
+                            && e.event.paths.iter().any(|p| match p.extension() {
+                                None => true, // a folder
+                                Some(ext) => ext == "rhai",
+                            })
+                    });
+                    if relevant {
+                        let _ = tx.send(());
+                    }
+                }
+                Err(errors) => {
+                    for e in errors {
+                        tracing::warn!(error = %e, "watching the rules folder");
+                    }
+                }
+            },
+        )?;
     debouncer.watch(&daemon.config.rules_dir, RecursiveMode::Recursive)?;
     tokio::spawn(async move {
         while rx.recv().await.is_some() {
@@ -398,7 +455,11 @@ mod tests {
             )"#;
             let config = Config::parse(&dir.path().join("rulewatch.ron"), text).unwrap();
             let engine = new_engine(&config.limits);
-            Fixture { dir, config, engine }
+            Fixture {
+                dir,
+                config,
+                engine,
+            }
         }
 
         fn path(&self, name: &str) -> PathBuf {
@@ -421,7 +482,9 @@ mod tests {
         events
             .iter()
             .map(|e| match e {
-                RuleLoadEvent::Broken { rule, .. } => format!("broken:{}", rule.as_deref().unwrap_or("-")),
+                RuleLoadEvent::Broken { rule, .. } => {
+                    format!("broken:{}", rule.as_deref().unwrap_or("-"))
+                }
                 RuleLoadEvent::Fixed { rule, .. } => format!("fixed:{rule}"),
                 RuleLoadEvent::Added { rule, .. } => format!("added:{rule}"),
                 RuleLoadEvent::Updated { rule, .. } => format!("updated:{rule}"),
@@ -438,7 +501,10 @@ mod tests {
         std::fs::write(f.path("c.rhai"), "this is not rhai (").unwrap();
         let mut set = RuleSet::default();
         let a = f.apply(&mut set, 1_000);
-        assert_eq!(kinds(&a.events), ["added:rule-a", "added:rule-b", "broken:-"]);
+        assert_eq!(
+            kinds(&a.events),
+            ["added:rule-a", "added:rule-b", "broken:-"]
+        );
         assert_eq!(set.rules.len(), 2);
         assert_eq!(set.broken.len(), 1);
         assert_eq!(set.rules["rule-a"].cursor, 1_000);
@@ -459,7 +525,10 @@ mod tests {
         // Rescanning the same broken version: nothing new to tell.
         let a = f.apply(&mut set, 3_000);
         assert!(a.events.is_empty(), "{:?}", kinds(&a.events));
-        assert_eq!(set.rules["rule-a"].load_error.as_ref().unwrap().since, 2_000);
+        assert_eq!(
+            set.rules["rule-a"].load_error.as_ref().unwrap().since,
+            2_000
+        );
 
         // Another broken version: told again.
         std::fs::write(f.path("a.rhai"), "const RULE = #{ id: \"rule-a\", ").unwrap();
@@ -499,7 +568,11 @@ mod tests {
         assert_eq!(kinds(&a.events), ["broken:-"]);
         assert!(set.rules["rule-a"].rule.path.ends_with("a.rhai"));
         let dup = &set.broken[&f.path("0-dup.rhai")];
-        assert!(dup.error.errors[0].contains("duplicate rule id `rule-a`"), "{:?}", dup.error.errors);
+        assert!(
+            dup.error.errors[0].contains("duplicate rule id `rule-a`"),
+            "{:?}",
+            dup.error.errors
+        );
 
         // A new file, then the original deleted: the duplicate takes over the id.
         f.write("b.rhai", "rule-b", "@daily", "let y = 1;");

@@ -170,13 +170,20 @@ impl Jobs {
                     self.jobs.insert(id.clone(), (uuid, cron.clone()));
                     created.push(id.clone());
                 }
-                Err(e) => tracing::error!(rule = %id, schedule = %cron, error = %e, "could not schedule the rule"),
+                Err(e) => {
+                    tracing::error!(rule = %id, schedule = %cron, error = %e, "could not schedule the rule")
+                }
             }
         }
         created
     }
 
-    async fn add(&self, daemon: &Arc<Daemon>, id: &str, cron: &str) -> Result<Uuid, JobSchedulerError> {
+    async fn add(
+        &self,
+        daemon: &Arc<Daemon>,
+        id: &str,
+        cron: &str,
+    ) -> Result<Uuid, JobSchedulerError> {
         // The job holds the daemon weakly: a job outliving shutdown does nothing.
         let weak: Weak<Daemon> = Arc::downgrade(daemon);
         let rule_id = id.to_string();
@@ -234,7 +241,10 @@ pub async fn watch_offset_changes(daemon: Arc<Daemon>) {
             to = offset_at(tz, now),
             "UTC offset changed: re-creating the rule jobs"
         );
-        daemon.metrics.dst_reschedules.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        daemon
+            .metrics
+            .dst_reschedules
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         daemon.sync_jobs(true).await;
         // An instant at the change itself (03:00 on a spring-forward night)
         // belonged to the old jobs; if they did not fire it before they were
@@ -270,15 +280,30 @@ mod tests {
         let s = Schedule::parse("0 0 9 * * *").unwrap();
         let nine = t("2021-03-01T09:00", SH);
         let cursor = nine - DAY;
-        assert_eq!(scheduled_instant(&s, SH, cursor, nine + 480), Tick::Run { at: nine, missed: 0 });
-        assert_eq!(scheduled_instant(&s, SH, cursor, nine), Tick::Run { at: nine, missed: 0 });
+        assert_eq!(
+            scheduled_instant(&s, SH, cursor, nine + 480),
+            Tick::Run {
+                at: nine,
+                missed: 0
+            }
+        );
+        assert_eq!(
+            scheduled_instant(&s, SH, cursor, nine),
+            Tick::Run {
+                at: nine,
+                missed: 0
+            }
+        );
         // Already handled: nothing to do.
         assert_eq!(scheduled_instant(&s, SH, nine, nine + 480), Tick::Stray);
         // Three hours asleep: the latest instant, with the two missed counted.
         let hourly = Schedule::parse("@hourly").unwrap();
         assert_eq!(
             scheduled_instant(&hourly, SH, nine - 3 * HOUR, nine + 3_000),
-            Tick::Run { at: nine, missed: 2 }
+            Tick::Run {
+                at: nine,
+                missed: 2
+            }
         );
         // A tick an hour early (a stale offset) stands for nothing.
         assert_eq!(scheduled_instant(&s, SH, cursor, nine - HOUR), Tick::Stray);
@@ -293,7 +318,10 @@ mod tests {
         let fall = next_offset_change(NY, spring).unwrap();
         assert_eq!(fall, t("2021-11-07T06:00:00Z", NY));
         // EU: last Sunday of March, 01:00 UTC.
-        assert_eq!(next_offset_change(BERLIN, t("2021-02-01", BERLIN)).unwrap(), t("2021-03-28T01:00:00Z", BERLIN));
+        assert_eq!(
+            next_offset_change(BERLIN, t("2021-02-01", BERLIN)).unwrap(),
+            t("2021-03-28T01:00:00Z", BERLIN)
+        );
         assert_eq!(offset_at(NY, spring - 1), -5 * 3600);
         assert_eq!(offset_at(NY, spring), -4 * 3600);
     }
@@ -326,7 +354,10 @@ mod tests {
         /// The job fires at `next` (+ lateness); its next tick is computed as the library does.
         fn fire(&mut self, lateness: Millis) -> Millis {
             let fired = self.next + lateness;
-            let now = chrono::Utc.timestamp_millis_opt(fired).unwrap().with_timezone(&self.offset);
+            let now = chrono::Utc
+                .timestamp_millis_opt(fired)
+                .unwrap()
+                .with_timezone(&self.offset);
             // Stored as whole seconds, as the library does.
             self.next = self.cron.iter_after(now).next().unwrap().timestamp() * SECOND;
             fired
@@ -336,7 +367,14 @@ mod tests {
     /// Drives a rule's job for `days` from `start` the way the daemon does:
     /// re-create at each offset change, and evaluate each tick at the
     /// instant [`scheduled_instant`] gives. Returns the evaluation instants.
-    fn simulate(schedule: &str, tz: Tz, start: Millis, days: i64, recreate: bool, lateness: Millis) -> Vec<Millis> {
+    fn simulate(
+        schedule: &str,
+        tz: Tz,
+        start: Millis,
+        days: i64,
+        recreate: bool,
+        lateness: Millis,
+    ) -> Vec<Millis> {
         let s = Schedule::parse(schedule).unwrap();
         let end = start + days * DAY;
         let mut job = FakeJob::create(&s.cron_text, tz, start);
@@ -368,7 +406,9 @@ mod tests {
     }
 
     fn expected(schedule: &str, tz: Tz, start: Millis, days: i64) -> Vec<Millis> {
-        Schedule::parse(schedule).unwrap().between(start + SECOND, start + days * DAY, tz)
+        Schedule::parse(schedule)
+            .unwrap()
+            .between(start + SECOND, start + days * DAY, tz)
     }
 
     fn show(v: &[Millis], tz: Tz) -> Vec<String> {
@@ -377,7 +417,13 @@ mod tests {
 
     #[test]
     fn daily_rule_across_daylight_saving_changes() {
-        for (tz, from) in [(NY, "2021-03-10"), (NY, "2021-11-03"), (BERLIN, "2021-03-25"), (BERLIN, "2021-10-28"), (SH, "2021-03-10")] {
+        for (tz, from) in [
+            (NY, "2021-03-10"),
+            (NY, "2021-11-03"),
+            (BERLIN, "2021-03-25"),
+            (BERLIN, "2021-10-28"),
+            (SH, "2021-03-10"),
+        ] {
             let start = t(from, tz);
             for lateness in [0, 400, 1_500] {
                 let got = simulate("0 0 9 * * *", tz, start, 8, true, lateness);
@@ -385,7 +431,11 @@ mod tests {
                 assert_eq!(show(&got, tz), show(&want, tz), "{tz} from {from}");
                 // Every evaluation is at 09:00 local, whatever the offset.
                 for at in &got {
-                    assert!(format_time(*at, tz).contains("T09:00:00"), "{}", format_time(*at, tz));
+                    assert!(
+                        format_time(*at, tz).contains("T09:00:00"),
+                        "{}",
+                        format_time(*at, tz)
+                    );
                 }
             }
         }
@@ -402,10 +452,16 @@ mod tests {
         for _ in 0..8 {
             fired_local.push(format_time(job.fire(0), NY));
         }
-        assert!(fired_local.iter().any(|f| f.contains("T10:00:00")), "{fired_local:?}");
+        assert!(
+            fired_local.iter().any(|f| f.contains("T10:00:00")),
+            "{fired_local:?}"
+        );
         // Ticked late, those are still evaluated as of 09:00 (the scheduled instant).
         let got = simulate("0 0 9 * * *", NY, start, 8, false, 400);
-        assert_eq!(show(&got, NY), show(&expected("0 0 9 * * *", NY, start, 8), NY));
+        assert_eq!(
+            show(&got, NY),
+            show(&expected("0 0 9 * * *", NY, start, 8), NY)
+        );
         // In the fall the drifted job ticks at 08:00, before the instant: those
         // ticks stand for nothing, and each day's 09:00 waits for the next
         // day's tick. Hence the re-creation at each change.
@@ -421,9 +477,20 @@ mod tests {
     fn hourly_and_nightly_rules_across_the_change_night() {
         // Hourly: no hour lost or doubled in absolute time; 02:30 local does
         // not exist on the spring night and happens twice on the fall night.
-        for (tz, from) in [(NY, "2021-03-13"), (NY, "2021-11-06"), (BERLIN, "2021-03-27"), (BERLIN, "2021-10-30")] {
+        for (tz, from) in [
+            (NY, "2021-03-13"),
+            (NY, "2021-11-06"),
+            (BERLIN, "2021-03-27"),
+            (BERLIN, "2021-10-30"),
+        ] {
             let start = t(from, tz);
-            for schedule in ["0 0 * * * *", "0 30 2 * * *", "0 15 */3 * * *", "0 0 3 * * *", "0 */20 * * * *"] {
+            for schedule in [
+                "0 0 * * * *",
+                "0 30 2 * * *",
+                "0 15 */3 * * *",
+                "0 0 3 * * *",
+                "0 */20 * * * *",
+            ] {
                 for lateness in [0, 400, 1_500] {
                     let got = simulate(schedule, tz, start, 3, true, lateness);
                     let want = expected(schedule, tz, start, 3);

@@ -91,7 +91,12 @@ impl RuleSet {
     }
 
     pub fn broken_count(&self) -> usize {
-        self.broken.len() + self.rules.values().filter(|e| e.load_error.is_some()).count()
+        self.broken.len()
+            + self
+                .rules
+                .values()
+                .filter(|e| e.load_error.is_some())
+                .count()
     }
 }
 
@@ -108,12 +113,24 @@ pub enum RuleLoadEvent {
         error: LoadError,
     },
     /// `path` loads again after being broken.
-    Fixed { path: PathBuf, rule: String },
-    Added { path: PathBuf, rule: String },
-    Updated { path: PathBuf, rule: String },
+    Fixed {
+        path: PathBuf,
+        rule: String,
+    },
+    Added {
+        path: PathBuf,
+        rule: String,
+    },
+    Updated {
+        path: PathBuf,
+        rule: String,
+    },
     /// The rule's file is gone (or no longer defines it): it is no longer
     /// evaluated; its open alerts resolve quietly.
-    Removed { path: PathBuf, rule: String },
+    Removed {
+        path: PathBuf,
+        rule: String,
+    },
 }
 
 /// Counts evaluations in flight, so shutdown can wait for them (the
@@ -215,7 +232,8 @@ impl Daemon {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         // A batch waits this long for news before recording what it has: a
         // rule's run is bounded by the rule time limit, plus queueing.
-        let batch_idle = Duration::from_millis(config.limits.rule_timeout.max(0) as u64) + Duration::from_secs(5);
+        let batch_idle = Duration::from_millis(config.limits.rule_timeout.max(0) as u64)
+            + Duration::from_secs(5);
         Daemon {
             config: Arc::new(config),
             store,
@@ -303,6 +321,9 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiter.is_finished());
         drop(g);
-        tokio::time::timeout(Duration::from_secs(1), waiter).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }

@@ -42,7 +42,10 @@ fn alert_json(a: &Alert, tz: chrono_tz::Tz) -> Value {
 }
 
 /// The active alerts (pending, firing, no data, rule errors).
-pub async fn list(State(d): State<Arc<Daemon>>, query: Result<Query<AlertsQuery>, QueryRejection>) -> Response {
+pub async fn list(
+    State(d): State<Arc<Daemon>>,
+    query: Result<Query<AlertsQuery>, QueryRejection>,
+) -> Response {
     let Query(q) = match query {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
@@ -84,7 +87,10 @@ fn entry_json(e: &HistoryEntry, tz: chrono_tz::Tz) -> Value {
 }
 
 /// Every transition and every mail event, oldest first: "when did we first know".
-pub async fn history(State(d): State<Arc<Daemon>>, query: Result<Query<HistoryParams>, QueryRejection>) -> Response {
+pub async fn history(
+    State(d): State<Arc<Daemon>>,
+    query: Result<Query<HistoryParams>, QueryRejection>,
+) -> Response {
     let Query(p) = match query {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
@@ -92,7 +98,10 @@ pub async fn history(State(d): State<Arc<Daemon>>, query: Result<Query<HistoryPa
     let tz = d.config.timezone;
     let parse = |name: &str, v: &Option<String>| -> Result<Option<Millis>, Response> {
         v.as_deref()
-            .map(|t| parse_time(t, tz).map_err(|e| error(StatusCode::BAD_REQUEST, format!("`{name}`: {e}"))))
+            .map(|t| {
+                parse_time(t, tz)
+                    .map_err(|e| error(StatusCode::BAD_REQUEST, format!("`{name}`: {e}")))
+            })
             .transpose()
     };
     let since = match parse("since", &p.since) {

@@ -28,7 +28,10 @@ pub async fn require_token(State(d): State<Arc<Daemon>>, req: Request, next: Nex
     let Some(expected) = &d.token else {
         return next.run(req).await;
     };
-    let presented = req.headers().get(header::AUTHORIZATION).map(|v| bearer(v.as_bytes()));
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| bearer(v.as_bytes()));
     let problem = match presented {
         None => Some("missing bearer token: send `Authorization: Bearer TOKEN`"),
         Some(None) => Some("malformed Authorization header: expected `Bearer TOKEN`"),
@@ -38,11 +41,16 @@ pub async fn require_token(State(d): State<Arc<Daemon>>, req: Request, next: Nex
     match problem {
         None => next.run(req).await,
         Some(message) => {
-            let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.to_string());
+            let peer = req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.to_string());
             tracing::warn!(path = %req.uri().path(), peer = ?peer, "write refused: {message}");
             let mut resp = super::error(StatusCode::UNAUTHORIZED, message);
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"rulewatch\""));
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"rulewatch\""),
+            );
             resp
         }
     }

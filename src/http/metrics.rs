@@ -14,5 +14,11 @@ pub async fn get(State(d): State<Arc<Daemon>>) -> impl IntoResponse {
     let text = tokio::task::spawn_blocking(move || d2.metrics.render(d2.gauges()))
         .await
         .unwrap_or_else(|e| format!("# metrics failed: {e}\n"));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
 }

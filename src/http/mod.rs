@@ -33,7 +33,10 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
     let writes = Router::new()
         .route("/api/v1/readings", post(readings::post))
         .route("/api/v1/evaluate", post(rules::evaluate))
-        .route_layer(axum::middleware::from_fn_with_state(daemon.clone(), auth::require_token));
+        .route_layer(axum::middleware::from_fn_with_state(
+            daemon.clone(),
+            auth::require_token,
+        ));
     Router::new()
         .merge(writes)
         .route("/api/v1/rules", get(rules::list))
@@ -53,7 +56,10 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {
-    error(StatusCode::NOT_FOUND, format!("no such endpoint `{}`", uri.path()))
+    error(
+        StatusCode::NOT_FOUND,
+        format!("no such endpoint `{}`", uri.path()),
+    )
 }
 
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {

@@ -31,7 +31,9 @@ enum Failure {
 
 pub async fn post(State(d): State<Arc<Daemon>>, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let Some(format) = content_type.and_then(Format::from_content_type) else {
         let shown: String = content_type.unwrap_or("none").chars().take(80).collect();
         return error(
@@ -51,14 +53,19 @@ pub async fn post(State(d): State<Arc<Daemon>>, headers: HeaderMap, body: Body) 
         Ok(b) => b,
         Err(ReadError::TooLarge) => return too_large(limit),
         Err(ReadError::Body(e)) => {
-            return error(StatusCode::BAD_REQUEST, format!("could not read the request body: {e}"));
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("could not read the request body: {e}"),
+            );
         }
     };
     let tz = d.config.timezone;
     let store = d.store.clone();
     let result = tokio::task::spawn_blocking(move || {
         let batch = parse(&bytes, format, tz).map_err(Failure::Rejected)?;
-        store.write(&batch).map_err(|e| Failure::Store(e.to_string()))
+        store
+            .write(&batch)
+            .map_err(|e| Failure::Store(e.to_string()))
     })
     .await
     .unwrap_or_else(|e| Err(Failure::Crashed(e.to_string())));
@@ -66,8 +73,16 @@ pub async fn post(State(d): State<Arc<Daemon>>, headers: HeaderMap, body: Body) 
     match result {
         Ok(summary) => {
             d.metrics.ingested(summary.readings, started.elapsed());
-            tracing::debug!(readings = summary.readings, new_series = summary.new_series, "readings stored");
-            (StatusCode::OK, Json(json!({ "accepted": summary.readings }))).into_response()
+            tracing::debug!(
+                readings = summary.readings,
+                new_series = summary.new_series,
+                "readings stored"
+            );
+            (
+                StatusCode::OK,
+                Json(json!({ "accepted": summary.readings })),
+            )
+                .into_response()
         }
         Err(Failure::Rejected(e)) => {
             d.metrics.rejected();
@@ -81,11 +96,17 @@ pub async fn post(State(d): State<Arc<Daemon>>, headers: HeaderMap, body: Body) 
         }
         Err(Failure::Store(e)) => {
             tracing::error!(error = %e, "storing a batch failed");
-            error(StatusCode::INTERNAL_SERVER_ERROR, format!("storing the batch failed, nothing stored: {e}"))
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("storing the batch failed, nothing stored: {e}"),
+            )
         }
         Err(Failure::Crashed(e)) => {
             tracing::error!(error = %e, "ingest task crashed");
-            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error while storing the batch; nothing stored")
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error while storing the batch; nothing stored",
+            )
         }
     }
 }
@@ -103,7 +124,11 @@ enum ReadError {
 }
 
 /// Collects the body, stopping as soon as it passes `limit`.
-async fn read_limited(mut body: Body, limit: usize, size_hint: usize) -> Result<Vec<u8>, ReadError> {
+async fn read_limited(
+    mut body: Body,
+    limit: usize,
+    size_hint: usize,
+) -> Result<Vec<u8>, ReadError> {
     let mut buf = Vec::with_capacity(size_hint.min(limit));
     while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
         let frame = frame.map_err(ReadError::Body)?;

@@ -44,7 +44,12 @@ fn entry_json(d: &Daemon, id: &str, e: &RuleEntry, now: Millis) -> Value {
         .load_error
         .as_ref()
         .map(|l| l.errors.join("\n"))
-        .or_else(|| e.last.as_ref().and_then(|l| l.error.as_ref()).map(ToString::to_string));
+        .or_else(|| {
+            e.last
+                .as_ref()
+                .and_then(|l| l.error.as_ref())
+                .map(ToString::to_string)
+        });
     json!({
         "id": id,
         "title": meta.title,
@@ -78,7 +83,11 @@ fn broken_json(d: &Daemon, b: &BrokenFile) -> Value {
 pub async fn list(State(d): State<Arc<Daemon>>) -> Response {
     let now = chrono::Utc::now().timestamp_millis();
     let rules = d.rules.read();
-    let mut out: Vec<Value> = rules.rules.iter().map(|(id, e)| entry_json(&d, id, e, now)).collect();
+    let mut out: Vec<Value> = rules
+        .rules
+        .iter()
+        .map(|(id, e)| entry_json(&d, id, e, now))
+        .collect();
     out.extend(rules.broken.values().map(|b| broken_json(&d, b)));
     Json(json!({ "rules": out })).into_response()
 }
@@ -101,7 +110,10 @@ pub struct EvaluateQuery {
 /// Evaluates one rule (`?rule=ID`) or all of them as of now, and answers
 /// once done with the findings (the `eval --format json` items) and a
 /// summary per rule. Waits for a scheduled run of the same rule to finish.
-pub async fn evaluate(State(d): State<Arc<Daemon>>, query: Result<Query<EvaluateQuery>, QueryRejection>) -> Response {
+pub async fn evaluate(
+    State(d): State<Arc<Daemon>>,
+    query: Result<Query<EvaluateQuery>, QueryRejection>,
+) -> Response {
     let Query(query) = match query {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
@@ -110,9 +122,19 @@ pub async fn evaluate(State(d): State<Arc<Daemon>>, query: Result<Query<Evaluate
         let rules = d.rules.read();
         match &query.rule {
             Some(id) if !rules.rules.contains_key(id) => {
-                let broken = rules.broken.values().any(|b| b.path.file_stem().is_some_and(|s| s == id.as_str()));
-                let hint = if broken { " (a file of that name does not load: see /api/v1/rules)" } else { "" };
-                return error(StatusCode::NOT_FOUND, format!("no rule with id `{id}`{hint}"));
+                let broken = rules
+                    .broken
+                    .values()
+                    .any(|b| b.path.file_stem().is_some_and(|s| s == id.as_str()));
+                let hint = if broken {
+                    " (a file of that name does not load: see /api/v1/rules)"
+                } else {
+                    ""
+                };
+                return error(
+                    StatusCode::NOT_FOUND,
+                    format!("no rule with id `{id}`{hint}"),
+                );
             }
             Some(id) => vec![id.clone()],
             None => rules.rules.keys().cloned().collect(),
@@ -123,9 +145,17 @@ pub async fn evaluate(State(d): State<Arc<Daemon>>, query: Result<Query<Evaluate
     let outcomes = match evaluate_now(&d, ids, at).await {
         Ok(o) => o,
         Err(NotRun::ShuttingDown) => {
-            return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down: evaluation not started");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting down: evaluation not started",
+            );
         }
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("evaluation did not run: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("evaluation did not run: {e}"),
+            )
+        }
     };
     let mut findings: Vec<Finding> = Vec::new();
     let mut per_rule = Vec::new();

@@ -124,7 +124,9 @@ impl Builder {
             config.push_str(&format!("    http: (max_body_bytes: {n}),\n"));
         }
         if let Some(t) = &self.rule_timeout {
-            config.push_str(&format!("    limits: (max_operations: 1000000000000, rule_timeout: \"{t}\"),\n"));
+            config.push_str(&format!(
+                "    limits: (max_operations: 1000000000000, rule_timeout: \"{t}\"),\n"
+            ));
         }
         config.push_str(")\n");
         std::fs::write(dir.path().join("rulewatch.ron"), config).unwrap();
@@ -164,7 +166,11 @@ impl Builder {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct Daemon {
@@ -230,7 +236,11 @@ impl Daemon {
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let text = r.text().unwrap_or_default();
-        Resp { status, text, headers }
+        Resp {
+            status,
+            text,
+            headers,
+        }
     }
 
     pub fn get(&self, path: &str) -> Resp {
@@ -239,10 +249,21 @@ impl Daemon {
 
     /// POST with the test token.
     pub fn post(&self, path: &str, content_type: &str, body: impl Into<Vec<u8>>) -> Resp {
-        self.post_as(path, Some(&format!("Bearer {TOKEN}")), Some(content_type), body)
+        self.post_as(
+            path,
+            Some(&format!("Bearer {TOKEN}")),
+            Some(content_type),
+            body,
+        )
     }
 
-    pub fn post_as(&self, path: &str, auth: Option<&str>, content_type: Option<&str>, body: impl Into<Vec<u8>>) -> Resp {
+    pub fn post_as(
+        &self,
+        path: &str,
+        auth: Option<&str>,
+        content_type: Option<&str>,
+        body: impl Into<Vec<u8>>,
+    ) -> Resp {
         let mut req = self.http.post(self.url(path)).body(body.into());
         if let Some(a) = auth {
             req = req.header("Authorization", a);
@@ -275,7 +296,12 @@ impl Daemon {
 
     pub fn rule_status(&self, id: &str) -> Option<Value> {
         let rules = self.get("/api/v1/rules").json();
-        rules["rules"].as_array().unwrap().iter().find(|r| r["id"] == id).cloned()
+        rules["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .cloned()
     }
 
     pub fn metric(&self, line_prefix: &str) -> Option<f64> {
@@ -301,7 +327,10 @@ impl Daemon {
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status().unwrap();
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 
@@ -327,7 +356,10 @@ impl Daemon {
             for e in entries.flatten() {
                 if e.path().extension().is_some_and(|x| x == "eml") {
                     let mut s = String::new();
-                    std::fs::File::open(e.path()).unwrap().read_to_string(&mut s).unwrap();
+                    std::fs::File::open(e.path())
+                        .unwrap()
+                        .read_to_string(&mut s)
+                        .unwrap();
                     out.push(s);
                 }
             }
