@@ -123,18 +123,20 @@ impl Drop for Running {
     }
 }
 
-fn start_daemon(bin: &str, dir: &Path, config: &Path, port: u16) -> Child {
+fn start_daemon(bin: &str, dir: &Path, config: &Path, port: u16) -> Running {
     let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
-    let child = Command::new(bin)
-        .args(["run", "--config"])
-        .arg(config)
-        .env("RW_BENCH_TOKEN", TOKEN)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start the daemon");
+    let child = Running(
+        Command::new(bin)
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RW_BENCH_TOKEN", TOKEN)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start the daemon"),
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
@@ -234,7 +236,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = write_config(dir.path(), port);
-    let mut daemon = Running(start_daemon(bin, dir.path(), &config, port));
+    let mut daemon = start_daemon(bin, dir.path(), &config, port);
 
     // Warm-up: one batch (also creates the first series).
     let mut warm = Conn::open(port);
