@@ -4,10 +4,16 @@
 //! [`MAX_ERRORS`] with where and what, the rest counted), and a batch with any
 //! bad item is never returned, not even in part.
 //!
+//! Beyond the contract: an empty label value means the label is absent, as an
+//! empty CSV cell does, so a reading has one identity in every format; a UTF-8
+//! byte-order mark is skipped; CSV header names and `metric`, `time` and
+//! `value` cells are trimmed, label values are kept as they are.
+//!
 //! Speed matters (ingest, SQLite write included, must beat a million readings a
 //! second), so:
-//! - JSON is read by hand-written serde visitors that borrow strings from the
-//!   input and never stop at the first problem of an item;
+//! - a reading of the usual plain shape (flat, no escapes) is read by a small
+//!   hand-written scanner; anything else by serde visitors that borrow strings
+//!   from the input and never stop at the first problem of an item;
 //! - a series is looked up by its raw metric + labels bytes before any
 //!   [`SeriesKey`] is built, so names are validated and label maps allocated
 //!   once per series, not once per reading;
@@ -1645,8 +1651,11 @@ fn csv_header(text: &str, from: usize, to: usize) -> Result<Columns, ParseError>
                     fail(k, format!("column {} has no name", k + 1));
                 } else if labels.iter().any(|(_, n)| n == name) {
                     fail(k, format!("column {} appears twice", quote(name)));
-                } else if let Some(m) = name_problem("label", name) {
-                    fail(k, format!("column {}: {m}", quote(name)));
+                } else if let Some(m) = name_problem("column", name) {
+                    fail(
+                        k,
+                        format!("{m} (columns other than `metric`, `time` and `value` are labels)"),
+                    );
                 } else {
                     labels.push((k, name.to_owned()));
                 }
@@ -2188,7 +2197,8 @@ mod tests {
         );
         assert_eq!((e.line, e.col, e.item), (1, 19, None));
         assert!(
-            e.message.contains("label name `county-name` is invalid"),
+            e.message
+                .starts_with("column name `county-name` is invalid"),
             "{e}"
         );
     }
