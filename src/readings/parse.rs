@@ -1742,10 +1742,16 @@ fn csv_chunk(text: &str, columns: &Columns, tz: Tz) -> Chunk {
                 }
             }
             Err(e) => {
-                // Reading from memory, only a malformed record can fail.
-                let off = e.position().map_or(0, |p| p.byte() as usize);
-                chunk.items += 1;
-                (off, format!("malformed CSV: {e}"))
+                // Cannot happen (the input is in memory and UTF-8); stop
+                // rather than risk reading the same error forever.
+                let (line, col) = locator.at(e.position().map_or(0, |p| p.byte() as usize));
+                chunk.fail(|| ItemError {
+                    line,
+                    col,
+                    item: None,
+                    message: format!("malformed CSV: {e}"),
+                });
+                break;
             }
         };
         let item = chunk.items - 1;
