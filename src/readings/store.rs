@@ -170,7 +170,8 @@ CREATE TABLE IF NOT EXISTS blocks (
 const BLOCK_SPAN: Millis = crate::time::DAY;
 
 fn block_start(t: Millis) -> Millis {
-    t.div_euclid(BLOCK_SPAN) * BLOCK_SPAN
+    // Saturating: `latest()` asks from `Millis::MIN`.
+    t.div_euclid(BLOCK_SPAN).saturating_mul(BLOCK_SPAN)
 }
 
 const POINT_BYTES: usize = 16;
