@@ -692,6 +692,7 @@ mod tests {
         // Reopened: read back from SQLite, lazily.
         let store = Store::open(&dir.path().join("a/b.db")).unwrap();
         assert_eq!(values(&store, "pm25", "南宫", 6, 100), vec![(10, 2.0)]);
+        assert_eq!(values(&store, "pm25", "南宫", Millis::MIN, 100).len(), 2);
         assert_eq!(
             values(&store, "pm25", "南宫", 0, 100),
             vec![(5, 0.5), (10, 2.0)]
