@@ -15,4 +15,5 @@ pub mod diag;
 pub mod logging;
 pub mod readings;
 pub mod rules;
+pub mod ruletest;
 pub mod time;
