@@ -252,7 +252,13 @@ impl Config {
         };
 
         let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
-        let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
 
         let timezone = file.timezone.parse::<Tz>().unwrap_or_else(|_| {
             error(
@@ -308,8 +314,17 @@ impl Config {
             error("from", e);
         }
         for (group, addresses) in &file.recipients {
-            if !crate::rules::is_valid_id(group) && !group.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
-                error(group, format!("recipient group name `{group}` may hold only letters, digits, `_` and `-`"));
+            if !crate::rules::is_valid_id(group)
+                && !group
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+            {
+                error(
+                    group,
+                    format!(
+                        "recipient group name `{group}` may hold only letters, digits, `_` and `-`"
+                    ),
+                );
             }
             for address in addresses {
                 if let Err(e) = lettre_mailbox(address) {
@@ -460,7 +475,8 @@ mod tests {
         assert_eq!(c.defaults.repeat, crate::time::DAY);
         assert!(c.store_path.ends_with("data/rulewatch.db"));
         assert_eq!(
-            c.resolve_recipients(&["env".into(), "x@y.cn".into()]).unwrap(),
+            c.resolve_recipients(&["env".into(), "x@y.cn".into()])
+                .unwrap(),
             vec!["huanbao@example.cn".to_string(), "x@y.cn".to_string()]
         );
         let err = c.resolve_recipients(&["hr".into()]).unwrap_err();

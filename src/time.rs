@@ -100,7 +100,9 @@ pub fn parse_duration(text: &str) -> Result<Millis, String> {
             }
         };
         if digits.is_empty() {
-            return Err(format!("`{s}` is not a duration: a number must come before `{c}`"));
+            return Err(format!(
+                "`{s}` is not a duration: a number must come before `{c}`"
+            ));
         }
         let n: Millis = digits
             .parse()
@@ -124,7 +126,13 @@ pub fn format_duration(ms: Millis) -> String {
     if ms == 0 {
         return "0s".into();
     }
-    for (unit, name) in [(7 * DAY, "w"), (DAY, "d"), (HOUR, "h"), (MINUTE, "m"), (SECOND, "s")] {
+    for (unit, name) in [
+        (7 * DAY, "w"),
+        (DAY, "d"),
+        (HOUR, "h"),
+        (MINUTE, "m"),
+        (SECOND, "s"),
+    ] {
         if ms % unit == 0 {
             return format!("{}{name}", ms / unit);
         }
@@ -202,10 +210,7 @@ impl Window {
                 to: now,
             },
             Window::Today => period(day_bounds(local.date_naive(), tz)),
-            Window::Yesterday => period(day_bounds(
-                local.date_naive() - Duration::days(1),
-                tz,
-            )),
+            Window::Yesterday => period(day_bounds(local.date_naive() - Duration::days(1), tz)),
             Window::Month => period(month_bounds(local.year(), local.month(), 0, tz)),
             Window::LastMonth => period(month_bounds(local.year(), local.month(), -1, tz)),
             Window::Quarter => {
@@ -273,10 +278,7 @@ mod tests {
         let a = parse_time("2021-03-01T09:00:00+08:00", SH).unwrap();
         assert_eq!(parse_time("2021-03-01T09:00", SH).unwrap(), a);
         assert_eq!(parse_time("2021-03-01 09:00:00", SH).unwrap(), a);
-        assert_eq!(
-            parse_time("2021-03-01", SH).unwrap(),
-            a - 9 * HOUR
-        );
+        assert_eq!(parse_time("2021-03-01", SH).unwrap(), a - 9 * HOUR);
         assert!(parse_time("2021-13-01", SH).is_err());
         assert!(parse_time("yesterday", SH).is_err());
     }

@@ -55,7 +55,10 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
         Some(id) => {
             let r: Vec<_> = rules.iter().filter(|r| &r.meta.id == id).collect();
             if r.is_empty() {
-                eprintln!("error: no rule with id `{id}` loaded from `{}`", config.rules_dir.display());
+                eprintln!(
+                    "error: no rule with id `{id}` loaded from `{}`",
+                    config.rules_dir.display()
+                );
                 return Exit::Problems;
             }
             r
@@ -73,13 +76,22 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
     let findings: Vec<Finding> = outcomes.iter().flat_map(|o| o.all_findings()).collect();
     match args.format {
         OutputFormat::Json => {
-            println!("{}", serde_json::to_string_pretty(&findings).expect("findings serialize"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&findings).expect("findings serialize")
+            );
         }
         OutputFormat::Text => print_table(&findings),
     }
     let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
-    let breaches = findings.iter().filter(|f| f.kind == crate::rules::FindingKind::Breach).count();
-    let no_data = findings.iter().filter(|f| f.kind == crate::rules::FindingKind::NoData).count();
+    let breaches = findings
+        .iter()
+        .filter(|f| f.kind == crate::rules::FindingKind::Breach)
+        .count();
+    let no_data = findings
+        .iter()
+        .filter(|f| f.kind == crate::rules::FindingKind::NoData)
+        .count();
     eprintln!(
         "{} rule(s) evaluated at {}: {breaches} breach(es), {no_data} no data, {failed} failed",
         outcomes.len(),
@@ -110,7 +122,11 @@ fn print_table(findings: &[Finding]) {
         })
         .collect();
     let header = ["RULE", "KIND", "SUBJECT", "MESSAGE"].map(String::from);
-    let width = |s: &str| s.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum::<usize>();
+    let width = |s: &str| {
+        s.chars()
+            .map(|c| if c.is_ascii() { 1 } else { 2 })
+            .sum::<usize>()
+    };
     let mut widths = [0usize; 3];
     for row in std::iter::once(&header).chain(&rows) {
         for i in 0..3 {

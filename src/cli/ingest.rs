@@ -64,7 +64,12 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
     exit
 }
 
-fn ingest_one(store: &Store, file: &Path, format: Option<Format>, tz: chrono_tz::Tz) -> Result<(), Exit> {
+fn ingest_one(
+    store: &Store,
+    file: &Path,
+    format: Option<Format>,
+    tz: chrono_tz::Tz,
+) -> Result<(), Exit> {
     let started = Instant::now();
     let name = file.display().to_string();
     let result = if file == Path::new("-") {
@@ -74,15 +79,24 @@ fn ingest_one(store: &Store, file: &Path, format: Option<Format>, tz: chrono_tz:
             Some(f) => f,
             None => {
                 use std::io::Read;
-                (&mut stdin).take(4096).read_to_end(&mut head).map_err(|e| {
-                    eprintln!("error: stdin: {e}");
-                    Exit::Trouble
-                })?;
+                (&mut stdin)
+                    .take(4096)
+                    .read_to_end(&mut head)
+                    .map_err(|e| {
+                        eprintln!("error: stdin: {e}");
+                        Exit::Trouble
+                    })?;
                 sniff_format(&head)
             }
         };
         use std::io::Read;
-        ingest(store, std::io::Cursor::new(head).chain(stdin), format, tz, |_| {})
+        ingest(
+            store,
+            std::io::Cursor::new(head).chain(stdin),
+            format,
+            tz,
+            |_| {},
+        )
     } else {
         let Some(format) = format.or_else(|| Format::from_path(file)) else {
             eprintln!("{name}: error: unknown file type: name it .csv, .json or .ndjson, or pass --format");
@@ -96,18 +110,26 @@ fn ingest_one(store: &Store, file: &Path, format: Option<Format>, tz: chrono_tz:
         let bar = (size >= PROGRESS_MIN_BYTES && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(size);
             bar.set_style(
-                ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                    .expect("valid template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
             );
             bar.set_message(name.clone());
             bar
         });
-        let r = ingest(store, std::io::BufReader::with_capacity(1 << 20, f), format, tz, |n| {
-            if let Some(b) = &bar {
-                b.set_position(n);
-            }
-        });
+        let r = ingest(
+            store,
+            std::io::BufReader::with_capacity(1 << 20, f),
+            format,
+            tz,
+            |n| {
+                if let Some(b) = &bar {
+                    b.set_position(n);
+                }
+            },
+        );
         if let Some(b) = bar {
             b.finish_and_clear();
         }
@@ -141,7 +163,10 @@ fn ingest_one(store: &Store, file: &Path, format: Option<Format>, tz: chrono_tz:
             if e.total > e.errors.len() {
                 eprintln!("{name}: … and {} more error(s)", e.total - e.errors.len());
             }
-            eprintln!("{name}: rejected: {} bad reading(s), nothing from this file stored", e.total);
+            eprintln!(
+                "{name}: rejected: {} bad reading(s), nothing from this file stored",
+                e.total
+            );
             Err(Exit::Problems)
         }
         Err(e) => {

@@ -29,7 +29,11 @@ impl From<Exit> for ExitCode {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "rulewatch", version, about = "Watches the targets of a work report, written as Rhai rules, and mails the responsible bureau when one slips")]
+#[command(
+    name = "rulewatch",
+    version,
+    about = "Watches the targets of a work report, written as Rhai rules, and mails the responsible bureau when one slips"
+)]
 pub struct Cli {
     /// Config file (default: ./rulewatch.ron, then $RULEWATCH_CONFIG)
     #[arg(long, global = true, value_name = "FILE")]

@@ -96,7 +96,8 @@ pub fn ingest(
         let rest = buf.split_off(cut);
         let mut chunk = std::mem::replace(&mut buf, rest);
         consumed += chunk.len() as u64;
-        let chunk_lines = bytecount_newlines(&chunk) + usize::from(!chunk.ends_with(b"\n") && !chunk.is_empty());
+        let chunk_lines =
+            bytecount_newlines(&chunk) + usize::from(!chunk.ends_with(b"\n") && !chunk.is_empty());
         if chunk.iter().any(|b| !b.is_ascii_whitespace()) {
             any_input = true;
         }
@@ -106,7 +107,10 @@ pub fn ingest(
         if format == Format::Csv {
             match &header {
                 None => {
-                    let end = chunk.iter().position(|&b| b == b'\n').map_or(chunk.len(), |i| i + 1);
+                    let end = chunk
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map_or(chunk.len(), |i| i + 1);
                     header = Some(chunk[..end].to_vec());
                 }
                 Some(h) => {
@@ -123,7 +127,10 @@ pub fn ingest(
         let is_blank_tail = lines_before > 0 && chunk.iter().all(|b| b.is_ascii_whitespace());
         let chunk_is_header_only = format == Format::Csv
             && lines_before > 0
-            && chunk.split(|&b| b == b'\n').skip(1).all(|l| l.iter().all(|b| b.is_ascii_whitespace()));
+            && chunk
+                .split(|&b| b == b'\n')
+                .skip(1)
+                .all(|l| l.iter().all(|b| b.is_ascii_whitespace()));
         if !is_blank_tail && !chunk_is_header_only {
             match parse(&chunk, format, tz) {
                 Ok(batch) => {

@@ -1,7 +1,7 @@
 //! Readings: the model, the parsers for JSON / NDJSON / CSV, and the store.
 
-pub mod model;
 pub mod ingest;
+pub mod model;
 pub mod parse;
 pub mod store;
 

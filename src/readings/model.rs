@@ -73,10 +73,11 @@ impl Batch {
     /// Appends every reading of `other`.
     pub fn extend(&mut self, other: Batch) {
         let map: Vec<u32> = other.series.into_iter().map(|k| self.intern(k)).collect();
-        self.points.extend(other.points.into_iter().map(|p| BatchPoint {
-            series: map[p.series as usize],
-            ..p
-        }));
+        self.points
+            .extend(other.points.into_iter().map(|p| BatchPoint {
+                series: map[p.series as usize],
+                ..p
+            }));
     }
 }
 

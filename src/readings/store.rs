@@ -477,7 +477,10 @@ impl Drop for WriteTx<'_> {
 
 impl Memory {
     fn add_series(&mut self, id: SeriesId, key: SeriesKey, loaded_from: Millis) {
-        self.by_metric.entry(key.metric.clone()).or_default().push(id);
+        self.by_metric
+            .entry(key.metric.clone())
+            .or_default()
+            .push(id);
         self.by_key.insert(key.clone(), id);
         self.series.insert(
             id,
@@ -508,7 +511,13 @@ mod tests {
         b
     }
 
-    fn values(store: &Store, metric: &str, county: &str, from: Millis, to: Millis) -> Vec<(Millis, f64)> {
+    fn values(
+        store: &Store,
+        metric: &str,
+        county: &str,
+        from: Millis,
+        to: Millis,
+    ) -> Vec<(Millis, f64)> {
         store
             .with_series(metric, &labels(county), from, |it| {
                 it.flat_map(|s| {
@@ -525,18 +534,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("a/b.db")).unwrap();
         store
-            .write(&batch(&[("pm25", "南宫", 10, 1.0), ("pm25", "南宫", 5, 0.5), ("pm25", "清河", 5, 9.0)]))
+            .write(&batch(&[
+                ("pm25", "南宫", 10, 1.0),
+                ("pm25", "南宫", 5, 0.5),
+                ("pm25", "清河", 5, 9.0),
+            ]))
             .unwrap();
         store.write(&batch(&[("pm25", "南宫", 10, 2.0)])).unwrap();
-        assert_eq!(values(&store, "pm25", "南宫", 0, 100), vec![(5, 0.5), (10, 2.0)]);
+        assert_eq!(
+            values(&store, "pm25", "南宫", 0, 100),
+            vec![(5, 0.5), (10, 2.0)]
+        );
         assert_eq!(store.count_readings().unwrap(), 3);
         drop(store);
         // Reopened: read back from SQLite, lazily.
         let store = Store::open(&dir.path().join("a/b.db")).unwrap();
         assert_eq!(values(&store, "pm25", "南宫", 6, 100), vec![(10, 2.0)]);
-        assert_eq!(values(&store, "pm25", "南宫", 0, 100), vec![(5, 0.5), (10, 2.0)]);
+        assert_eq!(
+            values(&store, "pm25", "南宫", 0, 100),
+            vec![(5, 0.5), (10, 2.0)]
+        );
         store.write(&batch(&[("pm25", "南宫", 7, 3.0)])).unwrap();
-        assert_eq!(values(&store, "pm25", "南宫", 0, 100), vec![(5, 0.5), (7, 3.0), (10, 2.0)]);
+        assert_eq!(
+            values(&store, "pm25", "南宫", 0, 100),
+            vec![(5, 0.5), (7, 3.0), (10, 2.0)]
+        );
         assert_eq!(store.metrics(), vec!["pm25".to_string()]);
     }
 
@@ -551,9 +573,17 @@ mod tests {
             .lock()
             .execute_batch("CREATE TRIGGER no_big BEFORE INSERT ON readings WHEN NEW.value > 100 BEGIN SELECT RAISE(ABORT, 'too big'); END;")
             .unwrap();
-        let err = store.write(&batch(&[("pm25", "南宫", 1, 1.0), ("pm25", "新", 2, 500.0)]));
+        let err = store.write(&batch(&[
+            ("pm25", "南宫", 1, 1.0),
+            ("pm25", "新", 2, 500.0),
+        ]));
         assert!(err.is_err());
         assert_eq!(store.count_readings().unwrap(), 0);
-        assert!(store.with_series("pm25", &Labels::new(), 0, |it| it.count()).unwrap() == 0);
+        assert!(
+            store
+                .with_series("pm25", &Labels::new(), 0, |it| it.count())
+                .unwrap()
+                == 0
+        );
     }
 }

@@ -65,7 +65,10 @@ pub fn number(value: &Dynamic, what: &str) -> Result<f64> {
     if let Ok(i) = value.as_int() {
         return Ok(i as f64);
     }
-    fail(format!("{what} must be a number, got {}", value.type_name()))
+    fail(format!(
+        "{what} must be a number, got {}",
+        value.type_name()
+    ))
 }
 
 /// A label map (`#{ county: "南宫" }`): values must be strings or numbers.
@@ -125,7 +128,11 @@ impl Func {
             "last" => Func::Last,
             p if p.starts_with('p') => match p[1..].parse::<u32>() {
                 Ok(n) if (1..=99).contains(&n) => Func::Percentile(n as f64 / 100.0),
-                _ => return fail(format!("unknown aggregate `{name}`: percentiles are p1 … p99")),
+                _ => {
+                    return fail(format!(
+                        "unknown aggregate `{name}`: percentiles are p1 … p99"
+                    ))
+                }
             },
             _ => {
                 return fail(format!(
@@ -361,7 +368,11 @@ fn due_period(cadence: &str, lag: &str, q: &Query) -> Result<time::Range> {
         "month" => 1,
         "quarter" => 3,
         "year" => 12,
-        _ => return fail(format!("unknown cadence `{cadence}`: use month, quarter or year")),
+        _ => {
+            return fail(format!(
+                "unknown cadence `{cadence}`: use month, quarter or year"
+            ))
+        }
     };
     let local = time::to_local(q.now - lag, q.tz);
     // The period containing now − lag has not ended by its due date; the one before has.
@@ -374,7 +385,13 @@ fn due_period(cadence: &str, lag: &str, q: &Query) -> Result<time::Range> {
     })
 }
 
-fn overdue_values(metric: &str, by: &str, cadence: &str, lag: &str, expected: Option<Vec<String>>) -> Result<Array> {
+fn overdue_values(
+    metric: &str,
+    by: &str,
+    cadence: &str,
+    lag: &str,
+    expected: Option<Vec<String>>,
+) -> Result<Array> {
     let q = query()?;
     let period = due_period(cadence, lag, &q)?;
     let (seen, reported) = q
@@ -414,13 +431,11 @@ fn is_overdue(metric: &str, filter: &Map, cadence: &str, lag: &str) -> Result<bo
     let reported = q
         .store
         .with_series(metric, &filter, period.from, |series| {
-            {
-                let mut any = false;
-                for s in series {
-                    any |= !s.range(period.from, period.to).0.is_empty();
-                }
-                any
+            let mut any = false;
+            for s in series {
+                any |= !s.range(period.from, period.to).0.is_empty();
             }
+            any
         })
         .or_else(|e| fail(e.to_string()))?;
     Ok(!reported)
@@ -469,19 +484,25 @@ pub fn register(engine: &mut Engine) {
     register_time(engine);
 
     engine.register_fn("latest", |metric: &str| latest(metric, &Map::new()));
-    engine.register_fn("latest", |metric: &str, filter: Map| latest(metric, &filter));
-    engine.register_fn("agg", |metric: &str, filter: Map, window: &str, func: &str| {
-        agg(metric, &filter, window, func)
+    engine.register_fn("latest", |metric: &str, filter: Map| {
+        latest(metric, &filter)
     });
+    engine.register_fn(
+        "agg",
+        |metric: &str, filter: Map, window: &str, func: &str| agg(metric, &filter, window, func),
+    );
     engine.register_fn(
         "group",
         |metric: &str, filter: Map, by: &str, window: &str, func: &str| {
             group(metric, &filter, by, window, func)
         },
     );
-    engine.register_fn("overdue", |metric: &str, by: &str, cadence: &str, lag: &str| {
-        overdue_values(metric, by, cadence, lag, None)
-    });
+    engine.register_fn(
+        "overdue",
+        |metric: &str, by: &str, cadence: &str, lag: &str| {
+            overdue_values(metric, by, cadence, lag, None)
+        },
+    );
     engine.register_fn(
         "overdue",
         |metric: &str, by: &str, cadence: &str, lag: &str, expected: Array| {
@@ -491,7 +512,9 @@ pub fn register(engine: &mut Engine) {
     );
     engine.register_fn(
         "is_overdue",
-        |metric: &str, filter: Map, cadence: &str, lag: &str| is_overdue(metric, &filter, cadence, lag),
+        |metric: &str, filter: Map, cadence: &str, lag: &str| {
+            is_overdue(metric, &filter, cadence, lag)
+        },
     );
 
     engine.register_fn("breach", |subject: Map, message: &str| {
@@ -520,7 +543,9 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn("class_name", |class: INT| -> Result<ImmutableString> {
         domain::class_name(class).map(Into::into).or_else(fail)
     });
-    engine.register_fn("meets_class", |class: INT, target: INT| class <= target);
+    engine.register_fn("meets_class", |class: INT, target: INT| -> Result<bool> {
+        domain::meets_class(class, target).or_else(fail)
+    });
     engine.register_fn("rank", |groups: Array, key: &str| rank(&groups, key, "asc"));
     engine.register_fn("rank", |groups: Array, key: &str, order: &str| {
         rank(&groups, key, order)
@@ -536,27 +561,42 @@ pub fn register(engine: &mut Engine) {
     });
     engine.register_fn("expected_by_now", |target: Dynamic| -> Result<f64> {
         let q = query()?;
-        Ok(number(&target, "target")? * domain::year_fraction(q.now, q.tz))
+        Ok(domain::expected_by_now(
+            number(&target, "target")?,
+            domain::year_fraction(q.now, q.tz),
+        ))
     });
     engine.register_fn("year_fraction", || -> Result<f64> {
         let q = query()?;
         Ok(domain::year_fraction(q.now, q.tz))
     });
-    engine.register_fn("percentile", |items: Array, p: Dynamic| -> Result<Dynamic> {
-        let p = number(&p, "p")?;
-        if !(0.0..=1.0).contains(&p) {
-            return fail(format!("percentile rank {p} must be between 0 and 1 (0.95 for p95)"));
-        }
-        let mut values = numbers(&items)?;
-        values.sort_unstable_by(f64::total_cmp);
-        Ok(float_or_unit(domain::percentile(&values, p)))
+    engine.register_fn(
+        "percentile",
+        |items: Array, p: Dynamic| -> Result<Dynamic> {
+            let p = number(&p, "p")?;
+            if !(0.0..=1.0).contains(&p) {
+                return fail(format!(
+                    "percentile rank {p} must be between 0 and 1 (0.95 for p95)"
+                ));
+            }
+            let mut values = numbers(&items)?;
+            values.sort_unstable_by(f64::total_cmp);
+            Ok(float_or_unit(domain::percentile(&values, p)))
+        },
+    );
+    engine.register_fn("top", |groups: Array, n: INT| {
+        sorted_groups(groups, n, true)
     });
-    engine.register_fn("top", |groups: Array, n: INT| sorted_groups(groups, n, true));
-    engine.register_fn("bottom", |groups: Array, n: INT| sorted_groups(groups, n, false));
-    engine.register_fn("fmt", |x: Dynamic, digits: INT| -> Result<ImmutableString> {
-        let x = number(&x, "number")?;
-        Ok(format!("{:.*}", digits.clamp(0, 12) as usize, x).into())
+    engine.register_fn("bottom", |groups: Array, n: INT| {
+        sorted_groups(groups, n, false)
     });
+    engine.register_fn(
+        "fmt",
+        |x: Dynamic, digits: INT| -> Result<ImmutableString> {
+            let x = number(&x, "number")?;
+            Ok(format!("{:.*}", digits.clamp(0, 12) as usize, x).into())
+        },
+    );
     engine.register_fn("pct", |x: Dynamic| -> Result<ImmutableString> {
         let x = number(&x, "number")?;
         Ok(format!("{}%", trim_number(format!("{:.1}", x * 100.0))).into())

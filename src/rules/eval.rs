@@ -134,14 +134,22 @@ impl Evaluator {
         RuleOutcome {
             rule: rule.meta.id.clone(),
             at: now,
-            findings: if error.is_some() { Vec::new() } else { ctx.findings },
+            findings: if error.is_some() {
+                Vec::new()
+            } else {
+                ctx.findings
+            },
             error,
             duration: started.elapsed(),
         }
     }
 
     /// Evaluates each rule in turn (one failing does not stop the others).
-    pub fn evaluate_all<'a>(&self, rules: impl IntoIterator<Item = &'a Rule>, now: Millis) -> Vec<RuleOutcome> {
+    pub fn evaluate_all<'a>(
+        &self,
+        rules: impl IntoIterator<Item = &'a Rule>,
+        now: Millis,
+    ) -> Vec<RuleOutcome> {
         rules.into_iter().map(|r| self.evaluate(r, now)).collect()
     }
 }
@@ -163,13 +171,19 @@ fn failure(rule: &Rule, err: &EvalAltResult) -> RuleFailure {
         }
     }
     let message = match inner {
-        EvalAltResult::ErrorTerminated(..) => "stopped: the rule ran past its time limit (wall-clock limit reached)".to_string(),
-        EvalAltResult::ErrorTooManyOperations(..) => "stopped: the rule ran past its operations limit (an endless loop?)".to_string(),
+        EvalAltResult::ErrorTerminated(..) => {
+            "stopped: the rule ran past its time limit (wall-clock limit reached)".to_string()
+        }
+        EvalAltResult::ErrorTooManyOperations(..) => {
+            "stopped: the rule ran past its operations limit (an endless loop?)".to_string()
+        }
         EvalAltResult::ErrorStackOverflow(..) => format!(
             "stopped: functions nested deeper than {} calls (unbounded recursion?)",
             super::engine::MAX_CALL_LEVELS
         ),
-        EvalAltResult::ErrorDataTooLarge(what, ..) => format!("stopped: {what} grew past its size limit"),
+        EvalAltResult::ErrorDataTooLarge(what, ..) => {
+            format!("stopped: {what} grew past its size limit")
+        }
         EvalAltResult::ErrorRuntime(v, _) => v.to_string(),
         other => {
             let mut s = other.to_string();

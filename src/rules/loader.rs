@@ -160,13 +160,23 @@ pub fn load_rule(
     path: &Path,
 ) -> Result<(Rule, Vec<Diagnostic>), Vec<Diagnostic>> {
     let bytes = std::fs::read(path).map_err(|e| {
-        vec![Diagnostic::error(path, 0, 0, format!("cannot read rule: {e}"))]
+        vec![Diagnostic::error(
+            path,
+            0,
+            0,
+            format!("cannot read rule: {e}"),
+        )]
     })?;
     let source = String::from_utf8(bytes).map_err(|e| {
         let offset = e.utf8_error().valid_up_to();
         let text = String::from_utf8_lossy(&e.as_bytes()[..offset]).into_owned();
         let (line, col) = line_col(&text, offset);
-        vec![Diagnostic::error(path, line, col, "rule file is not valid UTF-8")]
+        vec![Diagnostic::error(
+            path,
+            line,
+            col,
+            "rule file is not valid UTF-8",
+        )]
     })?;
     parse_rule(engine, config, path, source)
 }
@@ -180,12 +190,14 @@ pub fn parse_rule(
 ) -> Result<(Rule, Vec<Diagnostic>), Vec<Diagnostic>> {
     let ast = engine.compile(&source).map_err(|e| {
         let pos = e.position();
-        vec![Diagnostic::error(
-            path,
-            pos.line().unwrap_or(0),
-            pos.position().unwrap_or(0),
-            e.err_type().to_string(),
-        )]
+        let (line, col) = (pos.line().unwrap_or(0), pos.position().unwrap_or(0));
+        let mut message = e.err_type().to_string();
+        // `for` is a Rhai keyword, so `for: "1h"` cannot be a map key unquoted.
+        let at_line = source.lines().nth(line.saturating_sub(1)).unwrap_or("");
+        if at_line.trim_start().starts_with("for:") || at_line.contains(" for:") {
+            message.push_str("; `for` is a keyword: write the key quoted, `\"for\": \"1h\"`");
+        }
+        vec![Diagnostic::error(path, line, col, message)]
     })?;
     let err_at = |key: &str, message: String| {
         let (line, col) = meta_position(&source, key);
@@ -262,7 +274,10 @@ pub fn parse_rule(
     let for_ = duration("for", &meta.for_, config.defaults.for_);
     let repeat = duration("repeat", &meta.repeat, config.defaults.repeat);
     if meta.notify.is_empty() {
-        errors.push(err_at("notify", "notify is empty: name at least one recipient group".into()));
+        errors.push(err_at(
+            "notify",
+            "notify is empty: name at least one recipient group".into(),
+        ));
     }
     let recipients = config.resolve_recipients(&meta.notify).unwrap_or_else(|e| {
         errors.push(err_at("notify", e));
@@ -308,8 +323,11 @@ pub fn meta_position(source: &str, key: &str) -> (usize, usize) {
         while let Some(i) = body[from..end].find(key) {
             let at = from + i;
             let before = body[..at].chars().next_back();
-            let after = body[at + key.len()..].trim_start();
+            // The key may be quoted (`"for": …`, as it must be for keywords).
+            let rest = &body[at + key.len()..];
+            let after = rest.strip_prefix('"').unwrap_or(rest).trim_start();
             if !before.is_some_and(|c| c.is_alphanumeric() || c == '_') && after.starts_with(':') {
+                let at = if before == Some('"') { at - 1 } else { at };
                 return line_col(source, start + at);
             }
             from = at + key.len();

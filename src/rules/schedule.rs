@@ -101,9 +101,15 @@ mod tests {
     fn six_fields_and_nicknames() {
         let s = Schedule::parse("0 0 9 * * *").unwrap();
         let t = parse_time("2021-03-01T08:00", SH).unwrap();
-        assert_eq!(s.next_after(t, SH), Some(parse_time("2021-03-01T09:00", SH).unwrap()));
+        assert_eq!(
+            s.next_after(t, SH),
+            Some(parse_time("2021-03-01T09:00", SH).unwrap())
+        );
         let d = Schedule::parse("@daily").unwrap();
-        assert_eq!(d.next_after(t, SH), Some(parse_time("2021-03-02", SH).unwrap()));
+        assert_eq!(
+            d.next_after(t, SH),
+            Some(parse_time("2021-03-02", SH).unwrap())
+        );
         assert!(Schedule::parse("0 9 * * *").unwrap_err().contains("six"));
         assert!(Schedule::parse("@sometimes").is_err());
         assert!(Schedule::parse("0 0 25 * * *").is_err());
@@ -115,7 +121,9 @@ mod tests {
         let from = parse_time("2021-01-01", SH).unwrap();
         let to = parse_time("2021-12-31", SH).unwrap();
         assert_eq!(s.between(from, to, SH).len(), 12);
-        assert!(s.restricts_both_days() == false);
-        assert!(Schedule::parse("0 0 9 1 * MON").unwrap().restricts_both_days());
+        assert!(!s.restricts_both_days());
+        assert!(Schedule::parse("0 0 9 1 * MON")
+            .unwrap()
+            .restricts_both_days());
     }
 }

@@ -23,7 +23,10 @@ fn t(s: &str) -> i64 {
     parse_time(s, SH).unwrap()
 }
 
-fn fixture(readings: &[(&str, &[(&str, &str)], &str, f64)]) -> Fixture {
+/// (metric, labels, time, value)
+type Reading<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str, f64);
+
+fn fixture(readings: &[Reading]) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("rules")).unwrap();
     let path = dir.path().join("rulewatch.ron");
@@ -38,7 +41,10 @@ fn fixture(readings: &[(&str, &[(&str, &str)], &str, f64)]) -> Fixture {
     let store = Store::open(&config.store_path).unwrap();
     let mut batch = Batch::new();
     for (metric, labels, time, value) in readings {
-        let labels: Labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let labels: Labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         batch.push(metric, labels, t(time), *value);
     }
     if !batch.is_empty() {
@@ -52,7 +58,8 @@ fn fixture(readings: &[(&str, &[(&str, &str)], &str, f64)]) -> Fixture {
     }
 }
 
-const HEAD: &str = "const RULE = #{ id: \"r\", title: \"T\", severity: \"warning\", notify: [\"env\"] };\n";
+const HEAD: &str =
+    "const RULE = #{ id: \"r\", title: \"T\", severity: \"warning\", notify: [\"env\"] };\n";
 
 impl Fixture {
     fn run(&self, body: &str, at: &str) -> RuleOutcome {
@@ -89,7 +96,8 @@ fn air() -> Fixture {
 #[test]
 fn latest_sees_only_readings_up_to_now() {
     let f = air();
-    let body = r#"let r = latest("pm25", #{ county: "南宫" }); breach(#{}, `${r.value} ${r.time.date}`);"#;
+    let body =
+        r#"let r = latest("pm25", #{ county: "南宫" }); breach(#{}, `${r.value} ${r.time.date}`);"#;
     assert_eq!(f.messages(body, "2021-01-25"), ["60.0 2021-01-20"]);
     assert_eq!(f.messages(body, "2021-03-01"), ["40.0 2021-02-05"]);
     let none = r#"if latest("pm25", #{ county: "南宫" }) == () { no_data(#{}, "none") }"#;
@@ -141,7 +149,10 @@ fn breach_details_and_subject_identity() {
     assert_eq!(d["value"], 4.7);
     assert_eq!(d["threshold"], 4.5);
     assert_eq!(d["unit"], "%");
-    let o = f.run(r#"breach(#{ a: "1" }, "x"); breach(#{ a: "1" }, "y");"#, "2021-02-20");
+    let o = f.run(
+        r#"breach(#{ a: "1" }, "x"); breach(#{ a: "1" }, "y");"#,
+        "2021-02-20",
+    );
     assert!(o.error.unwrap().message.contains("reported twice"));
 }
 
@@ -164,7 +175,10 @@ fn overdue_finds_missing_reports() {
 fn time_helpers() {
     let f = air();
     let body = r#"let n = now(); breach(#{}, `${n.year}-${n.month}-${n.day} ${n.weekday} ${n > time("2021-09-01")} ${days_between(time("2021-09-01"), n)}`);"#;
-    assert_eq!(f.messages(body, "2021-09-03T12:00"), ["2021-9-3 5 true 2.5"]);
+    assert_eq!(
+        f.messages(body, "2021-09-03T12:00"),
+        ["2021-9-3 5 true 2.5"]
+    );
     let body = r#"breach(#{}, `${fmt(4.5678, 2)} ${pct(0.125)}`);"#;
     assert_eq!(f.messages(body, "2021-09-03"), ["4.57 12.5%"]);
 }
@@ -176,7 +190,10 @@ fn runtime_error_has_file_and_line() {
     let e = o.error.unwrap();
     assert_eq!(e.path, PathBuf::from("rules/r.rhai"));
     assert_eq!(e.line, 3, "{e:?}");
-    let o = f.run("\nlet r = latest(\"pm25\");\nlet v = r.valeu;\n", "2021-02-01");
+    let o = f.run(
+        "\nlet r = latest(\"pm25\");\nlet v = r.valeu;\n",
+        "2021-02-01",
+    );
     let e = o.error.unwrap();
     assert_eq!(e.line, 4, "{e:?}");
     let o = f.run("\nagg(\"pm25\", #{}, \"30x\", \"avg\");\n", "2021-02-01");
@@ -195,16 +212,25 @@ fn sandbox_stops_infinite_loops() {
 #[test]
 fn sandbox_stops_unbounded_recursion() {
     let f = air();
-    let e = f.run("fn f(n) { f(n + 1) }\nf(0);", "2021-02-01").error.unwrap();
+    let e = f
+        .run("fn f(n) { f(n + 1) }\nf(0);", "2021-02-01")
+        .error
+        .unwrap();
     assert!(e.message.contains("nested deeper"), "{e:?}");
 }
 
 #[test]
 fn sandbox_bounds_strings_and_arrays() {
     let f = air();
-    let e = f.run("let s = \"x\"; loop { s += s; }", "2021-02-01").error.unwrap();
+    let e = f
+        .run("let s = \"x\"; loop { s += s; }", "2021-02-01")
+        .error
+        .unwrap();
     assert!(e.message.contains("size limit"), "{e:?}");
-    let e = f.run("let a = [1]; loop { a += a; }", "2021-02-01").error.unwrap();
+    let e = f
+        .run("let a = [1]; loop { a += a; }", "2021-02-01")
+        .error
+        .unwrap();
     assert!(e.message.contains("size limit"), "{e:?}");
 }
 
@@ -222,7 +248,13 @@ fn sandbox_has_a_wall_clock_limit() {
     .unwrap();
     let evaluator = Evaluator::new(&config, Arc::new(Store::open(&config.store_path).unwrap()));
     let source = "const RULE = #{ id: \"r\", title: \"T\", severity: \"info\", notify: [\"x@example.cn\"] };\nloop { }";
-    let (rule, _) = parse_rule(evaluator.engine(), &config, &PathBuf::from("r.rhai"), source.into()).unwrap();
+    let (rule, _) = parse_rule(
+        evaluator.engine(),
+        &config,
+        &PathBuf::from("r.rhai"),
+        source.into(),
+    )
+    .unwrap();
     let e = evaluator.evaluate(&rule, 0).error.unwrap();
     assert!(e.message.contains("time limit"), "{e:?}");
 }
@@ -231,21 +263,41 @@ fn sandbox_has_a_wall_clock_limit() {
 fn sandbox_refuses_imports_and_eval() {
     let f = air();
     let source = format!("{HEAD}import \"/etc/passwd\" as p;");
-    let r = parse_rule(f.evaluator.engine(), &f.config, &PathBuf::from("r.rhai"), source);
+    let r = parse_rule(
+        f.evaluator.engine(),
+        &f.config,
+        &PathBuf::from("r.rhai"),
+        source,
+    );
     let err = match r {
         Err(e) => e[0].message.clone(),
         Ok((rule, _)) => f.evaluator.evaluate(&rule, 0).error.unwrap().message,
     };
-    assert!(err.to_lowercase().contains("module") || err.contains("import"), "{err}");
+    assert!(
+        err.to_lowercase().contains("module") || err.contains("import"),
+        "{err}"
+    );
     let source = format!("{HEAD}eval(\"1\");");
-    assert!(parse_rule(f.evaluator.engine(), &f.config, &PathBuf::from("r.rhai"), source).is_err());
+    assert!(parse_rule(
+        f.evaluator.engine(),
+        &f.config,
+        &PathBuf::from("r.rhai"),
+        source
+    )
+    .is_err());
 }
 
 #[test]
 fn undefined_variables_are_compile_errors() {
     let f = air();
     let source = format!("{HEAD}let x = undefined_thing + 1;");
-    let e = parse_rule(f.evaluator.engine(), &f.config, &PathBuf::from("r.rhai"), source).unwrap_err();
+    let e = parse_rule(
+        f.evaluator.engine(),
+        &f.config,
+        &PathBuf::from("r.rhai"),
+        source,
+    )
+    .unwrap_err();
     assert_eq!(e[0].line, 2);
 }
 
@@ -253,13 +305,23 @@ fn undefined_variables_are_compile_errors() {
 fn metadata_errors_point_at_the_field() {
     let f = air();
     let bad = |src: &str| {
-        parse_rule(f.evaluator.engine(), &f.config, &PathBuf::from("r.rhai"), src.to_string()).unwrap_err()
+        parse_rule(
+            f.evaluator.engine(),
+            &f.config,
+            &PathBuf::from("r.rhai"),
+            src.to_string(),
+        )
+        .unwrap_err()
     };
     let e = bad("// c\nconst RULE = #{\n  id: \"Bad Id\",\n  title: \"T\",\n  severity: \"loud\",\n  schedule: \"0 9 * * *\",\n  notify: [\"nobody\"],\n  repeat: \"7\",\n};");
     let lines: Vec<usize> = e.iter().map(|d| d.line).collect();
     assert_eq!(lines, [3, 5, 6, 8, 7], "{e:?}");
     let e = bad("const RULE = #{ id: \"a\", title: \"T\", severity: \"info\", notfy: [] };");
     assert!(e[0].message.contains("notfy"), "{e:?}");
+    let e = bad("const RULE = #{ id: \"a\", title: \"T\", severity: \"info\", notify: [\"env\"],\n \"for\": \"1x\" };");
+    assert_eq!((e[0].line, e[0].col), (2, 2), "{e:?}");
+    let e = bad("const RULE = #{ id: \"a\",\n for: \"1h\" };");
+    assert!(e[0].message.contains("`for` is a keyword"), "{e:?}");
     let e = bad("let x = 1;");
     assert!(e[0].message.contains("missing `const RULE"), "{e:?}");
 }
