@@ -4,3 +4,4 @@
 
 pub mod locate;
 pub mod series;
+pub mod file;
