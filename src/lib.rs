@@ -6,13 +6,17 @@
 //! - [`time`]: TIME / duration parsing and calendar windows in the configured zone
 //! - [`readings`]: the reading model, parsers (JSON, NDJSON, CSV) and the SQLite store
 //! - [`rules`]: rule loading (metadata), the sandboxed engine, the API rules call
+//! - [`alerts`]: the alert state machine (pure over `now`), its persistence and history
+//! - [`notify`]: routing, grouping, the durable outbox, mail templates and transports, the sender
 //! - [`cli`]: one file per subcommand
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod cli;
 pub mod config;
 pub mod diag;
 pub mod logging;
+pub mod notify;
 pub mod readings;
 pub mod rules;
 pub mod ruletest;

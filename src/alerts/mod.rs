@@ -1,0 +1,16 @@
+//! Alerts: the state machine per (rule, subject), pure over `now`
+//! ([`state`]); its persistence and the history ([`store`], [`history`]).
+//!
+//! The daemon's seam: build an [`AlertRule`] per loaded rule, evaluate, then
+//! [`AlertStore::record`] the findings of every rule evaluated at that tick;
+//! wake the [`crate::notify::Sender`] when mail was queued.
+
+pub mod history;
+pub mod state;
+pub mod store;
+
+pub use history::{HistoryEntry, HistoryEvent, HistoryQuery};
+pub use state::{
+    evaluate, Alert, AlertRule, Evaluation, Notice, NoticeKind, Severity, State, Transition,
+};
+pub use store::{open_db, AlertStore, Recorded, StoreError};

@@ -1,0 +1,291 @@
+//! Notifications, as a pipeline of separate stages (Alertmanager style):
+//!
+//! 1. **route** ([`route`]): each notice to its readers (the rule's
+//!    recipients, or `admin` for rule errors and for rules without any);
+//! 2. **group** ([`compose_all`]): one mail per recipient per evaluation,
+//!    listing everything new for them, with a stable Message-ID;
+//! 3. **queue** ([`outbox`]): in the same SQLite transaction as the state
+//!    change that caused it (see [`crate::alerts::AlertStore::record`]);
+//! 4. **send** ([`sender`]): a worker takes due mails, sends them through a
+//!    [`mail::Mailer`] and retries temporary failures with backoff.
+//!
+//! Dedup is the outbox's unique Message-ID: the same notice for the same
+//! reader is queued once, however often it is offered.
+
+pub mod mail;
+pub mod outbox;
+pub mod sender;
+pub mod templates;
+
+use std::collections::BTreeMap;
+
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::alerts::state::{Audience, Notice};
+use crate::config::Config;
+use crate::readings::Labels;
+use crate::time::Millis;
+
+pub use mail::{Mailer, SendError};
+pub use outbox::{OutboxCounts, QueuedMail};
+pub use sender::{MailStats, RetryPolicy, Round, Sender};
+
+/// What the notification stages need from the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailSettings {
+    /// `From:` of every mail, e.g. `南宫市目标考核 <alerts@example.cn>`.
+    pub from: String,
+    /// Told about rule errors, broken rule files and delivery failures.
+    pub admin: Vec<String>,
+    /// Times in mails are shown in this zone.
+    pub timezone: Tz,
+}
+
+impl MailSettings {
+    pub fn from_config(config: &Config) -> MailSettings {
+        MailSettings {
+            from: config.mail.from.clone(),
+            admin: config.admin.clone(),
+            timezone: config.timezone,
+        }
+    }
+}
+
+/// Whether a mail is about alerts (its failure is reported to `admin`) or is
+/// itself a note to `admin` (its failure is only logged: no report loops).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MailKind {
+    Alert,
+    Admin,
+}
+
+impl MailKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailKind::Alert => "alert",
+            MailKind::Admin => "admin",
+        }
+    }
+}
+
+/// One item of a mail, kept with the queued mail so that sending it can be
+/// written to the history of each rule it concerns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MailItem {
+    pub rule: String,
+    pub subject: Labels,
+    /// `firing`, `reminder`, `resolved`, … (see [`crate::alerts::NoticeKind`]).
+    pub notice: String,
+    pub at: Millis,
+    pub value: Option<f64>,
+    pub message: String,
+    pub content_hash: String,
+}
+
+/// A mail ready for the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingMail {
+    /// `<…@rulewatch>`, stable for the same notices to the same recipient.
+    pub message_id: String,
+    pub recipient: String,
+    pub kind: MailKind,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub items: Vec<MailItem>,
+}
+
+/// A Message-ID from parts that identify a mail: `<sha256(parts)@rulewatch>`,
+/// the hash cut to 128 bits (32 hex digits: collisions are out of reach, and
+/// the header stays on one line instead of being folded).
+pub fn message_id<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0u8]);
+    }
+    format!("<{}@rulewatch>", hex::encode(&h.finalize()[..16]))
+}
+
+/// Stage 1: who reads each notice. Keys are addresses; each reader gets each
+/// notice once. A rule without recipients goes to `admin`, so nothing is lost.
+pub fn route<'a>(notices: &'a [Notice], admin: &[String]) -> BTreeMap<String, Vec<&'a Notice>> {
+    let mut out: BTreeMap<String, Vec<&Notice>> = BTreeMap::new();
+    for n in notices {
+        let readers = match n.kind.audience() {
+            Audience::Rule if !n.recipients.is_empty() => &n.recipients,
+            _ => admin,
+        };
+        for address in readers {
+            let list = out.entry(address.clone()).or_default();
+            if !list.iter().any(|m| std::ptr::eq(*m, n)) {
+                list.push(n);
+            }
+        }
+    }
+    out
+}
+
+/// Stage 2 for one reader: the mail listing `notices`.
+pub fn compose(recipient: &str, notices: &[&Notice], tz: Tz) -> OutgoingMail {
+    let mut sorted = notices.to_vec();
+    templates::sort_notices(&mut sorted);
+    let rendered = templates::render(&sorted, tz);
+    let ids: Vec<String> = sorted.iter().map(|n| n.id()).collect();
+    let mut parts: Vec<&str> = vec!["notices", recipient];
+    parts.extend(ids.iter().map(String::as_str));
+    let kind = if sorted.iter().all(|n| n.kind.audience() == Audience::Admin) {
+        MailKind::Admin
+    } else {
+        MailKind::Alert
+    };
+    OutgoingMail {
+        message_id: message_id(parts),
+        recipient: recipient.to_string(),
+        kind,
+        subject: rendered.subject,
+        text: rendered.text,
+        html: rendered.html,
+        items: sorted
+            .iter()
+            .map(|n| MailItem {
+                rule: n.rule.clone(),
+                subject: n.subject.clone(),
+                notice: n.kind.as_str().to_string(),
+                at: n.at,
+                value: n.value(),
+                message: n.message.clone(),
+                content_hash: n.content_hash.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// Stages 1 and 2: one mail per reader for everything one evaluation noticed.
+pub fn compose_all(notices: &[Notice], settings: &MailSettings) -> Vec<OutgoingMail> {
+    route(notices, &settings.admin)
+        .into_iter()
+        .map(|(to, list)| compose(&to, &list, settings.timezone))
+        .collect()
+}
+
+/// A free-form note to each `admin` address, identified by `key`: the same
+/// key yields the same Message-ID, so queuing it again is a no-op ("tell
+/// admin once per broken version": use the file and its content hash as key).
+pub fn compose_note(
+    key: &str,
+    rule: &str,
+    title: &str,
+    text: &str,
+    at: Millis,
+    admin: &[String],
+) -> Vec<OutgoingMail> {
+    let rendered = templates::render_note(title, text);
+    admin
+        .iter()
+        .map(|to| OutgoingMail {
+            message_id: message_id(["note", to.as_str(), key]),
+            recipient: to.clone(),
+            kind: MailKind::Admin,
+            subject: rendered.subject.clone(),
+            text: rendered.text.clone(),
+            html: rendered.html.clone(),
+            items: vec![MailItem {
+                rule: rule.to_string(),
+                subject: Labels::new(),
+                notice: "note".into(),
+                at,
+                value: None,
+                message: title.to_string(),
+                content_hash: String::new(),
+            }],
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::state::{NoticeKind, Severity};
+
+    fn notice(kind: NoticeKind, rule: &str, recipients: &[&str]) -> Notice {
+        Notice {
+            kind,
+            rule: rule.into(),
+            title: format!("title of {rule}"),
+            severity: Severity::Warning,
+            owner: None,
+            file: format!("rules/{rule}.rhai").into(),
+            content_hash: "h".into(),
+            subject: Labels::new(),
+            at: 1000,
+            since: 1000,
+            message: "m".into(),
+            details: Default::default(),
+            recipients: recipients.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn one_mail_per_recipient_listing_everything_for_them() {
+        let notices = vec![
+            notice(NoticeKind::Firing, "a", &["x@cn.cn", "y@cn.cn"]),
+            notice(NoticeKind::Firing, "b", &["y@cn.cn"]),
+            notice(NoticeKind::RuleError, "c", &["x@cn.cn"]),
+            notice(NoticeKind::Firing, "d", &[]),
+        ];
+        let settings = MailSettings {
+            from: "r <r@cn.cn>".into(),
+            admin: vec!["ops@cn.cn".into()],
+            timezone: chrono_tz::Asia::Shanghai,
+        };
+        let mails = compose_all(&notices, &settings);
+        let summary: Vec<(&str, Vec<&str>, MailKind)> = mails
+            .iter()
+            .map(|m| {
+                (
+                    m.recipient.as_str(),
+                    m.items.iter().map(|i| i.rule.as_str()).collect(),
+                    m.kind,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("ops@cn.cn", vec!["d", "c"], MailKind::Alert),
+                ("x@cn.cn", vec!["a"], MailKind::Alert),
+                ("y@cn.cn", vec!["a", "b"], MailKind::Alert),
+            ]
+        );
+        assert!(
+            mails[2].subject.ends_with("等 2 项"),
+            "{}",
+            mails[2].subject
+        );
+        // Stable ids: composing again gives the same Message-IDs.
+        let again = compose_all(&notices, &settings);
+        assert_eq!(
+            mails.iter().map(|m| &m.message_id).collect::<Vec<_>>(),
+            again.iter().map(|m| &m.message_id).collect::<Vec<_>>()
+        );
+        assert!(
+            mails[0].message_id.starts_with('<') && mails[0].message_id.ends_with("@rulewatch>")
+        );
+        assert_ne!(mails[1].message_id, mails[2].message_id);
+    }
+
+    #[test]
+    fn notes_are_keyed() {
+        let admin = vec!["ops@cn.cn".to_string()];
+        let a = compose_note("load:rules/a.rhai:h1", "a", "t", "x", 0, &admin);
+        let b = compose_note("load:rules/a.rhai:h1", "a", "t", "y", 5, &admin);
+        let c = compose_note("load:rules/a.rhai:h2", "a", "t", "x", 0, &admin);
+        assert_eq!(a[0].message_id, b[0].message_id);
+        assert_ne!(a[0].message_id, c[0].message_id);
+        assert_eq!(a[0].kind, MailKind::Admin);
+    }
+}

@@ -1,0 +1,355 @@
+//! The durable outbox: mails waiting to be sent, in the store's SQLite file.
+//!
+//! A mail is inserted in the same transaction as the state change that
+//! causes it ([`enqueue`] takes the caller's connection or transaction), so
+//! an alert never changes state without its mail, nor the reverse. A row
+//! leaves `queued` only when the server has accepted it (`sent`) or refused
+//! it for good (`failed`).
+//!
+//! Crash edge, by design: a row whose send the server accepted but whose
+//! `sent` mark was not yet committed when the process died (SIGKILL between
+//! the server's `250` and the commit, a window of milliseconds) is sent
+//! again after restart, once, with the same Message-ID, so mail clients that
+//! deduplicate by Message-ID show it once. The file transport names files by
+//! Message-ID, so there the resend overwrites the same file.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+use crate::alerts::history::{self, HistoryEvent, NewEntry};
+use crate::alerts::state::subject_key;
+use crate::notify::{compose_note, MailItem, MailKind, OutgoingMail};
+use crate::time::Millis;
+
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS outbox (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id     TEXT NOT NULL UNIQUE,   -- stable per notification: dedup
+    recipient      TEXT NOT NULL,
+    kind           TEXT NOT NULL,          -- alert | admin
+    subject        TEXT NOT NULL,
+    text_body      TEXT NOT NULL,
+    html_body      TEXT NOT NULL,
+    items          TEXT NOT NULL,          -- JSON list of MailItem
+    created        INTEGER NOT NULL,
+    status         TEXT NOT NULL,          -- queued | sent | failed
+    attempts       INTEGER NOT NULL DEFAULT 0,
+    next_attempt   INTEGER NOT NULL,
+    last_error     TEXT,
+    sent_at        INTEGER,
+    admin_notified INTEGER NOT NULL DEFAULT 0  -- 0 no, 1 told delayed, 2 told failed
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt);
+";
+
+/// A mail in the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueuedMail {
+    pub id: i64,
+    pub message_id: String,
+    pub recipient: String,
+    pub kind: MailKind,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub items: Vec<MailItem>,
+    pub created: Millis,
+    /// `queued`, `sent` or `failed`.
+    pub status: String,
+    pub attempts: u32,
+    pub next_attempt: Millis,
+    pub last_error: Option<String>,
+    pub sent_at: Option<Millis>,
+}
+
+/// How many mails are in each state, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OutboxCounts {
+    pub queued: u64,
+    pub sent: u64,
+    pub failed: u64,
+}
+
+fn queued_mail(row: &Row<'_>) -> rusqlite::Result<QueuedMail> {
+    let items: String = row.get("items")?;
+    let kind: String = row.get("kind")?;
+    Ok(QueuedMail {
+        id: row.get("id")?,
+        message_id: row.get("message_id")?,
+        recipient: row.get("recipient")?,
+        kind: if kind == "admin" {
+            MailKind::Admin
+        } else {
+            MailKind::Alert
+        },
+        subject: row.get("subject")?,
+        text: row.get("text_body")?,
+        html: row.get("html_body")?,
+        items: serde_json::from_str(&items).unwrap_or_default(),
+        created: row.get("created")?,
+        status: row.get("status")?,
+        attempts: row.get("attempts")?,
+        next_attempt: row.get("next_attempt")?,
+        last_error: row.get("last_error")?,
+        sent_at: row.get("sent_at")?,
+    })
+}
+
+fn item_history(
+    conn: &Connection,
+    time: Millis,
+    event: HistoryEvent,
+    mail_id: &str,
+    recipient: &str,
+    items: &[MailItem],
+    error: Option<&str>,
+) -> rusqlite::Result<()> {
+    for item in items {
+        history::insert(
+            conn,
+            &NewEntry {
+                time,
+                rule: &item.rule,
+                subject: subject_key(&item.subject),
+                event: Some(event),
+                notice: Some(&item.notice),
+                value: item.value,
+                message: &item.message,
+                content_hash: &item.content_hash,
+                recipient: Some(recipient),
+                message_id: Some(mail_id),
+                error,
+                ..Default::default()
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Queues `mail` (due at once). Returns `false` when a mail with the same
+/// Message-ID is already in the outbox: the same notice is never queued twice.
+/// Call it inside the transaction that makes the state change.
+pub fn enqueue(conn: &Connection, mail: &OutgoingMail, now: Millis) -> rusqlite::Result<bool> {
+    let items = serde_json::to_string(&mail.items).expect("mail items serialize");
+    let added = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO outbox (message_id, recipient, kind, subject, text_body, html_body,
+                                           items, created, status, next_attempt)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?8)",
+        )?
+        .execute(params![
+            mail.message_id,
+            mail.recipient,
+            mail.kind.as_str(),
+            mail.subject,
+            mail.text,
+            mail.html,
+            items,
+            now,
+        ])?;
+    if added == 0 {
+        return Ok(false);
+    }
+    item_history(
+        conn,
+        now,
+        HistoryEvent::Queued,
+        &mail.message_id,
+        &mail.recipient,
+        &mail.items,
+        None,
+    )?;
+    Ok(true)
+}
+
+/// Queued mails whose time has come, oldest first, at most `limit`.
+pub fn due(conn: &Connection, now: Millis, limit: usize) -> rusqlite::Result<Vec<QueuedMail>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare_cached(
+        "SELECT * FROM outbox WHERE status = 'queued' AND next_attempt <= ?1
+          ORDER BY next_attempt, id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![now, limit], queued_mail)?;
+    rows.collect()
+}
+
+/// When the next queued mail is due, if any.
+pub fn next_due(conn: &Connection) -> rusqlite::Result<Option<Millis>> {
+    conn.query_row(
+        "SELECT MIN(next_attempt) FROM outbox WHERE status = 'queued'",
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// Every mail with `status` (all when `None`), newest first, at most `limit`.
+pub fn list(
+    conn: &Connection,
+    status: Option<&str>,
+    limit: usize,
+) -> rusqlite::Result<Vec<QueuedMail>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare_cached(
+        "SELECT * FROM outbox WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![status, limit], queued_mail)?;
+    rows.collect()
+}
+
+pub fn get(conn: &Connection, message_id: &str) -> rusqlite::Result<Option<QueuedMail>> {
+    conn.query_row(
+        "SELECT * FROM outbox WHERE message_id = ?1",
+        params![message_id],
+        queued_mail,
+    )
+    .optional()
+}
+
+pub fn counts(conn: &Connection) -> rusqlite::Result<OutboxCounts> {
+    let mut c = OutboxCounts::default();
+    let mut stmt = conn.prepare_cached("SELECT status, COUNT(*) FROM outbox GROUP BY status")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+    })?;
+    for row in rows {
+        let (status, n) = row?;
+        match status.as_str() {
+            "queued" => c.queued = n,
+            "sent" => c.sent = n,
+            "failed" => c.failed = n,
+            _ => {}
+        }
+    }
+    Ok(c)
+}
+
+/// The server accepted `mail`: mark it sent and write it to the history.
+pub fn mark_sent(conn: &mut Connection, mail: &QueuedMail, now: Millis) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute(
+        "UPDATE outbox SET status = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL
+          WHERE id = ?1",
+        params![mail.id, now],
+    )?;
+    item_history(
+        &tx,
+        now,
+        HistoryEvent::Sent,
+        &mail.message_id,
+        &mail.recipient,
+        &mail.items,
+        None,
+    )?;
+    tx.commit()
+}
+
+/// What [`mark_failed`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureOutcome {
+    /// Will be retried at this time.
+    Retry { at: Millis, admin_told: bool },
+    /// Given up for good.
+    GaveUp { admin_told: bool },
+}
+
+/// A send attempt failed. A temporary failure is retried at `now + delay`
+/// (`delay` from the caller's policy, given the attempts so far); a
+/// permanent one ends the mail. After `report_after` attempts `admin` is
+/// told once that it is delayed, and once more if it fails for good (unless
+/// the mail is itself a note to admin: no report loops).
+#[allow(clippy::too_many_arguments)]
+pub fn mark_failed(
+    conn: &mut Connection,
+    mail: &QueuedMail,
+    now: Millis,
+    error: &str,
+    temporary: bool,
+    delay: Millis,
+    report_after: u32,
+    admin: &[String],
+) -> rusqlite::Result<FailureOutcome> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let (attempts, admin_notified): (u32, u8) = tx.query_row(
+        "UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1
+         RETURNING attempts, admin_notified",
+        params![mail.id, error],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    // admin_notified: 0 nothing told, 1 told it is delayed, 2 told it failed.
+    let level = if temporary { 1 } else { 2 };
+    let report = mail.kind == MailKind::Alert
+        && admin_notified < level
+        && (!temporary || attempts >= report_after);
+    let outcome = if temporary {
+        let at = now.saturating_add(delay);
+        tx.execute(
+            "UPDATE outbox SET next_attempt = ?2 WHERE id = ?1",
+            params![mail.id, at],
+        )?;
+        FailureOutcome::Retry {
+            at,
+            admin_told: report,
+        }
+    } else {
+        tx.execute(
+            "UPDATE outbox SET status = 'failed' WHERE id = ?1",
+            params![mail.id],
+        )?;
+        item_history(
+            &tx,
+            now,
+            HistoryEvent::Failed,
+            &mail.message_id,
+            &mail.recipient,
+            &mail.items,
+            Some(error),
+        )?;
+        FailureOutcome::GaveUp { admin_told: report }
+    };
+    if report {
+        tx.execute(
+            "UPDATE outbox SET admin_notified = ?2 WHERE id = ?1",
+            params![mail.id, level],
+        )?;
+        if temporary {
+            item_history(
+                &tx,
+                now,
+                HistoryEvent::Delayed,
+                &mail.message_id,
+                &mail.recipient,
+                &mail.items,
+                Some(error),
+            )?;
+        }
+        let (title, what) = if temporary {
+            (
+                format!(
+                    "告警邮件 {attempts} 次投递未成功，仍在重试：{}",
+                    mail.recipient
+                ),
+                "rulewatch 会继续按退避间隔重试，送达后不再另行通知。",
+            )
+        } else {
+            (
+                format!("告警邮件被拒收，已放弃投递：{}", mail.recipient),
+                "邮件服务器永久拒收（5xx 或地址无效），rulewatch 不再重试；请检查收件地址或服务器配置。",
+            )
+        };
+        let text = format!(
+            "{what}\n\n收件人：{}\n主题：{}\nMessage-ID：{}\n尝试次数：{attempts}\n最后错误：{error}",
+            mail.recipient, mail.subject, mail.message_id
+        );
+        let key = format!(
+            "delivery:{}:{}",
+            mail.message_id,
+            if temporary { "delayed" } else { "failed" }
+        );
+        let rule = mail.items.first().map_or("", |i| i.rule.as_str());
+        for note in compose_note(&key, rule, &title, &text, now, admin) {
+            enqueue(&tx, &note, now)?;
+        }
+    }
+    tx.commit()?;
+    Ok(outcome)
+}

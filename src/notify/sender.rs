@@ -1,0 +1,273 @@
+//! The sender worker: takes due mails from the outbox, sends them, marks
+//! them sent; retries temporary failures with exponential backoff; tells
+//! `admin` about mail that cannot be delivered.
+//!
+//! Crash safety: a mail is marked sent right after the server accepted it,
+//! in its own transaction. SIGKILL before acceptance leaves it queued (sent
+//! after restart); SIGKILL after the commit leaves it sent (never repeated);
+//! SIGKILL in the few milliseconds between acceptance and commit sends it
+//! once more after restart, with the same Message-ID (see [`super::outbox`]).
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rusqlite::Connection;
+use tokio::sync::Notify;
+
+use crate::alerts::store::{open_db, StoreError};
+use crate::notify::mail::{build_message, Mailer};
+use crate::notify::outbox::{self, FailureOutcome, OutboxCounts};
+use crate::notify::MailSettings;
+use crate::time::{Millis, HOUR, MINUTE, SECOND};
+
+/// When to retry, and when to tell `admin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Delay after the first failure, doubled after each further one.
+    pub first: Millis,
+    /// The longest delay.
+    pub max: Millis,
+    /// After this many failed attempts `admin` is told (once); retries go on.
+    pub report_after: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            // 30 s: a restarting mail server or a greylisting delay (typically
+            // 1–5 min) is over within the first few tries.
+            first: 30 * SECOND,
+            // 1 h: during a long outage at most 24 tries a day per mail, and
+            // mail leaves at most an hour after the server is back.
+            max: HOUR,
+            // 5 failures ≈ 7.5 min of trying (30 s + 1 + 2 + 4 min): long
+            // enough to ride out a blip, short enough that admin hears of a
+            // real outage while it still matters.
+            report_after: 5,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay after `failures` failed attempts (1 = the first failure).
+    pub fn delay(&self, failures: u32) -> Millis {
+        let doublings = failures.saturating_sub(1).min(30);
+        self.first.saturating_mul(1 << doublings).min(self.max)
+    }
+}
+
+/// Counters for `/metrics` (monotonic since start). Queued mails are a gauge
+/// read from the outbox: [`Sender::counts`].
+#[derive(Debug, Default)]
+pub struct MailStats {
+    /// Mails the server accepted.
+    pub sent: AtomicU64,
+    /// Failed send attempts (each retry counts).
+    pub failed_attempts: AtomicU64,
+    /// Mails given up for good.
+    pub failed: AtomicU64,
+}
+
+/// What one pass over the outbox did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Round {
+    pub sent: usize,
+    pub retried: usize,
+    pub failed: usize,
+}
+
+/// Mails taken per pass; more wait for the next pass, which follows at once.
+const BATCH: usize = 50;
+/// The longest the worker sleeps without looking at the outbox, in case a
+/// mail was queued by another process (e.g. a second daemon on the same store).
+const IDLE_POLL: Millis = MINUTE;
+
+/// The worker. Its own SQLite connection; the daemon wakes it through
+/// [`Sender::waker`] after queuing mail.
+pub struct Sender {
+    db: Arc<Mutex<Connection>>,
+    mailer: Mailer,
+    settings: MailSettings,
+    policy: RetryPolicy,
+    stats: Arc<MailStats>,
+    wake: Arc<Notify>,
+}
+
+impl Sender {
+    /// Opens its own connection to the store at `store_path`.
+    pub fn open(
+        store_path: &Path,
+        mailer: Mailer,
+        settings: MailSettings,
+    ) -> Result<Sender, StoreError> {
+        Ok(Sender {
+            db: Arc::new(Mutex::new(open_db(store_path)?)),
+            mailer,
+            settings,
+            policy: RetryPolicy::default(),
+            stats: Arc::default(),
+            wake: Arc::new(Notify::new()),
+        })
+    }
+
+    pub fn with_policy(mut self, policy: RetryPolicy) -> Sender {
+        self.policy = policy;
+        self
+    }
+
+    pub fn stats(&self) -> Arc<MailStats> {
+        self.stats.clone()
+    }
+
+    /// Call `notify_one()` on it after queuing mail, to send at once.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    pub fn mailer(&self) -> &Mailer {
+        &self.mailer
+    }
+
+    /// Runs a blocking database step off the async threads.
+    async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&mut db.lock()))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+            .map_err(StoreError::from)
+    }
+
+    pub async fn counts(&self) -> Result<OutboxCounts, StoreError> {
+        self.db(|c| outbox::counts(c)).await
+    }
+
+    /// When the next queued mail is due.
+    pub async fn next_due(&self) -> Result<Option<Millis>, StoreError> {
+        self.db(|c| outbox::next_due(c)).await
+    }
+
+    /// Sends every mail due at `now` (at most one batch). `now` is a
+    /// parameter so tests can step a fake clock through the backoff.
+    pub async fn run_once(&self, now: Millis) -> Result<Round, StoreError> {
+        let mut round = Round::default();
+        let due = self.db(move |c| outbox::due(c, now, BATCH)).await?;
+        for mail in due {
+            let result = match build_message(&self.settings.from, &mail) {
+                Ok(message) => self.mailer.send(&message, &mail.message_id).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => {
+                    let id = mail.message_id.clone();
+                    let recipient = mail.recipient.clone();
+                    self.db(move |c| outbox::mark_sent(c, &mail, now)).await?;
+                    self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                    round.sent += 1;
+                    tracing::info!(message_id = %id, %recipient, "mail sent");
+                }
+                Err(e) => {
+                    self.stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
+                    let delay = self.policy.delay(mail.attempts + 1);
+                    let report_after = self.policy.report_after;
+                    let admin = self.settings.admin.clone();
+                    let id = mail.message_id.clone();
+                    let recipient = mail.recipient.clone();
+                    let error = e.message.clone();
+                    let temporary = e.temporary;
+                    let outcome = self
+                        .db(move |c| {
+                            outbox::mark_failed(
+                                c,
+                                &mail,
+                                now,
+                                &error,
+                                temporary,
+                                delay,
+                                report_after,
+                                &admin,
+                            )
+                        })
+                        .await?;
+                    match outcome {
+                        FailureOutcome::Retry { at, admin_told } => {
+                            round.retried += 1;
+                            tracing::warn!(
+                                message_id = %id, %recipient, error = %e.message,
+                                retry_in_s = (at - now) / SECOND, admin_told,
+                                "mail not sent, will retry"
+                            );
+                        }
+                        FailureOutcome::GaveUp { admin_told } => {
+                            round.failed += 1;
+                            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                            tracing::error!(
+                                message_id = %id, %recipient, error = %e.message, admin_told,
+                                "mail refused for good, not retried"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        Ok(round)
+    }
+
+    /// The worker loop on the real clock: sends what is due, sleeps until the
+    /// next mail is due (or it is woken, or [`IDLE_POLL`] passes), until
+    /// `shutdown` completes. A send in progress at shutdown is finished first.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        tracing::info!(transport = %self.mailer.describe(), "mail sender started");
+        loop {
+            let now = wall_clock();
+            let next = match self.run_once(now).await {
+                Ok(round) if round.sent + round.retried + round.failed >= BATCH => now,
+                Ok(_) => match self.next_due().await {
+                    Ok(Some(t)) => t,
+                    Ok(None) => now + IDLE_POLL,
+                    Err(e) => {
+                        tracing::error!(error = %e, "outbox unreadable");
+                        now + IDLE_POLL
+                    }
+                },
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox unreadable");
+                    now + IDLE_POLL
+                }
+            };
+            let wait = (next - wall_clock()).clamp(0, IDLE_POLL);
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_millis(wait as u64)) => {}
+            }
+        }
+        tracing::info!("mail sender stopped");
+    }
+}
+
+/// Now, in ms since the epoch.
+pub fn wall_clock() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_an_hour() {
+        let p = RetryPolicy::default();
+        let delays: Vec<Millis> = (1..=9).map(|n| p.delay(n) / SECOND).collect();
+        assert_eq!(delays, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        assert_eq!(p.delay(1000), HOUR);
+    }
+}
