@@ -10,6 +10,7 @@ use crate::config::{self, Config};
 mod check;
 mod eval;
 mod ingest;
+mod test;
 
 /// What a command tells the shell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +51,8 @@ pub enum Command {
     Ingest(ingest::Args),
     /// Evaluate rules once against the store and print the findings (sends nothing)
     Eval(eval::Args),
+    /// Run rule tests (`*.test.ron`): expected alerts at given times, on given readings
+    Test(test::Args),
 }
 
 pub fn run() -> ExitCode {
@@ -60,6 +63,7 @@ pub fn run() -> ExitCode {
         Command::Check(args) => check::run(&config_path, args),
         Command::Ingest(args) => ingest::run(&config_path, args),
         Command::Eval(args) => eval::run(&config_path, args),
+        Command::Test(args) => test::run(&config_path, args),
     };
     exit.into()
 }

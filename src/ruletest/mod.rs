@@ -5,3 +5,5 @@
 pub mod locate;
 pub mod series;
 pub mod file;
+pub mod runner;
+pub mod diff;
