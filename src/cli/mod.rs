@@ -7,9 +7,11 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, Config};
 
+mod backtest;
 mod check;
 mod eval;
 mod ingest;
+mod preview;
 mod test;
 
 /// What a command tells the shell.
@@ -53,6 +55,10 @@ pub enum Command {
     Eval(eval::Args),
     /// Run rule tests (`*.test.ron`): expected alerts at given times, on given readings
     Test(test::Args),
+    /// Replay a rule over stored history through the alert state machine; print its transitions
+    Backtest(backtest::Args),
+    /// Render the mail a rule would send at a time (subject, text and HTML) without sending it
+    Preview(preview::Args),
 }
 
 pub fn run() -> ExitCode {
@@ -64,6 +70,8 @@ pub fn run() -> ExitCode {
         Command::Ingest(args) => ingest::run(&config_path, args),
         Command::Eval(args) => eval::run(&config_path, args),
         Command::Test(args) => test::run(&config_path, args),
+        Command::Backtest(args) => backtest::run(&config_path, args),
+        Command::Preview(args) => preview::run(&config_path, args),
     };
     exit.into()
 }

@@ -7,3 +7,4 @@ pub mod series;
 pub mod file;
 pub mod runner;
 pub mod diff;
+pub mod backtest;
