@@ -32,44 +32,7 @@ use crate::readings::Labels;
 use crate::rules::finding::{Finding, FindingKind};
 use crate::time::Millis;
 
-/// How bad a breach is; decides the subject prefix of mails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Info,
-    Warning,
-    Critical,
-}
-
-impl Severity {
-    pub fn parse(text: &str) -> Result<Severity, String> {
-        match text {
-            "info" => Ok(Severity::Info),
-            "warning" => Ok(Severity::Warning),
-            "critical" => Ok(Severity::Critical),
-            other => Err(format!(
-                "unknown severity `{other}`: use `info`, `warning` or `critical`"
-            )),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-    }
-
-    /// The word in a mail subject: `[严重] …`.
-    pub fn label_zh(self) -> &'static str {
-        match self {
-            Severity::Info => "提示",
-            Severity::Warning => "警告",
-            Severity::Critical => "严重",
-        }
-    }
-}
+pub use crate::rules::Severity;
 
 /// What the alert machine needs to know about a rule. The daemon builds it
 /// from the loaded rule and the config (recipient groups already resolved).

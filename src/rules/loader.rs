@@ -13,7 +13,8 @@ use crate::config::Config;
 use crate::diag::{line_col, Diagnostic};
 use crate::time::{parse_duration, Millis};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+/// How bad a breach is; decides the subject prefix of mails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -28,7 +29,7 @@ impl Severity {
             "warning" => Ok(Severity::Warning),
             "critical" => Ok(Severity::Critical),
             _ => Err(format!(
-                "severity `{text}` is not one of info, warning, critical"
+                "unknown severity `{text}`: use `info`, `warning` or `critical`"
             )),
         }
     }
@@ -41,8 +42,8 @@ impl Severity {
         }
     }
 
-    /// As shown in mail subjects: 提示 / 警告 / 严重.
-    pub fn chinese(self) -> &'static str {
+    /// As shown in mail subjects: `[严重] …` (提示 / 警告 / 严重).
+    pub fn label_zh(self) -> &'static str {
         match self {
             Severity::Info => "提示",
             Severity::Warning => "警告",
