@@ -23,17 +23,12 @@ use crate::rules::{Evaluator, Finding, Rule};
 use crate::time::Millis;
 
 /// The alert machine's view of a loaded rule (recipients already resolved).
+/// The daemon builds the same from each loaded rule.
 pub fn alert_rule(rule: &Rule) -> AlertRule {
-    use crate::alerts::Severity as S;
-    use crate::rules::Severity as R;
     AlertRule {
         id: rule.meta.id.clone(),
         title: rule.meta.title.clone(),
-        severity: match rule.meta.severity {
-            R::Info => S::Info,
-            R::Warning => S::Warning,
-            R::Critical => S::Critical,
-        },
+        severity: rule.meta.severity,
         owner: rule.meta.owner.clone(),
         file: rule.path.clone(),
         content_hash: rule.content_hash.clone(),
