@@ -144,7 +144,7 @@ fn print_table(rows: &[Row], tz: chrono_tz::Tz) {
             ]
         })
         .collect();
-    let width = |s: &str| s.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum::<usize>();
+    let width = |s: &str| s.chars().map(display_width).sum::<usize>();
     let mut widths = [0usize; 5];
     for row in std::iter::once(&header).chain(&lines) {
         for i in 0..5 {
@@ -159,5 +159,23 @@ fn print_table(rows: &[Row], tz: chrono_tz::Tz) {
         }
         line.push_str(&row[5]);
         println!("{line}");
+    }
+}
+
+/// Columns a character takes in a terminal: 2 for CJK and full-width forms.
+fn display_width(c: char) -> usize {
+    match c as u32 {
+        0x1100..=0x115F
+        | 0x2E80..=0x303E
+        | 0x3041..=0x33FF
+        | 0x3400..=0x4DBF
+        | 0x4E00..=0x9FFF
+        | 0xA000..=0xA4CF
+        | 0xAC00..=0xD7A3
+        | 0xF900..=0xFAFF
+        | 0xFE30..=0xFE4F
+        | 0xFF00..=0xFF60
+        | 0xFFE0..=0xFFE6 => 2,
+        _ => 1,
     }
 }
