@@ -151,3 +151,57 @@ fn missing_paths_fail() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stdout(&out), "nope.test.ron: error: no such test file or folder\n0 passed, 1 failed\n");
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The shipped rules pass their tests; lowering a shipped threshold makes
+/// `rulewatch test` fail with a diff that names the test and its line.
+#[test]
+fn changing_a_shipped_threshold_fails_with_a_diff() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("rulewatch-shipped-{}", uuid::Uuid::new_v4()));
+    copy_dir(&repo.join("rules"), &dir.join("rules"));
+    std::fs::copy(repo.join("rulewatch.ron"), dir.join("rulewatch.ron")).unwrap();
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_rulewatch"))
+            .current_dir(&dir)
+            .arg("test")
+            .env_remove("RULEWATCH_CONFIG")
+            .output()
+            .unwrap()
+    };
+
+    let before = run();
+    let text = stdout(&before);
+    assert_eq!(before.status.code(), Some(0), "{text}");
+    let summary = text.lines().last().unwrap();
+    assert!(summary.ends_with(" passed, 0 failed"), "{summary}");
+    let files = text.lines().filter(|l| l.starts_with("test ")).map(|l| l.split("::").next().unwrap()).collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(files.len(), 40, "every shipped rule has tests: {files:?}");
+
+    let rule = dir.join("rules/social/unemployment-rate.rhai");
+    let src = std::fs::read_to_string(&rule).unwrap();
+    assert!(src.contains("const LIMIT = 4.5;"));
+    std::fs::write(&rule, src.replace("const LIMIT = 4.5;", "const LIMIT = 4.0;")).unwrap();
+
+    let after = run();
+    let text = stdout(&after);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(after.status.code(), Some(1), "{text}");
+    let f = "rules/social/unemployment-rate.test.ron";
+    assert!(text.contains(&format!("test {f}::the limit 4.5 itself passes ... FAILED\n")), "{text}");
+    assert!(text.contains(&format!("---- {f}::the limit 4.5 itself passes ----\n{f}:24: at 2021-04-16T09:00 (2021-04-16T09:00:00+08:00):\n  + unexpected: unemployment-rate {{}} breach, firing, message \"2021年3月城镇登记失业率 4.5% 超过目标 4.0%")), "{text}");
+    let summary = text.lines().last().unwrap();
+    assert!(summary.ends_with(" failed") && !summary.ends_with(" 0 failed"), "{summary}");
+}
