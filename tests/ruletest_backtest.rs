@@ -56,7 +56,11 @@ fn workspace() -> &'static Workspace {
             .args(&files)
             .output()
             .unwrap();
-        assert!(out.status.success(), "ingest: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "ingest: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Workspace {
             _dir: dir,
             config,
@@ -77,9 +81,19 @@ fn run(args: &[&str]) -> Output {
 }
 
 /// (time, subject label value or "", from, to, value) of each transition.
-fn timeline(rule: &str, from: &str, to: &str) -> Vec<(String, String, String, String, Option<f64>)> {
-    let out = run(&["backtest", "--rule", rule, "--from", from, "--to", to, "--format", "json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+fn timeline(
+    rule: &str,
+    from: &str,
+    to: &str,
+) -> Vec<(String, String, String, String, Option<f64>)> {
+    let out = run(&[
+        "backtest", "--rule", rule, "--from", from, "--to", to, "--format", "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     rows.iter()
         .map(|r| {
@@ -101,8 +115,20 @@ fn timeline(rule: &str, from: &str, to: &str) -> Vec<(String, String, String, St
         .collect()
 }
 
-fn row(time: &str, subject: &str, from: &str, to: &str, value: Option<f64>) -> (String, String, String, String, Option<f64>) {
-    (format!("{time}T09:00:00+08:00"), subject.into(), from.into(), to.into(), value)
+fn row(
+    time: &str,
+    subject: &str,
+    from: &str,
+    to: &str,
+    value: Option<f64>,
+) -> (String, String, String, String, Option<f64>) {
+    (
+        format!("{time}T09:00:00+08:00"),
+        subject.into(),
+        from.into(),
+        to.into(),
+        value,
+    )
 }
 
 #[test]
@@ -146,22 +172,54 @@ fn pm25_rank_out_of_the_first_tier_in_january_and_december() {
 #[test]
 fn text_timeline_and_step() {
     let out = run(&[
-        "backtest", "--rule", "park-revenue", "--from", "2021-01-01T09:00", "--to", "2021-12-31", "--step", "1d",
+        "backtest",
+        "--rule",
+        "park-revenue",
+        "--from",
+        "2021-01-01T09:00",
+        "--to",
+        "2021-12-31",
+        "--step",
+        "1d",
     ]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
-    assert!(lines[0].starts_with("TIME") && lines[0].contains("FROM") && lines[0].contains("MESSAGE"));
+    assert!(
+        lines[0].starts_with("TIME") && lines[0].contains("FROM") && lines[0].contains("MESSAGE")
+    );
     // June's figure is stamped 06-30 00:00: the daily replay sees it that morning.
-    assert!(lines[1].starts_with("2021-06-30 09:00  —") && lines[1].contains("inactive  firing    98"), "{text}");
-    assert!(lines[2].starts_with("2021-08-31 09:00") && lines[2].contains("firing    resolved"), "{text}");
+    assert!(
+        lines[1].starts_with("2021-06-30 09:00  —") && lines[1].contains("inactive  firing    98"),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with("2021-08-31 09:00") && lines[2].contains("firing    resolved"),
+        "{text}"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("365 evaluation(s)"), "{err}");
 
-    let bad = run(&["backtest", "--rule", "nope", "--from", "2021-01-01", "--to", "2021-02-01"]);
+    let bad = run(&[
+        "backtest",
+        "--rule",
+        "nope",
+        "--from",
+        "2021-01-01",
+        "--to",
+        "2021-02-01",
+    ]);
     assert_eq!(bad.status.code(), Some(1));
-    let bad = run(&["backtest", "--rule", "park-revenue", "--from", "2021-03-01", "--to", "2021-02-01"]);
+    let bad = run(&[
+        "backtest",
+        "--rule",
+        "park-revenue",
+        "--from",
+        "2021-03-01",
+        "--to",
+        "2021-02-01",
+    ]);
     assert_eq!(bad.status.code(), Some(2));
 }
 
@@ -191,8 +249,15 @@ fn a_daily_replay_over_a_year_is_fast() {
     let started = std::time::Instant::now();
     let result = replay(&evaluator, rule, &times);
     let took = started.elapsed();
-    assert!(took.as_millis() < 1000, "365 daily evaluations took {took:?}");
-    let got: Vec<(&str, &str, &str)> = result.rows.iter().map(|r| (r.time.as_str(), r.from, r.to)).collect();
+    assert!(
+        took.as_millis() < 1000,
+        "365 daily evaluations took {took:?}"
+    );
+    let got: Vec<(&str, &str, &str)> = result
+        .rows
+        .iter()
+        .map(|r| (r.time.as_str(), r.from, r.to))
+        .collect();
     assert_eq!(
         got,
         [
@@ -204,20 +269,42 @@ fn a_daily_replay_over_a_year_is_fast() {
 
 #[test]
 fn preview_renders_the_real_mail_without_sending() {
-    let out = run(&["preview", "--rule", "unemployment-rate", "--at", "2021-04-16T09:00"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&[
+        "preview",
+        "--rule",
+        "unemployment-rate",
+        "--at",
+        "2021-04-16T09:00",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("\nTo: renshe@example.cn\n"), "{text}");
     let subject = text.lines().find(|l| l.starts_with("Subject: ")).unwrap();
     assert!(subject.contains("城镇登记失业率"), "{subject}");
-    assert!(text.contains("--- text/plain ---") && text.contains("4.7%"), "{text}");
-    assert!(text.contains("--- text/html ---\n<!DOCTYPE html>"), "{text}");
+    assert!(
+        text.contains("--- text/plain ---") && text.contains("4.7%"),
+        "{text}"
+    );
+    assert!(
+        text.contains("--- text/html ---\n<!DOCTYPE html>"),
+        "{text}"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing sent"));
     // Nothing went to the outbox.
     let outbox = workspace().config.parent().unwrap().join("outbox");
     assert!(!outbox.exists() || std::fs::read_dir(&outbox).unwrap().next().is_none());
 
-    let quiet = run(&["preview", "--rule", "unemployment-rate", "--at", "2021-10-16T09:00"]);
+    let quiet = run(&[
+        "preview",
+        "--rule",
+        "unemployment-rate",
+        "--at",
+        "2021-10-16T09:00",
+    ]);
     assert!(quiet.status.success());
     assert!(String::from_utf8_lossy(&quiet.stdout).contains("would send no mail"));
 }

@@ -59,9 +59,18 @@ fn passing_tests_print_ok_and_the_summary() {
     let s = Sandbox::new(&fixtures().join("rules"));
     let out = s.run(&["test"]);
     let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let name = fixtures().join("rules/unemployment-rate.test.ron");
-    for case in ["pending, firing, reminder, resolved", "4.5 itself is within the target", "no data"] {
+    for case in [
+        "pending, firing, reminder, resolved",
+        "4.5 itself is within the target",
+        "no data",
+    ] {
         assert!(
             text.contains(&format!("test {}::{case} ... ok\n", name.display())),
             "{text}"
@@ -74,7 +83,11 @@ fn passing_tests_print_ok_and_the_summary() {
 fn a_failing_test_prints_a_diff_naming_the_line_and_exits_1() {
     let dir = std::env::temp_dir().join(format!("rulewatch-fail-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(fixtures().join("rules/unemployment-rate.rhai"), dir.join("u.rhai")).unwrap();
+    std::fs::copy(
+        fixtures().join("rules/unemployment-rate.rhai"),
+        dir.join("u.rhai"),
+    )
+    .unwrap();
     let test = r#"(
     rules: ["u.rhai"],
     series: [(metric: "unemployment_rate", labels: {"county": "南宫"}, start: "2021-03-01", step: "1d", values: "4.6x2")],
@@ -103,12 +116,30 @@ fn a_failing_test_prints_a_diff_naming_the_line_and_exits_1() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     let f = file.display().to_string();
     assert!(text.starts_with(&format!("test {f}::passes ... ok\ntest {f}::fails ... FAILED\n\nfailures:\n\n---- {f}::fails ----\n")), "{text}");
-    assert!(text.contains(&format!("{f}:9: at 2021-03-01T09:00 (2021-03-01T09:00:00+08:00):\n")), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{f}:9: at 2021-03-01T09:00 (2021-03-01T09:00:00+08:00):\n"
+        )),
+        "{text}"
+    );
     assert!(text.contains("  ~ line 10: unemployment-rate {county=南宫} breach, firing, message containing \"超过 4.6%\"\n"), "{text}");
-    assert!(text.contains("        state:   expected firing, got pending\n"), "{text}");
+    assert!(
+        text.contains("        state:   expected firing, got pending\n"),
+        "{text}"
+    );
     assert!(text.contains("        message: expected to contain \"超过 4.6%\", got \"城镇登记失业率 4.6% 超过 4.5%\"\n"), "{text}");
-    assert!(text.contains(&format!("{f}:12: at 2021-03-02T09:00 (2021-03-02T09:00:00+08:00):\n")), "{text}");
-    assert!(text.contains("  - line 13: expected unemployment-rate {county=威县} breach, any active state\n"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{f}:12: at 2021-03-02T09:00 (2021-03-02T09:00:00+08:00):\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "  - line 13: expected unemployment-rate {county=威县} breach, any active state\n"
+        ),
+        "{text}"
+    );
     assert!(text.contains("  + unexpected: unemployment-rate {county=南宫} breach, firing, message \"城镇登记失业率 4.6% 超过 4.5%\", value 4.6, mail firing\n"), "{text}");
     assert!(text.ends_with("\n1 passed, 1 failed\n"), "{text}");
 }
@@ -127,7 +158,11 @@ fn every_malformed_test_file_is_reported_at_its_position() {
     let mut wrong = Vec::new();
     for file in &files {
         let bytes = std::fs::read(file).unwrap();
-        let first = String::from_utf8_lossy(&bytes).lines().next().unwrap().to_string();
+        let first = String::from_utf8_lossy(&bytes)
+            .lines()
+            .next()
+            .unwrap()
+            .to_string();
         let want = first
             .strip_prefix("// expect: ")
             .unwrap_or_else(|| panic!("{}: first line must be `// expect: …`", file.display()));
@@ -138,7 +173,10 @@ fn every_malformed_test_file_is_reported_at_its_position() {
             .lines()
             .any(|l| l.starts_with(&prefix) && l[prefix.len()..].contains(want));
         if out.status.code() != Some(1) || !found || !text.ends_with("0 passed, 1 failed\n") {
-            wrong.push(format!("{}\n  want: {want}\n  got:  {text}", file.display()));
+            wrong.push(format!(
+                "{}\n  want: {want}\n  got:  {text}",
+                file.display()
+            ));
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
@@ -149,7 +187,10 @@ fn missing_paths_fail() {
     let s = Sandbox::new(&fixtures().join("rules"));
     let out = s.run(&["test", "nope.test.ron"]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(stdout(&out), "nope.test.ron: error: no such test file or folder\n0 passed, 1 failed\n");
+    assert_eq!(
+        stdout(&out),
+        "nope.test.ron: error: no such test file or folder\n0 passed, 1 failed\n"
+    );
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -187,21 +228,37 @@ fn changing_a_shipped_threshold_fails_with_a_diff() {
     assert_eq!(before.status.code(), Some(0), "{text}");
     let summary = text.lines().last().unwrap();
     assert!(summary.ends_with(" passed, 0 failed"), "{summary}");
-    let files = text.lines().filter(|l| l.starts_with("test ")).map(|l| l.split("::").next().unwrap()).collect::<std::collections::BTreeSet<_>>();
+    let files = text
+        .lines()
+        .filter(|l| l.starts_with("test "))
+        .map(|l| l.split("::").next().unwrap())
+        .collect::<std::collections::BTreeSet<_>>();
     assert_eq!(files.len(), 40, "every shipped rule has tests: {files:?}");
 
     let rule = dir.join("rules/social/unemployment-rate.rhai");
     let src = std::fs::read_to_string(&rule).unwrap();
     assert!(src.contains("const LIMIT = 4.5;"));
-    std::fs::write(&rule, src.replace("const LIMIT = 4.5;", "const LIMIT = 4.0;")).unwrap();
+    std::fs::write(
+        &rule,
+        src.replace("const LIMIT = 4.5;", "const LIMIT = 4.0;"),
+    )
+    .unwrap();
 
     let after = run();
     let text = stdout(&after);
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(after.status.code(), Some(1), "{text}");
     let f = "rules/social/unemployment-rate.test.ron";
-    assert!(text.contains(&format!("test {f}::the limit 4.5 itself passes ... FAILED\n")), "{text}");
+    assert!(
+        text.contains(&format!(
+            "test {f}::the limit 4.5 itself passes ... FAILED\n"
+        )),
+        "{text}"
+    );
     assert!(text.contains(&format!("---- {f}::the limit 4.5 itself passes ----\n{f}:24: at 2021-04-16T09:00 (2021-04-16T09:00:00+08:00):\n  + unexpected: unemployment-rate {{}} breach, firing, message \"2021年3月城镇登记失业率 4.5% 超过目标 4.0%")), "{text}");
     let summary = text.lines().last().unwrap();
-    assert!(summary.ends_with(" failed") && !summary.ends_with(" 0 failed"), "{summary}");
+    assert!(
+        summary.ends_with(" failed") && !summary.ends_with(" 0 failed"),
+        "{summary}"
+    );
 }

@@ -36,7 +36,11 @@ pub struct Args {
 fn end_of(text: &str, tz: chrono_tz::Tz) -> Result<Millis, String> {
     let t = crate::time::parse_time(text, tz)?;
     let date_only = chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").is_ok();
-    Ok(if date_only { t + crate::time::DAY - 1 } else { t })
+    Ok(if date_only {
+        t + crate::time::DAY - 1
+    } else {
+        t
+    })
 }
 
 pub fn run(config_path: &Path, args: Args) -> Exit {
@@ -133,7 +137,9 @@ fn print_table(rows: &[Row], tz: chrono_tz::Tz) {
         .iter()
         .map(|r| {
             [
-                crate::time::to_local(r.at, tz).format("%Y-%m-%d %H:%M").to_string(),
+                crate::time::to_local(r.at, tz)
+                    .format("%Y-%m-%d %H:%M")
+                    .to_string(),
                 subject_text(&r.subject),
                 r.from.to_string(),
                 r.to.to_string(),

@@ -89,7 +89,13 @@ fn row(t: &Transition, tz: chrono_tz::Tz) -> Row {
 
 /// The instants to evaluate at: the rule's schedule ticks in `[from, to]`,
 /// or every `step` from `from`.
-pub fn ticks(rule: &Rule, from: Millis, to: Millis, step: Option<Millis>, tz: chrono_tz::Tz) -> Vec<Millis> {
+pub fn ticks(
+    rule: &Rule,
+    from: Millis,
+    to: Millis,
+    step: Option<Millis>,
+    tz: chrono_tz::Tz,
+) -> Vec<Millis> {
     match step {
         None => rule.meta.schedule.between(from, to, tz),
         Some(step) => {

@@ -71,7 +71,11 @@ fn mail_text(g: &Got) -> String {
     if g.mail.is_empty() {
         "none".into()
     } else {
-        g.mail.iter().map(|k| k.as_str()).collect::<Vec<_>>().join("+")
+        g.mail
+            .iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join("+")
     }
 }
 
@@ -85,11 +89,16 @@ fn differences(d: &Difference) -> Vec<String> {
     }
     if let Some(m) = &x.message {
         if !g.message.contains(m.as_str()) {
-            out.push(format!("message: expected to contain {m:?}, got {:?}", g.message));
+            out.push(format!(
+                "message: expected to contain {m:?}, got {:?}",
+                g.message
+            ));
         }
     }
     if let Some(v) = x.value {
-        let same = g.value.is_some_and(|gv| (gv - v).abs() <= 1e-9 * gv.abs().max(v.abs()).max(1.0));
+        let same = g
+            .value
+            .is_some_and(|gv| (gv - v).abs() <= 1e-9 * gv.abs().max(v.abs()).max(1.0));
         if !same {
             let gv = g.value.map_or("none".to_string(), format_number);
             out.push(format!("value:   expected {}, got {gv}", format_number(v)));
@@ -101,7 +110,11 @@ fn differences(d: &Difference) -> Vec<String> {
             m => g.mail.iter().any(|k| k.as_str() == m.as_str()),
         };
         if !ok {
-            out.push(format!("mail:    expected {}, got {}", m.as_str(), mail_text(g)));
+            out.push(format!(
+                "mail:    expected {}, got {}",
+                m.as_str(),
+                mail_text(g)
+            ));
         }
     }
     out
@@ -130,7 +143,12 @@ pub fn mismatch(out: &mut String, file: &Path, m: &Mismatch, default_rule: &str,
         }
     }
     for x in &m.missing {
-        let _ = writeln!(out, "  - line {}: expected {}", x.place.line, expected(x, &rule_of(x)));
+        let _ = writeln!(
+            out,
+            "  - line {}: expected {}",
+            x.place.line,
+            expected(x, &rule_of(x))
+        );
         let _ = writeln!(out, "        but no such alert");
     }
     for g in &m.unexpected {

@@ -279,13 +279,24 @@ impl TestFile {
 
 /// Reads and checks a test file; every problem found, each with its place.
 pub fn load(path: &Path, tz: Tz) -> Result<TestFile, Vec<Diagnostic>> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| vec![Diagnostic::error(path, 0, 0, format!("cannot read test file: {e}"))])?;
+    let bytes = std::fs::read(path).map_err(|e| {
+        vec![Diagnostic::error(
+            path,
+            0,
+            0,
+            format!("cannot read test file: {e}"),
+        )]
+    })?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let offset = e.utf8_error().valid_up_to();
         let valid = String::from_utf8_lossy(&e.as_bytes()[..offset]).into_owned();
         let (line, col) = crate::diag::line_col(&valid, offset);
-        vec![Diagnostic::error(path, line, col, "test file is not valid UTF-8")]
+        vec![Diagnostic::error(
+            path,
+            line,
+            col,
+            "test file is not valid UTF-8",
+        )]
     })?;
     parse(path, &text, tz)
 }
@@ -367,7 +378,10 @@ impl Checker<'_> {
         }
         let shared = self.inputs(&[], &raw.series, &raw.readings);
         if raw.tests.is_empty() {
-            self.error(&[Field("tests")], "`tests` is empty: a test file needs at least one test");
+            self.error(
+                &[Field("tests")],
+                "`tests` is empty: a test file needs at least one test",
+            );
         }
         let mut cases: Vec<Case> = Vec::new();
         for (i, case) in raw.tests.into_iter().enumerate() {
@@ -390,7 +404,10 @@ impl Checker<'_> {
                 Some(d) => match parse_duration(d) {
                     Ok(ms) if ms > 0 => Ticks::Every(ms),
                     Ok(_) => {
-                        self.error(&with(&base, Field("ticks")), "`ticks` must be longer than 0s");
+                        self.error(
+                            &with(&base, Field("ticks")),
+                            "`ticks` must be longer than 0s",
+                        );
                         Ticks::Listed
                     }
                     Err(e) => {
@@ -403,7 +420,10 @@ impl Checker<'_> {
                 },
             };
             if case.evals.is_empty() {
-                self.error(&with(&base, Field("evals")), "`evals` is empty: give at least one evaluation time");
+                self.error(
+                    &with(&base, Field("evals")),
+                    "`evals` is empty: give at least one evaluation time",
+                );
             }
             let mut evals: Vec<Eval> = Vec::new();
             for (j, e) in case.evals.into_iter().enumerate() {
@@ -468,7 +488,10 @@ impl Checker<'_> {
         }
         if let Some(m) = &x.message {
             if m.is_empty() {
-                self.error(&with(path, Step::Field("message")), "`message` is empty: give a part of the expected message, or leave it out");
+                self.error(
+                    &with(path, Step::Field("message")),
+                    "`message` is empty: give a part of the expected message, or leave it out",
+                );
             }
         }
         Expected {
@@ -516,7 +539,12 @@ impl Checker<'_> {
     }
 
     /// The readings of `series` and `readings` under `base`.
-    fn inputs(&mut self, base: &[Step], series: &[SeriesRaw], readings: &[ReadingRaw]) -> Vec<Reading> {
+    fn inputs(
+        &mut self,
+        base: &[Step],
+        series: &[SeriesRaw],
+        readings: &[ReadingRaw],
+    ) -> Vec<Reading> {
         use Step::*;
         let mut out = Vec::new();
         for (i, s) in series.iter().enumerate() {
@@ -543,7 +571,8 @@ impl Checker<'_> {
                         Some(q) => locate::string_char_position(self.text, q, e.offset),
                         None => locate::line_col(self.text, node.start),
                     };
-                    self.errors.push(Diagnostic::error(self.path, line, col, e.message));
+                    self.errors
+                        .push(Diagnostic::error(self.path, line, col, e.message));
                     None
                 }
             };
@@ -565,7 +594,10 @@ impl Checker<'_> {
             self.metric(&with(&rp, Field("metric")), &r.metric);
             let labels = self.labels(&with(&rp, Field("labels")), r.labels.clone());
             if !r.value.is_finite() {
-                self.error(&with(&rp, Field("value")), "`value` must be a finite number");
+                self.error(
+                    &with(&rp, Field("value")),
+                    "`value` must be a finite number",
+                );
             }
             if let Some(time) = self.time(&with(&rp, Field("time")), &r.time) {
                 out.push(Reading {
@@ -593,7 +625,11 @@ fn ron_position(text: &str, e: &ron::error::SpannedError) -> (usize, usize) {
     let mut offset = 0;
     for (i, l) in text.split_inclusive('\n').enumerate() {
         if i + 1 == start.0 {
-            offset += l.chars().take(start.1.saturating_sub(1)).map(char::len_utf8).sum::<usize>();
+            offset += l
+                .chars()
+                .take(start.1.saturating_sub(1))
+                .map(char::len_utf8)
+                .sum::<usize>();
             break;
         }
         offset += l.len();
@@ -707,7 +743,14 @@ mod tests {
         assert_eq!(c.evals[0].place.line, 9);
         let x = &c.evals[0].expected[0];
         assert_eq!(x.place.line, 10);
-        assert_eq!((x.kind, x.state, x.mail), (Kind::Breach, Some(ExpectedState::Firing), Some(Mail::Firing)));
+        assert_eq!(
+            (x.kind, x.state, x.mail),
+            (
+                Kind::Breach,
+                Some(ExpectedState::Firing),
+                Some(Mail::Firing)
+            )
+        );
         assert_eq!(x.value, Some(5.0));
         assert_eq!(x.subject.get("county").map(String::as_str), Some("南宫"));
         assert_eq!(f.cases[1].ticks, Ticks::Schedule);
@@ -733,7 +776,10 @@ mod tests {
     ],
 )"#;
         let e = errors(text);
-        let at: Vec<&str> = e.iter().map(|s| s.split(": error").next().unwrap()).collect();
+        let at: Vec<&str> = e
+            .iter()
+            .map(|s| s.split(": error").next().unwrap())
+            .collect();
         assert_eq!(
             at,
             [

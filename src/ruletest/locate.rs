@@ -137,7 +137,10 @@ impl Scanner<'_> {
                 self.bump();
             }
             if self.rest().starts_with("//") {
-                let end = self.rest().find('\n').map_or(self.text.len(), |i| self.pos + i);
+                let end = self
+                    .rest()
+                    .find('\n')
+                    .map_or(self.text.len(), |i| self.pos + i);
                 self.pos = end;
             } else if self.rest().starts_with("/*") {
                 // Block comments nest in RON.
@@ -204,10 +207,9 @@ impl Scanner<'_> {
             }
             _ => {
                 // Numbers and anything else: up to the next delimiter.
-                while self
-                    .peek()
-                    .is_some_and(|c| !c.is_whitespace() && !matches!(c, ',' | ')' | ']' | '}' | ':'))
-                {
+                while self.peek().is_some_and(|c| {
+                    !c.is_whitespace() && !matches!(c, ',' | ')' | ']' | '}' | ':')
+                }) {
                     self.bump();
                 }
             }
@@ -220,13 +222,12 @@ impl Scanner<'_> {
         if self.rest().starts_with("r#") {
             self.pos += 2;
         }
-        while self
-            .peek()
-            .is_some_and(|c| c.is_alphanumeric() || c == '_')
-        {
+        while self.peek().is_some_and(|c| c.is_alphanumeric() || c == '_') {
             self.bump();
         }
-        self.text[start..self.pos].trim_start_matches("r#").to_string()
+        self.text[start..self.pos]
+            .trim_start_matches("r#")
+            .to_string()
     }
 
     fn string(&mut self) -> String {
@@ -344,13 +345,33 @@ mod tests {
         assert_eq!(pos(&[Field("rules"), Item(0)]), (3, 13));
         assert_eq!(pos(&[Field("tests"), Item(0)]), (5, 9));
         assert_eq!(pos(&[Field("tests"), Item(0), Field("name")]), (6, 19));
-        assert_eq!(pos(&[Field("tests"), Item(0), Field("evals"), Item(1)]), (10, 17));
         assert_eq!(
-            pos(&[Field("tests"), Item(0), Field("evals"), Item(1), Field("alerts"), Item(0), Field("kind")]),
+            pos(&[Field("tests"), Item(0), Field("evals"), Item(1)]),
+            (10, 17)
+        );
+        assert_eq!(
+            pos(&[
+                Field("tests"),
+                Item(0),
+                Field("evals"),
+                Item(1),
+                Field("alerts"),
+                Item(0),
+                Field("kind")
+            ]),
             (11, 55)
         );
         assert_eq!(
-            pos(&[Field("tests"), Item(0), Field("evals"), Item(1), Field("alerts"), Item(0), Field("subject"), Field("county")]),
+            pos(&[
+                Field("tests"),
+                Item(0),
+                Field("evals"),
+                Item(1),
+                Field("alerts"),
+                Item(0),
+                Field("subject"),
+                Field("county")
+            ]),
             (11, 42)
         );
         // A missing step stops at the deepest node found.
@@ -361,7 +382,16 @@ mod tests {
     fn characters_inside_strings() {
         use Step::*;
         let root = scan(TEXT);
-        let values = find(&root, &[Field("tests"), Item(0), Field("series"), Item(0), Field("values")]);
+        let values = find(
+            &root,
+            &[
+                Field("tests"),
+                Item(0),
+                Field("series"),
+                Item(0),
+                Field("values"),
+            ],
+        );
         let quote = values.string_start.unwrap();
         assert_eq!(line_col(TEXT, quote), (7, 73));
         assert_eq!(string_char_position(TEXT, quote, 4), (7, 78));

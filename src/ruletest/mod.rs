@@ -2,9 +2,9 @@
 //! runner that replays them through the daemon's evaluation path, and the
 //! diff printed on failure.
 
-pub mod locate;
-pub mod series;
-pub mod file;
-pub mod runner;
-pub mod diff;
 pub mod backtest;
+pub mod diff;
+pub mod file;
+pub mod locate;
+pub mod runner;
+pub mod series;

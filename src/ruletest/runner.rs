@@ -180,7 +180,8 @@ impl<'a> Runner<'a> {
         let mut rules: Vec<Rule> = Vec::new();
         let mut errors = Vec::new();
         for r in &file.rules {
-            let here = |message: String| Diagnostic::error(&file.path, r.place.line, r.place.col, message);
+            let here =
+                |message: String| Diagnostic::error(&file.path, r.place.line, r.place.col, message);
             let rule = if r.is_path() {
                 let path = file.dir().join(&r.text);
                 if !path.is_file() {
@@ -200,9 +201,9 @@ impl<'a> Runner<'a> {
                     }
                 }
             } else {
-                let library = self.library.get_or_insert_with(|| {
-                    load_rules(&self.engine, self.config).0
-                });
+                let library = self
+                    .library
+                    .get_or_insert_with(|| load_rules(&self.engine, self.config).0);
                 match library.iter().find(|x| x.meta.id == r.text) {
                     Some(rule) => rule.clone(),
                     None => {
@@ -248,7 +249,10 @@ impl<'a> Runner<'a> {
                                 &file.path,
                                 x.rule_place.line,
                                 x.rule_place.col,
-                                format!("rule `{id}` is not under test here (this file tests: {})", ids.join(", ")),
+                                format!(
+                                    "rule `{id}` is not under test here (this file tests: {})",
+                                    ids.join(", ")
+                                ),
                             ));
                         }
                         None if ids.len() <= 1 => {}
@@ -343,12 +347,16 @@ impl<'a> Runner<'a> {
             let recorded = alerts
                 .record(at, &batch, &settings)
                 .map_err(|e| format!("alert store: {e}"))?;
-            let Some(eval) = listed.get(&at) else { continue };
+            let Some(eval) = listed.get(&at) else {
+                continue;
+            };
 
             // What a test sees: every active alert of the rules under test,
             // plus what ended at this evaluation.
             let mut got: Vec<Got> = Vec::new();
-            let active = alerts.alerts(None).map_err(|e| format!("alert store: {e}"))?;
+            let active = alerts
+                .alerts(None)
+                .map_err(|e| format!("alert store: {e}"))?;
             let notices_for = |rule: &str, subject: &Labels, error_slot: bool| -> Vec<NoticeKind> {
                 recorded
                     .notices
@@ -356,7 +364,8 @@ impl<'a> Runner<'a> {
                     .filter(|n| {
                         n.rule == rule
                             && &n.subject == subject
-                            && matches!(n.kind, NoticeKind::RuleError | NoticeKind::RuleRecovered) == error_slot
+                            && matches!(n.kind, NoticeKind::RuleError | NoticeKind::RuleRecovered)
+                                == error_slot
                     })
                     .map(|n| n.kind)
                     .collect()
@@ -379,7 +388,11 @@ impl<'a> Runner<'a> {
                     mail: notices_for(&a.rule, &a.subject, a.state == State::Error),
                 });
             }
-            for t in recorded.transitions.iter().filter(|t| t.to == State::Inactive) {
+            for t in recorded
+                .transitions
+                .iter()
+                .filter(|t| t.to == State::Inactive)
+            {
                 let kind = match t.from {
                     State::NoData => Kind::NoData,
                     State::Error => Kind::Error,
@@ -407,8 +420,11 @@ impl<'a> Runner<'a> {
 fn matches(x: &Expected, rule: &str, got: &Got) -> bool {
     same_alert(x, rule, got)
         && got.state.matches(x.state)
-        && x.message.as_ref().is_none_or(|m| got.message.contains(m.as_str()))
-        && x.value.is_none_or(|v| got.value.is_some_and(|g| close(g, v)))
+        && x.message
+            .as_ref()
+            .is_none_or(|m| got.message.contains(m.as_str()))
+        && x.value
+            .is_none_or(|v| got.value.is_some_and(|g| close(g, v)))
         && x.mail.is_none_or(|m| mail_matches(m, &got.mail))
 }
 

@@ -46,7 +46,9 @@ pub fn parse_values(text: &str) -> Result<Vec<Option<f64>>, SeriesError> {
                     ))
                 })?;
                 if count == 0 {
-                    return Err(err(format!("`{token}` repeats zero times: use a count of 1 or more")));
+                    return Err(err(format!(
+                        "`{token}` repeats zero times: use a count of 1 or more"
+                    )));
                 }
                 (&token[..i], count)
             }
@@ -61,8 +63,7 @@ pub fn parse_values(text: &str) -> Result<Vec<Option<f64>>, SeriesError> {
             out.extend(std::iter::repeat_n(None, count));
             continue;
         }
-        let (start, delta) = split_increment(body)
-            .ok_or_else(|| err(describe_bad(token, body)))?;
+        let (start, delta) = split_increment(body).ok_or_else(|| err(describe_bad(token, body)))?;
         if delta != 0.0 && body.len() == token.len() {
             return Err(err(format!(
                 "`{token}` has a step but no count: write `{token}x4` for four values"
@@ -71,7 +72,9 @@ pub fn parse_values(text: &str) -> Result<Vec<Option<f64>>, SeriesError> {
         for k in 0..count {
             let v = start + delta * k as f64;
             if !v.is_finite() {
-                return Err(err(format!("`{token}` gives a value that is not a finite number")));
+                return Err(err(format!(
+                    "`{token}` gives a value that is not a finite number"
+                )));
             }
             out.push(Some(v));
         }
@@ -146,7 +149,15 @@ mod tests {
     fn plain_values_repeats_and_gaps() {
         assert_eq!(
             vals("48 52 55x3 _ 60"),
-            vec![Some(48.0), Some(52.0), Some(55.0), Some(55.0), Some(55.0), None, Some(60.0)]
+            vec![
+                Some(48.0),
+                Some(52.0),
+                Some(55.0),
+                Some(55.0),
+                Some(55.0),
+                None,
+                Some(60.0)
+            ]
         );
         assert_eq!(vals("_x3 1"), vec![None, None, None, Some(1.0)]);
         assert_eq!(vals("  -1.5\t+2  "), vec![Some(-1.5), Some(2.0)]);
@@ -157,7 +168,10 @@ mod tests {
 
     #[test]
     fn counting_up_and_down() {
-        assert_eq!(vals("10+2x4"), vec![Some(10.0), Some(12.0), Some(14.0), Some(16.0)]);
+        assert_eq!(
+            vals("10+2x4"),
+            vec![Some(10.0), Some(12.0), Some(14.0), Some(16.0)]
+        );
         assert_eq!(vals("10-2.5x3"), vec![Some(10.0), Some(7.5), Some(5.0)]);
         assert_eq!(vals("-3+1x2"), vec![Some(-3.0), Some(-2.0)]);
     }
