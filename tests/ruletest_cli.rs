@@ -68,6 +68,9 @@ fn passing_tests_print_ok_and_the_summary() {
     let name = fixtures().join("rules/unemployment-rate.test.ron");
     for case in [
         "pending, firing, reminder, resolved",
+        "ticks: schedule",
+        "ticks: listed (the default) only evaluates at the listed times",
+        "ticks: every 12h",
         "4.5 itself is within the target",
         "no data",
     ] {
@@ -76,7 +79,15 @@ fn passing_tests_print_ok_and_the_summary() {
             "{text}"
         );
     }
-    assert!(text.ends_with("\n3 passed, 0 failed\n"), "{text}");
+    let fragile = fixtures().join("rules/fragile.test.ron");
+    assert!(
+        text.contains(&format!(
+            "test {}::error, then recovered, then a breach ... ok\n",
+            fragile.display()
+        )),
+        "{text}"
+    );
+    assert!(text.ends_with("\n7 passed, 0 failed\n"), "{text}");
 }
 
 #[test]
