@@ -73,7 +73,9 @@ fn main() {
                 assert!(o.error.is_none(), "{:?}", o.error);
                 println!("  {:<22} {:>5} findings", o.rule, o.findings.len());
             }
-            for _ in 0..3 {
+            // RW_BENCH_WARMUP: more warm runs, e.g. to profile the warm path.
+            let warmup: usize = std::env::var("RW_BENCH_WARMUP").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+            for _ in 0..warmup {
                 evaluator.evaluate_all(&rules, at);
             }
             let mut times: Vec<f64> = (0..15)

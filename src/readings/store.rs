@@ -51,8 +51,8 @@ pub struct Series {
 impl Series {
     /// The readings with `from <= time <= to`, as (times, values).
     pub fn range(&self, from: Millis, to: Millis) -> (&[Millis], &[f64]) {
-        let a = self.times.partition_point(|&t| t < from);
-        let b = self.times.partition_point(|&t| t <= to);
+        let a = first_at_or_after(&self.times, from);
+        let b = first_after(&self.times, to);
         if a >= b {
             return (&[], &[]);
         }
@@ -61,7 +61,7 @@ impl Series {
 
     /// The last reading at or before `t`.
     pub fn last_at_or_before(&self, t: Millis) -> Option<(Millis, f64)> {
-        let i = self.times.partition_point(|&x| x <= t);
+        let i = first_after(&self.times, t);
         (i > 0).then(|| (self.times[i - 1], self.values[i - 1]))
     }
 
@@ -93,6 +93,35 @@ impl Series {
                 }
             },
         }
+    }
+}
+
+/// Index of the first time `> t`. Windows end at the evaluation time and
+/// usually start near it, so the search gallops back from the end: a few
+/// probes in cache-warm memory, where a plain binary search over a long series
+/// misses the cache at every step (it was the largest cost of evaluation).
+fn first_after(times: &[Millis], t: Millis) -> usize {
+    gallop_from_end(times, |x| x <= t)
+}
+
+/// Index of the first time `>= t`.
+fn first_at_or_after(times: &[Millis], t: Millis) -> usize {
+    gallop_from_end(times, |x| x < t)
+}
+
+/// `times.partition_point(before)`, searching from the end.
+fn gallop_from_end(times: &[Millis], before: impl Fn(Millis) -> bool) -> usize {
+    let n = times.len();
+    let mut step = 1;
+    let mut hi = n; // every index >= hi is not `before`
+    loop {
+        let probe = n.saturating_sub(step);
+        if probe == 0 || before(times[probe]) {
+            let lo = probe;
+            return lo + times[lo..hi].partition_point(|&x| before(x));
+        }
+        hi = probe;
+        step *= 2;
     }
 }
 
@@ -560,6 +589,18 @@ mod tests {
             vec![(5, 0.5), (7, 3.0), (10, 2.0)]
         );
         assert_eq!(store.metrics(), vec!["pm25".to_string()]);
+    }
+
+    #[test]
+    fn galloping_search_matches_partition_point() {
+        let times: Vec<Millis> = (0..1000).map(|i| i * 3).collect();
+        for t in -5..3010 {
+            assert_eq!(first_after(&times, t), times.partition_point(|&x| x <= t), "{t}");
+            assert_eq!(first_at_or_after(&times, t), times.partition_point(|&x| x < t), "{t}");
+        }
+        assert_eq!(first_after(&[], 5), 0);
+        assert_eq!(first_after(&[7], 5), 0);
+        assert_eq!(first_after(&[7], 7), 1);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The functions rules call. Scans, aggregates, percentiles and grouping run
 //! here, natively; the script only decides. Reference: `docs/rules.md`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Datelike, Timelike};
 use chrono_tz::Tz;
@@ -277,9 +277,10 @@ fn group(metric: &str, filter: &Map, by: &str, window_text: &str, func: &str) ->
     let filter = labels_of(filter, "group filter")?;
     let range = window(window_text, &q)?;
     let func = Func::parse(func)?;
-    let mut groups: BTreeMap<String, (Acc, Option<Labels>)> = BTreeMap::new();
-    q.store
+    let groups = q
+        .store
         .with_series(metric, &filter, range.from, |series| {
+            let mut groups: HashMap<&str, (Acc, Option<Labels>)> = HashMap::new();
             for s in series {
                 let Some(key) = s.key.labels.get(by) else {
                     continue;
@@ -289,7 +290,7 @@ fn group(metric: &str, filter: &Map, by: &str, window_text: &str, func: &str) ->
                     continue;
                 }
                 let entry = groups
-                    .entry(key.clone())
+                    .entry(key.as_str())
                     .or_insert_with(|| (Acc::new(func), None));
                 entry.0.add(t, v);
                 // Keep only the labels every series of the group shares.
@@ -301,21 +302,59 @@ fn group(metric: &str, filter: &Map, by: &str, window_text: &str, func: &str) ->
                     }
                 });
             }
+            let mut groups: Vec<(String, (Acc, Option<Labels>))> =
+                groups.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            groups
         })
         .or_else(|e| fail(e.to_string()))?;
-    let mut out = Array::with_capacity(groups.len());
-    for (key, (acc, labels)) in groups {
-        let Some(value) = acc.result() else { continue };
-        let mut m = Map::new();
-        m.insert("key".into(), Dynamic::from(key));
-        m.insert(
-            "labels".into(),
-            labels_map(&labels.unwrap_or_default()).into(),
-        );
-        m.insert("value".into(), Dynamic::from_float(value));
-        out.push(m.into());
+    Ok(groups
+        .into_iter()
+        .filter_map(|(key, (acc, labels))| {
+            Some(Dynamic::from(Group {
+                value: acc.result()?,
+                key: key.into(),
+                labels: labels.unwrap_or_default(),
+            }))
+        })
+        .collect())
+}
+
+/// One entry of a `group()` result: `key`, `labels`, `value`. A native type
+/// rather than a map, so that thousands of groups cost no map building; the
+/// `labels` map is made only when a rule reads it.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub key: ImmutableString,
+    pub labels: Labels,
+    pub value: f64,
+}
+
+impl std::fmt::Display for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{{key: {:?}, value: {}}}", self.key.as_str(), self.value)
     }
-    Ok(out)
+}
+
+/// `(key, value)` of a group entry: a [`Group`], or a map `#{ key, value }`
+/// that a rule built itself.
+fn key_value(item: &Dynamic, i: usize) -> Result<(String, f64)> {
+    if let Some(g) = item.read_lock::<Group>() {
+        return Ok((g.key.to_string(), g.value));
+    }
+    let m = item
+        .read_lock::<Map>()
+        .ok_or_else(|| format!("item {i} is not a group (#{{ key, value }})"))?;
+    let key = m
+        .get("key")
+        .ok_or_else(|| format!("item {i} has no `key`"))?
+        .to_string();
+    let value = number(
+        m.get("value")
+            .ok_or_else(|| format!("item {i} has no `value`"))?,
+        "value",
+    )?;
+    Ok((key, value))
 }
 
 /// (key, value) pairs of a `group()` result.
@@ -323,38 +362,20 @@ fn group_values(groups: &Array) -> Result<Vec<(String, f64)>> {
     groups
         .iter()
         .enumerate()
-        .map(|(i, g)| {
-            let m = g
-                .read_lock::<Map>()
-                .ok_or_else(|| format!("item {i} is not a group map (#{{ key, value }})"))?;
-            let key = m
-                .get("key")
-                .ok_or_else(|| format!("item {i} has no `key`"))?
-                .to_string();
-            let value = number(
-                m.get("value")
-                    .ok_or_else(|| format!("item {i} has no `value`"))?,
-                "value",
-            )?;
-            Ok((key, value))
-        })
+        .map(|(i, g)| key_value(g, i))
         .collect()
 }
 
-/// Numbers from an array of numbers or of `group()` maps.
+/// Numbers from an array of numbers or of groups.
 fn numbers(items: &Array) -> Result<Vec<f64>> {
     items
         .iter()
         .enumerate()
         .map(|(i, item)| {
-            if let Some(m) = item.read_lock::<Map>() {
-                number(
-                    m.get("value")
-                        .ok_or_else(|| format!("item {i} has no `value`"))?,
-                    "value",
-                )
-            } else {
+            if item.is_int() || item.is_float() {
                 number(item, &format!("item {i}"))
+            } else {
+                key_value(item, i).map(|(_, v)| v)
             }
         })
         .collect()
@@ -458,7 +479,7 @@ fn report(kind: FindingKind, subject: &Map, message: &str, details: Option<&Map>
         }
     }
     current(|ctx| {
-        if ctx.findings.iter().any(|f| f.subject == subject) {
+        if !ctx.subjects.insert(subject.clone()) {
             return Err(format!(
                 "subject {} reported twice in one evaluation: an alert is one (rule, subject)",
                 super::finding::subject_text(&subject)
@@ -482,6 +503,7 @@ fn report(kind: FindingKind, subject: &Map, message: &str, details: Option<&Map>
 /// Registers the whole rule API on `engine`.
 pub fn register(engine: &mut Engine) {
     register_time(engine);
+    register_group(engine);
 
     engine.register_fn("latest", |metric: &str| latest(metric, &Map::new()));
     engine.register_fn("latest", |metric: &str, filter: Map| {
@@ -643,6 +665,15 @@ fn sorted_groups(groups: Array, n: INT, largest_first: bool) -> Result<Array> {
         .take(n.max(0) as usize)
         .map(|i| groups[i].clone())
         .collect())
+}
+
+fn register_group(engine: &mut Engine) {
+    engine.register_type_with_name::<Group>("Group");
+    engine.register_get("key", |g: &mut Group| g.key.clone());
+    engine.register_get("value", |g: &mut Group| g.value);
+    engine.register_get("labels", |g: &mut Group| labels_map(&g.labels));
+    engine.register_fn("to_string", |g: &mut Group| g.to_string());
+    engine.register_fn("to_debug", |g: &mut Group| g.to_string());
 }
 
 fn register_time(engine: &mut Engine) {

@@ -37,6 +37,8 @@ pub struct EvalContext {
     pub tz: Tz,
     pub rule_id: String,
     pub findings: Vec<Finding>,
+    /// Subjects reported so far: an alert is one (rule, subject).
+    pub subjects: std::collections::HashSet<crate::readings::Labels>,
     pub deadline: Instant,
 }
 

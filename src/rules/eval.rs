@@ -107,6 +107,7 @@ impl Evaluator {
             tz: self.tz,
             rule_id: rule.meta.id.clone(),
             findings: Vec::new(),
+            subjects: Default::default(),
             deadline: started + Duration::from_millis(self.limits.rule_timeout.max(0) as u64),
         };
         let (result, ctx) = with_context(ctx, || {
