@@ -302,8 +302,10 @@ fn group(metric: &str, filter: &Map, by: &str, window_text: &str, func: &str) ->
                     }
                 });
             }
-            let mut groups: Vec<(String, (Acc, Option<Labels>))> =
-                groups.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            let mut groups: Vec<(String, (Acc, Option<Labels>))> = groups
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
             groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             groups
         })
@@ -314,7 +316,7 @@ fn group(metric: &str, filter: &Map, by: &str, window_text: &str, func: &str) ->
             Some(Dynamic::from(Group {
                 value: acc.result()?,
                 key: key.into(),
-                labels: labels.unwrap_or_default(),
+                labels: std::sync::Arc::new(labels.unwrap_or_default()),
             }))
         })
         .collect())
@@ -326,13 +328,19 @@ fn group(metric: &str, filter: &Map, by: &str, window_text: &str, func: &str) ->
 #[derive(Debug, Clone)]
 pub struct Group {
     pub key: ImmutableString,
-    pub labels: Labels,
+    /// Shared: scripts copy groups freely (`for g in groups` copies the array).
+    pub labels: std::sync::Arc<Labels>,
     pub value: f64,
 }
 
 impl std::fmt::Display for Group {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "#{{key: {:?}, value: {}}}", self.key.as_str(), self.value)
+        write!(
+            f,
+            "#{{key: {:?}, value: {}}}",
+            self.key.as_str(),
+            self.value
+        )
     }
 }
 
@@ -568,9 +576,13 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn("meets_class", |class: INT, target: INT| -> Result<bool> {
         domain::meets_class(class, target).or_else(fail)
     });
-    engine.register_fn("rank", |groups: Array, key: &str| rank(&groups, key, "asc"));
-    engine.register_fn("rank", |groups: Array, key: &str, order: &str| {
-        rank(&groups, key, order)
+    // Arrays are taken by reference (`&mut`): by value, Rhai would copy a
+    // rule's variable holding thousands of groups at every call.
+    engine.register_fn("rank", |groups: &mut Array, key: &str| {
+        rank(groups, key, "asc")
+    });
+    engine.register_fn("rank", |groups: &mut Array, key: &str, order: &str| {
+        rank(groups, key, order)
     });
     engine.register_fn("pace", |done: Dynamic, target: Dynamic| -> Result<f64> {
         let q = query()?;
@@ -594,22 +606,22 @@ pub fn register(engine: &mut Engine) {
     });
     engine.register_fn(
         "percentile",
-        |items: Array, p: Dynamic| -> Result<Dynamic> {
+        |items: &mut Array, p: Dynamic| -> Result<Dynamic> {
             let p = number(&p, "p")?;
             if !(0.0..=1.0).contains(&p) {
                 return fail(format!(
                     "percentile rank {p} must be between 0 and 1 (0.95 for p95)"
                 ));
             }
-            let mut values = numbers(&items)?;
+            let mut values = numbers(items)?;
             values.sort_unstable_by(f64::total_cmp);
             Ok(float_or_unit(domain::percentile(&values, p)))
         },
     );
-    engine.register_fn("top", |groups: Array, n: INT| {
+    engine.register_fn("top", |groups: &mut Array, n: INT| {
         sorted_groups(groups, n, true)
     });
-    engine.register_fn("bottom", |groups: Array, n: INT| {
+    engine.register_fn("bottom", |groups: &mut Array, n: INT| {
         sorted_groups(groups, n, false)
     });
     engine.register_fn(
@@ -649,8 +661,8 @@ fn rank(groups: &Array, key: &str, order: &str) -> Result<Dynamic> {
     Ok(domain::rank(&values, key, descending).map_or(Dynamic::UNIT, Dynamic::from_int))
 }
 
-fn sorted_groups(groups: Array, n: INT, largest_first: bool) -> Result<Array> {
-    let values = numbers(&groups)?;
+fn sorted_groups(groups: &Array, n: INT, largest_first: bool) -> Result<Array> {
+    let values = numbers(groups)?;
     let mut order: Vec<usize> = (0..groups.len()).collect();
     order.sort_by(|&a, &b| {
         let c = values[a].total_cmp(&values[b]);
