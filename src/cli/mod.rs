@@ -7,9 +7,12 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, Config};
 
+mod backtest;
 mod check;
 mod eval;
 mod ingest;
+mod preview;
+mod test;
 
 /// What a command tells the shell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +53,12 @@ pub enum Command {
     Ingest(ingest::Args),
     /// Evaluate rules once against the store and print the findings (sends nothing)
     Eval(eval::Args),
+    /// Run rule tests (`*.test.ron`): expected alerts at given times, on given readings
+    Test(test::Args),
+    /// Replay a rule over stored history through the alert state machine; print its transitions
+    Backtest(backtest::Args),
+    /// Render the mail a rule would send at a time (subject, text and HTML) without sending it
+    Preview(preview::Args),
 }
 
 pub fn run() -> ExitCode {
@@ -60,6 +69,9 @@ pub fn run() -> ExitCode {
         Command::Check(args) => check::run(&config_path, args),
         Command::Ingest(args) => ingest::run(&config_path, args),
         Command::Eval(args) => eval::run(&config_path, args),
+        Command::Test(args) => test::run(&config_path, args),
+        Command::Backtest(args) => backtest::run(&config_path, args),
+        Command::Preview(args) => preview::run(&config_path, args),
     };
     exit.into()
 }
