@@ -146,6 +146,9 @@ impl Func {
     }
 }
 
+/// A group being aggregated: its accumulator and the labels its series share.
+type GroupAcc = (Acc, Option<Arc<Labels>>);
+
 /// Running state of one aggregate over readings from one or more series.
 struct Acc {
     func: Func,
@@ -283,7 +286,7 @@ fn group(metric: &str, filter: &Map, by: &str, window_text: &str, func: &str) ->
     let groups = q
         .store
         .with_series(metric, &filter, range.from, |series| {
-            let mut groups: FxHashMap<&str, (Acc, Option<Arc<Labels>>)> = FxHashMap::default();
+            let mut groups: FxHashMap<&str, GroupAcc> = FxHashMap::default();
             for s in series {
                 let Some(key) = s.key.labels.get(by) else {
                     continue;
@@ -305,7 +308,7 @@ fn group(metric: &str, filter: &Map, by: &str, window_text: &str, func: &str) ->
                     Some(_) => {}
                 }
             }
-            let mut groups: Vec<(String, (Acc, Option<Arc<Labels>>))> = groups
+            let mut groups: Vec<(String, GroupAcc)> = groups
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
                 .collect();
