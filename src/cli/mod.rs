@@ -62,6 +62,7 @@ pub enum Command {
 }
 
 pub fn run() -> ExitCode {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     crate::logging::init_for_cli();
     let config_path = cli.config.clone().unwrap_or_else(config::default_path);
@@ -84,4 +85,23 @@ pub(crate) fn load_config(path: &std::path::Path) -> Result<Config, Exit> {
         }
         Exit::Trouble
     })
+}
+
+/// `rulewatch eval | head` closes the pipe early; Rust then panics in
+/// `println!`. End quietly instead, with the status a shell expects from a
+/// process stopped by SIGPIPE (128 + 13). Everything else panics as usual.
+fn quiet_on_closed_pipe() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default_hook(info);
+    }));
 }
