@@ -122,7 +122,7 @@ fn print_table(findings: &[Finding]) {
         })
         .collect();
     let header = ["RULE", "KIND", "SUBJECT", "MESSAGE"].map(String::from);
-    let width = unicode_width::UnicodeWidthStr::width;
+    let width = |s: &str| unicode_width::UnicodeWidthStr::width(s);
     let mut widths = [0usize; 3];
     for row in std::iter::once(&header).chain(&rows) {
         for i in 0..3 {
