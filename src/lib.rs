@@ -8,13 +8,17 @@
 //! - [`rules`]: rule loading (metadata), the sandboxed engine, the API rules call
 //! - [`alerts`]: the alert state machine (pure over `now`), its persistence and history
 //! - [`notify`]: routing, grouping, the durable outbox, mail templates and transports, the sender
+//! - [`daemon`]: `rulewatch run`: schedules, hot reload, shutdown
+//! - [`http`]: the HTTP API
 //! - [`cli`]: one file per subcommand
 #![forbid(unsafe_code)]
 
 pub mod alerts;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod diag;
+pub mod http;
 pub mod logging;
 pub mod notify;
 pub mod readings;

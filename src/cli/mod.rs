@@ -13,6 +13,7 @@ mod eval;
 mod ingest;
 mod preview;
 mod test;
+mod run;
 
 /// What a command tells the shell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,12 +60,16 @@ pub enum Command {
     Backtest(backtest::Args),
     /// Render the mail a rule would send at a time (subject, text and HTML) without sending it
     Preview(preview::Args),
+    /// Run the daemon: evaluate rules on their schedules, serve the HTTP API, reload rules on change
+    Run(run::Args),
 }
 
 pub fn run() -> ExitCode {
     quiet_on_closed_pipe();
     let cli = Cli::parse();
-    crate::logging::init_for_cli();
+    if !matches!(cli.command, Command::Run(_)) {
+        crate::logging::init_for_cli();
+    }
     let config_path = cli.config.clone().unwrap_or_else(config::default_path);
     let exit = match cli.command {
         Command::Check(args) => check::run(&config_path, args),
@@ -73,6 +78,7 @@ pub fn run() -> ExitCode {
         Command::Test(args) => test::run(&config_path, args),
         Command::Backtest(args) => backtest::run(&config_path, args),
         Command::Preview(args) => preview::run(&config_path, args),
+        Command::Run(args) => run::run(&config_path, args),
     };
     exit.into()
 }
