@@ -27,6 +27,18 @@ fn peak_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// CPU time this process has used (user + system, all threads), in ms: unlike wall time,
+/// barely moved by other processes competing for the cores.
+fn thread_cpu_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the `(comm)`: utime and stime are the 12th and 13th.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks * 10.0 // USER_HZ is 100 on Linux
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -73,9 +85,20 @@ fn main() {
                 assert!(o.error.is_none(), "{:?}", o.error);
                 println!("  {:<22} {:>5} findings", o.rule, o.findings.len());
             }
-            for _ in 0..3 {
+            // RW_BENCH_WARMUP: more warm runs, e.g. to profile the warm path.
+            let warmup: usize = std::env::var("RW_BENCH_WARMUP")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(3);
+            for _ in 0..warmup {
                 evaluator.evaluate_all(&rules, at);
             }
+            let cpu_before = thread_cpu_ms();
+            let rounds = 100;
+            for _ in 0..rounds {
+                evaluator.evaluate_all(&rules, at);
+            }
+            let cpu_per_eval = (thread_cpu_ms() - cpu_before) / rounds as f64;
             let mut times: Vec<f64> = (0..15)
                 .map(|_| {
                     let t = Instant::now();
@@ -101,6 +124,9 @@ fn main() {
                 peak_mib()
             );
             println!("  per rule (median): {}", per_rule.join(", "));
+            println!(
+                "  CPU time per evaluation of the five (mean of {rounds}): {cpu_per_eval:.2} ms"
+            );
         }
         _ => {
             eprintln!("usage: core ingest FILE STORE | core eval CONFIG AT   (see benches/run.sh)");

@@ -23,4 +23,5 @@ pub mod logging;
 pub mod notify;
 pub mod readings;
 pub mod rules;
+pub mod ruletest;
 pub mod time;

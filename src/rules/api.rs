@@ -2,6 +2,9 @@
 //! here, natively; the script only decides. Reference: `docs/rules.md`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use chrono::{Datelike, Timelike};
 use chrono_tz::Tz;
@@ -143,6 +146,9 @@ impl Func {
     }
 }
 
+/// A group being aggregated: its accumulator and the labels its series share.
+type GroupAcc = (Acc, Option<Arc<Labels>>);
+
 /// Running state of one aggregate over readings from one or more series.
 struct Acc {
     func: Func,
@@ -277,9 +283,10 @@ fn group(metric: &str, filter: &Map, by: &str, window_text: &str, func: &str) ->
     let filter = labels_of(filter, "group filter")?;
     let range = window(window_text, &q)?;
     let func = Func::parse(func)?;
-    let mut groups: BTreeMap<String, (Acc, Option<Labels>)> = BTreeMap::new();
-    q.store
+    let groups = q
+        .store
         .with_series(metric, &filter, range.from, |series| {
+            let mut groups: FxHashMap<&str, GroupAcc> = FxHashMap::default();
             for s in series {
                 let Some(key) = s.key.labels.get(by) else {
                     continue;
@@ -289,33 +296,79 @@ fn group(metric: &str, filter: &Map, by: &str, window_text: &str, func: &str) ->
                     continue;
                 }
                 let entry = groups
-                    .entry(key.clone())
+                    .entry(key.as_str())
                     .or_insert_with(|| (Acc::new(func), None));
                 entry.0.add(t, v);
                 // Keep only the labels every series of the group shares.
-                entry.1 = Some(match entry.1.take() {
-                    None => s.key.labels.clone(),
-                    Some(mut common) => {
-                        common.retain(|k, v| s.key.labels.get(k) == Some(v));
-                        common
+                match &mut entry.1 {
+                    None => entry.1 = Some(s.labels.clone()),
+                    Some(common) if common.as_ref() != s.labels.as_ref() => {
+                        Arc::make_mut(common).retain(|k, v| s.key.labels.get(k) == Some(v));
                     }
-                });
+                    Some(_) => {}
+                }
             }
+            let mut groups: Vec<(String, GroupAcc)> = groups
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            groups
         })
         .or_else(|e| fail(e.to_string()))?;
-    let mut out = Array::with_capacity(groups.len());
-    for (key, (acc, labels)) in groups {
-        let Some(value) = acc.result() else { continue };
-        let mut m = Map::new();
-        m.insert("key".into(), Dynamic::from(key));
-        m.insert(
-            "labels".into(),
-            labels_map(&labels.unwrap_or_default()).into(),
-        );
-        m.insert("value".into(), Dynamic::from_float(value));
-        out.push(m.into());
+    Ok(groups
+        .into_iter()
+        .filter_map(|(key, (acc, labels))| {
+            Some(Dynamic::from(Group {
+                value: acc.result()?,
+                key: key.into(),
+                labels: labels.unwrap_or_default(),
+            }))
+        })
+        .collect())
+}
+
+/// One entry of a `group()` result: `key`, `labels`, `value`. A native type
+/// rather than a map, so that thousands of groups cost no map building; the
+/// `labels` map is made only when a rule reads it.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub key: ImmutableString,
+    /// Shared: scripts copy groups freely (`for g in groups` copies the array).
+    pub labels: Arc<Labels>,
+    pub value: f64,
+}
+
+impl std::fmt::Display for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "#{{key: {:?}, value: {}}}",
+            self.key.as_str(),
+            self.value
+        )
     }
-    Ok(out)
+}
+
+/// `(key, value)` of a group entry: a [`Group`], or a map `#{ key, value }`
+/// that a rule built itself.
+fn key_value(item: &Dynamic, i: usize) -> Result<(String, f64)> {
+    if let Some(g) = item.read_lock::<Group>() {
+        return Ok((g.key.to_string(), g.value));
+    }
+    let m = item
+        .read_lock::<Map>()
+        .ok_or_else(|| format!("item {i} is not a group (#{{ key, value }})"))?;
+    let key = m
+        .get("key")
+        .ok_or_else(|| format!("item {i} has no `key`"))?
+        .to_string();
+    let value = number(
+        m.get("value")
+            .ok_or_else(|| format!("item {i} has no `value`"))?,
+        "value",
+    )?;
+    Ok((key, value))
 }
 
 /// (key, value) pairs of a `group()` result.
@@ -323,38 +376,20 @@ fn group_values(groups: &Array) -> Result<Vec<(String, f64)>> {
     groups
         .iter()
         .enumerate()
-        .map(|(i, g)| {
-            let m = g
-                .read_lock::<Map>()
-                .ok_or_else(|| format!("item {i} is not a group map (#{{ key, value }})"))?;
-            let key = m
-                .get("key")
-                .ok_or_else(|| format!("item {i} has no `key`"))?
-                .to_string();
-            let value = number(
-                m.get("value")
-                    .ok_or_else(|| format!("item {i} has no `value`"))?,
-                "value",
-            )?;
-            Ok((key, value))
-        })
+        .map(|(i, g)| key_value(g, i))
         .collect()
 }
 
-/// Numbers from an array of numbers or of `group()` maps.
+/// Numbers from an array of numbers or of groups.
 fn numbers(items: &Array) -> Result<Vec<f64>> {
     items
         .iter()
         .enumerate()
         .map(|(i, item)| {
-            if let Some(m) = item.read_lock::<Map>() {
-                number(
-                    m.get("value")
-                        .ok_or_else(|| format!("item {i} has no `value`"))?,
-                    "value",
-                )
-            } else {
+            if item.is_int() || item.is_float() {
                 number(item, &format!("item {i}"))
+            } else {
+                key_value(item, i).map(|(_, v)| v)
             }
         })
         .collect()
@@ -458,7 +493,7 @@ fn report(kind: FindingKind, subject: &Map, message: &str, details: Option<&Map>
         }
     }
     current(|ctx| {
-        if ctx.findings.iter().any(|f| f.subject == subject) {
+        if !ctx.subjects.insert(subject.clone()) {
             return Err(format!(
                 "subject {} reported twice in one evaluation: an alert is one (rule, subject)",
                 super::finding::subject_text(&subject)
@@ -482,6 +517,7 @@ fn report(kind: FindingKind, subject: &Map, message: &str, details: Option<&Map>
 /// Registers the whole rule API on `engine`.
 pub fn register(engine: &mut Engine) {
     register_time(engine);
+    register_group(engine);
 
     engine.register_fn("latest", |metric: &str| latest(metric, &Map::new()));
     engine.register_fn("latest", |metric: &str, filter: Map| {
@@ -546,9 +582,13 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn("meets_class", |class: INT, target: INT| -> Result<bool> {
         domain::meets_class(class, target).or_else(fail)
     });
-    engine.register_fn("rank", |groups: Array, key: &str| rank(&groups, key, "asc"));
-    engine.register_fn("rank", |groups: Array, key: &str, order: &str| {
-        rank(&groups, key, order)
+    // Arrays are taken by reference (`&mut`): by value, Rhai would copy a
+    // rule's variable holding thousands of groups at every call.
+    engine.register_fn("rank", |groups: &mut Array, key: &str| {
+        rank(groups, key, "asc")
+    });
+    engine.register_fn("rank", |groups: &mut Array, key: &str, order: &str| {
+        rank(groups, key, order)
     });
     engine.register_fn("pace", |done: Dynamic, target: Dynamic| -> Result<f64> {
         let q = query()?;
@@ -572,22 +612,22 @@ pub fn register(engine: &mut Engine) {
     });
     engine.register_fn(
         "percentile",
-        |items: Array, p: Dynamic| -> Result<Dynamic> {
+        |items: &mut Array, p: Dynamic| -> Result<Dynamic> {
             let p = number(&p, "p")?;
             if !(0.0..=1.0).contains(&p) {
                 return fail(format!(
                     "percentile rank {p} must be between 0 and 1 (0.95 for p95)"
                 ));
             }
-            let mut values = numbers(&items)?;
+            let mut values = numbers(items)?;
             values.sort_unstable_by(f64::total_cmp);
             Ok(float_or_unit(domain::percentile(&values, p)))
         },
     );
-    engine.register_fn("top", |groups: Array, n: INT| {
+    engine.register_fn("top", |groups: &mut Array, n: INT| {
         sorted_groups(groups, n, true)
     });
-    engine.register_fn("bottom", |groups: Array, n: INT| {
+    engine.register_fn("bottom", |groups: &mut Array, n: INT| {
         sorted_groups(groups, n, false)
     });
     engine.register_fn(
@@ -627,8 +667,8 @@ fn rank(groups: &Array, key: &str, order: &str) -> Result<Dynamic> {
     Ok(domain::rank(&values, key, descending).map_or(Dynamic::UNIT, Dynamic::from_int))
 }
 
-fn sorted_groups(groups: Array, n: INT, largest_first: bool) -> Result<Array> {
-    let values = numbers(&groups)?;
+fn sorted_groups(groups: &Array, n: INT, largest_first: bool) -> Result<Array> {
+    let values = numbers(groups)?;
     let mut order: Vec<usize> = (0..groups.len()).collect();
     order.sort_by(|&a, &b| {
         let c = values[a].total_cmp(&values[b]);
@@ -643,6 +683,15 @@ fn sorted_groups(groups: Array, n: INT, largest_first: bool) -> Result<Array> {
         .take(n.max(0) as usize)
         .map(|i| groups[i].clone())
         .collect())
+}
+
+fn register_group(engine: &mut Engine) {
+    engine.register_type_with_name::<Group>("Group");
+    engine.register_get("key", |g: &mut Group| g.key.clone());
+    engine.register_get("value", |g: &mut Group| g.value);
+    engine.register_get("labels", |g: &mut Group| labels_map(&g.labels));
+    engine.register_fn("to_string", |g: &mut Group| g.to_string());
+    engine.register_fn("to_debug", |g: &mut Group| g.to_string());
 }
 
 fn register_time(engine: &mut Engine) {

@@ -37,6 +37,8 @@ pub struct EvalContext {
     pub tz: Tz,
     pub rule_id: String,
     pub findings: Vec<Finding>,
+    /// Subjects reported so far: an alert is one (rule, subject).
+    pub subjects: std::collections::HashSet<crate::readings::Labels>,
     pub deadline: Instant,
 }
 
@@ -91,6 +93,8 @@ pub fn new_engine(limits: &Limits) -> Engine {
     // `eval` would compile strings at run time, past every check; `timestamp`
     // reads the real clock, but rules must use `now()` to be reproducible.
     engine.disable_symbol("eval");
+    // No modules at all: a rule is one self-contained file.
+    engine.disable_symbol("import");
     engine.disable_symbol("timestamp");
     engine.on_print(|s| tracing::info!(target: "rule", "{s}"));
     engine.on_debug(|s, src, pos| tracing::debug!(target: "rule", ?src, %pos, "{s}"));

@@ -26,16 +26,27 @@ impl Write for Captured {
     }
 }
 
+/// Every log line of this test binary, from every thread. A thread-local
+/// subscriber misses lines when another test thread registers a callsite
+/// first (tracing caches callsite interest globally), so capture globally.
+fn global_logs() -> Captured {
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .init();
+        logs
+    })
+    .clone()
+}
+
 #[tokio::test]
 async fn the_smtp_password_never_appears_in_errors_logs_or_mail() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = global_logs();
 
     // A careless server that answers AUTH with the decoded credentials.
     let fake = FakeSmtp::start(FakeReply::EchoAuth).await;
