@@ -7,7 +7,7 @@
 //!
 //! ```sh
 //! python3 ../shared/bench/gen_data.py --series 2000 --days 60 --end 1795723200 --out /tmp/rw-bench
-//! cargo bench --bench http_ingest                      # all 2.9 M readings, 4 clients
+//! cargo bench --bench http_ingest                      # all 2.9 M readings, 32 clients
 //! RW_BENCH_CLIENTS=8 RW_BENCH_LIMIT=500000 cargo bench --bench http_ingest
 //! ```
 //!
@@ -195,7 +195,7 @@ fn main() {
     let data =
         PathBuf::from(std::env::var("RW_BENCH_DATA").unwrap_or_else(|_| "/tmp/rw-bench".into()))
             .join("data.ndjson");
-    let clients: usize = env_or("RW_BENCH_CLIENTS", 4);
+    let clients: usize = env_or("RW_BENCH_CLIENTS", 32);
     let batch: usize = env_or("RW_BENCH_BATCH", 1000);
     let limit: usize = env_or("RW_BENCH_LIMIT", usize::MAX);
     let bin = env!("CARGO_BIN_EXE_rulewatch");

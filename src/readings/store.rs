@@ -387,17 +387,33 @@ impl Store {
             touched: std::collections::HashSet::new(),
             readings: 0,
         };
-        let mut ids = Vec::with_capacity(batches.len());
+        // One batch of all: a (series, day) block that several requests
+        // touch is read and rewritten once. Later requests win on equal
+        // (series, time), as they would committed one after the other.
+        let mut merged = Batch::new();
+        let mut maps: Vec<Vec<u32>> = Vec::with_capacity(batches.len());
         for batch in batches {
-            match tx.add_inner(batch) {
-                Ok(i) => ids.push(i),
-                Err(e) => {
-                    drop(tx); // rolls back and releases the writer
-                    restore();
-                    return Err(e);
-                }
-            }
+            let map: Vec<u32> = batch
+                .series
+                .iter()
+                .map(|k| merged.intern(k.clone()))
+                .collect();
+            merged
+                .points
+                .extend(batch.points.iter().map(|p| super::model::BatchPoint {
+                    series: map[p.series as usize],
+                    ..*p
+                }));
+            maps.push(map);
         }
+        let ids = match tx.add_inner(&merged) {
+            Ok(ids) => ids,
+            Err(e) => {
+                drop(tx); // rolls back and releases the writer
+                restore();
+                return Err(e);
+            }
+        };
         let mut new_series = vec![0usize; batches.len()];
         let committed = tx.finish(|memory, created| {
             let mut new_ids = std::collections::HashSet::with_capacity(created.len());
@@ -406,14 +422,17 @@ impl Store {
                 memory.add_series(*id, key.clone(), Millis::MIN);
                 new_ids.insert(*id);
             }
-            for (k, (batch, ids)) in batches.iter().zip(&ids).enumerate() {
-                for p in &batch.points {
-                    if let Some(s) = memory.series.get_mut(&ids[p.series as usize]) {
-                        s.upsert(p.time, p.value);
-                    }
+            for p in &merged.points {
+                if let Some(s) = memory.series.get_mut(&ids[p.series as usize]) {
+                    s.upsert(p.time, p.value);
                 }
-                // Each new series counts for the first batch that used it.
-                new_series[k] = ids.iter().filter(|id| new_ids.remove(id)).count();
+            }
+            // Each new series counts for the first batch that used it.
+            for (k, map) in maps.iter().enumerate() {
+                new_series[k] = map
+                    .iter()
+                    .filter(|&&m| new_ids.remove(&ids[m as usize]))
+                    .count();
             }
         });
         restore();
@@ -939,6 +958,14 @@ mod tests {
         assert_eq!(
             store.metrics(),
             vec!["pm10".to_string(), "pm25".to_string()]
+        );
+        // Equal (series, time) in two batches: the later one wins.
+        let e = batch(&[("pm25", "南宫", 20, 7.0)]);
+        let f = batch(&[("pm25", "南宫", 20, 8.0)]);
+        store.write_many(&[&e, &f], false).unwrap();
+        assert_eq!(
+            values(&store, "pm25", "南宫", 0, 100),
+            vec![(10, 1.0), (20, 8.0)]
         );
         // The connection is back to its usual setting.
         let sync: i64 = store
