@@ -393,3 +393,41 @@ fn the_token_never_appears_in_logs_or_answers() {
         assert!(!a.contains(TOKEN), "token in an answer: {a}");
     }
 }
+
+#[test]
+fn concurrent_batches_with_new_series_are_all_stored() {
+    // Many requests at once, each creating series others also create: they
+    // are committed together (group commit) and each answered on its own.
+    let d = with_pm25_rule();
+    let threads: Vec<_> = (0..16)
+        .map(|i| {
+            let http = d.http.clone();
+            let url = d.url("/api/v1/readings");
+            std::thread::spawn(move || {
+                let mut body = String::new();
+                for c in 0..200 {
+                    body.push_str(&format!(
+                        "{{\"metric\":\"water_class\",\"value\":{},\"time\":\"2021-03-{:02}\",\"labels\":{{\"section\":\"s{c:03}\"}}}}\n",
+                        1 + (i + c) % 4,
+                        1 + i
+                    ));
+                }
+                let r = http
+                    .post(url)
+                    .header("Authorization", format!("Bearer {TOKEN}"))
+                    .header("Content-Type", "application/x-ndjson")
+                    .body(body)
+                    .send()
+                    .unwrap();
+                (r.status().as_u16(), r.text().unwrap())
+            })
+        })
+        .collect();
+    for t in threads {
+        let (status, body) = t.join().unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(d.metric("rulewatch_readings_ingested_total"), Some(3200.0));
+    let commits = d.metric("rulewatch_ingest_commits_total").unwrap();
+    assert!((1.0..=16.0).contains(&commits), "{commits}");
+}

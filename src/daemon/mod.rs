@@ -14,6 +14,7 @@
 pub mod alerting;
 pub mod batch;
 pub mod evaluate;
+pub mod ingest;
 pub mod metrics;
 pub mod reload;
 pub mod schedule;
