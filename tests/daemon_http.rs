@@ -349,6 +349,34 @@ fn evaluate_answers_with_findings_and_alerts_follow() {
     d.evaluate(None);
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(d.outbox().len(), 1);
+
+    // Recovery: a newer, lower reading; the next evaluation resolves the
+    // alert and sends exactly one more mail, the resolved one.
+    let r = d.post(
+        "/api/v1/readings",
+        "application/x-ndjson",
+        r#"{"metric":"pm25","value":20,"time":"2021-03-03T10:00:00+08:00","labels":{"county":"南宫"}}"#,
+    );
+    assert_eq!(r.status, 200);
+    let v = d.evaluate(Some("pm25-high"));
+    assert_eq!(v["findings"].as_array().unwrap().len(), 0, "{v}");
+    let mails = d.wait_for(10, "the resolved mail", |d| {
+        let m = d.outbox();
+        (m.len() == 2).then_some(m)
+    });
+    // The subject is RFC 2047-encoded: "[已恢复]" in UTF-8 base64 starts `W+W3suaBouWkjV0`.
+    let resolved = mails
+        .iter()
+        .filter(|m| m.contains("W+W3suaBouWkjV0"))
+        .count();
+    assert_eq!(resolved, 1, "{mails:#?}");
+    assert!(d.get("/api/v1/alerts").json()["alerts"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    d.evaluate(None);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(d.outbox().len(), 2, "nothing more after recovery");
 }
 
 #[test]
