@@ -477,15 +477,24 @@ impl Store {
         f: impl FnOnce(&mut dyn Iterator<Item = &Series>) -> R,
     ) -> Result<R, StoreError> {
         self.follow_other_writers()?;
-        self.ensure_loaded(metric, filter, from)?;
-        let memory = self.memory.read();
-        let ids = memory.by_metric.get(metric);
-        let mut iter = ids
-            .into_iter()
-            .flatten()
-            .filter_map(|id| memory.series.get(id))
-            .filter(|s| s.matches(filter));
-        Ok(f(&mut iter))
+        loop {
+            self.ensure_loaded(metric, filter, from)?;
+            let memory = self.memory.read();
+            let matching = || {
+                memory
+                    .by_metric
+                    .get(metric)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|id| memory.series.get(id))
+                    .filter(|s| s.matches(filter))
+            };
+            // A write that reset a series (a file ingest) may have come in
+            // between: then load again rather than answer from half the data.
+            if matching().all(|s| s.loaded_from <= from) {
+                return Ok(f(&mut matching()));
+            }
+        }
     }
 
     /// Loads from SQLite whatever part of the matching series before their
@@ -544,9 +553,16 @@ impl Store {
             let Some(s) = memory.series.get_mut(&id) else {
                 continue;
             };
-            if s.loaded_from != until {
-                continue; // another caller loaded it meanwhile
+            // Another caller may have loaded part of the range meanwhile
+            // (memory then starts between `from` and `until`): keep only what
+            // memory lacks. If memory was reset instead (it starts after
+            // `until`), our piece would leave a gap: the caller loads again.
+            if s.loaded_from > until || s.loaded_from <= from {
+                continue;
             }
+            let keep = times.partition_point(|&t| t < s.loaded_from);
+            times.truncate(keep);
+            values.truncate(keep);
             times.append(&mut s.times);
             values.append(&mut s.values);
             s.times = times;
@@ -1030,6 +1046,47 @@ mod tests {
             values(&cli, "pm10", "巨鹿", 0, 100),
             vec![(3, 3.0), (4, 4.0), (5, 5.0)]
         );
+    }
+
+    #[test]
+    fn concurrent_readers_of_different_windows_see_every_reading() {
+        // One rule asks for 30 days while another asks for 1: whichever
+        // loads first, both must see all their readings.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            let store = Store::open(&path).unwrap();
+            let mut b = Batch::new();
+            for county in 0..200 {
+                for h in 0..(30 * 24) {
+                    b.push(
+                        "pm25",
+                        labels(&format!("c{county}")),
+                        h * crate::time::HOUR,
+                        1.0,
+                    );
+                }
+            }
+            store.write(&b).unwrap();
+        }
+        let end = 30 * 24 * crate::time::HOUR;
+        let count = |store: &Store, from: Millis| {
+            store
+                .with_series("pm25", &Labels::new(), from, |it| {
+                    it.map(|s| s.range(from, end).0.len()).sum::<usize>()
+                })
+                .unwrap()
+        };
+        for _ in 0..10 {
+            let store = Store::open(&path).unwrap();
+            let (long, short) = std::thread::scope(|scope| {
+                let long = scope.spawn(|| count(&store, 0));
+                let short = scope.spawn(|| count(&store, end - crate::time::DAY));
+                (long.join().unwrap(), short.join().unwrap())
+            });
+            assert_eq!(long, 200 * 30 * 24);
+            assert_eq!(short, 200 * 24);
+        }
     }
 
     #[test]
