@@ -146,6 +146,20 @@ impl Func {
     }
 }
 
+/// Sum in eight independent lanes: the compiler vectorises it, where one
+/// running total (each add waiting for the last) cannot be.
+fn sum(values: &[f64]) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let chunks = values.chunks_exact(8);
+    let rest: f64 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for i in 0..8 {
+            lanes[i] += c[i];
+        }
+    }
+    lanes.iter().sum::<f64>() + rest
+}
+
 /// A group being aggregated: its accumulator and the labels its series share.
 type GroupAcc = (Acc, Option<Arc<Labels>>);
 
@@ -181,7 +195,7 @@ impl Acc {
         }
         self.n += values.len();
         match self.func {
-            Func::Avg | Func::Sum => self.sum += values.iter().sum::<f64>(),
+            Func::Avg | Func::Sum => self.sum += sum(values),
             Func::Min => self.min = values.iter().copied().fold(self.min, f64::min),
             Func::Max => self.max = values.iter().copied().fold(self.max, f64::max),
             Func::Count => {}
