@@ -8,6 +8,7 @@
 //! - [`rules`]: rule loading (metadata), the sandboxed engine, the API rules call
 //! - [`alerts`]: the alert state machine (pure over `now`), its persistence and history
 //! - [`notify`]: routing, grouping, the durable outbox, mail templates and transports, the sender
+//! - [`web`]: the status page (`GET /`, `GET /rules/{id}`) with inline SVG charts
 //! - [`cli`]: one file per subcommand
 #![forbid(unsafe_code)]
 
@@ -20,3 +21,4 @@ pub mod notify;
 pub mod readings;
 pub mod rules;
 pub mod time;
+pub mod web;
