@@ -251,6 +251,8 @@ mod tests {
             }],
             target: vec![(d(0), 4.5), (d(200), 4.5)],
             breach: Some(crate::rules::loader::Breach::Above),
+            slack: 0.0,
+            full_from: None,
             unit: "%".into(),
             label: String::new(),
             firing: vec![(d(150), d(180))],

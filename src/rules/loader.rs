@@ -93,6 +93,8 @@ struct ChartFile {
     #[serde(default)]
     pace: Option<rhai::Dynamic>,
     #[serde(default)]
+    tolerance: Option<rhai::Dynamic>,
+    #[serde(default)]
     breach: Option<String>,
     #[serde(default)]
     monthly: Option<bool>,
@@ -113,6 +115,10 @@ pub struct ChartSpec {
     /// Which side of the line is a breach (`None`: the rule's target is not
     /// on this scale, e.g. a rank: no line is drawn).
     pub breach: Option<Breach>,
+    /// With `pace`: how far behind the pace line (a share of the full-year
+    /// target) a month may be before the rule breaches; December's figure is
+    /// held to the full target. Only decides which points are marked.
+    pub tolerance: f64,
     /// Average by calendar month (for daily readings judged monthly).
     pub monthly: bool,
     /// What the plotted values are, e.g. `南宫 PM2.5 月均浓度`.
@@ -203,6 +209,13 @@ fn chart_spec(file: ChartFile) -> Result<ChartSpec, String> {
         (None, None) if from_finding => ChartLine::FromFinding,
         (None, None) => ChartLine::None,
     };
+    let tolerance = value("tolerance", file.tolerance)?.unwrap_or(0.0);
+    if tolerance != 0.0 && !matches!(line, ChartLine::Pace(_)) {
+        return Err("chart: `tolerance` goes with `pace`".into());
+    }
+    if !(0.0..1.0).contains(&tolerance) {
+        return Err("chart: `tolerance` is a share of the target, from 0 to below 1".into());
+    }
     let breach = match file.breach.as_deref() {
         None if line == ChartLine::None => None,
         None if matches!(line, ChartLine::Pace(_)) => Some(Breach::Below),
@@ -218,6 +231,7 @@ fn chart_spec(file: ChartFile) -> Result<ChartSpec, String> {
         unit: file.unit,
         line,
         breach,
+        tolerance,
         monthly: file.monthly.unwrap_or(false),
         label: file.label,
     })

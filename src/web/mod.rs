@@ -14,6 +14,7 @@
 
 pub mod page;
 pub mod series;
+pub mod snapshot;
 pub mod status;
 pub mod svg;
 

@@ -150,12 +150,20 @@ pub fn index(source: &dyn StatusSource) -> String {
         Ok(s) => s,
         Err(e) => return error_page("无法读取告警状态", &e),
     };
-    let mut groups: BTreeMap<&str, Vec<&RuleStatus>> = BTreeMap::new();
+    let mut by_owner: BTreeMap<&str, Vec<&RuleStatus>> = BTreeMap::new();
     let mut counts: BTreeMap<StateLabel, usize> = BTreeMap::new();
     for s in &statuses {
-        groups.entry(s.owner()).or_default().push(s);
+        by_owner.entry(s.owner()).or_default().push(s);
         *counts.entry(s.state).or_default() += 1;
     }
+    // Bureaus with something wrong first (worst first), then the rest by name.
+    let mut groups: Vec<(&str, Vec<&RuleStatus>)> = by_owner.into_iter().collect();
+    groups.sort_by_key(|(owner, list)| {
+        (
+            list.iter().map(|s| s.state).min().unwrap_or(StateLabel::Unknown),
+            *owner,
+        )
+    });
     let mut out = head("目标监测 · rulewatch");
     let _ = write!(
         out,
@@ -168,7 +176,7 @@ pub fn index(source: &dyn StatusSource) -> String {
         let _ = write!(out, "{} {n} 项　", badge(*state));
     }
     out.push_str("</p>\n<nav>");
-    for (i, owner) in groups.keys().enumerate() {
+    for (i, (owner, _)) in groups.iter().enumerate() {
         let _ = write!(
             out,
             "<a href=\"#owner-{i}\">{}</a> ",
@@ -348,8 +356,8 @@ pub fn rule(source: &dyn StatusSource, id: &str) -> Option<String> {
                     state_zh(h.from),
                     state_zh(h.to)
                 ),
-                HistoryEvent::Queued => "邮件排队".into(),
-                HistoryEvent::Sent => "邮件已发送".into(),
+                HistoryEvent::Queued => format!("邮件排队{}", notice_zh(h.notice.as_deref())),
+                HistoryEvent::Sent => format!("邮件已发送{}", notice_zh(h.notice.as_deref())),
                 HistoryEvent::Delayed => "邮件延迟".into(),
                 HistoryEvent::Failed => "邮件发送失败".into(),
             };
@@ -458,6 +466,13 @@ fn window_zh(w: crate::time::Window) -> String {
         Window::LastYear => "上年".into(),
         Window::All => "全部".into(),
     }
+}
+
+fn notice_zh(notice: Option<&str>) -> String {
+    notice
+        .and_then(crate::alerts::NoticeKind::parse)
+        .map(|k| format!("（{}）", crate::notify::templates::kind_label(k)))
+        .unwrap_or_default()
 }
 
 fn state_zh(s: Option<crate::alerts::State>) -> &'static str {

@@ -39,6 +39,11 @@ pub struct ChartData {
     pub breach: Option<Breach>,
     pub unit: String,
     pub label: String,
+    /// Below the pace line by this much is still on track (0: any point past
+    /// the line is marked); not applied at the line's end (the full target).
+    pub slack: f64,
+    /// From here on the line is the full target, held without slack.
+    pub full_from: Option<Millis>,
     /// Periods the rule was firing (from the alert history), `[start, end]`.
     pub firing: Vec<(Millis, Millis)>,
     /// Series left out because there were more than [`MAX_SERIES`].
@@ -65,9 +70,14 @@ impl ChartData {
 
     /// Whether a point is on the breach side of the line (flat or pace).
     pub fn is_breach(&self, t: Millis, v: f64) -> bool {
+        let slack = if self.full_from.is_some_and(|f| t >= f) {
+            0.0
+        } else {
+            self.slack
+        };
         match (self.breach, self.target_at(t)) {
-            (Some(Breach::Above), Some(x)) => v > x,
-            (Some(Breach::Below), Some(x)) => v < x,
+            (Some(Breach::Above), Some(x)) => v > x + slack,
+            (Some(Breach::Below), Some(x)) => v < x - slack,
             _ => false,
         }
     }
@@ -175,6 +185,16 @@ pub fn chart_data(
         lines,
         target: target_line(spec, from, to, tz),
         breach: spec.breach,
+        slack: match spec.line {
+            ChartLine::Pace(total) => total * spec.tolerance,
+            _ => 0.0,
+        },
+        full_from: match (spec.line, spec.range) {
+            (ChartLine::Pace(_), ChartRange::Year(y)) => {
+                Some(start_of_day(NaiveDate::from_ymd_opt(y, 12, 31).expect("valid date"), tz))
+            }
+            _ => None,
+        },
         unit: spec.unit.clone().unwrap_or_default(),
         label: spec.label.clone().unwrap_or_default(),
         firing: Vec::new(),
@@ -322,6 +342,7 @@ mod tests {
             unit: None,
             line: ChartLine::Pace(120.0),
             breach: Some(Breach::Below),
+            tolerance: 0.0,
             monthly: false,
             label: None,
         };
@@ -336,6 +357,8 @@ mod tests {
             lines: vec![],
             target: line,
             breach: Some(Breach::Below),
+            slack: 0.0,
+            full_from: None,
             unit: String::new(),
             label: String::new(),
             firing: vec![],

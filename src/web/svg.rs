@@ -133,10 +133,10 @@ pub fn render(data: &ChartData, size: Size, tz: Tz, alt: &str) -> String {
         "<g font-size=\"{font}\" fill=\"#555\"><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
         left - 3.0,
         top + font as f64 * 0.8,
-        escape(&format_number(round(y1))),
+        escape(&axis_number(y1, y1 - y0)),
         left - 3.0,
         h - bottom,
-        escape(&format_number(round(y0))),
+        escape(&axis_number(y0, y1 - y0)),
     );
     let date_format = if data.to - data.from > 200 * crate::time::DAY {
         "%Y-%m"
@@ -207,7 +207,23 @@ fn points(line: &[(Millis, f64)], x: &impl Fn(Millis) -> f64, y: &impl Fn(f64) -
     out.trim_end().to_string()
 }
 
-/// Values as people read them: at most 3 decimals.
+/// An axis label: as many decimals as the axis span needs.
+pub fn axis_number(v: f64, span: f64) -> String {
+    let decimals = if span >= 10.0 {
+        0
+    } else if span >= 1.0 {
+        1
+    } else {
+        2
+    };
+    format_number(format!("{v:.decimals$}").parse().unwrap_or(v))
+}
+
+/// Values as people read them: at most 2 decimals (3 below 1).
 pub fn round(v: f64) -> f64 {
-    (v * 1000.0).round() / 1000.0
+    if v.abs() < 1.0 {
+        (v * 1000.0).round() / 1000.0
+    } else {
+        (v * 100.0).round() / 100.0
+    }
 }
