@@ -253,7 +253,7 @@ pub fn rule(source: &dyn StatusSource, id: &str) -> Option<String> {
             ..Default::default()
         })
         .unwrap_or_default();
-    let s = status::rule_status(source, entry, alerts, &history);
+    let s = status::rule_status(source, entry, alerts, &history, source.now());
     let meta = &s.entry.rule.meta;
     let mut out = head(&format!("{} · rulewatch", meta.title));
     let _ = write!(

@@ -174,13 +174,15 @@ pub fn state_of(entry: &RuleEntry, alerts: &[Alert]) -> StateLabel {
     }
 }
 
-/// One rule's status. `history` is the rule's alert history (oldest first),
-/// used to shade the periods it was firing.
+/// One rule's status, its chart up to `at` (the page: now; the digest: its
+/// date). `history` is the rule's alert history (oldest first), used to
+/// shade the periods it was firing.
 pub fn rule_status(
     source: &dyn StatusSource,
     entry: RuleEntry,
     alerts: Vec<Alert>,
     history: &[HistoryEntry],
+    at: Millis,
 ) -> RuleStatus {
     let tz = source.timezone();
     let last_eval = entry
@@ -188,7 +190,6 @@ pub fn rule_status(
         .as_ref()
         .map(|l| l.at)
         .or_else(|| alerts.iter().map(|a| a.last_eval).max());
-    let at = last_eval.unwrap_or_else(|| source.now());
     let chart = entry.rule.meta.chart.as_ref().map(|spec| {
         let mut data = chart_data(source.store(), spec, None, at, tz);
         data.firing = firing_periods(history, None, data.from, data.to);
@@ -238,7 +239,7 @@ pub fn all(source: &dyn StatusSource) -> Result<Vec<RuleStatus>, String> {
             } else {
                 Vec::new()
             };
-            rule_status(source, entry, mine, &history)
+            rule_status(source, entry, mine, &history, source.now())
         })
         .collect();
     out.sort_by(|a, b| {
