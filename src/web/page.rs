@@ -87,7 +87,7 @@ fn figure_rows(f: &Figure, status: &RuleStatus, tz: Tz) -> String {
     }
     if let Some(g) = f.gap {
         let text = match f.source {
-            FigureSource::Finding => format!("差距 {}", value(g.abs(), &f.unit)),
+            FigureSource::Finding => value(g.abs(), &f.unit),
             FigureSource::Reading if g.abs() < 1e-9 => "正好在目标线上".to_string(),
             FigureSource::Reading if g > 0.0 => format!("高于目标 {}", value(g, &f.unit)),
             FigureSource::Reading => format!("低于目标 {}", value(-g, &f.unit)),
