@@ -253,6 +253,7 @@ mod tests {
             breach: Some(crate::rules::loader::Breach::Above),
             slack: 0.0,
             full_from: None,
+            judged_from: None,
             unit: "%".into(),
             label: String::new(),
             firing: vec![(d(150), d(180))],

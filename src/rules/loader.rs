@@ -99,6 +99,8 @@ struct ChartFile {
     #[serde(default)]
     monthly: Option<bool>,
     #[serde(default)]
+    year_end: Option<bool>,
+    #[serde(default)]
     label: Option<String>,
 }
 
@@ -121,6 +123,9 @@ pub struct ChartSpec {
     pub tolerance: f64,
     /// Average by calendar month (for daily readings judged monthly).
     pub monthly: bool,
+    /// Only the year's December figure is judged against the line (a
+    /// year-end count): earlier points are never marked as breaches.
+    pub year_end: bool,
     /// What the plotted values are, e.g. `南宫 PM2.5 月均浓度`.
     pub label: Option<String>,
 }
@@ -233,6 +238,13 @@ fn chart_spec(file: ChartFile) -> Result<ChartSpec, String> {
         breach,
         tolerance,
         monthly: file.monthly.unwrap_or(false),
+        year_end: {
+            let year_end = file.year_end.unwrap_or(false);
+            if year_end && !matches!(range, ChartRange::Year(_)) {
+                return Err("chart: `year_end` needs `year`".into());
+            }
+            year_end
+        },
         label: file.label,
     })
 }

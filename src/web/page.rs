@@ -70,6 +70,7 @@ fn figure_rows(f: &Figure, status: &RuleStatus, tz: Tz) -> String {
                 "序时目标",
                 format!("<span class=\"muted\">（全年 {}）</span>", value(total, &f.unit)),
             ),
+            _ if spec.is_some_and(|s| s.year_end) => ("年底目标", String::new()),
             _ => ("目标", String::new()),
         };
         let side = match spec.and_then(|s| s.breach) {

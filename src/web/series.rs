@@ -44,6 +44,8 @@ pub struct ChartData {
     pub slack: f64,
     /// From here on the line is the full target, held without slack.
     pub full_from: Option<Millis>,
+    /// Points before this are not judged (year-end targets).
+    pub judged_from: Option<Millis>,
     /// Periods the rule was firing (from the alert history), `[start, end]`.
     pub firing: Vec<(Millis, Millis)>,
     /// Series left out because there were more than [`MAX_SERIES`].
@@ -70,6 +72,9 @@ impl ChartData {
 
     /// Whether a point is on the breach side of the line (flat or pace).
     pub fn is_breach(&self, t: Millis, v: f64) -> bool {
+        if self.judged_from.is_some_and(|f| t < f) {
+            return false;
+        }
         let slack = if self.full_from.is_some_and(|f| t >= f) {
             0.0
         } else {
@@ -190,9 +195,11 @@ pub fn chart_data(
             _ => 0.0,
         },
         full_from: match (spec.line, spec.range) {
-            (ChartLine::Pace(_), ChartRange::Year(y)) => {
-                Some(start_of_day(NaiveDate::from_ymd_opt(y, 12, 31).expect("valid date"), tz))
-            }
+            (ChartLine::Pace(_), ChartRange::Year(y)) => Some(last_day_of(y, tz)),
+            _ => None,
+        },
+        judged_from: match spec.range {
+            ChartRange::Year(y) if spec.year_end => Some(last_day_of(y, tz)),
             _ => None,
         },
         unit: spec.unit.clone().unwrap_or_default(),
@@ -200,6 +207,14 @@ pub fn chart_data(
         firing: Vec::new(),
         omitted,
     }
+}
+
+/// Local midnight of December 31 (when December's figure is stamped).
+fn last_day_of(year: i32, tz: Tz) -> Millis {
+    start_of_day(
+        NaiveDate::from_ymd_opt(year, 12, 31).expect("valid date"),
+        tz,
+    )
 }
 
 /// Daily readings → one point per calendar month: the mean, placed mid-month.
@@ -344,6 +359,7 @@ mod tests {
             breach: Some(Breach::Below),
             tolerance: 0.0,
             monthly: false,
+            year_end: false,
             label: None,
         };
         let at = parse_time("2022-01-16T09:00", SH).unwrap();
@@ -359,6 +375,7 @@ mod tests {
             breach: Some(Breach::Below),
             slack: 0.0,
             full_from: None,
+            judged_from: None,
             unit: String::new(),
             label: String::new(),
             firing: vec![],
