@@ -27,10 +27,10 @@ fn peak_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// CPU time this thread has used (user + system), in ms: unlike wall time,
+/// CPU time this process has used (user + system, all threads), in ms: unlike wall time,
 /// barely moved by other processes competing for the cores.
 fn thread_cpu_ms() -> f64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the `(comm)`: utime and stime are the 12th and 13th.
     let rest = stat.rsplit(')').next().unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();

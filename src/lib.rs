@@ -9,16 +9,21 @@
 //! - [`alerts`]: the alert state machine (pure over `now`), its persistence and history
 //! - [`notify`]: routing, grouping, the durable outbox, mail templates and transports, the sender
 //! - [`web`]: the status page (`GET /`, `GET /rules/{id}`) with inline SVG charts
+//! - [`daemon`]: `rulewatch run`: schedules, hot reload, shutdown
+//! - [`http`]: the HTTP API
 //! - [`cli`]: one file per subcommand
 #![forbid(unsafe_code)]
 
 pub mod alerts;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod diag;
+pub mod http;
 pub mod logging;
 pub mod notify;
 pub mod readings;
 pub mod rules;
+pub mod ruletest;
 pub mod time;
 pub mod web;

@@ -16,14 +16,21 @@ pub fn init_for_cli() {
         .try_init();
 }
 
-/// The daemon's log: `RULEWATCH_LOG_FORMAT=json` for JSON lines.
+/// The daemon's log: `RULEWATCH_LOG_FORMAT=json` for JSON lines. Colours
+/// only on a terminal; under systemd (`$JOURNAL_STREAM` set) no timestamps,
+/// since journald stamps each line itself.
 pub fn init_for_daemon() {
+    use std::io::IsTerminal;
     let json = std::env::var("RULEWATCH_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter("info"))
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().try_init()
+    } else if journald {
+        builder.without_time().try_init()
     } else {
         builder.try_init()
     };

@@ -122,11 +122,7 @@ fn print_table(findings: &[Finding]) {
         })
         .collect();
     let header = ["RULE", "KIND", "SUBJECT", "MESSAGE"].map(String::from);
-    let width = |s: &str| {
-        s.chars()
-            .map(|c| if c.is_ascii() { 1 } else { 2 })
-            .sum::<usize>()
-    };
+    let width = |s: &str| unicode_width::UnicodeWidthStr::width(s);
     let mut widths = [0usize; 3];
     for row in std::iter::once(&header).chain(&rows) {
         for i in 0..3 {

@@ -7,9 +7,13 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, Config};
 
+mod backtest;
 mod check;
 mod eval;
 mod ingest;
+mod preview;
+mod test;
+mod run;
 
 /// What a command tells the shell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,16 +54,31 @@ pub enum Command {
     Ingest(ingest::Args),
     /// Evaluate rules once against the store and print the findings (sends nothing)
     Eval(eval::Args),
+    /// Run rule tests (`*.test.ron`): expected alerts at given times, on given readings
+    Test(test::Args),
+    /// Replay a rule over stored history through the alert state machine; print its transitions
+    Backtest(backtest::Args),
+    /// Render the mail a rule would send at a time (subject, text and HTML) without sending it
+    Preview(preview::Args),
+    /// Run the daemon: evaluate rules on their schedules, serve the HTTP API, reload rules on change
+    Run(run::Args),
 }
 
 pub fn run() -> ExitCode {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
-    crate::logging::init_for_cli();
+    if !matches!(cli.command, Command::Run(_)) {
+        crate::logging::init_for_cli();
+    }
     let config_path = cli.config.clone().unwrap_or_else(config::default_path);
     let exit = match cli.command {
         Command::Check(args) => check::run(&config_path, args),
         Command::Ingest(args) => ingest::run(&config_path, args),
         Command::Eval(args) => eval::run(&config_path, args),
+        Command::Test(args) => test::run(&config_path, args),
+        Command::Backtest(args) => backtest::run(&config_path, args),
+        Command::Preview(args) => preview::run(&config_path, args),
+        Command::Run(args) => run::run(&config_path, args),
     };
     exit.into()
 }
@@ -72,4 +91,23 @@ pub(crate) fn load_config(path: &std::path::Path) -> Result<Config, Exit> {
         }
         Exit::Trouble
     })
+}
+
+/// `rulewatch eval | head` closes the pipe early; Rust then panics in
+/// `println!`. End quietly instead, with the status a shell expects from a
+/// process stopped by SIGPIPE (128 + 13). Everything else panics as usual.
+fn quiet_on_closed_pipe() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default_hook(info);
+    }));
 }

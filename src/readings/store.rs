@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -45,6 +46,8 @@ pub type SeriesId = i64;
 pub struct Series {
     pub id: SeriesId,
     pub key: SeriesKey,
+    /// `key.labels`, shared: rule results hand them out without copying.
+    pub labels: Arc<Labels>,
     /// Readings before this instant are not in memory. `Millis::MAX`: nothing loaded yet.
     loaded_from: Millis,
     times: Vec<Millis>,
@@ -628,6 +631,7 @@ impl Memory {
             id,
             Series {
                 id,
+                labels: Arc::new(key.labels.clone()),
                 key,
                 loaded_from,
                 times: Vec::new(),

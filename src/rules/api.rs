@@ -1,7 +1,10 @@
 //! The functions rules call. Scans, aggregates, percentiles and grouping run
 //! here, natively; the script only decides. Reference: `docs/rules.md`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use chrono::{Datelike, Timelike};
 use chrono_tz::Tz;
@@ -143,6 +146,9 @@ impl Func {
     }
 }
 
+/// A group being aggregated: its accumulator and the labels its series share.
+type GroupAcc = (Acc, Option<Arc<Labels>>);
+
 /// Running state of one aggregate over readings from one or more series.
 struct Acc {
     func: Func,
@@ -280,7 +286,7 @@ fn group(metric: &str, filter: &Map, by: &str, window_text: &str, func: &str) ->
     let groups = q
         .store
         .with_series(metric, &filter, range.from, |series| {
-            let mut groups: HashMap<&str, (Acc, Option<Labels>)> = HashMap::new();
+            let mut groups: FxHashMap<&str, GroupAcc> = FxHashMap::default();
             for s in series {
                 let Some(key) = s.key.labels.get(by) else {
                     continue;
@@ -294,15 +300,15 @@ fn group(metric: &str, filter: &Map, by: &str, window_text: &str, func: &str) ->
                     .or_insert_with(|| (Acc::new(func), None));
                 entry.0.add(t, v);
                 // Keep only the labels every series of the group shares.
-                entry.1 = Some(match entry.1.take() {
-                    None => s.key.labels.clone(),
-                    Some(mut common) => {
-                        common.retain(|k, v| s.key.labels.get(k) == Some(v));
-                        common
+                match &mut entry.1 {
+                    None => entry.1 = Some(s.labels.clone()),
+                    Some(common) if common.as_ref() != s.labels.as_ref() => {
+                        Arc::make_mut(common).retain(|k, v| s.key.labels.get(k) == Some(v));
                     }
-                });
+                    Some(_) => {}
+                }
             }
-            let mut groups: Vec<(String, (Acc, Option<Labels>))> = groups
+            let mut groups: Vec<(String, GroupAcc)> = groups
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
                 .collect();
@@ -316,7 +322,7 @@ fn group(metric: &str, filter: &Map, by: &str, window_text: &str, func: &str) ->
             Some(Dynamic::from(Group {
                 value: acc.result()?,
                 key: key.into(),
-                labels: std::sync::Arc::new(labels.unwrap_or_default()),
+                labels: labels.unwrap_or_default(),
             }))
         })
         .collect())
@@ -329,7 +335,7 @@ fn group(metric: &str, filter: &Map, by: &str, window_text: &str, func: &str) ->
 pub struct Group {
     pub key: ImmutableString,
     /// Shared: scripts copy groups freely (`for g in groups` copies the array).
-    pub labels: std::sync::Arc<Labels>,
+    pub labels: Arc<Labels>,
     pub value: f64,
 }
 

@@ -93,6 +93,8 @@ pub fn new_engine(limits: &Limits) -> Engine {
     // `eval` would compile strings at run time, past every check; `timestamp`
     // reads the real clock, but rules must use `now()` to be reproducible.
     engine.disable_symbol("eval");
+    // No modules at all: a rule is one self-contained file.
+    engine.disable_symbol("import");
     engine.disable_symbol("timestamp");
     engine.on_print(|s| tracing::info!(target: "rule", "{s}"));
     engine.on_debug(|s, src, pos| tracing::debug!(target: "rule", ?src, %pos, "{s}"));

@@ -145,13 +145,42 @@ impl Evaluator {
         }
     }
 
-    /// Evaluates each rule in turn (one failing does not stop the others).
+    /// Evaluates the rules on every core, one rule per thread at a time (one
+    /// failing does not stop the others); outcomes come back in rule order.
     pub fn evaluate_all<'a>(
         &self,
         rules: impl IntoIterator<Item = &'a Rule>,
         now: Millis,
     ) -> Vec<RuleOutcome> {
-        rules.into_iter().map(|r| self.evaluate(r, now)).collect()
+        let rules: Vec<&Rule> = rules.into_iter().collect();
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(rules.len());
+        if workers <= 1 {
+            return rules.iter().map(|r| self.evaluate(r, now)).collect();
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut outcomes: Vec<(usize, RuleOutcome)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(rule) = rules.get(i) else { break };
+                            done.push((i, self.evaluate(rule, now)));
+                        }
+                        done
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("evaluate catches panics"))
+                .collect()
+        });
+        outcomes.sort_by_key(|(i, _)| *i);
+        outcomes.into_iter().map(|(_, o)| o).collect()
     }
 }
 

@@ -374,6 +374,9 @@ pub fn parse_rule(
         let mut message = e.err_type().to_string();
         // `for` is a Rhai keyword, so `for: "1h"` cannot be a map key unquoted.
         let at_line = source.lines().nth(line.saturating_sub(1)).unwrap_or("");
+        if message.contains("'import'") {
+            message.push_str(": rules cannot load modules or files; a rule is one self-contained file");
+        }
         if at_line.trim_start().starts_with("for:") || at_line.contains(" for:") {
             message.push_str("; `for` is a keyword: write the key quoted, `\"for\": \"1h\"`");
         }

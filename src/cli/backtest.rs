@@ -1,0 +1,187 @@
+//! `rulewatch backtest`: replay a rule over stored history through the alert
+//! state machine and print the transitions.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::readings::store::Store;
+use crate::rules::engine::new_engine;
+use crate::rules::finding::subject_text;
+use crate::rules::{load_rules, Evaluator};
+use crate::ruletest::backtest::{replay, ticks, Row};
+use crate::time::{format_time, parse_duration, Millis};
+
+use super::eval::OutputFormat;
+use super::{load_config, Exit};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The rule to replay
+    #[arg(long, value_name = "ID")]
+    pub rule: String,
+    /// Start: RFC 3339, or a local date / date-time in the configured zone
+    #[arg(long, value_name = "DATE")]
+    pub from: String,
+    /// End, inclusive (a bare date means the end of that day)
+    #[arg(long, value_name = "DATE")]
+    pub to: String,
+    /// Evaluate every DUR from `--from` instead of at the rule's schedule ticks
+    #[arg(long, value_name = "DUR")]
+    pub step: Option<String>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+/// `--to 2021-12-31` means up to the end of that day.
+fn end_of(text: &str, tz: chrono_tz::Tz) -> Result<Millis, String> {
+    let t = crate::time::parse_time(text, tz)?;
+    let date_only = chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").is_ok();
+    Ok(if date_only {
+        t + crate::time::DAY - 1
+    } else {
+        t
+    })
+}
+
+pub fn run(config_path: &Path, args: Args) -> Exit {
+    let config = match load_config(config_path) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let tz = config.timezone;
+    let from = match crate::time::parse_time(&args.from, tz) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: --from: {e}");
+            return Exit::Trouble;
+        }
+    };
+    let to = match end_of(&args.to, tz) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: --to: {e}");
+            return Exit::Trouble;
+        }
+    };
+    if to < from {
+        eprintln!("error: --to `{}` is before --from `{}`", args.to, args.from);
+        return Exit::Trouble;
+    }
+    let step = match args.step.as_deref().map(parse_duration) {
+        None => None,
+        Some(Ok(ms)) if ms > 0 => Some(ms),
+        Some(Ok(_)) => {
+            eprintln!("error: --step must be longer than 0s");
+            return Exit::Trouble;
+        }
+        Some(Err(e)) => {
+            eprintln!("error: --step: {e}");
+            return Exit::Trouble;
+        }
+    };
+    let engine = new_engine(&config.limits);
+    let (rules, problems) = load_rules(&engine, &config);
+    let Some(rule) = rules.iter().find(|r| r.meta.id == args.rule) else {
+        for p in problems.iter().filter(|p| p.is_error) {
+            eprintln!("{p}");
+        }
+        eprintln!(
+            "error: no rule with id `{}` loaded from `{}`",
+            args.rule,
+            config.rules_dir.display()
+        );
+        return Exit::Problems;
+    };
+    let store = match Store::open(&config.store_path) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Trouble;
+        }
+    };
+    let evaluator = Evaluator::new(&config, store);
+    let times = ticks(rule, from, to, step, tz);
+    let started = std::time::Instant::now();
+    let result = replay(&evaluator, rule, &times);
+    match args.format {
+        OutputFormat::Json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&result.rows).expect("rows serialize")
+            );
+        }
+        OutputFormat::Text => print_table(&result.rows, tz),
+    }
+    eprintln!(
+        "{}: {} evaluation(s) from {} to {} in {} ms: {} transition(s), {} failed evaluation(s), {} alert(s) still active",
+        rule.meta.id,
+        result.evaluations,
+        format_time(from, tz),
+        format_time(to, tz),
+        started.elapsed().as_millis(),
+        result.rows.len(),
+        result.errors,
+        result.active.len()
+    );
+    Exit::Ok
+}
+
+/// TIME  SUBJECT  FROM  TO  VALUE  MESSAGE, padded by display width.
+fn print_table(rows: &[Row], tz: chrono_tz::Tz) {
+    if rows.is_empty() {
+        println!("no transitions: the rule never left `inactive` in this range");
+        return;
+    }
+    let header = ["TIME", "SUBJECT", "FROM", "TO", "VALUE", "MESSAGE"].map(String::from);
+    let lines: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            [
+                crate::time::to_local(r.at, tz)
+                    .format("%Y-%m-%d %H:%M")
+                    .to_string(),
+                subject_text(&r.subject),
+                r.from.to_string(),
+                r.to.to_string(),
+                r.value
+                    .map(crate::notify::templates::format_number)
+                    .unwrap_or_else(|| "—".into()),
+                r.message.replace('\n', " "),
+            ]
+        })
+        .collect();
+    let width = |s: &str| s.chars().map(display_width).sum::<usize>();
+    let mut widths = [0usize; 5];
+    for row in std::iter::once(&header).chain(&lines) {
+        for i in 0..5 {
+            widths[i] = widths[i].max(width(&row[i]));
+        }
+    }
+    for row in std::iter::once(&header).chain(&lines) {
+        let mut line = String::new();
+        for i in 0..5 {
+            line.push_str(&row[i]);
+            line.push_str(&" ".repeat(widths[i] - width(&row[i]) + 2));
+        }
+        line.push_str(&row[5]);
+        println!("{line}");
+    }
+}
+
+/// Columns a character takes in a terminal: 2 for CJK and full-width forms.
+fn display_width(c: char) -> usize {
+    match c as u32 {
+        0x1100..=0x115F
+        | 0x2E80..=0x303E
+        | 0x3041..=0x33FF
+        | 0x3400..=0x4DBF
+        | 0x4E00..=0x9FFF
+        | 0xA000..=0xA4CF
+        | 0xAC00..=0xD7A3
+        | 0xF900..=0xFAFF
+        | 0xFE30..=0xFE4F
+        | 0xFF00..=0xFF60
+        | 0xFFE0..=0xFFE6 => 2,
+        _ => 1,
+    }
+}

@@ -1,0 +1,113 @@
+//! `rulewatch test [PATH...]`: run rule tests (`*.test.ron`).
+
+use std::path::{Path, PathBuf};
+
+use crate::ruletest::diff;
+use crate::ruletest::runner::{Outcome, Runner};
+
+use super::{load_config, Exit};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Test files, or folders searched for `*.test.ron` (default: the configured rules folder)
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+/// Every `*.test.ron` under `dir`, sorted.
+pub fn test_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(".test.ron"))
+            {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+pub fn run(config_path: &Path, args: Args) -> Exit {
+    let config = match load_config(config_path) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let mut files = Vec::new();
+    let mut failed = 0usize;
+    if args.paths.is_empty() {
+        files = test_files(&config.rules_dir);
+    }
+    for p in &args.paths {
+        if p.is_dir() {
+            files.extend(test_files(p));
+        } else if p.is_file() {
+            files.push(p.clone());
+        } else {
+            println!("{}: error: no such test file or folder", p.display());
+            failed += 1;
+        }
+    }
+    if files.is_empty() && failed == 0 {
+        eprintln!(
+            "no test files (`*.test.ron`) found in {}",
+            if args.paths.is_empty() {
+                format!("`{}`", config.rules_dir.display())
+            } else {
+                "the paths given".to_string()
+            }
+        );
+    }
+
+    let tz = config.timezone;
+    let mut runner = Runner::new(&config);
+    let mut passed = 0usize;
+    let mut report = String::new();
+    for path in &files {
+        let result = runner.run_file(path);
+        match &result.outcome {
+            Err(problems) => {
+                for p in problems {
+                    println!("{p}");
+                }
+                println!("test {} ... FAILED", path.display());
+                failed += 1;
+            }
+            Ok(cases) => {
+                let default_rule = result.rules.first().cloned().unwrap_or_default();
+                for case in cases {
+                    let name = diff::test_name(path, &case.name);
+                    if case.outcome == Outcome::Passed {
+                        println!("test {name} ... ok");
+                        passed += 1;
+                    } else {
+                        println!("test {name} ... FAILED");
+                        failed += 1;
+                        diff::failure(&mut report, path, case, &default_rule, tz);
+                    }
+                }
+            }
+        }
+    }
+    if !report.is_empty() {
+        println!("\nfailures:\n");
+        print!("{report}");
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        Exit::Problems
+    } else {
+        Exit::Ok
+    }
+}

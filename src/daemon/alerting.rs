@@ -1,0 +1,229 @@
+//! The daemon's side of alerts and mail: outcomes go through the alert
+//! state machine ([`AlertStore::record`], which queues the mail in the same
+//! transaction), the sender worker is woken, broken rule files are told to
+//! `admin`, removed rules' alerts end quietly.
+//!
+//! Two connections to the store file: one that writes (every state change,
+//! on the blocking pool), one that reads for the API and `/metrics`, so a
+//! status page never waits behind an evaluation's commit.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::state::{LoadError, RuleLoadEvent};
+use crate::alerts::{Alert, State};
+use crate::alerts::{AlertRule, AlertStore, HistoryEntry, HistoryQuery, Recorded, StoreError};
+use crate::config::Config;
+use crate::notify::{MailSettings, MailStats, OutboxCounts};
+use crate::rules::{Finding, Rule, RuleOutcome};
+use crate::time::Millis;
+
+/// What the alert machine needs to know about a loaded rule.
+pub fn alert_rule(rule: &Rule) -> AlertRule {
+    AlertRule {
+        id: rule.meta.id.clone(),
+        title: rule.meta.title.clone(),
+        severity: rule.meta.severity,
+        owner: rule.meta.owner.clone(),
+        file: rule.path.clone(),
+        content_hash: rule.content_hash.clone(),
+        recipients: rule.meta.recipients.clone(),
+        for_: rule.meta.for_,
+        repeat: rule.meta.repeat,
+    }
+}
+
+pub struct Alerting {
+    writer: Mutex<AlertStore>,
+    reader: Mutex<AlertStore>,
+    settings: MailSettings,
+    /// Wakes the sender worker after mail was queued.
+    wake: Arc<Notify>,
+    mail_stats: Arc<MailStats>,
+}
+
+impl Alerting {
+    pub fn open(
+        config: &Config,
+        wake: Arc<Notify>,
+        mail_stats: Arc<MailStats>,
+    ) -> Result<Alerting, StoreError> {
+        Ok(Alerting {
+            writer: Mutex::new(AlertStore::open(&config.store_path)?),
+            reader: Mutex::new(AlertStore::open(&config.store_path)?),
+            settings: MailSettings::from_config(config),
+            wake,
+            mail_stats,
+        })
+    }
+
+    /// Records the outcomes of rules evaluated at the same instant `at` in
+    /// one transaction (so each recipient gets one mail for it). Blocking.
+    pub fn record(
+        &self,
+        at: Millis,
+        outcomes: &[(Arc<Rule>, RuleOutcome)],
+    ) -> Result<Recorded, StoreError> {
+        let rules: Vec<AlertRule> = outcomes.iter().map(|(r, _)| alert_rule(r)).collect();
+        let findings: Vec<Vec<Finding>> = outcomes.iter().map(|(_, o)| o.all_findings()).collect();
+        let batch: Vec<(&AlertRule, &[Finding])> = rules
+            .iter()
+            .zip(&findings)
+            .map(|(r, f)| (r, f.as_slice()))
+            .collect();
+        let recorded = self.writer.lock().record(at, &batch, &self.settings)?;
+        for t in &recorded.transitions {
+            tracing::info!(
+                rule = %t.rule,
+                subject = %crate::rules::finding::subject_text(&t.subject),
+                from = t.from.as_str(),
+                to = t.to.as_str(),
+                "alert {}",
+                t.message
+            );
+        }
+        if !recorded.queued.is_empty() {
+            tracing::info!(mails = recorded.queued.len(), "mail queued");
+            self.wake.notify_one();
+        }
+        Ok(recorded)
+    }
+
+    /// A rule left the rules folder: its alerts end quietly. Blocking.
+    pub fn forget(&self, rule: &str, content_hash: &str, now: Millis) {
+        match self.writer.lock().forget_rule(rule, content_hash, now) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rule, alerts = n, "removed rule's alerts ended quietly"),
+            Err(e) => tracing::error!(rule, error = %e, "could not end the removed rule's alerts"),
+        }
+    }
+
+    /// Tells `admin` about a rule file that does not load, once per broken
+    /// version (the outbox keys the note by file and content hash, so a
+    /// restart does not repeat it). Blocking.
+    pub fn rule_file_broken(
+        &self,
+        path: &std::path::Path,
+        rule: Option<&str>,
+        error: &LoadError,
+        now: Millis,
+    ) {
+        let file = path.display().to_string();
+        let key = format!("load:{file}:{}", error.content_hash);
+        let rule_name = rule.map(str::to_string).unwrap_or_else(|| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+        let title = format!("规则文件无法加载 / rule file does not load: {file}");
+        let mut text = String::new();
+        match rule {
+            Some(id) => {
+                let _ = writeln!(text, "规则 `{id}` 继续按上一个可用版本运行。The last good version of `{id}` keeps running.");
+            }
+            None => {
+                let _ = writeln!(
+                    text,
+                    "该文件未被执行。This file is not evaluated until it loads."
+                );
+            }
+        }
+        let _ = writeln!(text);
+        for e in &error.errors {
+            let _ = writeln!(text, "{e}");
+        }
+        let _ = writeln!(
+            text,
+            "\n`rulewatch check` 可列出全部问题。`rulewatch check` lists every problem."
+        );
+        match self
+            .writer
+            .lock()
+            .admin_note(&key, &rule_name, &title, &text, now, &self.settings)
+        {
+            Ok(true) => {
+                tracing::info!(file = %file, "admin told about the broken rule file");
+                self.wake.notify_one();
+            }
+            Ok(false) => tracing::debug!(file = %file, "admin already told about this version"),
+            Err(e) => {
+                tracing::error!(file = %file, error = %e, "could not queue the note to admin")
+            }
+        }
+    }
+
+    pub fn handle_load_event(&self, event: &RuleLoadEvent, now: Millis) {
+        if let RuleLoadEvent::Broken { path, rule, error } = event {
+            if !self.settings.admin.is_empty() {
+                self.rule_file_broken(path, rule.as_deref(), error, now);
+            }
+        }
+    }
+
+    pub fn alerts(&self, rule: Option<&str>) -> Result<Vec<Alert>, StoreError> {
+        self.reader.lock().alerts(rule)
+    }
+
+    pub fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.reader.lock().history(query)
+    }
+
+    /// `/metrics` lines: alerts by state, mails by outbox status, send
+    /// attempts. Blocking (two small queries).
+    pub fn render_metrics(&self, out: &mut String) {
+        let (by_state, counts): (Vec<(State, u64)>, Option<OutboxCounts>) = {
+            let reader = self.reader.lock();
+            (
+                reader.count_by_state().unwrap_or_default(),
+                reader.outbox_counts().ok(),
+            )
+        };
+        let _ = writeln!(out, "# HELP rulewatch_alerts Active alerts by state.");
+        let _ = writeln!(out, "# TYPE rulewatch_alerts gauge");
+        for state in [State::Pending, State::Firing, State::NoData, State::Error] {
+            let n = by_state
+                .iter()
+                .find(|(s, _)| *s == state)
+                .map_or(0, |(_, n)| *n);
+            let _ = writeln!(out, "rulewatch_alerts{{state=\"{}\"}} {n}", state.as_str());
+        }
+        if let Some(c) = counts {
+            let _ = writeln!(out, "# HELP rulewatch_mails Mails in the outbox by status (sent and failed are all-time totals).");
+            let _ = writeln!(out, "# TYPE rulewatch_mails gauge");
+            let _ = writeln!(out, "rulewatch_mails{{status=\"queued\"}} {}", c.queued);
+            let _ = writeln!(out, "rulewatch_mails{{status=\"sent\"}} {}", c.sent);
+            let _ = writeln!(out, "rulewatch_mails{{status=\"failed\"}} {}", c.failed);
+        }
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP rulewatch_mails_sent_total Mails the server accepted since start."
+        );
+        let _ = writeln!(out, "# TYPE rulewatch_mails_sent_total counter");
+        let _ = writeln!(
+            out,
+            "rulewatch_mails_sent_total {}",
+            load(&self.mail_stats.sent)
+        );
+        let _ = writeln!(out, "# HELP rulewatch_mail_send_failures_total Failed send attempts since start (each retry counts).");
+        let _ = writeln!(out, "# TYPE rulewatch_mail_send_failures_total counter");
+        let _ = writeln!(
+            out,
+            "rulewatch_mail_send_failures_total {}",
+            load(&self.mail_stats.failed_attempts)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP rulewatch_mails_failed_total Mails given up for good since start."
+        );
+        let _ = writeln!(out, "# TYPE rulewatch_mails_failed_total counter");
+        let _ = writeln!(
+            out,
+            "rulewatch_mails_failed_total {}",
+            load(&self.mail_stats.failed)
+        );
+    }
+}

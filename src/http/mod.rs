@@ -1,0 +1,86 @@
+//! The HTTP API (axum): readings in, rules and their evaluations out,
+//! health and Prometheus metrics. Every error answer is JSON:
+//! `{"error": "…"}`, with more fields where there is more to say.
+//!
+//! | route | |
+//! |---|---|
+//! | `POST /api/v1/readings` | JSON / NDJSON / CSV by `Content-Type` → `{"accepted": N}` (token) |
+//! | `POST /api/v1/evaluate[?rule=ID]` | evaluate now, answer with the findings (token) |
+//! | `GET /api/v1/rules`, `/api/v1/rules/{id}` | every rule: metadata, file, last evaluation, load error |
+//! | `GET /api/v1/alerts[?rule=ID&state=S]` | active alerts |
+//! | `GET /api/v1/history?rule=&since=&until=&limit=` | transitions and mail events, oldest first |
+//! | `GET /healthz` | liveness |
+//! | `GET /metrics` | Prometheus text format |
+
+pub mod alerts;
+pub mod auth;
+pub mod metrics;
+pub mod readings;
+pub mod rules;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::daemon::state::Daemon;
+
+/// The API's routes over the shared daemon state.
+pub fn router(daemon: Arc<Daemon>) -> Router {
+    let writes = Router::new()
+        .route("/api/v1/readings", post(readings::post))
+        .route("/api/v1/evaluate", post(rules::evaluate))
+        .route_layer(axum::middleware::from_fn_with_state(
+            daemon.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .merge(writes)
+        .route("/api/v1/rules", get(rules::list))
+        .route("/api/v1/rules/{id}", get(rules::one))
+        .route("/api/v1/alerts", get(alerts::list))
+        .route("/api/v1/history", get(alerts::history))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::get))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(daemon)
+}
+
+/// A JSON error answer: `{"error": message}`.
+pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!("no such endpoint `{}`", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("`{method}` is not allowed on `{}`", uri.path()),
+    )
+}
+
+async fn healthz(axum::extract::State(d): axum::extract::State<Arc<Daemon>>) -> Response {
+    let g = d.gauges();
+    let status = if d.is_shutting_down() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let body = json!({
+        "status": if d.is_shutting_down() { "stopping" } else { "ok" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "rules": g.rules_loaded,
+        "broken_rule_files": g.rule_files_broken,
+    });
+    (status, Json(body)).into_response()
+}

@@ -1,0 +1,143 @@
+//! `POST /api/v1/readings`: a batch of readings, all or nothing.
+//!
+//! The format comes from `Content-Type` (`application/json`,
+//! `application/x-ndjson`, `text/csv`; 415 otherwise). The body is read up
+//! to `max_body_bytes` (413 beyond), then parsed and committed in one
+//! transaction on the blocking pool. A bad reading rejects the whole batch:
+//! 400 with every bad item (line, column, item index, message), nothing stored.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, HttpBody};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::error;
+use crate::daemon::state::Daemon;
+use crate::readings::parse::parse;
+use crate::readings::{Format, ParseError};
+
+/// What went wrong with a batch, as the client is told.
+enum Failure {
+    Rejected(ParseError),
+    Store(String),
+    Crashed(String),
+}
+
+pub async fn post(State(d): State<Arc<Daemon>>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let Some(format) = content_type.and_then(Format::from_content_type) else {
+        let shown: String = content_type.unwrap_or("none").chars().take(80).collect();
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("unsupported content type `{shown}`: send `application/json`, `application/x-ndjson` or `text/csv`"),
+        );
+    };
+    let limit = d.config.max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return too_large(limit);
+    }
+    let bytes = match read_limited(body, limit, declared.unwrap_or(0)).await {
+        Ok(b) => b,
+        Err(ReadError::TooLarge) => return too_large(limit),
+        Err(ReadError::Body(e)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("could not read the request body: {e}"),
+            );
+        }
+    };
+    let tz = d.config.timezone;
+    let store = d.store.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let batch = parse(&bytes, format, tz).map_err(Failure::Rejected)?;
+        store
+            .write(&batch)
+            .map_err(|e| Failure::Store(e.to_string()))
+    })
+    .await
+    .unwrap_or_else(|e| Err(Failure::Crashed(e.to_string())));
+
+    match result {
+        Ok(summary) => {
+            d.metrics.ingested(summary.readings, started.elapsed());
+            tracing::debug!(
+                readings = summary.readings,
+                new_series = summary.new_series,
+                "readings stored"
+            );
+            (
+                StatusCode::OK,
+                Json(json!({ "accepted": summary.readings })),
+            )
+                .into_response()
+        }
+        Err(Failure::Rejected(e)) => {
+            d.metrics.rejected();
+            tracing::info!(bad = e.total, first = %e.errors.first().map(ToString::to_string).unwrap_or_default(), "batch rejected");
+            let body = json!({
+                "error": format!("batch rejected: {} bad reading(s), nothing stored", e.total),
+                "total": e.total,
+                "errors": e.errors,
+            });
+            (StatusCode::BAD_REQUEST, Json(body)).into_response()
+        }
+        Err(Failure::Store(e)) => {
+            tracing::error!(error = %e, "storing a batch failed");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("storing the batch failed, nothing stored: {e}"),
+            )
+        }
+        Err(Failure::Crashed(e)) => {
+            tracing::error!(error = %e, "ingest task crashed");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error while storing the batch; nothing stored",
+            )
+        }
+    }
+}
+
+fn too_large(limit: usize) -> Response {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body over the limit of {limit} bytes: split the batch, or load large files with `rulewatch ingest`"),
+    )
+}
+
+enum ReadError {
+    TooLarge,
+    Body(axum::Error),
+}
+
+/// Collects the body, stopping as soon as it passes `limit`.
+async fn read_limited(
+    mut body: Body,
+    limit: usize,
+    size_hint: usize,
+) -> Result<Vec<u8>, ReadError> {
+    let mut buf = Vec::with_capacity(size_hint.min(limit));
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        let frame = frame.map_err(ReadError::Body)?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(ReadError::TooLarge);
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf)
+}
