@@ -111,6 +111,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         }
     }
     tokio::spawn(handle_load_events(daemon.clone(), events_rx));
+    // Charts in alert mails, and the monthly digest (the status page's side).
+    crate::web::daemon::install_mail_charts(&daemon);
+    tokio::spawn(crate::web::daemon::digest_loop(daemon.clone()));
 
     reload::reload(&daemon, reload::STARTUP).await;
 

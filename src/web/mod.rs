@@ -12,6 +12,7 @@
 //! Every string a rule, a reading or the config provides goes through
 //! [`escape`] before it reaches the page.
 
+pub mod daemon;
 pub mod page;
 pub mod series;
 pub mod snapshot;
