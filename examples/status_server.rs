@@ -38,7 +38,10 @@ fn main() -> Result<(), String> {
         }
     }
     let config = Config::load(&config_path).map_err(|p| {
-        p.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+        p.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
     })?;
     let tz = config.timezone;
     let at = parse_time(&at, tz)?;

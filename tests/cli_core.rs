@@ -62,8 +62,10 @@ impl Site {
             return 0;
         }
         let conn = rusqlite::Connection::open(db).unwrap();
-        conn.query_row("SELECT coalesce(sum(count), 0) FROM blocks", [], |r| r.get::<_, i64>(0))
-            .unwrap_or(0) as usize
+        conn.query_row("SELECT coalesce(sum(count), 0) FROM blocks", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap_or(0) as usize
     }
 }
 
@@ -89,11 +91,17 @@ fn check_reports_every_broken_rule_file_at_its_line() {
     let out = text(&o.stdout);
     let lines: Vec<&str> = out.lines().collect();
     let expect = [
-        ("rules/bad-metadata.rhai:4:5: error:", "unknown severity `urgent`"),
+        (
+            "rules/bad-metadata.rhai:4:5: error:",
+            "unknown severity `urgent`",
+        ),
         ("rules/duplicate-b.rhai:2:", "duplicate rule id `twice`"),
         ("rules/imports.rhai:2:1: error:", "import"),
         ("rules/syntax.rhai:3:", "error"),
-        ("rules/unknown-group.rhai:5:5: error:", "recipient group `nobody`"),
+        (
+            "rules/unknown-group.rhai:5:5: error:",
+            "recipient group `nobody`",
+        ),
     ];
     for (place, what) in expect {
         assert!(
@@ -125,8 +133,14 @@ fn check_reports_config_problems_with_positions() {
         "(\n    timezone: \"Mars/Olympus\",\n    rules: \"nowhere\",\n    store: \"s.db\",\n    mail: (from: \"a@example.cn\", transport: File(dir: \"o\")),\n)",
     );
     let out = text(&site.run(&["check", "--config", "tz.ron"]).stdout);
-    assert!(out.contains("tz.ron:2:5: error: unknown timezone `Mars/Olympus`"), "{out}");
-    assert!(out.contains("tz.ron:3:5: error: rules folder `nowhere` does not exist"), "{out}");
+    assert!(
+        out.contains("tz.ron:2:5: error: unknown timezone `Mars/Olympus`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("tz.ron:3:5: error: rules folder `nowhere` does not exist"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -147,8 +161,14 @@ fn each_bad_readings_file_is_rejected_with_its_place_and_nothing_stored() {
         let o = site.run(&["ingest", path.to_str().unwrap()]);
         let err = text(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{file}: {err}");
-        assert!(err.contains(expect), "{file}: expected `{expect}` in:\n{err}");
-        assert!(err.contains("nothing from this file stored"), "{file}: {err}");
+        assert!(
+            err.contains(expect),
+            "{file}: expected `{expect}` in:\n{err}"
+        );
+        assert!(
+            err.contains("nothing from this file stored"),
+            "{file}: {err}"
+        );
         assert_eq!(site.stored(), 0, "{file}: nothing stored");
     }
 }
@@ -166,7 +186,11 @@ fn ingest_stores_good_files_and_is_idempotent() {
     );
     let o = site.run(&["ingest", "a.csv", "b.ndjson"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert!(text(&o.stdout).contains("a.csv: stored 2 readings"), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("a.csv: stored 2 readings"),
+        "{}",
+        text(&o.stdout)
+    );
     // b.ndjson replaced the 2021-03-01 reading: same identity.
     assert_eq!(site.stored(), 2);
     let o = site.run(&["ingest", "a.csv"]);
@@ -202,7 +226,10 @@ fn eval_prints_json_and_fails_when_a_rule_fails() {
         "rules/high.rhai",
         "const RULE = #{ id: \"high\", title: \"高\", severity: \"warning\", notify: [\"ops\"] };\nlet r = latest(\"pm25\", #{ county: \"南宫\" });\nif r != () && r.value > 50.0 { breach(#{ county: \"南宫\" }, `PM2.5 ${r.value}`, #{ value: r.value, threshold: 50 }); }\n",
     );
-    site.write("d.csv", "metric,time,value,county\npm25,2021-03-01,48,南宫\npm25,2021-03-02,60,南宫\n");
+    site.write(
+        "d.csv",
+        "metric,time,value,county\npm25,2021-03-01,48,南宫\npm25,2021-03-02,60,南宫\n",
+    );
     assert!(site.run(&["ingest", "d.csv"]).status.success());
 
     let o = site.run(&["eval", "--at", "2021-03-01T12:00", "--format", "json"]);
@@ -239,5 +266,9 @@ fn eval_prints_json_and_fails_when_a_rule_fails() {
 
     let o = site.run(&["eval", "--at", "2021-03-02T12:00", "--rule", "high"]);
     assert!(o.status.success());
-    assert!(text(&o.stdout).contains("county=南宫"), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("county=南宫"),
+        "{}",
+        text(&o.stdout)
+    );
 }

@@ -22,7 +22,10 @@ fn december_first_digest_for_the_2021_fixtures() {
     let all = digest::digests(&snapshot, &config, t(at)).unwrap();
     if std::env::var("RULEWATCH_PRINT_DIGEST").is_ok() {
         for d in &all {
-            println!("=== {} → {:?}\n{}\n{}\n", d.group, d.recipients, d.subject, d.text);
+            println!(
+                "=== {} → {:?}\n{}\n{}\n",
+                d.group, d.recipients, d.subject, d.text
+            );
         }
     }
     // Every group that some rule notifies gets one digest; each lists exactly its rules.
@@ -50,8 +53,16 @@ fn december_first_digest_for_the_2021_fixtures() {
     assert!(agri.subject.contains("告警 1 项"), "{}", agri.subject);
     let attention = agri.text.split("二、逾期未报").next().unwrap();
     assert!(attention.contains("粮食总产量25万吨以上"), "{}", agri.text);
-    assert!(attention.contains("当前 24.3万吨；目标 25万吨；差 0.7万吨"), "{}", agri.text);
-    assert!(attention.contains("自 2021-11-16 起已 15 天"), "{}", agri.text);
+    assert!(
+        attention.contains("当前 24.3万吨；目标 25万吨；差 0.7万吨"),
+        "{}",
+        agri.text
+    );
+    assert!(
+        attention.contains("自 2021-11-16 起已 15 天"),
+        "{}",
+        agri.text
+    );
 
     // 人社局: unemployment back under 4.5% since June; the November figure
     // (stamped 11-30) against October's is the trend.
@@ -83,7 +94,13 @@ fn december_first_digest_for_the_2021_fixtures() {
 
     // Half-yearly figures: no new reading within the month is said so.
     let nature = digest_of(&all, "nature");
-    assert!(nature.text.contains("一个月内无新数据（最新为 2021-06-30）"), "{}", nature.text);
+    assert!(
+        nature
+            .text
+            .contains("一个月内无新数据（最新为 2021-06-30）"),
+        "{}",
+        nature.text
+    );
 
     // The HTML carries the same table, escaped.
     assert!(agri.html.contains("<td style=\""));
@@ -99,11 +116,17 @@ fn digest_mails_are_queued_once_per_month() {
     let conn = rulewatch::alerts::open_db(&config.store_path).unwrap();
     let first = digest::queue(&conn, &snapshot, &config, at).unwrap();
     let groups_with_rules = digest::digests(&snapshot, &config, at).unwrap().len();
-    assert!(first.len() >= groups_with_rules, "one per address: {first:?}");
+    assert!(
+        first.len() >= groups_with_rules,
+        "one per address: {first:?}"
+    );
     let again = digest::queue(&conn, &snapshot, &config, at + 60_000).unwrap();
     assert!(again.is_empty(), "same month queued again: {again:?}");
     // The configured schedule (rulewatch.ron) is the 1st at 09:00.
-    let ticks = config.digest.schedule.between(t("2021-01-01"), t("2021-12-31"), web_support::SH);
+    let ticks = config
+        .digest
+        .schedule
+        .between(t("2021-01-01"), t("2021-12-31"), web_support::SH);
     assert_eq!(ticks.len(), 12);
     assert_eq!(ticks[11], at);
 }

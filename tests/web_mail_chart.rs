@@ -13,7 +13,12 @@ fn sent_mails(ws: &Workspace, now: i64) -> Vec<(String, Vec<u8>)> {
     let config = ws.config();
     let out = ws.dir.path().join("sent");
     let mailer = Mailer::File(FileMailer::new(&out).unwrap());
-    let sender = Sender::open(&config.store_path, mailer, MailSettings::from_config(&config)).unwrap();
+    let sender = Sender::open(
+        &config.store_path,
+        mailer,
+        MailSettings::from_config(&config),
+    )
+    .unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     loop {
         let round = rt.block_on(sender.run_once(now)).unwrap();
@@ -92,7 +97,10 @@ fn a_firing_mail_shows_its_chart_inline() {
     let reader = decoder.read_info().unwrap();
     assert_eq!(
         (reader.info().width, reader.info().height),
-        (rulewatch::notify::chart::WIDTH, rulewatch::notify::chart::HEIGHT)
+        (
+            rulewatch::notify::chart::WIDTH,
+            rulewatch::notify::chart::HEIGHT
+        )
     );
     if let Ok(dir) = std::env::var("RULEWATCH_KEEP_CHART") {
         std::fs::write(std::path::Path::new(&dir).join("mail-chart.png"), png).unwrap();
@@ -114,11 +122,15 @@ fn mails_without_a_chart_stay_plain_alternative() {
     let overdue = mails
         .iter()
         .map(|(_, raw)| MessageParser::default().parse(raw).unwrap())
-        .find(|m| m.body_text(0).is_some_and(|t| t.contains("new_urban_jobs")) && !m.body_text(0).unwrap().contains("告警"))
+        .find(|m| {
+            m.body_text(0).is_some_and(|t| t.contains("new_urban_jobs"))
+                && !m.body_text(0).unwrap().contains("告警")
+        })
         .expect("the overdue-report mail");
     let html = overdue.body_html(0).unwrap();
     assert!(!html.contains("cid:"), "{html}");
-    assert!(!overdue.parts.iter().any(|p| p
-        .content_type()
-        .is_some_and(|c| c.ctype() == "image")));
+    assert!(!overdue
+        .parts
+        .iter()
+        .any(|p| p.content_type().is_some_and(|c| c.ctype() == "image")));
 }

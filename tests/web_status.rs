@@ -38,7 +38,10 @@ fn index_shows_every_rule_grouped_by_bureau() {
     assert!(card.contains("<b>24.3万吨</b>"), "{card}");
     assert!(card.contains("25万吨（下限）"), "{card}");
     assert!(card.contains("<dt>差距</dt><dd>0.7万吨</dd>"), "{card}");
-    assert!(card.contains("2021-12-16 09:00"), "last evaluation, local: {card}");
+    assert!(
+        card.contains("2021-12-16 09:00"),
+        "last evaluation, local: {card}"
+    );
     assert!(card.contains("<svg class=\"chart\""), "{card}");
     // A pace target on track: the latest reading against the pace line.
     let card = card_of(&html, "park-revenue");
@@ -90,13 +93,23 @@ fn markup_in_rule_strings_is_text() {
 fn rule_page_has_source_metadata_history_and_chart() {
     let (_ws, s) = snapshot("2021-12-16T12:00");
     let html = page::rule(&s, "unemployment-rate").unwrap();
-    let source = std::fs::read_to_string(repo().join("rules/social/unemployment-rate.rhai")).unwrap();
-    assert!(html.contains(&web::escape(&source)), "the whole source, escaped");
+    let source =
+        std::fs::read_to_string(repo().join("rules/social/unemployment-rate.rhai")).unwrap();
+    assert!(
+        html.contains(&web::escape(&source)),
+        "the whole source, escaped"
+    );
     assert!(html.contains("<dt>评估时间表</dt><dd>0 0 9 16 * *</dd>"));
     assert!(html.contains("<dt>责任单位</dt><dd>人社局</dd>"));
     // History: fired 2021-04-16, resolved 2021-06-16, mails queued.
-    assert!(html.contains("2021-04-16 09:00</td><td>正常 → 告警"), "{html}");
-    assert!(html.contains("2021-06-16 09:00</td><td>告警 → 正常"), "{html}");
+    assert!(
+        html.contains("2021-04-16 09:00</td><td>正常 → 告警"),
+        "{html}"
+    );
+    assert!(
+        html.contains("2021-06-16 09:00</td><td>告警 → 正常"),
+        "{html}"
+    );
     assert!(html.contains("邮件排队（告警）"));
     assert!(html.contains("viewBox=\"0 0 720 300\""), "the larger chart");
     assert!(html.contains("规则测试"));
@@ -117,7 +130,10 @@ fn served_over_http() {
     let r = client.get(format!("http://{addr}/")).send().unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
-    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(csp.contains("default-src 'none'"), "{csp}");
     assert!(r.text().unwrap().contains("城镇登记失业率不超过4.5%"));
     let r = client
@@ -129,7 +145,10 @@ fn served_over_http() {
     // 2021-06-16: May's new_urban_jobs is overdue (fixtures/README.md).
     assert!(body.contains("badge nodata"), "{body}");
     assert!(body.contains("new_urban_jobs"), "{body}");
-    let r = client.get(format!("http://{addr}/rules/nope")).send().unwrap();
+    let r = client
+        .get(format!("http://{addr}/rules/nope"))
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 404);
     assert!(r.text().unwrap().contains("没有这条规则"));
     rt.shutdown_background();

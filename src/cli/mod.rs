@@ -12,8 +12,8 @@ mod check;
 mod eval;
 mod ingest;
 mod preview;
-mod test;
 mod run;
+mod test;
 
 /// What a command tells the shell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -183,7 +183,10 @@ fn draw(
         }
     }
     if let Some(t) = at.filter(|t| *t >= data.from && *t <= data.to) {
-        chart.draw_series(LineSeries::new(vec![(t, y0), (t, y1)], CRIMSON.stroke_width(1)))?;
+        chart.draw_series(LineSeries::new(
+            vec![(t, y0), (t, y1)],
+            CRIMSON.stroke_width(1),
+        ))?;
     }
     if !data.target.is_empty() {
         chart
@@ -199,13 +202,15 @@ fn draw(
     for (i, line) in data.lines.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
         let name = ascii(&line.name);
-        let series = chart.draw_series(LineSeries::new(
-            line.points.clone(),
-            color.stroke_width(2),
-        ))?;
+        let series =
+            chart.draw_series(LineSeries::new(line.points.clone(), color.stroke_width(2)))?;
         if i == 0 || !name.is_empty() {
             series
-                .label(if name.is_empty() { "value".to_string() } else { name })
+                .label(if name.is_empty() {
+                    "value".to_string()
+                } else {
+                    name
+                })
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
                 });
@@ -218,7 +223,11 @@ fn draw(
             if dense && !breach && !is_last {
                 return None;
             }
-            let style = if breach { CRIMSON.filled() } else { color.filled() };
+            let style = if breach {
+                CRIMSON.filled()
+            } else {
+                color.filled()
+            };
             let r = if breach || is_last { 5 } else { 3 };
             Some(Circle::new((t, v), r, style))
         }))?;

@@ -125,7 +125,10 @@ fn figure_text(f: &Option<Figure>, status: &RuleStatus) -> (String, String, Stri
     let Some(f) = f else {
         return ("—".into(), "—".into(), "—".into());
     };
-    let target = match (f.target, status.entry.rule.meta.chart.as_ref().map(|c| c.line)) {
+    let target = match (
+        f.target,
+        status.entry.rule.meta.chart.as_ref().map(|c| c.line),
+    ) {
         (Some(t), Some(ChartLine::Pace(total))) if f.source == FigureSource::Reading => {
             format!("序时 {}（全年 {}）", num(t, &f.unit), num(total, &f.unit))
         }
@@ -164,9 +167,16 @@ pub fn digests(
         let mut items = Vec::new();
         let mut overdue = Vec::new();
         let mut owners = BTreeSet::new();
-        for entry in entries.iter().filter(|e| e.rule.meta.notify.contains(group)) {
+        for entry in entries
+            .iter()
+            .filter(|e| e.rule.meta.notify.contains(group))
+        {
             let id = entry.rule.meta.id.clone();
-            let alerts: Vec<Alert> = all_alerts.iter().filter(|a| a.rule == id).cloned().collect();
+            let alerts: Vec<Alert> = all_alerts
+                .iter()
+                .filter(|a| a.rule == id)
+                .cloned()
+                .collect();
             let history = source
                 .history(&HistoryQuery {
                     rule: Some(id),
@@ -187,9 +197,7 @@ pub fn digests(
         if items.is_empty() {
             continue;
         }
-        items.sort_by(|a, b| {
-            (a.status.state, a.status.id()).cmp(&(b.status.state, b.status.id()))
-        });
+        items.sort_by(|a, b| (a.status.state, a.status.id()).cmp(&(b.status.state, b.status.id())));
         let owners: Vec<String> = owners.into_iter().collect();
         let (subject, text, html) = render(group, &owners, &items, &overdue, at, tz);
         out.push(Digest {
@@ -244,7 +252,10 @@ fn render(
         local.year(),
         local.month(),
         items.len(),
-        firing.iter().filter(|i| i.status.state == StateLabel::Firing).count(),
+        firing
+            .iter()
+            .filter(|i| i.status.state == StateLabel::Firing)
+            .count(),
         overdue.len(),
         group
     );
@@ -263,7 +274,13 @@ fn render(
         let (value, target, gap) = figure_text(&s.figure, s);
         let since = s
             .worst_alert()
-            .map(|a| format!("，自 {} 起已 {} 天", to_local(a.active_since, tz).format("%Y-%m-%d"), days(a.active_since, at)))
+            .map(|a| {
+                format!(
+                    "，自 {} 起已 {} 天",
+                    to_local(a.active_since, tz).format("%Y-%m-%d"),
+                    days(a.active_since, at)
+                )
+            })
             .unwrap_or_default();
         let _ = writeln!(
             text,
@@ -328,9 +345,9 @@ fn render(
         for i in &firing {
             let s = &i.status;
             let (value, target, gap) = figure_text(&s.figure, s);
-            let _ = write!(
+            let _ = writeln!(
                 html,
-                "<li><b style=\"color: {};\">【{}】</b>{}<br>当前 {}；目标 {}；{}{}</li>\n",
+                "<li><b style=\"color: {};\">【{}】</b>{}<br>当前 {}；目标 {}；{}{}</li>",
                 color(s.state),
                 s.state.zh(),
                 escape(&s.entry.rule.meta.title),
@@ -338,7 +355,10 @@ fn render(
                 escape(&target),
                 escape(&gap),
                 s.worst_alert()
-                    .map(|a| format!("<br><span style=\"color: #555;\">{}</span>", escape(&a.message)))
+                    .map(|a| format!(
+                        "<br><span style=\"color: #555;\">{}</span>",
+                        escape(&a.message)
+                    ))
                     .unwrap_or_default()
             );
         }
@@ -350,9 +370,9 @@ fn render(
     } else {
         html.push_str("<ul>\n");
         for (title, a) in overdue {
-            let _ = write!(
+            let _ = writeln!(
                 html,
-                "<li>{}：{}（自 {} 起）</li>\n",
+                "<li>{}：{}（自 {} 起）</li>",
                 escape(title),
                 escape(&a.message),
                 to_local(a.active_since, tz).format("%Y-%m-%d")
@@ -368,9 +388,9 @@ fn render(
         let s = &i.status;
         let (value, target, gap) = figure_text(&s.figure, s);
         let unit = s.figure.as_ref().map(|f| f.unit.as_str()).unwrap_or("");
-        let _ = write!(
+        let _ = writeln!(
             html,
-            "<tr><td style=\"{td} color: {}; font-weight: bold; white-space: nowrap;\">{}</td><td style=\"{td}\">{}</td><td style=\"{td}\">{}</td><td style=\"{td}\">{}</td><td style=\"{td}\">{}</td><td style=\"{td}\">{}</td></tr>\n",
+            "<tr><td style=\"{td} color: {}; font-weight: bold; white-space: nowrap;\">{}</td><td style=\"{td}\">{}</td><td style=\"{td}\">{}</td><td style=\"{td}\">{}</td><td style=\"{td}\">{}</td><td style=\"{td}\">{}</td></tr>",
             color(s.state),
             s.state.zh(),
             escape(&s.entry.rule.meta.title),

@@ -176,7 +176,9 @@ fn chart_spec(file: ChartFile) -> Result<ChartSpec, String> {
     }
     let range = match (file.window, file.year) {
         (Some(_), Some(_)) => return Err("chart: give `window` or `year`, not both".into()),
-        (Some(w), None) => ChartRange::Window(Window::parse(&w).map_err(|e| format!("chart: {e}"))?),
+        (Some(w), None) => {
+            ChartRange::Window(Window::parse(&w).map_err(|e| format!("chart: {e}"))?)
+        }
         (None, Some(y)) if (1900..=9999).contains(&y) => ChartRange::Year(y as i32),
         (None, Some(y)) => return Err(format!("chart: `year: {y}` is not a year")),
         (None, None) => ChartRange::Window(Window::Last(365 * crate::time::DAY)),
@@ -375,7 +377,9 @@ pub fn parse_rule(
         // `for` is a Rhai keyword, so `for: "1h"` cannot be a map key unquoted.
         let at_line = source.lines().nth(line.saturating_sub(1)).unwrap_or("");
         if message.contains("'import'") {
-            message.push_str(": rules cannot load modules or files; a rule is one self-contained file");
+            message.push_str(
+                ": rules cannot load modules or files; a rule is one self-contained file",
+            );
         }
         if at_line.trim_start().starts_with("for:") || at_line.contains(" for:") {
             message.push_str("; `for` is a keyword: write the key quoted, `\"for\": \"1h\"`");

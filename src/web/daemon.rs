@@ -69,7 +69,10 @@ impl StatusSource for Daemon {
 }
 
 /// The results of the test file beside a rule file, if there is one.
-pub fn test_status_of(config: &crate::config::Config, rule_path: &std::path::Path) -> Option<TestStatus> {
+pub fn test_status_of(
+    config: &crate::config::Config,
+    rule_path: &std::path::Path,
+) -> Option<TestStatus> {
     let stem = rule_path.file_stem()?.to_str()?;
     let test = rule_path.with_file_name(format!("{stem}.test.ron"));
     if !test.is_file() {
@@ -113,11 +116,15 @@ pub fn test_status_of(config: &crate::config::Config, rule_path: &std::path::Pat
 pub fn install_mail_charts(daemon: &Arc<Daemon>) {
     // Weak: the alert store (inside the daemon) must not keep the daemon alive.
     let weak: Weak<Daemon> = Arc::downgrade(daemon);
-    let charts = StoreCharts::new(daemon.store.clone(), daemon.config.timezone, move |id: &str| {
-        let daemon = weak.upgrade()?;
-        let rules = daemon.rules.read();
-        rules.rules.get(id).and_then(|e| e.rule.meta.chart.clone())
-    });
+    let charts = StoreCharts::new(
+        daemon.store.clone(),
+        daemon.config.timezone,
+        move |id: &str| {
+            let daemon = weak.upgrade()?;
+            let rules = daemon.rules.read();
+            rules.rules.get(id).and_then(|e| e.rule.meta.chart.clone())
+        },
+    );
     daemon.alerting.set_charts(Arc::new(charts));
 }
 

@@ -54,9 +54,13 @@ fn figure_rows(f: &Figure, status: &RuleStatus, tz: Tz) -> String {
     } else {
         format!("（{}）", escape(&f.subject))
     };
-    let when = f
-        .at
-        .map(|t| format!("<span class=\"muted\">，{}</span>", to_local(t, tz).format("%Y-%m-%d")))
+    let when =
+        f.at.map(|t| {
+            format!(
+                "<span class=\"muted\">，{}</span>",
+                to_local(t, tz).format("%Y-%m-%d")
+            )
+        })
         .unwrap_or_default();
     let _ = write!(
         out,
@@ -68,7 +72,10 @@ fn figure_rows(f: &Figure, status: &RuleStatus, tz: Tz) -> String {
         let (label, extra) = match spec.map(|s| s.line) {
             Some(ChartLine::Pace(total)) if f.source == FigureSource::Reading => (
                 "序时目标",
-                format!("<span class=\"muted\">（全年 {}）</span>", value(total, &f.unit)),
+                format!(
+                    "<span class=\"muted\">（全年 {}）</span>",
+                    value(total, &f.unit)
+                ),
             ),
             _ if spec.is_some_and(|s| s.year_end) => ("年底目标", String::new()),
             _ => ("目标", String::new()),
@@ -122,9 +129,9 @@ fn card(s: &RuleStatus, tz: Tz) -> String {
         Some(f) => out.push_str(&figure_rows(f, s, tz)),
         None => out.push_str("<dt>当前值</dt><dd class=\"muted\">—</dd>"),
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<dt>最近评估</dt><dd>{}</dd></dl>\n",
+        "<dt>最近评估</dt><dd>{}</dd></dl>",
         s.last_eval
             .map(|t| escape(&local(t, tz)))
             .unwrap_or_else(|| "<span class=\"muted\">尚未评估</span>".into())
@@ -138,7 +145,9 @@ fn card(s: &RuleStatus, tz: Tz) -> String {
             let _ = write!(out, "<p class=\"caption\">{}</p>", escape(&chart.label));
         }
     } else {
-        out.push_str("<p class=\"caption muted\">此类目标(节点、按期报送、综合指数排名)无趋势图</p>");
+        out.push_str(
+            "<p class=\"caption muted\">此类目标(节点、按期报送、综合指数排名)无趋势图</p>",
+        );
     }
     out.push_str("\n</article>\n");
     out
@@ -161,7 +170,10 @@ pub fn index(source: &dyn StatusSource) -> String {
     let mut groups: Vec<(&str, Vec<&RuleStatus>)> = by_owner.into_iter().collect();
     groups.sort_by_key(|(owner, list)| {
         (
-            list.iter().map(|s| s.state).min().unwrap_or(StateLabel::Unknown),
+            list.iter()
+                .map(|s| s.state)
+                .min()
+                .unwrap_or(StateLabel::Unknown),
             *owner,
         )
     });
@@ -178,11 +190,7 @@ pub fn index(source: &dyn StatusSource) -> String {
     }
     out.push_str("</p>\n<nav>");
     for (i, (owner, _)) in groups.iter().enumerate() {
-        let _ = write!(
-            out,
-            "<a href=\"#owner-{i}\">{}</a> ",
-            escape(owner)
-        );
+        let _ = write!(out, "<a href=\"#owner-{i}\">{}</a> ", escape(owner));
     }
     out.push_str("</nav>\n</header>\n<main>\n");
     let broken = source.broken_files();
@@ -199,10 +207,7 @@ pub fn index(source: &dyn StatusSource) -> String {
         out.push_str("</ul></section>\n");
     }
     for (i, (owner, list)) in groups.iter().enumerate() {
-        let bad = list
-            .iter()
-            .filter(|s| s.state < StateLabel::Ok)
-            .count();
+        let bad = list.iter().filter(|s| s.state < StateLabel::Ok).count();
         let _ = write!(
             out,
             "<section id=\"owner-{i}\">\n<h2>{} <small>{} 项{}</small></h2>\n<div class=\"cards\">\n",
@@ -236,9 +241,9 @@ fn legend() -> String {
     ] {
         let _ = write!(out, "<li>{} {}</li>", badge(s), escape(s.help()));
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<li><span class=\"swatch line\"></span> 虚线：目标线（序时进度或限值）</li><li><span class=\"swatch band\"></span> 浅红底：规则处于告警的时段</li><li><span class=\"swatch dot\"></span> 红点：越过目标线的读数</li></ul><p class=\"muted\">数据来自 rulewatch 读数库；“当前值”取自告警的规则结论，无告警时取图中最新读数。</p></footer>\n"
+        "<li><span class=\"swatch line\"></span> 虚线：目标线（序时进度或限值）</li><li><span class=\"swatch band\"></span> 浅红底：规则处于告警的时段</li><li><span class=\"swatch dot\"></span> 红点：越过目标线的读数</li></ul><p class=\"muted\">数据来自 rulewatch 读数库；“当前值”取自告警的规则结论，无告警时取图中最新读数。</p></footer>"
     );
     out
 }
@@ -269,9 +274,9 @@ pub fn rule(source: &dyn StatusSource, id: &str) -> Option<String> {
         Some(f) => out.push_str(&figure_rows(f, &s, tz)),
         None => out.push_str("<dt>当前值</dt><dd class=\"muted\">—</dd>"),
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<dt>最近评估</dt><dd>{}</dd></dl>\n",
+        "<dt>最近评估</dt><dd>{}</dd></dl>",
         s.last_eval
             .map(|t| escape(&local(t, tz)))
             .unwrap_or_else(|| "尚未评估".into())
@@ -352,11 +357,7 @@ pub fn rule(source: &dyn StatusSource, id: &str) -> Option<String> {
         out.push_str("<div class=\"scroll\"><table><thead><tr><th>时间</th><th>事件</th><th>对象</th><th>值</th><th>说明</th></tr></thead><tbody>");
         for h in history.iter().rev().take(HISTORY_ROWS) {
             let event = match h.event {
-                HistoryEvent::Transition => format!(
-                    "{} → {}",
-                    state_zh(h.from),
-                    state_zh(h.to)
-                ),
+                HistoryEvent::Transition => format!("{} → {}", state_zh(h.from), state_zh(h.to)),
                 HistoryEvent::Queued => format!("邮件排队{}", notice_zh(h.notice.as_deref())),
                 HistoryEvent::Sent => format!("邮件已发送{}", notice_zh(h.notice.as_deref())),
                 HistoryEvent::Delayed => "邮件延迟".into(),
@@ -388,13 +389,19 @@ pub fn rule(source: &dyn StatusSource, id: &str) -> Option<String> {
     // Tests.
     out.push_str("<section>\n<h2>规则测试</h2>\n");
     match source.test_status(id) {
-        None => out.push_str("<p class=\"muted\">无测试结果（运行 <code>rulewatch test</code> 查看）</p>\n"),
+        None => out.push_str(
+            "<p class=\"muted\">无测试结果（运行 <code>rulewatch test</code> 查看）</p>\n",
+        ),
         Some(t) => {
             let ok = t.failed == 0;
             let _ = write!(
                 out,
                 "<p>{} 通过 {} 项，失败 {} 项</p>",
-                badge(if ok { StateLabel::Ok } else { StateLabel::Error }),
+                badge(if ok {
+                    StateLabel::Ok
+                } else {
+                    StateLabel::Error
+                }),
                 t.passed,
                 t.failed
             );
@@ -422,7 +429,15 @@ pub fn rule(source: &dyn StatusSource, id: &str) -> Option<String> {
         row("说明", d);
     }
     row("规则文件", &s.entry.rule.path.display().to_string());
-    row("文件版本", &s.entry.rule.content_hash.chars().take(12).collect::<String>());
+    row(
+        "文件版本",
+        &s.entry
+            .rule
+            .content_hash
+            .chars()
+            .take(12)
+            .collect::<String>(),
+    );
     if let Some(spec) = &meta.chart {
         let range = match spec.range {
             ChartRange::Year(y) => format!("{y}年"),
@@ -508,9 +523,7 @@ fn chart_caption(s: &RuleStatus, chart: &ChartData) -> String {
             format_number(x),
             chart.unit
         )),
-        Some(ChartLine::FromFinding) => {
-            parts.push("各对象目标不同，目标值见告警说明".to_string())
-        }
+        Some(ChartLine::FromFinding) => parts.push("各对象目标不同，目标值见告警说明".to_string()),
         _ => {}
     }
     if !chart.firing.is_empty() {
@@ -522,9 +535,9 @@ fn chart_caption(s: &RuleStatus, chart: &ChartData) -> String {
 /// A small page saying what went wrong.
 pub fn error_page(title: &str, detail: &str) -> String {
     let mut out = head(title);
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<body><header><p><a href=\"/\">← 返回全部目标</a></p><h1>{}</h1></header><main><p>{}</p></main></body></html>\n",
+        "<body><header><p><a href=\"/\">← 返回全部目标</a></p><h1>{}</h1></header><main><p>{}</p></main></body></html>",
         escape(title),
         escape(detail)
     );

@@ -106,7 +106,10 @@ impl Snapshot {
                 .iter()
                 .map(|&i| self.evaluator.evaluate(&self.rules[i].rule, at))
                 .collect();
-            let rules: Vec<AlertRule> = due.iter().map(|&i| alert_rule(&self.rules[i].rule)).collect();
+            let rules: Vec<AlertRule> = due
+                .iter()
+                .map(|&i| alert_rule(&self.rules[i].rule))
+                .collect();
             let findings: Vec<Vec<Finding>> = outcomes.iter().map(|o| o.all_findings()).collect();
             let batch: Vec<(&AlertRule, &[Finding])> = rules
                 .iter()

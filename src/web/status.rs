@@ -109,7 +109,12 @@ impl RuleStatus {
     }
 
     pub fn owner(&self) -> &str {
-        self.entry.rule.meta.owner.as_deref().unwrap_or("未指定责任单位")
+        self.entry
+            .rule
+            .meta
+            .owner
+            .as_deref()
+            .unwrap_or("未指定责任单位")
     }
 
     /// The most telling alert (worst state first).
@@ -165,7 +170,8 @@ pub fn figure_of_chart(chart: &ChartData) -> Option<Figure> {
 /// The state of a rule from its alerts and last evaluation.
 pub fn state_of(entry: &RuleEntry, alerts: &[Alert]) -> StateLabel {
     let worst = alerts.iter().map(|a| StateLabel::of_alert(a.state)).min();
-    let errored = entry.load_error.is_some() || entry.last.as_ref().is_some_and(|l| l.error.is_some());
+    let errored =
+        entry.load_error.is_some() || entry.last.as_ref().is_some_and(|l| l.error.is_some());
     match worst {
         _ if errored => StateLabel::Error,
         Some(s) => s,
@@ -242,8 +248,6 @@ pub fn all(source: &dyn StatusSource) -> Result<Vec<RuleStatus>, String> {
             rule_status(source, entry, mine, &history, source.now())
         })
         .collect();
-    out.sort_by(|a, b| {
-        (a.owner(), a.state, a.id()).cmp(&(b.owner(), b.state, b.id()))
-    });
+    out.sort_by(|a, b| (a.owner(), a.state, a.id()).cmp(&(b.owner(), b.state, b.id())));
     Ok(out)
 }
