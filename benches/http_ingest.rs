@@ -113,6 +113,16 @@ impl Conn {
     }
 }
 
+/// Kills the daemon if the benchmark panics.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn start_daemon(bin: &str, dir: &Path, config: &Path, port: u16) -> Child {
     let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
     let child = Command::new(bin)
@@ -150,6 +160,29 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
+}
+
+/// CPU seconds (user + system) a process has used, from /proc.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0 // USER_HZ
+}
+
+fn metric(port: u16, name: &str) -> f64 {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -201,7 +234,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = write_config(dir.path(), port);
-    let mut daemon = start_daemon(bin, dir.path(), &config, port);
+    let mut daemon = Running(start_daemon(bin, dir.path(), &config, port));
 
     // Warm-up: one batch (also creates the first series).
     let mut warm = Conn::open(port);
@@ -210,6 +243,12 @@ fn main() {
 
     let next = Arc::new(AtomicUsize::new(1));
     let batches = Arc::new(batches.iter().map(|b| b.to_vec()).collect::<Vec<_>>());
+    let daemon_pid = daemon.0.id().to_string();
+    let (cpu_daemon, cpu_self) = (cpu_seconds(&daemon_pid), cpu_seconds("self"));
+    let (commits0, batches0) = (
+        metric(port, "rulewatch_ingest_commits_total"),
+        metric(port, "rulewatch_ingest_committed_batches_total"),
+    );
     let started = Instant::now();
     let workers: Vec<_> = (0..clients)
         .map(|_| {
@@ -237,6 +276,12 @@ fn main() {
         .flat_map(|w| w.join().unwrap())
         .collect();
     let elapsed = started.elapsed();
+    let (cpu_daemon, cpu_self) = (
+        cpu_seconds(&daemon_pid) - cpu_daemon,
+        cpu_seconds("self") - cpu_self,
+    );
+    let commits = metric(port, "rulewatch_ingest_commits_total") - commits0;
+    let grouped = metric(port, "rulewatch_ingest_committed_batches_total") - batches0;
     latencies.sort();
     let timed_readings = readings - batches[0].iter().filter(|&&b| b == b'\n').count();
     println!(
@@ -249,10 +294,17 @@ fn main() {
         ms(percentile(&latencies, 0.99)),
         ms(*latencies.last().unwrap_or(&Duration::ZERO)),
     );
+    println!(
+        "        daemon CPU {cpu_daemon:.2} s ({:.2} µs/reading: {:.0} readings per CPU-second), client CPU {cpu_self:.2} s; {commits:.0} synced commits, {:.1} batches per commit; machine load {}",
+        cpu_daemon * 1e6 / timed_readings as f64,
+        timed_readings as f64 / cpu_daemon.max(1e-9),
+        grouped / commits.max(1.0),
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    );
     let _ = Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
+        .args(["-TERM", &daemon.0.id().to_string()])
         .status();
-    let status = daemon.wait().unwrap();
+    let status = daemon.0.wait().unwrap();
     assert!(status.success(), "daemon exit: {status}");
 
     // The same readings from a file, into a fresh store.

@@ -349,6 +349,34 @@ fn evaluate_answers_with_findings_and_alerts_follow() {
     d.evaluate(None);
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(d.outbox().len(), 1);
+
+    // Recovery: a newer, lower reading; the next evaluation resolves the
+    // alert and sends exactly one more mail, the resolved one.
+    let r = d.post(
+        "/api/v1/readings",
+        "application/x-ndjson",
+        r#"{"metric":"pm25","value":20,"time":"2021-03-03T10:00:00+08:00","labels":{"county":"南宫"}}"#,
+    );
+    assert_eq!(r.status, 200);
+    let v = d.evaluate(Some("pm25-high"));
+    assert_eq!(v["findings"].as_array().unwrap().len(), 0, "{v}");
+    let mails = d.wait_for(10, "the resolved mail", |d| {
+        let m = d.outbox();
+        (m.len() == 2).then_some(m)
+    });
+    // The subject is RFC 2047-encoded: "[已恢复]" in UTF-8 base64 starts `W+W3suaBouWkjV0`.
+    let resolved = mails
+        .iter()
+        .filter(|m| m.contains("W+W3suaBouWkjV0"))
+        .count();
+    assert_eq!(resolved, 1, "{mails:#?}");
+    assert!(d.get("/api/v1/alerts").json()["alerts"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    d.evaluate(None);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(d.outbox().len(), 2, "nothing more after recovery");
 }
 
 #[test]
@@ -392,4 +420,42 @@ fn the_token_never_appears_in_logs_or_answers() {
     for a in answers {
         assert!(!a.contains(TOKEN), "token in an answer: {a}");
     }
+}
+
+#[test]
+fn concurrent_batches_with_new_series_are_all_stored() {
+    // Many requests at once, each creating series others also create: they
+    // are committed together (group commit) and each answered on its own.
+    let d = with_pm25_rule();
+    let threads: Vec<_> = (0..16)
+        .map(|i| {
+            let http = d.http.clone();
+            let url = d.url("/api/v1/readings");
+            std::thread::spawn(move || {
+                let mut body = String::new();
+                for c in 0..200 {
+                    body.push_str(&format!(
+                        "{{\"metric\":\"water_class\",\"value\":{},\"time\":\"2021-03-{:02}\",\"labels\":{{\"section\":\"s{c:03}\"}}}}\n",
+                        1 + (i + c) % 4,
+                        1 + i
+                    ));
+                }
+                let r = http
+                    .post(url)
+                    .header("Authorization", format!("Bearer {TOKEN}"))
+                    .header("Content-Type", "application/x-ndjson")
+                    .body(body)
+                    .send()
+                    .unwrap();
+                (r.status().as_u16(), r.text().unwrap())
+            })
+        })
+        .collect();
+    for t in threads {
+        let (status, body) = t.join().unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(d.metric("rulewatch_readings_ingested_total"), Some(3200.0));
+    let commits = d.metric("rulewatch_ingest_commits_total").unwrap();
+    assert!((1.0..=16.0).contains(&commits), "{commits}");
 }

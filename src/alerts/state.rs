@@ -54,6 +54,23 @@ pub struct AlertRule {
     pub repeat: Millis,
 }
 
+impl AlertRule {
+    /// The alert machine's view of a loaded rule (recipients already resolved).
+    pub fn from_rule(rule: &crate::rules::Rule) -> AlertRule {
+        AlertRule {
+            id: rule.meta.id.clone(),
+            title: rule.meta.title.clone(),
+            severity: rule.meta.severity,
+            owner: rule.meta.owner.clone(),
+            file: rule.path.clone(),
+            content_hash: rule.content_hash.clone(),
+            recipients: rule.meta.recipients.clone(),
+            for_: rule.meta.for_,
+            repeat: rule.meta.repeat,
+        }
+    }
+}
+
 /// The state of one alert. `Inactive` is never stored: it is the absence of
 /// an alert, and appears only as the `from` or `to` of a transition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

@@ -5,11 +5,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::alerts;
+use crate::alerts::AlertRule;
 use crate::notify::{compose_all, MailSettings};
 use crate::readings::store::Store;
 use crate::rules::engine::new_engine;
 use crate::rules::{load_rules, Evaluator};
-use crate::ruletest::runner::alert_rule;
 use crate::time::{format_duration, format_time, parse_time};
 
 use super::{load_config, Exit};
@@ -65,7 +65,7 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
     let findings = outcome.all_findings();
     // The first mail of each alert: as if nothing were active before and
     // `for` were over (a pending breach sends nothing yet).
-    let mut machine_rule = alert_rule(rule);
+    let mut machine_rule = AlertRule::from_rule(rule);
     machine_rule.for_ = 0;
     let step = alerts::evaluate(&[], &machine_rule, now, &findings);
     let mails = compose_all(&step.notices, &MailSettings::from_config(&config));

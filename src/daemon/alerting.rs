@@ -21,21 +21,6 @@ use crate::notify::{MailSettings, MailStats, OutboxCounts};
 use crate::rules::{Finding, Rule, RuleOutcome};
 use crate::time::Millis;
 
-/// What the alert machine needs to know about a loaded rule.
-pub fn alert_rule(rule: &Rule) -> AlertRule {
-    AlertRule {
-        id: rule.meta.id.clone(),
-        title: rule.meta.title.clone(),
-        severity: rule.meta.severity,
-        owner: rule.meta.owner.clone(),
-        file: rule.path.clone(),
-        content_hash: rule.content_hash.clone(),
-        recipients: rule.meta.recipients.clone(),
-        for_: rule.meta.for_,
-        repeat: rule.meta.repeat,
-    }
-}
-
 pub struct Alerting {
     writer: Mutex<AlertStore>,
     reader: Mutex<AlertStore>,
@@ -67,7 +52,10 @@ impl Alerting {
         at: Millis,
         outcomes: &[(Arc<Rule>, RuleOutcome)],
     ) -> Result<Recorded, StoreError> {
-        let rules: Vec<AlertRule> = outcomes.iter().map(|(r, _)| alert_rule(r)).collect();
+        let rules: Vec<AlertRule> = outcomes
+            .iter()
+            .map(|(r, _)| AlertRule::from_rule(r))
+            .collect();
         let findings: Vec<Vec<Finding>> = outcomes.iter().map(|(_, o)| o.all_findings()).collect();
         let batch: Vec<(&AlertRule, &[Finding])> = rules
             .iter()

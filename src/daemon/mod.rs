@@ -9,11 +9,14 @@
 //! - [`schedule`]: cron jobs and the scheduled-instant arithmetic
 //! - [`evaluate`]: one evaluation, guarded against overlap
 //! - [`reload`]: hot reload of the rules folder
+//! - [`demo`]: `--demo`, the fixtures replayed on a fast clock instead of the cron jobs
 //! - [`metrics`]: counters for `/metrics`
 
 pub mod alerting;
 pub mod batch;
+pub mod demo;
 pub mod evaluate;
+pub mod ingest;
 pub mod metrics;
 pub mod reload;
 pub mod schedule;
@@ -60,7 +63,9 @@ pub enum DaemonError {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT; Ok after a clean shutdown.
-pub async fn run(config: Config) -> Result<(), DaemonError> {
+/// With `demo`, a replay of the fixtures on a fast clock takes the place of
+/// the cron jobs (see [`demo`]).
+pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonError> {
     // Signals first: a SIGTERM that arrives during start-up still stops us cleanly.
     let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
@@ -70,6 +75,21 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         .await
         .expect("store open does not panic")?;
     let store = Arc::new(store);
+    if let Some(demo) = &demo {
+        let (s, folder, tz) = (store.clone(), demo.fixtures.clone(), config.timezone);
+        match tokio::task::spawn_blocking(move || demo::load_fixtures_if_empty(&s, &folder, tz))
+            .await
+            .expect("fixture loading does not panic")
+        {
+            Ok(0) => {
+                tracing::info!("demo: the store already holds readings; fixtures not loaded again")
+            }
+            Ok(n) => {
+                tracing::info!(readings = n, folder = %demo.fixtures.display(), "demo: fixtures loaded")
+            }
+            Err(e) => tracing::error!(error = %e, "demo: fixtures not loaded"),
+        }
+    }
     // Mail: the transport (an SMTP password is read from its variable here),
     // the sender worker on its own connection, the alert store.
     let mailer = crate::notify::Mailer::from_config(&config.mail)
@@ -130,12 +150,20 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
     *daemon.jobs.lock().await = Some(jobs);
     daemon.sync_jobs(false).await;
-    if let Some(jobs) = daemon.jobs.lock().await.as_ref() {
-        jobs.start()
-            .await
-            .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+    match demo {
+        None => {
+            if let Some(jobs) = daemon.jobs.lock().await.as_ref() {
+                jobs.start()
+                    .await
+                    .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+            }
+            tokio::spawn(schedule::watch_offset_changes(daemon.clone()));
+        }
+        // The jobs stay created (reload keeps them in step) but never start.
+        Some(demo) => {
+            tokio::spawn(demo::replay(daemon.clone(), demo));
+        }
     }
-    tokio::spawn(schedule::watch_offset_changes(daemon.clone()));
 
     // Without a watcher (inotify limits reached, say) the daemon still runs:
     // rules then reload on SIGHUP only.

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::alerting::Alerting;
 use super::batch::Batches;
+use super::ingest::Ingest;
 use super::metrics::{Gauges, Metrics};
 use super::schedule::Jobs;
 use crate::config::Config;
@@ -212,6 +213,8 @@ pub struct Daemon {
     pub batches: Batches,
     pub token: Option<ApiToken>,
     pub alerting: Arc<Alerting>,
+    /// HTTP ingest's group-commit writer.
+    pub ingest: Ingest,
     pub load_events: mpsc::UnboundedSender<RuleLoadEvent>,
     pub jobs: tokio::sync::Mutex<Option<Jobs>>,
     /// One reload at a time (file events and SIGHUP may race).
@@ -229,6 +232,21 @@ impl Daemon {
     ) -> Daemon {
         let token = config.api_token().map(|t| ApiToken::new(&t));
         let evaluator = Arc::new(Evaluator::new(&config, store.clone()));
+        let ingest = Ingest::start(store.clone());
+        let metrics = Metrics::new();
+        {
+            let stats = ingest.stats.clone();
+            metrics.add_extra(Box::new(move |out| {
+                use std::fmt::Write as _;
+                let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+                let _ = writeln!(out, "# HELP rulewatch_ingest_commits_total Synced transactions of HTTP ingest (group commits).");
+                let _ = writeln!(out, "# TYPE rulewatch_ingest_commits_total counter");
+                let _ = writeln!(out, "rulewatch_ingest_commits_total {}", load(&stats.commits));
+                let _ = writeln!(out, "# HELP rulewatch_ingest_committed_batches_total Request batches those transactions held.");
+                let _ = writeln!(out, "# TYPE rulewatch_ingest_committed_batches_total counter");
+                let _ = writeln!(out, "rulewatch_ingest_committed_batches_total {}", load(&stats.batches));
+            }));
+        }
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         // A batch waits this long for news before recording what it has: a
         // rule's run is bounded by the rule time limit, plus queueing.
@@ -239,12 +257,13 @@ impl Daemon {
             store,
             evaluator,
             rules: RwLock::new(RuleSet::default()),
-            metrics: Metrics::new(),
+            metrics,
             inflight: Arc::new(InFlight::default()),
             eval_slots: tokio::sync::Semaphore::new(cores),
             batches: Batches::new(batch_idle),
             token,
             alerting,
+            ingest,
             load_events,
             jobs: tokio::sync::Mutex::new(None),
             reloading: tokio::sync::Mutex::new(()),

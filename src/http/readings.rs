@@ -2,8 +2,9 @@
 //!
 //! The format comes from `Content-Type` (`application/json`,
 //! `application/x-ndjson`, `text/csv`; 415 otherwise). The body is read up
-//! to `max_body_bytes` (413 beyond), then parsed and committed in one
-//! transaction on the blocking pool. A bad reading rejects the whole batch:
+//! to `max_body_bytes` (413 beyond), parsed on the blocking pool, and
+//! committed by the group-commit writer ([`crate::daemon::ingest`]): the 200
+//! comes once the readings are synced to disk. A bad reading rejects the whole batch:
 //! 400 with every bad item (line, column, item index, message), nothing stored.
 
 use std::pin::Pin;
@@ -18,6 +19,7 @@ use axum::Json;
 use serde_json::json;
 
 use super::error;
+use crate::daemon::ingest;
 use crate::daemon::state::Daemon;
 use crate::readings::parse::parse;
 use crate::readings::{Format, ParseError};
@@ -49,6 +51,12 @@ pub async fn post(State(d): State<Arc<Daemon>>, headers: HeaderMap, body: Body) 
     if declared.is_some_and(|n| n > limit) {
         return too_large(limit);
     }
+    // Memory for bodies in flight is bounded: wait for room (a body of
+    // unknown length books the whole limit).
+    let booked = declared.unwrap_or(limit).clamp(1, ingest::BUDGET_BYTES) as u32;
+    let Ok(_room) = d.ingest.budget.clone().acquire_many_owned(booked).await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    };
     let bytes = match read_limited(body, limit, declared.unwrap_or(0)).await {
         Ok(b) => b,
         Err(ReadError::TooLarge) => return too_large(limit),
@@ -60,15 +68,14 @@ pub async fn post(State(d): State<Arc<Daemon>>, headers: HeaderMap, body: Body) 
         }
     };
     let tz = d.config.timezone;
-    let store = d.store.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let batch = parse(&bytes, format, tz).map_err(Failure::Rejected)?;
-        store
-            .write(&batch)
-            .map_err(|e| Failure::Store(e.to_string()))
-    })
-    .await
-    .unwrap_or_else(|e| Err(Failure::Crashed(e.to_string())));
+    let parsed = tokio::task::spawn_blocking(move || parse(&bytes, format, tz))
+        .await
+        .map_err(|e| Failure::Crashed(e.to_string()));
+    let result = match parsed {
+        Ok(Ok(batch)) => d.ingest.write(batch).await.map_err(Failure::Store),
+        Ok(Err(e)) => Err(Failure::Rejected(e)),
+        Err(e) => Err(e),
+    };
 
     match result {
         Ok(summary) => {

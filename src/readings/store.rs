@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -143,6 +144,8 @@ pub struct Store {
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
     memory: RwLock<Memory>,
+    /// The `store_meta` generation the memory copy reflects.
+    generation: std::sync::atomic::AtomicI64,
 }
 
 /// Counts of what a write did.
@@ -166,6 +169,14 @@ CREATE TABLE IF NOT EXISTS blocks (
     data      BLOB NOT NULL,          -- count × (time i64 LE, value f64 LE), sorted by time, times unique
     PRIMARY KEY (series_id, start)
 ) WITHOUT ROWID;
+-- Bumped by every write of readings, from any process: a store that sees a
+-- generation it did not write reloads its memory copy (e.g. `rulewatch
+-- ingest` run beside the daemon).
+CREATE TABLE IF NOT EXISTS store_meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO store_meta (key, value) VALUES ('generation', 0);
 ";
 
 /// One block per series and UTC day: hourly data makes 384-byte blocks,
@@ -228,8 +239,11 @@ impl Store {
         let writer = open_connection(path).map_err(err)?;
         // 64 MiB of page cache for the writer: a chunk of a large file touches
         // a leaf page of every series, and spilling them costs more than RAM.
+        // 64 MiB between automatic checkpoints (SQLite's default is 4 MiB): a
+        // checkpoint syncs the database file, and small commits of readings
+        // spread over many series would otherwise pay for one nearly every time.
         writer
-            .execute_batch("PRAGMA cache_size=-65536;")
+            .execute_batch("PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=16384;")
             .map_err(err)?;
         writer.execute_batch(SCHEMA).map_err(err)?;
         let reader = open_connection(path).map_err(err)?;
@@ -238,8 +252,11 @@ impl Store {
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
             memory: RwLock::new(Memory::default()),
+            generation: std::sync::atomic::AtomicI64::new(0),
         };
+        let generation = store.stored_generation().map_err(err)?;
         store.load_series_index().map_err(err)?;
+        store.generation.store(generation, Ordering::SeqCst);
         Ok(store)
     }
 
@@ -260,9 +277,48 @@ impl Store {
         let mut memory = self.memory.write();
         for row in rows {
             let (id, metric, labels) = row?;
+            if memory.series.contains_key(&id) {
+                continue;
+            }
             let labels: Labels = serde_json::from_str(&labels).unwrap_or_default();
             memory.add_series(id, SeriesKey { metric, labels }, Millis::MAX);
         }
+        Ok(())
+    }
+
+    fn stored_generation(&self) -> rusqlite::Result<i64> {
+        self.reader.lock().query_row(
+            "SELECT value FROM store_meta WHERE key = 'generation'",
+            [],
+            |r| r.get(0),
+        )
+    }
+
+    /// Another process wrote readings since our memory copy was made: forget
+    /// what memory holds (it is reloaded on demand) and learn new series.
+    fn follow_other_writers(&self) -> Result<(), StoreError> {
+        let err = |source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        };
+        let stored = self.stored_generation().map_err(err)?;
+        if stored == self.generation.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        // Hold the writer so our own commits cannot interleave with the reset.
+        let _writer = self.writer.lock();
+        let stored = self.stored_generation().map_err(err)?;
+        {
+            let mut memory = self.memory.write();
+            for s in memory.series.values_mut() {
+                s.loaded_from = Millis::MAX;
+                s.times = Vec::new();
+                s.values = Vec::new();
+            }
+        }
+        self.load_series_index().map_err(err)?;
+        self.generation.store(stored, Ordering::SeqCst);
+        tracing::debug!(store = %self.path.display(), "readings written by another process: memory copy reset");
         Ok(())
     }
 
@@ -271,23 +327,83 @@ impl Store {
     pub fn write(&self, batch: &Batch) -> Result<WriteSummary, StoreError> {
         let mut tx = self.begin()?;
         let ids = tx.add_inner(batch)?;
-        let writer = tx.finish()?;
-        let (created, _) = writer;
         // Only after the commit: the memory copy follows what is durable.
-        let mut memory = self.memory.write();
-        for (id, key) in &created {
-            // A new series has no older readings in SQLite: memory holds all of it.
-            memory.add_series(*id, key.clone(), Millis::MIN);
-        }
-        for p in &batch.points {
-            if let Some(s) = memory.series.get_mut(&ids[p.series as usize]) {
-                s.upsert(p.time, p.value);
+        let (new_series, readings) = tx.finish(|memory, created| {
+            for (id, key) in created {
+                // A new series has no older readings in SQLite: memory holds all of it.
+                memory.add_series(*id, key.clone(), Millis::MIN);
             }
-        }
+            for p in &batch.points {
+                if let Some(s) = memory.series.get_mut(&ids[p.series as usize]) {
+                    s.upsert(p.time, p.value);
+                }
+            }
+        })?;
         Ok(WriteSummary {
-            readings: batch.points.len(),
-            new_series: created.len(),
+            readings,
+            new_series,
         })
+    }
+
+    /// Stores several batches in one transaction (a group commit: the HTTP
+    /// ingest commits the requests that arrived together at once), all of
+    /// them or none, keeping the memory copy current as [`Store::write`]
+    /// does. `durable`: the commit is synced to disk (`synchronous=FULL`), so
+    /// it survives a power cut and not only a crash of the process.
+    pub fn write_many(
+        &self,
+        batches: &[&Batch],
+        durable: bool,
+    ) -> Result<Vec<WriteSummary>, StoreError> {
+        let err = |source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        };
+        if durable {
+            // Set before BEGIN (it cannot change inside a transaction);
+            // restored below (another writer slipping in between only gets a
+            // safer commit).
+            self.writer
+                .lock()
+                .execute_batch("PRAGMA synchronous=FULL")
+                .map_err(err)?;
+        }
+        let result = (|| {
+            let mut tx = self.begin()?;
+            let mut ids = Vec::with_capacity(batches.len());
+            for batch in batches {
+                ids.push(tx.add_inner(batch)?);
+            }
+            let mut out = Vec::with_capacity(batches.len());
+            tx.finish(|memory, created| {
+                let mut new_ids: std::collections::HashSet<SeriesId> =
+                    created.iter().map(|(id, _)| *id).collect();
+                for (id, key) in created {
+                    memory.add_series(*id, key.clone(), Millis::MIN);
+                }
+                for (batch, ids) in batches.iter().zip(&ids) {
+                    for p in &batch.points {
+                        if let Some(s) = memory.series.get_mut(&ids[p.series as usize]) {
+                            s.upsert(p.time, p.value);
+                        }
+                    }
+                    // Each new series counts for the first batch that used it.
+                    let new_series = ids.iter().filter(|id| new_ids.remove(id)).count();
+                    out.push(WriteSummary {
+                        readings: batch.points.len(),
+                        new_series,
+                    });
+                }
+            })?;
+            Ok(out)
+        })();
+        if durable {
+            let _ = self
+                .writer
+                .lock()
+                .execute_batch("PRAGMA synchronous=NORMAL");
+        }
+        result
     }
 
     /// Starts a write that may span several batches (a large file read in
@@ -303,6 +419,7 @@ impl Store {
             store: self,
             conn: Some(conn),
             created: Vec::new(),
+            adopted: Vec::new(),
             pending: HashMap::new(),
             touched: std::collections::HashSet::new(),
             readings: 0,
@@ -318,6 +435,7 @@ impl Store {
         from: Millis,
         f: impl FnOnce(&mut dyn Iterator<Item = &Series>) -> R,
     ) -> Result<R, StoreError> {
+        self.follow_other_writers()?;
         self.ensure_loaded(metric, filter, from)?;
         let memory = self.memory.read();
         let ids = memory.by_metric.get(metric);
@@ -473,7 +591,9 @@ pub struct WriteTx<'a> {
     store: &'a Store,
     conn: Option<parking_lot::MutexGuard<'a, Connection>>,
     created: Vec<(SeriesId, SeriesKey)>,
-    /// Series created in this transaction, not yet visible in memory.
+    /// Series another process created that memory does not know yet.
+    adopted: Vec<(SeriesId, SeriesKey)>,
+    /// Series created or found in this transaction, not yet visible in memory.
     pending: HashMap<SeriesKey, SeriesId>,
     touched: std::collections::HashSet<SeriesId>,
     readings: usize,
@@ -499,8 +619,13 @@ impl WriteTx<'_> {
         let conn = self.conn.as_ref().expect("open until finished");
         let mut ids = Vec::with_capacity(batch.series.len());
         let mut new_ones = Vec::new();
+        let mut adopted = Vec::new();
         {
             let known = self.store.memory.read();
+            // Another process may have created the series: then it is found, not made.
+            let mut find = conn
+                .prepare_cached("SELECT id FROM series WHERE metric = ?1 AND labels = ?2")
+                .map_err(|e| self.err(e))?;
             let mut insert = conn
                 .prepare_cached("INSERT INTO series (metric, labels) VALUES (?1, ?2)")
                 .map_err(|e| self.err(e))?;
@@ -509,8 +634,18 @@ impl WriteTx<'_> {
                     ids.push(id);
                     continue;
                 }
+                let labels = labels_json(&key.labels);
+                let found: Option<SeriesId> = find
+                    .query_row(params![key.metric, labels], |r| r.get(0))
+                    .optional()
+                    .map_err(|e| self.err(e))?;
+                if let Some(id) = found {
+                    adopted.push((id, key.clone()));
+                    ids.push(id);
+                    continue;
+                }
                 insert
-                    .execute(params![key.metric, labels_json(&key.labels)])
+                    .execute(params![key.metric, labels])
                     .map_err(|e| self.err(e))?;
                 let id = conn.last_insert_rowid();
                 new_ones.push((id, key.clone()));
@@ -520,6 +655,10 @@ impl WriteTx<'_> {
         for (id, key) in new_ones {
             self.pending.insert(key.clone(), id);
             self.created.push((id, key));
+        }
+        for (id, key) in adopted {
+            self.pending.insert(key.clone(), id);
+            self.adopted.push((id, key));
         }
         // Sorted by (series, time); for equal times the later reading wins.
         let mut order: Vec<u32> = (0..batch.points.len() as u32).collect();
@@ -578,36 +717,73 @@ impl WriteTx<'_> {
         Ok(ids)
     }
 
-    /// Commits; returns the series created and the readings written.
-    fn finish(mut self) -> Result<(Vec<(SeriesId, SeriesKey)>, usize), StoreError> {
+    /// Commits, then brings the memory copy up to date with `update` (given
+    /// the series this transaction created) *before* the writer is released:
+    /// the next writer must find those series in memory, or it would try to
+    /// create them again. Returns (series created, readings written).
+    fn finish(
+        mut self,
+        update: impl FnOnce(&mut Memory, &[(SeriesId, SeriesKey)]),
+    ) -> Result<(usize, usize), StoreError> {
         let conn = self.conn.take().expect("open until finished");
+        let generation: i64 = match conn.query_row(
+            "UPDATE store_meta SET value = value + 1 WHERE key = 'generation' RETURNING value",
+            [],
+            |r| r.get(0),
+        ) {
+            Ok(g) => g,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(self.err(e));
+            }
+        };
         if let Err(e) = conn.execute_batch("COMMIT") {
             let _ = conn.execute_batch("ROLLBACK");
             return Err(self.err(e));
         }
-        Ok((std::mem::take(&mut self.created), self.readings))
+        let created = std::mem::take(&mut self.created);
+        {
+            let mut memory = self.store.memory.write();
+            // Series another process created: known now, their readings
+            // loaded from SQLite when asked for.
+            for (id, key) in std::mem::take(&mut self.adopted) {
+                if !memory.series.contains_key(&id) {
+                    memory.add_series(id, key, Millis::MAX);
+                }
+            }
+            update(&mut memory, &created);
+        }
+        // Our own write: the memory copy reflects it (unless another
+        // process wrote in between, which the generation then shows).
+        let _ = self.store.generation.compare_exchange(
+            generation - 1,
+            generation,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        drop(conn);
+        Ok((created.len(), self.readings))
     }
 
     /// Commits everything added. Series this write touched are dropped from
     /// memory and reloaded when a rule next asks for them.
     pub fn commit(mut self) -> Result<WriteSummary, StoreError> {
-        let store = self.store;
         let touched = std::mem::take(&mut self.touched);
-        let (created, readings) = self.finish()?;
-        let mut memory = store.memory.write();
-        for (id, key) in &created {
-            memory.add_series(*id, key.clone(), Millis::MAX);
-        }
-        for id in touched {
-            if let Some(s) = memory.series.get_mut(&id) {
-                s.loaded_from = Millis::MAX;
-                s.times = Vec::new();
-                s.values = Vec::new();
+        let (new_series, readings) = self.finish(|memory, created| {
+            for (id, key) in created {
+                memory.add_series(*id, key.clone(), Millis::MAX);
             }
-        }
+            for id in touched {
+                if let Some(s) = memory.series.get_mut(&id) {
+                    s.loaded_from = Millis::MAX;
+                    s.times = Vec::new();
+                    s.values = Vec::new();
+                }
+            }
+        })?;
         Ok(WriteSummary {
             readings,
-            new_series: created.len(),
+            new_series,
         })
     }
 }
@@ -707,6 +883,107 @@ mod tests {
             vec![(5, 0.5), (7, 3.0), (10, 2.0)]
         );
         assert_eq!(store.metrics(), vec!["pm25".to_string()]);
+    }
+
+    #[test]
+    fn write_many_is_one_transaction_and_keeps_memory_current() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let a = batch(&[("pm25", "南宫", 10, 1.0), ("pm25", "清河", 10, 2.0)]);
+        let b = batch(&[("pm25", "南宫", 20, 3.0), ("pm10", "南宫", 20, 4.0)]);
+        let s = store.write_many(&[&a, &b], true).unwrap();
+        assert_eq!(
+            s.iter()
+                .map(|s| (s.readings, s.new_series))
+                .collect::<Vec<_>>(),
+            [(2, 2), (2, 1)]
+        );
+        assert_eq!(
+            values(&store, "pm25", "南宫", 0, 100),
+            vec![(10, 1.0), (20, 3.0)]
+        );
+        assert_eq!(store.count_readings().unwrap(), 4);
+        // A failure anywhere stores none of it.
+        store
+            .writer
+            .lock()
+            .execute_batch("CREATE TRIGGER no_so2 BEFORE INSERT ON blocks WHEN NEW.series_id > 3 BEGIN SELECT RAISE(ABORT, 'no'); END;")
+            .unwrap();
+        let c = batch(&[("pm25", "南宫", 30, 5.0)]);
+        let d = batch(&[("so2", "南宫", 30, 500.0)]);
+        assert!(store.write_many(&[&c, &d], true).is_err());
+        assert_eq!(store.count_readings().unwrap(), 4);
+        assert_eq!(
+            values(&store, "pm25", "南宫", 0, 100),
+            vec![(10, 1.0), (20, 3.0)]
+        );
+        assert_eq!(
+            store.metrics(),
+            vec!["pm10".to_string(), "pm25".to_string()]
+        );
+        // The connection is back to its usual setting.
+        let sync: i64 = store
+            .writer
+            .lock()
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 1, "NORMAL");
+    }
+
+    #[test]
+    fn concurrent_writers_creating_the_same_series() {
+        // Each round, four threads write to the same brand-new series: one
+        // creates it, the others must find it (not create it again).
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        for round in 0..30 {
+            let county = format!("c{round}");
+            std::thread::scope(|scope| {
+                for t in 0..4 {
+                    let (store, county) = (&store, county.clone());
+                    scope.spawn(move || {
+                        store.write(&batch(&[("pm25", &county, t, 1.0)])).unwrap();
+                    });
+                }
+            });
+        }
+        assert_eq!(store.count_readings().unwrap(), 120);
+    }
+
+    #[test]
+    fn follows_readings_written_by_another_process() {
+        // Two stores on one file stand for the daemon and `rulewatch ingest`.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let daemon = Store::open(&path).unwrap();
+        let cli = Store::open(&path).unwrap();
+        daemon.write(&batch(&[("pm25", "南宫", 1, 1.0)])).unwrap();
+        assert_eq!(values(&daemon, "pm25", "南宫", 0, 100), vec![(1, 1.0)]);
+        cli.write(&batch(&[
+            ("pm25", "南宫", 2, 2.0),
+            ("pm25", "清河", 2, 5.0),
+        ]))
+        .unwrap();
+        // The daemon sees the new reading and the new series…
+        assert_eq!(
+            values(&daemon, "pm25", "南宫", 0, 100),
+            vec![(1, 1.0), (2, 2.0)]
+        );
+        assert_eq!(values(&daemon, "pm25", "清河", 0, 100), vec![(2, 5.0)]);
+        // …and can write to a series the other process created.
+        let mut tx = daemon.begin().unwrap();
+        tx.add(&batch(&[("pm10", "巨鹿", 3, 3.0)])).unwrap();
+        tx.commit().unwrap();
+        cli.write(&batch(&[("pm10", "巨鹿", 4, 4.0)])).unwrap();
+        daemon.write(&batch(&[("pm10", "巨鹿", 5, 5.0)])).unwrap();
+        assert_eq!(
+            values(&daemon, "pm10", "巨鹿", 0, 100),
+            vec![(3, 3.0), (4, 4.0), (5, 5.0)]
+        );
+        assert_eq!(
+            values(&cli, "pm10", "巨鹿", 0, 100),
+            vec![(3, 3.0), (4, 4.0), (5, 5.0)]
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use super::runner::alert_rule;
+use crate::alerts::AlertRule;
 use crate::alerts::{self, Alert, State, Transition};
 use crate::readings::Labels;
 use crate::rules::{Evaluator, Rule};
@@ -55,7 +55,7 @@ pub struct Replay {
 /// Evaluates `rule` at each of `times` (ascending) and steps the alert
 /// state machine from nothing.
 pub fn replay(evaluator: &Evaluator, rule: &Rule, times: &[Millis]) -> Replay {
-    let machine_rule = alert_rule(rule);
+    let machine_rule = AlertRule::from_rule(rule);
     let tz = evaluator.timezone();
     let mut prev: Vec<Alert> = Vec::new();
     let mut out = Replay::default();

@@ -22,22 +22,6 @@ use crate::rules::loader::{load_rule, load_rules};
 use crate::rules::{Evaluator, Finding, Rule};
 use crate::time::Millis;
 
-/// The alert machine's view of a loaded rule (recipients already resolved).
-/// The daemon builds the same from each loaded rule.
-pub fn alert_rule(rule: &Rule) -> AlertRule {
-    AlertRule {
-        id: rule.meta.id.clone(),
-        title: rule.meta.title.clone(),
-        severity: rule.meta.severity,
-        owner: rule.meta.owner.clone(),
-        file: rule.path.clone(),
-        content_hash: rule.content_hash.clone(),
-        recipients: rule.meta.recipients.clone(),
-        for_: rule.meta.for_,
-        repeat: rule.meta.repeat,
-    }
-}
-
 /// The state of an alert right after an evaluation, as a test sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum GotState {
@@ -304,7 +288,7 @@ impl<'a> Runner<'a> {
             .map_err(|e| format!("alert store: {e}"))?;
         let settings = MailSettings::from_config(self.config);
         let evaluator = Evaluator::new(self.config, store);
-        let alert_rules: Vec<AlertRule> = rules.iter().map(alert_rule).collect();
+        let alert_rules: Vec<AlertRule> = rules.iter().map(AlertRule::from_rule).collect();
         let tz = self.config.timezone;
 
         // Which rules run when: every rule at every listed time, and between
