@@ -46,7 +46,11 @@ fn the_status_page_is_served_beside_the_api() {
     let r = d.get("/");
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.headers["content-type"], "text/html; charset=utf-8");
-    assert!(r.text.contains("PM2.5 日均 ≤ 75 &lt;测试&gt;"), "{}", r.text);
+    assert!(
+        r.text.contains("PM2.5 日均 ≤ 75 &lt;测试&gt;"),
+        "{}",
+        r.text
+    );
     assert!(r.text.contains("<h2>生态环境局 <small>"), "{}", r.text);
     assert!(r.text.contains("class=\"card firing\""), "{}", r.text);
     assert!(r.text.contains("<b>91.5µg/m³</b>"), "{}", r.text);

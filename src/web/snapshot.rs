@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::notify::chart::StoreCharts;
 use crate::notify::MailSettings;
 use crate::readings::store::Store;
-use crate::rules::{load_rules, Evaluator, Finding, Rule};
+use crate::rules::{load_rules, Evaluator, Finding};
 use crate::time::Millis;
 
 pub struct Snapshot {
@@ -29,21 +29,6 @@ pub struct Snapshot {
     pub broken: Vec<(String, Vec<String>)>,
     /// The clock the page shows (the end of the last replay).
     pub now: Millis,
-}
-
-/// What the alert machine needs to know about a rule.
-pub fn alert_rule(rule: &Rule) -> AlertRule {
-    AlertRule {
-        id: rule.meta.id.clone(),
-        title: rule.meta.title.clone(),
-        severity: rule.meta.severity,
-        owner: rule.meta.owner.clone(),
-        file: rule.path.clone(),
-        content_hash: rule.content_hash.clone(),
-        recipients: rule.meta.recipients.clone(),
-        for_: rule.meta.for_,
-        repeat: rule.meta.repeat,
-    }
 }
 
 impl Snapshot {
@@ -108,7 +93,7 @@ impl Snapshot {
                 .collect();
             let rules: Vec<AlertRule> = due
                 .iter()
-                .map(|&i| alert_rule(&self.rules[i].rule))
+                .map(|&i| AlertRule::from_rule(&self.rules[i].rule))
                 .collect();
             let findings: Vec<Vec<Finding>> = outcomes.iter().map(|o| o.all_findings()).collect();
             let batch: Vec<(&AlertRule, &[Finding])> = rules
