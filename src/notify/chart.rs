@@ -147,7 +147,7 @@ fn draw(
     root.fill(&WHITE)?;
     let (y0, y1) = data.y_bounds();
     let unit = ascii(&data.unit);
-    let long = data.to - data.from > 200 * DAY;
+    let long = data.to.saturating_sub(data.from) > 200 * DAY;
     let mut chart = ChartBuilder::on(&root)
         .margin(10)
         .x_label_area_size(26)

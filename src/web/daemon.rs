@@ -48,8 +48,12 @@ impl StatusSource for Daemon {
         self.config.timezone
     }
 
+    /// The wall clock, or under `run --demo` the replay's virtual clock.
     fn now(&self) -> Millis {
-        chrono::Utc::now().timestamp_millis()
+        match self.demo_now.load(std::sync::atomic::Ordering::Relaxed) {
+            i64::MIN => chrono::Utc::now().timestamp_millis(),
+            t => t,
+        }
     }
 
     fn broken_files(&self) -> Vec<(String, Vec<String>)> {

@@ -15,7 +15,7 @@ use crate::readings::store::Store;
 use crate::readings::Labels;
 use crate::rules::finding::subject_text;
 use crate::rules::loader::{Breach, ChartLine, ChartRange, ChartSpec};
-use crate::time::{add_months, months_span, start_of_day, to_local, Millis};
+use crate::time::{add_months, months_span, start_of_day, to_local, Millis, DAY};
 
 /// Most series drawn in one chart (per-subject rules: one line per subject).
 pub const MAX_SERIES: usize = 8;
@@ -162,6 +162,20 @@ pub fn chart_data(
         .unwrap_or_default();
     lines.retain(|(_, p)| !p.is_empty());
     lines.sort_by(|a, b| a.0.cmp(&b.0));
+    // A window starts where its data does (`all`, or a long window over a
+    // young store): no empty stretch on the left, and no span overflow.
+    let from = if let ChartRange::Window(_) = spec.range {
+        let first = lines
+            .iter()
+            .filter_map(|(_, p)| p.first().map(|x| x.0))
+            .min();
+        match first {
+            Some(t) => from.max(t),
+            None => from.max(to.saturating_sub(365 * DAY)),
+        }
+    } else {
+        from
+    };
     let omitted = lines.len().saturating_sub(MAX_SERIES);
     lines.truncate(MAX_SERIES);
     let single = lines.len() == 1;

@@ -69,7 +69,7 @@ pub fn render(data: &ChartData, size: Size, tz: Tz, alt: &str) -> String {
         return s;
     }
     let (y0, y1) = data.y_bounds();
-    let span_t = (data.to - data.from).max(1) as f64;
+    let span_t = data.to.saturating_sub(data.from).max(1) as f64;
     let x = |t: Millis| left + (t - data.from) as f64 / span_t * (w - left - right);
     let y = |v: f64| top + (y1 - v) / (y1 - y0) * (h - top - bottom);
 
@@ -138,7 +138,7 @@ pub fn render(data: &ChartData, size: Size, tz: Tz, alt: &str) -> String {
         h - bottom,
         escape(&axis_number(y0, y1 - y0)),
     );
-    let date_format = if data.to - data.from > 200 * crate::time::DAY {
+    let date_format = if data.to.saturating_sub(data.from) > 200 * crate::time::DAY {
         "%Y-%m"
     } else {
         "%m-%d"
