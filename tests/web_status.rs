@@ -110,9 +110,11 @@ fn rule_page_has_source_metadata_history_and_chart() {
         html.contains("2021-06-16 09:00</td><td>告警 → 正常"),
         "{html}"
     );
-    assert!(html.contains("邮件排队（告警）"));
+    assert!(html.contains("邮件排队：告警"));
     assert!(html.contains("viewBox=\"0 0 720 300\""), "the larger chart");
+    // Its own tests (rules/social/unemployment-rate.test.ron) run and pass.
     assert!(html.contains("规则测试"));
+    assert!(html.contains("失败 0 项"), "{html}");
     assert!(page::rule(&s, "no-such-rule").is_none());
 }
 

@@ -487,7 +487,7 @@ fn window_zh(w: crate::time::Window) -> String {
 fn notice_zh(notice: Option<&str>) -> String {
     notice
         .and_then(crate::alerts::NoticeKind::parse)
-        .map(|k| format!("（{}）", crate::notify::templates::kind_label(k)))
+        .map(|k| format!("：{}", crate::notify::templates::kind_label(k)))
         .unwrap_or_default()
 }
 

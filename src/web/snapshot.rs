@@ -147,4 +147,9 @@ impl StatusSource for Snapshot {
     fn broken_files(&self) -> Vec<(String, Vec<String>)> {
         self.broken.clone()
     }
+
+    fn test_status(&self, rule: &str) -> Option<super::TestStatus> {
+        let entry = self.rules.iter().find(|e| e.rule.meta.id == rule)?;
+        super::daemon::test_status_of(&self.config, &entry.rule.path)
+    }
 }
