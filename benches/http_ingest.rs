@@ -7,7 +7,7 @@
 //!
 //! ```sh
 //! python3 ../shared/bench/gen_data.py --series 2000 --days 60 --end 1795723200 --out /tmp/rw-bench
-//! cargo bench --bench http_ingest                      # all 2.9 M readings, 4 clients
+//! cargo bench --bench http_ingest                      # all 2.9 M readings, 32 clients
 //! RW_BENCH_CLIENTS=8 RW_BENCH_LIMIT=500000 cargo bench --bench http_ingest
 //! ```
 //!
@@ -123,18 +123,20 @@ impl Drop for Running {
     }
 }
 
-fn start_daemon(bin: &str, dir: &Path, config: &Path, port: u16) -> Child {
+fn start_daemon(bin: &str, dir: &Path, config: &Path, port: u16) -> Running {
     let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
-    let child = Command::new(bin)
-        .args(["run", "--config"])
-        .arg(config)
-        .env("RW_BENCH_TOKEN", TOKEN)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start the daemon");
+    let child = Running(
+        Command::new(bin)
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RW_BENCH_TOKEN", TOKEN)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start the daemon"),
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
@@ -193,7 +195,7 @@ fn main() {
     let data =
         PathBuf::from(std::env::var("RW_BENCH_DATA").unwrap_or_else(|_| "/tmp/rw-bench".into()))
             .join("data.ndjson");
-    let clients: usize = env_or("RW_BENCH_CLIENTS", 4);
+    let clients: usize = env_or("RW_BENCH_CLIENTS", 32);
     let batch: usize = env_or("RW_BENCH_BATCH", 1000);
     let limit: usize = env_or("RW_BENCH_LIMIT", usize::MAX);
     let bin = env!("CARGO_BIN_EXE_rulewatch");
@@ -234,7 +236,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = write_config(dir.path(), port);
-    let mut daemon = Running(start_daemon(bin, dir.path(), &config, port));
+    let mut daemon = start_daemon(bin, dir.path(), &config, port);
 
     // Warm-up: one batch (also creates the first series).
     let mut warm = Conn::open(port);

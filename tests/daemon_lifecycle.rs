@@ -209,3 +209,35 @@ fn sigterm_lets_the_evaluation_in_flight_finish() {
     let stopped = logs.find("stopped cleanly").expect("clean stop");
     assert!(finished < stopped, "{logs}");
 }
+
+#[test]
+fn a_changed_schedule_is_rescheduled() {
+    let d = daemon()
+        .rule("pm25.rhai", pm25_rule("pm25-high", "v1", NEVER))
+        .start();
+    let runs = |d: &daemon_support::Daemon| {
+        d.metric("rulewatch_evaluations_total{rule=\"pm25-high\",result=\"ok\"}")
+            .unwrap_or(0.0)
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(runs(&d), 0.0, "never scheduled yet");
+
+    d.write_rule("pm25.rhai", &pm25_rule("pm25-high", "v2", "* * * * * *"));
+    d.wait_for(15, "scheduled runs on the new schedule", |d| {
+        (runs(d) >= 2.0).then_some(())
+    });
+    assert_eq!(
+        d.rule_status("pm25-high").unwrap()["last_evaluation"]["trigger"],
+        "schedule"
+    );
+
+    d.write_rule("pm25.rhai", &pm25_rule("pm25-high", "v3", NEVER));
+    d.wait_for(10, "the reload", |d| {
+        d.rule_status("pm25-high")
+            .filter(|r| r["schedule"] == NEVER)
+    });
+    std::thread::sleep(Duration::from_millis(1500)); // a tick already taken may still finish
+    let settled = runs(&d);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(runs(&d), settled, "the every-second job is gone");
+}

@@ -2,9 +2,7 @@
 //! state machine and print the transitions.
 
 use std::path::Path;
-use std::sync::Arc;
 
-use crate::readings::store::Store;
 use crate::rules::engine::new_engine;
 use crate::rules::finding::subject_text;
 use crate::rules::{load_rules, Evaluator};
@@ -12,6 +10,7 @@ use crate::ruletest::backtest::{replay, ticks, Row};
 use crate::time::{format_time, parse_duration, Millis};
 
 use super::eval::OutputFormat;
+use super::shared::{find_rule, open_store, print_table};
 use super::{load_config, Exit};
 
 #[derive(Debug, clap::Args)]
@@ -81,23 +80,13 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
     };
     let engine = new_engine(&config.limits);
     let (rules, problems) = load_rules(&engine, &config);
-    let Some(rule) = rules.iter().find(|r| r.meta.id == args.rule) else {
-        for p in problems.iter().filter(|p| p.is_error) {
-            eprintln!("{p}");
-        }
-        eprintln!(
-            "error: no rule with id `{}` loaded from `{}`",
-            args.rule,
-            config.rules_dir.display()
-        );
-        return Exit::Problems;
+    let rule = match find_rule(&rules, &problems, &args.rule, &config) {
+        Ok(r) => r,
+        Err(e) => return e,
     };
-    let store = match Store::open(&config.store_path) {
-        Ok(s) => Arc::new(s),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Trouble;
-        }
+    let store = match open_store(&config) {
+        Ok(s) => s,
+        Err(e) => return e,
     };
     let evaluator = Evaluator::new(&config, store);
     let times = ticks(rule, from, to, step, tz);
@@ -110,7 +99,7 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
                 serde_json::to_string_pretty(&result.rows).expect("rows serialize")
             );
         }
-        OutputFormat::Text => print_table(&result.rows, tz),
+        OutputFormat::Text => print_transitions(&result.rows, tz),
     }
     eprintln!(
         "{}: {} evaluation(s) from {} to {} in {} ms: {} transition(s), {} failed evaluation(s), {} alert(s) still active",
@@ -126,17 +115,16 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
     Exit::Ok
 }
 
-/// TIME  SUBJECT  FROM  TO  VALUE  MESSAGE, padded by display width.
-fn print_table(rows: &[Row], tz: chrono_tz::Tz) {
+/// TIME  SUBJECT  FROM  TO  VALUE  MESSAGE.
+fn print_transitions(rows: &[Row], tz: chrono_tz::Tz) {
     if rows.is_empty() {
         println!("no transitions: the rule never left `inactive` in this range");
         return;
     }
-    let header = ["TIME", "SUBJECT", "FROM", "TO", "VALUE", "MESSAGE"].map(String::from);
-    let lines: Vec<[String; 6]> = rows
+    let lines: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            [
+            vec![
                 crate::time::to_local(r.at, tz)
                     .format("%Y-%m-%d %H:%M")
                     .to_string(),
@@ -150,38 +138,8 @@ fn print_table(rows: &[Row], tz: chrono_tz::Tz) {
             ]
         })
         .collect();
-    let width = |s: &str| s.chars().map(display_width).sum::<usize>();
-    let mut widths = [0usize; 5];
-    for row in std::iter::once(&header).chain(&lines) {
-        for i in 0..5 {
-            widths[i] = widths[i].max(width(&row[i]));
-        }
-    }
-    for row in std::iter::once(&header).chain(&lines) {
-        let mut line = String::new();
-        for i in 0..5 {
-            line.push_str(&row[i]);
-            line.push_str(&" ".repeat(widths[i] - width(&row[i]) + 2));
-        }
-        line.push_str(&row[5]);
-        println!("{line}");
-    }
-}
-
-/// Columns a character takes in a terminal: 2 for CJK and full-width forms.
-fn display_width(c: char) -> usize {
-    match c as u32 {
-        0x1100..=0x115F
-        | 0x2E80..=0x303E
-        | 0x3041..=0x33FF
-        | 0x3400..=0x4DBF
-        | 0x4E00..=0x9FFF
-        | 0xA000..=0xA4CF
-        | 0xAC00..=0xD7A3
-        | 0xF900..=0xFAFF
-        | 0xFE30..=0xFE4F
-        | 0xFF00..=0xFF60
-        | 0xFFE0..=0xFFE6 => 2,
-        _ => 1,
-    }
+    print_table(
+        &["TIME", "SUBJECT", "FROM", "TO", "VALUE", "MESSAGE"],
+        &lines,
+    );
 }

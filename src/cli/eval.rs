@@ -1,14 +1,13 @@
 //! `rulewatch eval`: evaluate rules once and print what they find.
 
 use std::path::Path;
-use std::sync::Arc;
 
-use crate::readings::store::Store;
 use crate::rules::engine::new_engine;
 use crate::rules::finding::subject_text;
 use crate::rules::{load_rules, Evaluator, Finding};
-use crate::time::{format_time, parse_time};
+use crate::time::format_time;
 
+use super::shared::{evaluation_time, open_store, print_table};
 use super::{load_config, Exit};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -35,15 +34,9 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
         Err(e) => return e,
     };
     let tz = config.timezone;
-    let now = match &args.at {
-        None => chrono::Utc::now().timestamp_millis(),
-        Some(text) => match parse_time(text, tz) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("error: --at: {e}");
-                return Exit::Trouble;
-            }
-        },
+    let now = match evaluation_time(args.at.as_deref(), tz) {
+        Ok(t) => t,
+        Err(e) => return e,
     };
     let engine = new_engine(&config.limits);
     let (rules, problems) = load_rules(&engine, &config);
@@ -64,12 +57,9 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
             r
         }
     };
-    let store = match Store::open(&config.store_path) {
-        Ok(s) => Arc::new(s),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Trouble;
-        }
+    let store = match open_store(&config) {
+        Ok(s) => s,
+        Err(e) => return e,
     };
     let evaluator = Evaluator::new(&config, store);
     let outcomes = evaluator.evaluate_all(selected, now);
@@ -81,7 +71,7 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
                 serde_json::to_string_pretty(&findings).expect("findings serialize")
             );
         }
-        OutputFormat::Text => print_table(&findings),
+        OutputFormat::Text => print_findings(&findings),
     }
     let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
     let breaches = findings
@@ -104,16 +94,16 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
     }
 }
 
-/// A plain table: RULE  KIND  SUBJECT  MESSAGE, columns padded by display width.
-fn print_table(findings: &[Finding]) {
+/// A plain table: RULE  KIND  SUBJECT  MESSAGE.
+fn print_findings(findings: &[Finding]) {
     if findings.is_empty() {
         println!("no findings: every rule passed");
         return;
     }
-    let rows: Vec<[String; 4]> = findings
+    let rows: Vec<Vec<String>> = findings
         .iter()
         .map(|f| {
-            [
+            vec![
                 f.rule.clone(),
                 f.kind.as_str().to_string(),
                 subject_text(&f.subject),
@@ -121,21 +111,5 @@ fn print_table(findings: &[Finding]) {
             ]
         })
         .collect();
-    let header = ["RULE", "KIND", "SUBJECT", "MESSAGE"].map(String::from);
-    let width = |s: &str| unicode_width::UnicodeWidthStr::width(s);
-    let mut widths = [0usize; 3];
-    for row in std::iter::once(&header).chain(&rows) {
-        for i in 0..3 {
-            widths[i] = widths[i].max(width(&row[i]));
-        }
-    }
-    for row in std::iter::once(&header).chain(&rows) {
-        let mut line = String::new();
-        for i in 0..3 {
-            line.push_str(&row[i]);
-            line.push_str(&" ".repeat(widths[i] - width(&row[i]) + 2));
-        }
-        line.push_str(&row[3]);
-        println!("{line}");
-    }
+    print_table(&["RULE", "KIND", "SUBJECT", "MESSAGE"], &rows);
 }

@@ -13,6 +13,7 @@ mod eval;
 mod ingest;
 mod preview;
 mod run;
+mod shared;
 mod test;
 
 /// What a command tells the shell.

@@ -2,16 +2,15 @@
 //! the real templates and sent nowhere.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use crate::alerts;
 use crate::alerts::AlertRule;
 use crate::notify::{compose_all, MailSettings};
-use crate::readings::store::Store;
 use crate::rules::engine::new_engine;
 use crate::rules::{load_rules, Evaluator};
-use crate::time::{format_duration, format_time, parse_time};
+use crate::time::{format_duration, format_time};
 
+use super::shared::{evaluation_time, find_rule, open_store};
 use super::{load_config, Exit};
 
 #[derive(Debug, clap::Args)]
@@ -30,35 +29,19 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
         Err(e) => return e,
     };
     let tz = config.timezone;
-    let now = match &args.at {
-        None => chrono::Utc::now().timestamp_millis(),
-        Some(text) => match parse_time(text, tz) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("error: --at: {e}");
-                return Exit::Trouble;
-            }
-        },
+    let now = match evaluation_time(args.at.as_deref(), tz) {
+        Ok(t) => t,
+        Err(e) => return e,
     };
     let engine = new_engine(&config.limits);
     let (rules, problems) = load_rules(&engine, &config);
-    let Some(rule) = rules.iter().find(|r| r.meta.id == args.rule) else {
-        for p in problems.iter().filter(|p| p.is_error) {
-            eprintln!("{p}");
-        }
-        eprintln!(
-            "error: no rule with id `{}` loaded from `{}`",
-            args.rule,
-            config.rules_dir.display()
-        );
-        return Exit::Problems;
+    let rule = match find_rule(&rules, &problems, &args.rule, &config) {
+        Ok(r) => r,
+        Err(e) => return e,
     };
-    let store = match Store::open(&config.store_path) {
-        Ok(s) => Arc::new(s),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Trouble;
-        }
+    let store = match open_store(&config) {
+        Ok(s) => s,
+        Err(e) => return e,
     };
     let evaluator = Evaluator::new(&config, store);
     let outcome = evaluator.evaluate(rule, now);

@@ -96,21 +96,14 @@ pub async fn history(
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
     let tz = d.config.timezone;
-    let parse = |name: &str, v: &Option<String>| -> Result<Option<Millis>, Response> {
+    let parse = |name: &str, v: &Option<String>| -> Result<Option<Millis>, String> {
         v.as_deref()
-            .map(|t| {
-                parse_time(t, tz)
-                    .map_err(|e| error(StatusCode::BAD_REQUEST, format!("`{name}`: {e}")))
-            })
+            .map(|t| parse_time(t, tz).map_err(|e| format!("`{name}`: {e}")))
             .transpose()
     };
-    let since = match parse("since", &p.since) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    let until = match parse("until", &p.until) {
-        Ok(t) => t,
-        Err(r) => return r,
+    let (since, until) = match (parse("since", &p.since), parse("until", &p.until)) {
+        (Ok(s), Ok(u)) => (s, u),
+        (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, e),
     };
     let mut q = HistoryQuery {
         rule: p.rule,

@@ -239,9 +239,9 @@ impl Store {
         let writer = open_connection(path).map_err(err)?;
         // 64 MiB of page cache for the writer: a chunk of a large file touches
         // a leaf page of every series, and spilling them costs more than RAM.
-        // 64 MiB between automatic checkpoints (SQLite's default is 4 MiB): a
-        // checkpoint syncs the database file, and small commits of readings
-        // spread over many series would otherwise pay for one nearly every time.
+        // 64 MiB of log between automatic checkpoints (SQLite's default is
+        // 4 MiB): a checkpoint syncs the database file, and the many small
+        // commits of HTTP ingest would otherwise pay for one almost every time.
         writer
             .execute_batch("PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=16384;")
             .map_err(err)?;
@@ -359,51 +359,92 @@ impl Store {
             path: self.path.clone(),
             source,
         };
-        if durable {
-            // Set before BEGIN (it cannot change inside a transaction);
-            // restored below (another writer slipping in between only gets a
-            // safer commit).
-            self.writer
-                .lock()
-                .execute_batch("PRAGMA synchronous=FULL")
-                .map_err(err)?;
-        }
-        let result = (|| {
-            let mut tx = self.begin()?;
-            let mut ids = Vec::with_capacity(batches.len());
-            for batch in batches {
-                ids.push(tx.add_inner(batch)?);
+        let restore = || {
+            if durable {
+                let _ = self
+                    .writer
+                    .lock()
+                    .execute_batch("PRAGMA synchronous=NORMAL");
             }
-            let mut out = Vec::with_capacity(batches.len());
-            tx.finish(|memory, created| {
-                let mut new_ids: std::collections::HashSet<SeriesId> =
-                    created.iter().map(|(id, _)| *id).collect();
-                for (id, key) in created {
-                    memory.add_series(*id, key.clone(), Millis::MIN);
-                }
-                for (batch, ids) in batches.iter().zip(&ids) {
-                    for p in &batch.points {
-                        if let Some(s) = memory.series.get_mut(&ids[p.series as usize]) {
-                            s.upsert(p.time, p.value);
-                        }
-                    }
-                    // Each new series counts for the first batch that used it.
-                    let new_series = ids.iter().filter(|id| new_ids.remove(id)).count();
-                    out.push(WriteSummary {
-                        readings: batch.points.len(),
-                        new_series,
-                    });
-                }
-            })?;
-            Ok(out)
-        })();
+        };
+        let conn = self.writer.lock();
         if durable {
-            let _ = self
-                .writer
-                .lock()
-                .execute_batch("PRAGMA synchronous=NORMAL");
+            // Set under the lock, before BEGIN; restored after the commit
+            // (another writer slipping in between only gets a safer commit).
+            conn.execute_batch("PRAGMA synchronous=FULL").map_err(err)?;
         }
-        result
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            drop(conn);
+            restore();
+            return Err(err(e));
+        }
+        let mut tx = WriteTx {
+            store: self,
+            conn: Some(conn),
+            created: Vec::new(),
+            adopted: Vec::new(),
+            pending: HashMap::new(),
+            touched: std::collections::HashSet::new(),
+            readings: 0,
+        };
+        // One batch of all: a (series, day) block that several requests
+        // touch is read and rewritten once. Later requests win on equal
+        // (series, time), as they would committed one after the other.
+        let mut merged = Batch::new();
+        let mut maps: Vec<Vec<u32>> = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let map: Vec<u32> = batch
+                .series
+                .iter()
+                .map(|k| merged.intern(k.clone()))
+                .collect();
+            merged
+                .points
+                .extend(batch.points.iter().map(|p| super::model::BatchPoint {
+                    series: map[p.series as usize],
+                    ..*p
+                }));
+            maps.push(map);
+        }
+        let ids = match tx.add_inner(&merged) {
+            Ok(ids) => ids,
+            Err(e) => {
+                drop(tx); // rolls back and releases the writer
+                restore();
+                return Err(e);
+            }
+        };
+        let mut new_series = vec![0usize; batches.len()];
+        let committed = tx.finish(|memory, created| {
+            let mut new_ids = std::collections::HashSet::with_capacity(created.len());
+            for (id, key) in created {
+                // A new series has no older readings in SQLite: memory holds all of it.
+                memory.add_series(*id, key.clone(), Millis::MIN);
+                new_ids.insert(*id);
+            }
+            for p in &merged.points {
+                if let Some(s) = memory.series.get_mut(&ids[p.series as usize]) {
+                    s.upsert(p.time, p.value);
+                }
+            }
+            // Each new series counts for the first batch that used it.
+            for (k, map) in maps.iter().enumerate() {
+                new_series[k] = map
+                    .iter()
+                    .filter(|&&m| new_ids.remove(&ids[m as usize]))
+                    .count();
+            }
+        });
+        restore();
+        committed?;
+        Ok(batches
+            .iter()
+            .zip(new_series)
+            .map(|(b, new_series)| WriteSummary {
+                readings: b.points.len(),
+                new_series,
+            })
+            .collect())
     }
 
     /// Starts a write that may span several batches (a large file read in
@@ -436,15 +477,24 @@ impl Store {
         f: impl FnOnce(&mut dyn Iterator<Item = &Series>) -> R,
     ) -> Result<R, StoreError> {
         self.follow_other_writers()?;
-        self.ensure_loaded(metric, filter, from)?;
-        let memory = self.memory.read();
-        let ids = memory.by_metric.get(metric);
-        let mut iter = ids
-            .into_iter()
-            .flatten()
-            .filter_map(|id| memory.series.get(id))
-            .filter(|s| s.matches(filter));
-        Ok(f(&mut iter))
+        loop {
+            self.ensure_loaded(metric, filter, from)?;
+            let memory = self.memory.read();
+            let matching = || {
+                memory
+                    .by_metric
+                    .get(metric)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|id| memory.series.get(id))
+                    .filter(|s| s.matches(filter))
+            };
+            // A write that reset a series (a file ingest) may have come in
+            // between: then load again rather than answer from half the data.
+            if matching().all(|s| s.loaded_from <= from) {
+                return Ok(f(&mut matching()));
+            }
+        }
     }
 
     /// Loads from SQLite whatever part of the matching series before their
@@ -503,9 +553,16 @@ impl Store {
             let Some(s) = memory.series.get_mut(&id) else {
                 continue;
             };
-            if s.loaded_from != until {
-                continue; // another caller loaded it meanwhile
+            // Another caller may have loaded part of the range meanwhile
+            // (memory then starts between `from` and `until`): keep only what
+            // memory lacks. If memory was reset instead (it starts after
+            // `until`), our piece would leave a gap: the caller loads again.
+            if s.loaded_from > until || s.loaded_from <= from {
+                continue;
             }
+            let keep = times.partition_point(|&t| t < s.loaded_from);
+            times.truncate(keep);
+            values.truncate(keep);
             times.append(&mut s.times);
             values.append(&mut s.values);
             s.times = times;
@@ -892,25 +949,22 @@ mod tests {
         let a = batch(&[("pm25", "南宫", 10, 1.0), ("pm25", "清河", 10, 2.0)]);
         let b = batch(&[("pm25", "南宫", 20, 3.0), ("pm10", "南宫", 20, 4.0)]);
         let s = store.write_many(&[&a, &b], true).unwrap();
-        assert_eq!(
-            s.iter()
-                .map(|s| (s.readings, s.new_series))
-                .collect::<Vec<_>>(),
-            [(2, 2), (2, 1)]
-        );
+        let counts: Vec<_> = s.iter().map(|s| (s.readings, s.new_series)).collect();
+        assert_eq!(counts, [(2, 2), (2, 1)]);
         assert_eq!(
             values(&store, "pm25", "南宫", 0, 100),
             vec![(10, 1.0), (20, 3.0)]
         );
         assert_eq!(store.count_readings().unwrap(), 4);
         // A failure anywhere stores none of it.
+        let late = 40 * crate::time::DAY;
         store
             .writer
             .lock()
-            .execute_batch("CREATE TRIGGER no_so2 BEFORE INSERT ON blocks WHEN NEW.series_id > 3 BEGIN SELECT RAISE(ABORT, 'no'); END;")
+            .execute_batch(&format!("CREATE TRIGGER no_late BEFORE INSERT ON blocks WHEN NEW.start >= {late} BEGIN SELECT RAISE(ABORT, 'too late'); END;"))
             .unwrap();
         let c = batch(&[("pm25", "南宫", 30, 5.0)]);
-        let d = batch(&[("so2", "南宫", 30, 500.0)]);
+        let d = batch(&[("so2", "南宫", late, 500.0)]);
         assert!(store.write_many(&[&c, &d], true).is_err());
         assert_eq!(store.count_readings().unwrap(), 4);
         assert_eq!(
@@ -920,6 +974,14 @@ mod tests {
         assert_eq!(
             store.metrics(),
             vec!["pm10".to_string(), "pm25".to_string()]
+        );
+        // Equal (series, time) in two batches: the later one wins.
+        let e = batch(&[("pm25", "南宫", 20, 7.0)]);
+        let f = batch(&[("pm25", "南宫", 20, 8.0)]);
+        store.write_many(&[&e, &f], false).unwrap();
+        assert_eq!(
+            values(&store, "pm25", "南宫", 0, 100),
+            vec![(10, 1.0), (20, 8.0)]
         );
         // The connection is back to its usual setting.
         let sync: i64 = store
@@ -984,6 +1046,47 @@ mod tests {
             values(&cli, "pm10", "巨鹿", 0, 100),
             vec![(3, 3.0), (4, 4.0), (5, 5.0)]
         );
+    }
+
+    #[test]
+    fn concurrent_readers_of_different_windows_see_every_reading() {
+        // One rule asks for 30 days while another asks for 1: whichever
+        // loads first, both must see all their readings.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            let store = Store::open(&path).unwrap();
+            let mut b = Batch::new();
+            for county in 0..200 {
+                for h in 0..(30 * 24) {
+                    b.push(
+                        "pm25",
+                        labels(&format!("c{county}")),
+                        h * crate::time::HOUR,
+                        1.0,
+                    );
+                }
+            }
+            store.write(&b).unwrap();
+        }
+        let end = 30 * 24 * crate::time::HOUR;
+        let count = |store: &Store, from: Millis| {
+            store
+                .with_series("pm25", &Labels::new(), from, |it| {
+                    it.map(|s| s.range(from, end).0.len()).sum::<usize>()
+                })
+                .unwrap()
+        };
+        for _ in 0..10 {
+            let store = Store::open(&path).unwrap();
+            let (long, short) = std::thread::scope(|scope| {
+                let long = scope.spawn(|| count(&store, 0));
+                let short = scope.spawn(|| count(&store, end - crate::time::DAY));
+                (long.join().unwrap(), short.join().unwrap())
+            });
+            assert_eq!(long, 200 * 30 * 24);
+            assert_eq!(short, 200 * 24);
+        }
     }
 
     #[test]

@@ -66,19 +66,28 @@ impl Schedule {
 
     /// The first scheduled instant strictly after `after`, in `tz`.
     pub fn next_after(&self, after: Millis, tz: Tz) -> Option<Millis> {
+        // croner carries the sub-second part of its start into the result;
+        // ticks are whole seconds.
         self.cron
             .find_next_occurrence(&to_local(after, tz), false)
             .ok()
-            .map(|t| t.timestamp_millis())
+            .map(|t| t.timestamp() * 1000)
     }
 
     /// Every scheduled instant in `[from, to]`.
     pub fn between(&self, from: Millis, to: Millis, tz: Tz) -> Vec<Millis> {
         let mut out = Vec::new();
         let mut t = match self.cron.find_next_occurrence(&to_local(from, tz), true) {
-            Ok(t) => t.timestamp_millis(),
+            Ok(t) => t.timestamp() * 1000,
             Err(_) => return out,
         };
+        if t < from {
+            // `from` was inside a matching second, past its start.
+            match self.next_after(t, tz) {
+                Some(n) => t = n,
+                None => return out,
+            }
+        }
         while t <= to {
             out.push(t);
             match self.next_after(t, tz) {
@@ -113,6 +122,18 @@ mod tests {
         assert!(Schedule::parse("0 9 * * *").unwrap_err().contains("six"));
         assert!(Schedule::parse("@sometimes").is_err());
         assert!(Schedule::parse("0 0 25 * * *").is_err());
+    }
+
+    #[test]
+    fn ticks_are_whole_seconds() {
+        let s = Schedule::parse("0 0 9 * * *").unwrap();
+        let t = parse_time("2021-03-01T09:00", SH).unwrap();
+        assert_eq!(s.next_after(t + 480, SH), Some(t + crate::time::DAY));
+        assert_eq!(
+            s.between(t + 480, t + crate::time::DAY, SH),
+            vec![t + crate::time::DAY]
+        );
+        assert_eq!(s.between(t, t, SH), vec![t]);
     }
 
     #[test]

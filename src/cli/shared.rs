@@ -1,0 +1,74 @@
+//! Pieces several subcommands share: `--at`, finding a rule by id, opening
+//! the store, and printing an aligned table.
+
+use std::sync::Arc;
+
+use chrono_tz::Tz;
+
+use super::Exit;
+use crate::config::Config;
+use crate::diag::Diagnostic;
+use crate::readings::store::Store;
+use crate::rules::Rule;
+use crate::time::{parse_time, Millis};
+
+/// `--at TIME`, or the wall clock when absent.
+pub fn evaluation_time(at: Option<&str>, tz: Tz) -> Result<Millis, Exit> {
+    match at {
+        None => Ok(chrono::Utc::now().timestamp_millis()),
+        Some(text) => parse_time(text, tz).map_err(|e| {
+            eprintln!("error: --at: {e}");
+            Exit::Trouble
+        }),
+    }
+}
+
+/// The loaded rule with `id`; when missing, prints the load errors (it may
+/// be the broken one) and says so.
+pub fn find_rule<'a>(
+    rules: &'a [Rule],
+    problems: &[Diagnostic],
+    id: &str,
+    config: &Config,
+) -> Result<&'a Rule, Exit> {
+    rules.iter().find(|r| r.meta.id == id).ok_or_else(|| {
+        for p in problems.iter().filter(|p| p.is_error) {
+            eprintln!("{p}");
+        }
+        eprintln!(
+            "error: no rule with id `{id}` loaded from `{}`",
+            config.rules_dir.display()
+        );
+        Exit::Problems
+    })
+}
+
+pub fn open_store(config: &Config) -> Result<Arc<Store>, Exit> {
+    Store::open(&config.store_path).map(Arc::new).map_err(|e| {
+        eprintln!("error: {e}");
+        Exit::Trouble
+    })
+}
+
+/// Prints `header` and `rows` with every column but the last padded to its
+/// widest cell, by display width (a Chinese character takes two columns).
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let width = |s: &str| unicode_width::UnicodeWidthStr::width(s);
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let last = header.len().saturating_sub(1);
+    let mut widths = vec![0usize; last];
+    for row in std::iter::once(&header).chain(rows) {
+        for (i, w) in widths.iter_mut().enumerate() {
+            *w = (*w).max(width(&row[i]));
+        }
+    }
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (i, w) in widths.iter().enumerate() {
+            line.push_str(&row[i]);
+            line.push_str(&" ".repeat(w - width(&row[i]) + 2));
+        }
+        line.push_str(&row[last]);
+        println!("{line}");
+    }
+}
