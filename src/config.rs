@@ -32,6 +32,31 @@ struct ConfigFile {
     limits: LimitsFile,
     #[serde(default)]
     http: HttpFile,
+    #[serde(default)]
+    digest: DigestFile,
+}
+
+/// `digest: (schedule: "0 0 9 1 * *")`: the monthly summary mail.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DigestFile {
+    #[serde(default = "default_digest_schedule")]
+    schedule: String,
+}
+
+impl Default for DigestFile {
+    fn default() -> Self {
+        DigestFile {
+            schedule: default_digest_schedule(),
+        }
+    }
+}
+
+// The 1st of each month at 09:00 local: the previous month's figures are
+// mostly not in yet (due on the 15th), but leaders read the report at the
+// start of the month; the digest says which figures are still outstanding.
+fn default_digest_schedule() -> String {
+    "0 0 9 1 * *".into()
 }
 
 fn default_listen() -> String {
@@ -181,6 +206,13 @@ pub struct Limits {
     pub rule_timeout: Millis,
 }
 
+/// The monthly digest.
+#[derive(Debug, Clone)]
+pub struct Digest {
+    /// When digests are sent (six-field cron, local time).
+    pub schedule: crate::rules::schedule::Schedule,
+}
+
 /// Mail settings with paths resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mail {
@@ -204,6 +236,7 @@ pub struct Config {
     pub defaults: Defaults,
     pub limits: Limits,
     pub max_body_bytes: usize,
+    pub digest: Digest,
 }
 
 /// The config file used when `--config` is not given: `./rulewatch.ron`, then `$RULEWATCH_CONFIG`.
@@ -304,6 +337,12 @@ impl Config {
         if let Err(e) = crate::rules::schedule::Schedule::parse(&defaults.schedule) {
             error("schedule", e);
         }
+        let digest_schedule = crate::rules::schedule::Schedule::parse(&file.digest.schedule)
+            .unwrap_or_else(|e| {
+                error("digest", format!("digest: {e}"));
+                crate::rules::schedule::Schedule::parse(&default_digest_schedule())
+                    .expect("the default digest schedule parses")
+            });
         if file.listen.parse::<std::net::SocketAddr>().is_err() {
             error(
                 "listen",
@@ -382,6 +421,9 @@ impl Config {
             defaults,
             limits,
             max_body_bytes: file.http.max_body_bytes,
+            digest: Digest {
+                schedule: digest_schedule,
+            },
         })
     }
 

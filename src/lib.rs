@@ -8,6 +8,7 @@
 //! - [`rules`]: rule loading (metadata), the sandboxed engine, the API rules call
 //! - [`alerts`]: the alert state machine (pure over `now`), its persistence and history
 //! - [`notify`]: routing, grouping, the durable outbox, mail templates and transports, the sender
+//! - [`web`]: the status page (`GET /`, `GET /rules/{id}`) with inline SVG charts
 //! - [`daemon`]: `rulewatch run`: schedules, hot reload, shutdown
 //! - [`http`]: the HTTP API
 //! - [`cli`]: one file per subcommand
@@ -25,3 +26,4 @@ pub mod readings;
 pub mod rules;
 pub mod ruletest;
 pub mod time;
+pub mod web;

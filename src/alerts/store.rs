@@ -81,6 +81,8 @@ pub struct Recorded {
 /// Current alerts, history and outbox, through one connection.
 pub struct AlertStore {
     conn: Connection,
+    /// Draws the chart of each firing or reminder item in the mails (none: no charts).
+    charts: Option<std::sync::Arc<dyn notify::chart::ChartSource>>,
 }
 
 fn alert(row: &Row<'_>) -> rusqlite::Result<Alert> {
@@ -142,7 +144,14 @@ impl AlertStore {
     pub fn open(path: &Path) -> Result<AlertStore, StoreError> {
         Ok(AlertStore {
             conn: open_db(path)?,
+            charts: None,
         })
+    }
+
+    /// Mails queued from now on carry a chart of each firing or reminder
+    /// item (see [`notify::chart::StoreCharts`]).
+    pub fn set_charts(&mut self, charts: std::sync::Arc<dyn notify::chart::ChartSource>) {
+        self.charts = Some(charts);
     }
 
     /// Records one evaluation: for each rule its findings at `now`. Steps the
@@ -172,7 +181,8 @@ impl AlertStore {
             out.transitions.extend(step.transitions);
             out.notices.extend(step.notices);
         }
-        for mail in notify::compose_all(&out.notices, settings) {
+        for mail in notify::compose_all_with_charts(&out.notices, settings, self.charts.as_deref())
+        {
             if outbox::enqueue(&tx, &mail, now)? {
                 out.queued.push(mail.message_id);
             }

@@ -151,6 +151,36 @@ impl Alerting {
         }
     }
 
+    /// Mails queued from now on carry charts (see [`crate::web::daemon::install_mail_charts`]).
+    pub fn set_charts(&self, charts: Arc<dyn crate::notify::chart::ChartSource>) {
+        self.writer.lock().set_charts(charts);
+    }
+
+    /// Queues the monthly digest of `at` (once per month); wakes the sender. Blocking.
+    pub fn queue_digest(
+        &self,
+        source: &dyn crate::web::StatusSource,
+        config: &Config,
+        at: Millis,
+    ) -> Result<Vec<String>, String> {
+        use crate::notify::digest;
+        // Built before taking the writer: building reads through the reader.
+        let mails = digest::compose(&digest::digests(source, config, at)?, config.timezone);
+        let writer = self.writer.lock();
+        let mut queued = Vec::new();
+        for mail in &mails {
+            if crate::notify::outbox::enqueue(writer.connection(), mail, at)
+                .map_err(|e| e.to_string())?
+            {
+                queued.push(mail.message_id.clone());
+            }
+        }
+        if !queued.is_empty() {
+            self.wake.notify_one();
+        }
+        Ok(queued)
+    }
+
     pub fn alerts(&self, rule: Option<&str>) -> Result<Vec<Alert>, StoreError> {
         self.reader.lock().alerts(rule)
     }

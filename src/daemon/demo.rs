@@ -90,6 +90,9 @@ pub async fn replay(daemon: Arc<Daemon>, demo: Demo) {
     while !daemon.is_shutting_down() && cursor < demo.end {
         let elapsed = started.elapsed().as_millis() as f64;
         let now = (demo.start + (elapsed * demo.speed) as Millis).min(demo.end);
+        daemon
+            .demo_now
+            .store(now, std::sync::atomic::Ordering::Relaxed);
         for (at, ids) in due(&daemon, cursor, now) {
             if daemon.is_shutting_down() {
                 return;
@@ -103,6 +106,12 @@ pub async fn replay(daemon: Arc<Daemon>, demo: Demo) {
                     tracing::warn!(at = %format_time(at, tz), error = ?e, "demo: evaluation not run")
                 }
             }
+        }
+        // The monthly digest, on the virtual clock too.
+        for at in daemon.config.digest.schedule.between(cursor + 1, now, tz) {
+            let d = daemon.clone();
+            let _ =
+                tokio::task::spawn_blocking(move || crate::web::daemon::queue_digest(&d, at)).await;
         }
         cursor = now;
         tokio::time::sleep(TICK).await;

@@ -131,6 +131,8 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
         }
     }
     tokio::spawn(handle_load_events(daemon.clone(), events_rx));
+    // Charts in alert mails (the status page's side).
+    crate::web::daemon::install_mail_charts(&daemon);
 
     reload::reload(&daemon, reload::STARTUP).await;
 
@@ -155,6 +157,7 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
                     .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
             }
             tokio::spawn(schedule::watch_offset_changes(daemon.clone()));
+            tokio::spawn(crate::web::daemon::digest_loop(daemon.clone()));
         }
         // The jobs stay created (reload keeps them in step) but never start.
         Some(demo) => {

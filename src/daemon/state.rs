@@ -219,6 +219,9 @@ pub struct Daemon {
     pub jobs: tokio::sync::Mutex<Option<Jobs>>,
     /// One reload at a time (file events and SIGHUP may race).
     pub reloading: tokio::sync::Mutex<()>,
+    /// Under `run --demo`, the virtual clock (ms; `i64::MIN` otherwise): the
+    /// status page shows that time instead of the wall clock.
+    pub demo_now: std::sync::atomic::AtomicI64,
     shutting_down: AtomicBool,
     shutdown_tx: watch::Sender<bool>,
 }
@@ -267,6 +270,7 @@ impl Daemon {
             load_events,
             jobs: tokio::sync::Mutex::new(None),
             reloading: tokio::sync::Mutex::new(()),
+            demo_now: std::sync::atomic::AtomicI64::new(i64::MIN),
             shutting_down: AtomicBool::new(false),
             shutdown_tx: watch::channel(false).0,
         }

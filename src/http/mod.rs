@@ -9,6 +9,7 @@
 //! | `GET /api/v1/rules`, `/api/v1/rules/{id}` | every rule: metadata, file, last evaluation, load error |
 //! | `GET /api/v1/alerts[?rule=ID&state=S]` | active alerts |
 //! | `GET /api/v1/history?rule=&since=&until=&limit=` | transitions and mail events, oldest first |
+//! | `GET /`, `GET /rules/{id}` | the status page (HTML, see [`crate::web`]) |
 //! | `GET /healthz` | liveness |
 //! | `GET /metrics` | Prometheus text format |
 
@@ -47,7 +48,9 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/metrics", get(metrics::get))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(daemon)
+        .with_state(daemon.clone())
+        // The status page officials look at: `GET /`, `GET /rules/{id}`.
+        .merge(crate::web::router(daemon))
 }
 
 /// A JSON error answer: `{"error": message}`.

@@ -11,7 +11,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
+use lettre::message::{header::ContentType, Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::response::Category;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -95,7 +95,8 @@ pub enum MailerError {
 }
 
 /// Builds the MIME message for a queued mail: `From`, `To`, the stable
-/// Message-ID, the subject (RFC 2047-encoded by lettre) and text + HTML parts.
+/// Message-ID, the subject (RFC 2047-encoded by lettre) and text + HTML parts;
+/// with inline images, the HTML part and its images form a `multipart/related`.
 pub fn build_message(from: &str, mail: &QueuedMail) -> Result<Message, SendError> {
     let from: Mailbox = from
         .parse()
@@ -103,24 +104,35 @@ pub fn build_message(from: &str, mail: &QueuedMail) -> Result<Message, SendError
     let to: Mailbox = mail.recipient.parse().map_err(|e| {
         SendError::permanent(format!("bad recipient address `{}`: {e}", mail.recipient))
     })?;
+    let text = SinglePart::builder()
+        .header(ContentType::TEXT_PLAIN)
+        .body(mail.text.clone());
+    let html = SinglePart::builder()
+        .header(ContentType::TEXT_HTML)
+        .body(mail.html.clone());
+    let body = if mail.inline.is_empty() {
+        MultiPart::alternative().singlepart(text).singlepart(html)
+    } else {
+        let mut related = MultiPart::related().singlepart(html);
+        for image in &mail.inline {
+            let content_type = ContentType::parse(&image.content_type).map_err(|e| {
+                SendError::permanent(format!(
+                    "bad inline image type `{}`: {e}",
+                    image.content_type
+                ))
+            })?;
+            related = related.singlepart(
+                Attachment::new_inline(image.cid.clone()).body(image.data.clone(), content_type),
+            );
+        }
+        MultiPart::alternative().singlepart(text).multipart(related)
+    };
     Message::builder()
         .from(from)
         .to(to)
         .subject(mail.subject.clone())
         .message_id(Some(mail.message_id.clone()))
-        .multipart(
-            MultiPart::alternative()
-                .singlepart(
-                    SinglePart::builder()
-                        .header(ContentType::TEXT_PLAIN)
-                        .body(mail.text.clone()),
-                )
-                .singlepart(
-                    SinglePart::builder()
-                        .header(ContentType::TEXT_HTML)
-                        .body(mail.html.clone()),
-                ),
-        )
+        .multipart(body)
         .map_err(|e| SendError::permanent(format!("cannot build the message: {e}")))
 }
 

@@ -12,6 +12,8 @@
 //! Dedup is the outbox's unique Message-ID: the same notice for the same
 //! reader is queued once, however often it is offered.
 
+pub mod chart;
+pub mod digest;
 pub mod mail;
 pub mod outbox;
 pub mod sender;
@@ -96,6 +98,8 @@ pub struct OutgoingMail {
     pub text: String,
     pub html: String,
     pub items: Vec<MailItem>,
+    /// Images the HTML part shows by `cid:` (charts of firing items).
+    pub inline: Vec<chart::InlineImage>,
 }
 
 /// A Message-ID from parts that identify a mail: `<sha256(parts)@rulewatch>`,
@@ -131,9 +135,39 @@ pub fn route<'a>(notices: &'a [Notice], admin: &[String]) -> BTreeMap<String, Ve
 
 /// Stage 2 for one reader: the mail listing `notices`.
 pub fn compose(recipient: &str, notices: &[&Notice], tz: Tz) -> OutgoingMail {
+    compose_with_charts(recipient, notices, tz, None)
+}
+
+/// [`compose`], with a chart (PNG, inline `cid:`) under each firing and
+/// reminder item whose rule has one. The text part is the same either way.
+pub fn compose_with_charts(
+    recipient: &str,
+    notices: &[&Notice],
+    tz: Tz,
+    charts: Option<&dyn chart::ChartSource>,
+) -> OutgoingMail {
     let mut sorted = notices.to_vec();
     templates::sort_notices(&mut sorted);
-    let rendered = templates::render(&sorted, tz);
+    let mut inline = Vec::new();
+    let mut cids = std::collections::HashMap::new();
+    if let Some(charts) = charts {
+        for (i, n) in sorted.iter().enumerate() {
+            if !chart::wants_chart(n.kind) {
+                continue;
+            }
+            if let Some(png) = charts.chart(n) {
+                let id = n.id();
+                let cid = format!("chart-{}.{}@rulewatch", i + 1, &id[..16]);
+                cids.insert(id, cid.clone());
+                inline.push(chart::InlineImage {
+                    cid,
+                    content_type: "image/png".into(),
+                    data: png,
+                });
+            }
+        }
+    }
+    let rendered = templates::render_with_charts(&sorted, tz, &cids);
     let ids: Vec<String> = sorted.iter().map(|n| n.id()).collect();
     let mut parts: Vec<&str> = vec!["notices", recipient];
     parts.extend(ids.iter().map(String::as_str));
@@ -161,14 +195,24 @@ pub fn compose(recipient: &str, notices: &[&Notice], tz: Tz) -> OutgoingMail {
                 content_hash: n.content_hash.clone(),
             })
             .collect(),
+        inline,
     }
 }
 
 /// Stages 1 and 2: one mail per reader for everything one evaluation noticed.
 pub fn compose_all(notices: &[Notice], settings: &MailSettings) -> Vec<OutgoingMail> {
+    compose_all_with_charts(notices, settings, None)
+}
+
+/// [`compose_all`] with charts in the mails (see [`compose_with_charts`]).
+pub fn compose_all_with_charts(
+    notices: &[Notice],
+    settings: &MailSettings,
+    charts: Option<&dyn chart::ChartSource>,
+) -> Vec<OutgoingMail> {
     route(notices, &settings.admin)
         .into_iter()
-        .map(|(to, list)| compose(&to, &list, settings.timezone))
+        .map(|(to, list)| compose_with_charts(&to, &list, settings.timezone, charts))
         .collect()
 }
 
@@ -202,6 +246,7 @@ pub fn compose_note(
                 message: title.to_string(),
                 content_hash: String::new(),
             }],
+            inline: Vec::new(),
         })
         .collect()
 }

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::alerts::history::{self, HistoryEvent, NewEntry};
 use crate::alerts::state::subject_key;
+use crate::notify::chart::InlineImage;
 use crate::notify::{compose_note, MailItem, MailKind, OutgoingMail};
 use crate::time::Millis;
 
@@ -40,6 +41,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     admin_notified INTEGER NOT NULL DEFAULT 0  -- 0 no, 1 told delayed, 2 told failed
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt);
+-- Images a mail's HTML part shows by cid: (charts), queued with the mail.
+CREATE TABLE IF NOT EXISTS outbox_inline (
+    message_id   TEXT NOT NULL,
+    cid          TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    data         BLOB NOT NULL,
+    PRIMARY KEY (message_id, cid)
+) WITHOUT ROWID;
 ";
 
 /// A mail in the outbox.
@@ -60,6 +69,9 @@ pub struct QueuedMail {
     pub next_attempt: Millis,
     pub last_error: Option<String>,
     pub sent_at: Option<Millis>,
+    /// Inline images (loaded by [`due`] and [`get`]; empty from [`list`]).
+    #[serde(skip)]
+    pub inline: Vec<InlineImage>,
 }
 
 /// How many mails are in each state, for `/metrics`.
@@ -92,7 +104,23 @@ fn queued_mail(row: &Row<'_>) -> rusqlite::Result<QueuedMail> {
         next_attempt: row.get("next_attempt")?,
         last_error: row.get("last_error")?,
         sent_at: row.get("sent_at")?,
+        inline: Vec::new(),
     })
+}
+
+fn load_inline(conn: &Connection, mail: &mut QueuedMail) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT cid, content_type, data FROM outbox_inline WHERE message_id = ?1 ORDER BY cid",
+    )?;
+    let rows = stmt.query_map(params![mail.message_id], |r| {
+        Ok(InlineImage {
+            cid: r.get(0)?,
+            content_type: r.get(1)?,
+            data: r.get(2)?,
+        })
+    })?;
+    mail.inline = rows.collect::<rusqlite::Result<_>>()?;
+    Ok(())
 }
 
 fn item_history(
@@ -150,6 +178,18 @@ pub fn enqueue(conn: &Connection, mail: &OutgoingMail, now: Millis) -> rusqlite:
     if added == 0 {
         return Ok(false);
     }
+    for image in &mail.inline {
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO outbox_inline (message_id, cid, content_type, data)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            mail.message_id,
+            image.cid,
+            image.content_type,
+            image.data
+        ])?;
+    }
     item_history(
         conn,
         now,
@@ -170,7 +210,11 @@ pub fn due(conn: &Connection, now: Millis, limit: usize) -> rusqlite::Result<Vec
           ORDER BY next_attempt, id LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![now, limit], queued_mail)?;
-    rows.collect()
+    let mut mails: Vec<QueuedMail> = rows.collect::<rusqlite::Result<_>>()?;
+    for mail in &mut mails {
+        load_inline(conn, mail)?;
+    }
+    Ok(mails)
 }
 
 /// When the next queued mail is due, if any.
@@ -202,7 +246,9 @@ pub fn get(conn: &Connection, message_id: &str) -> rusqlite::Result<Option<Queue
         params![message_id],
         queued_mail,
     )
-    .optional()
+    .optional()?
+    .map(|mut mail| load_inline(conn, &mut mail).map(|()| mail))
+    .transpose()
 }
 
 pub fn counts(conn: &Connection) -> rusqlite::Result<OutboxCounts> {

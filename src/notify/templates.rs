@@ -15,6 +15,7 @@ use crate::time::{to_local, Millis};
 const MAIL_HTML: &str = include_str!("templates/mail.html");
 const ITEM_HTML: &str = include_str!("templates/item.html");
 const ROW_HTML: &str = include_str!("templates/row.html");
+const CHART_HTML: &str = include_str!("templates/chart.html");
 const MAIL_TEXT: &str = include_str!("templates/mail.txt");
 
 /// A mail's words, ready for the outbox.
@@ -262,6 +263,16 @@ fn rows(n: &Notice, tz: Tz) -> Vec<(&'static str, String)> {
 
 /// A mail listing `notices` (several rules and subjects may share one mail).
 pub fn render(notices: &[&Notice], tz: Tz) -> Rendered {
+    render_with_charts(notices, tz, &std::collections::HashMap::new())
+}
+
+/// [`render`], with an inline chart (`<img src="cid:…">`) under each item
+/// whose notice id is in `charts` (notice id → Content-ID).
+pub fn render_with_charts(
+    notices: &[&Notice],
+    tz: Tz,
+    charts: &std::collections::HashMap<String, String>,
+) -> Rendered {
     let mut sorted = notices.to_vec();
     sort_notices(&mut sorted);
     let subject = subject_line(&sorted);
@@ -297,6 +308,18 @@ pub fn render(notices: &[&Notice], tz: Tz) -> Rendered {
                 fill(ROW_HTML, &[("name", &escape_html(name)), ("value", &value)])
             })
             .collect();
+        let chart = charts
+            .get(&n.id())
+            .map(|cid| {
+                fill(
+                    CHART_HTML,
+                    &[
+                        ("cid", &escape_html(cid)),
+                        ("alt", &escape_html(&format!("{} 趋势图", n.title))),
+                    ],
+                )
+            })
+            .unwrap_or_default();
         html_items.push_str(&fill(
             ITEM_HTML,
             &[
@@ -304,6 +327,7 @@ pub fn render(notices: &[&Notice], tz: Tz) -> Rendered {
                 ("tag", &escape_html(&tag)),
                 ("title", &escape_html(&n.title)),
                 ("rows", &html_rows),
+                ("chart", &chart),
             ],
         ));
     }

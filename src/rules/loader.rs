@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 use super::schedule::Schedule;
 use crate::config::Config;
 use crate::diag::{line_col, Diagnostic};
-use crate::time::{parse_duration, Millis};
+use crate::readings::Labels;
+use crate::time::{parse_duration, Millis, Window};
 
 /// How bad a breach is; decides the subject prefix of mails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -70,6 +71,184 @@ struct MetaFile {
     repeat: Option<String>,
     #[serde(default)]
     description: Option<String>,
+    #[serde(default)]
+    chart: Option<ChartFile>,
+}
+
+/// The optional `chart: #{ … }` entry of `RULE`, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChartFile {
+    metric: String,
+    #[serde(default)]
+    filter: Option<Labels>,
+    #[serde(default)]
+    window: Option<String>,
+    #[serde(default)]
+    year: Option<i64>,
+    #[serde(default)]
+    unit: Option<String>,
+    #[serde(default)]
+    threshold: Option<rhai::Dynamic>,
+    #[serde(default)]
+    pace: Option<rhai::Dynamic>,
+    #[serde(default)]
+    tolerance: Option<rhai::Dynamic>,
+    #[serde(default)]
+    breach: Option<String>,
+    #[serde(default)]
+    monthly: Option<bool>,
+    #[serde(default)]
+    year_end: Option<bool>,
+    #[serde(default)]
+    label: Option<String>,
+}
+
+/// What the status page and mails chart for a rule: the readings of one
+/// metric (the very series the rule reads) with the rule's line drawn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChartSpec {
+    pub metric: String,
+    /// Labels a series must have (a subject's labels narrow it further).
+    pub filter: Labels,
+    pub range: ChartRange,
+    pub unit: Option<String>,
+    pub line: ChartLine,
+    /// Which side of the line is a breach (`None`: the rule's target is not
+    /// on this scale, e.g. a rank: no line is drawn).
+    pub breach: Option<Breach>,
+    /// With `pace`: how far behind the pace line (a share of the full-year
+    /// target) a month may be before the rule breaches; December's figure is
+    /// held to the full target. Only decides which points are marked.
+    pub tolerance: f64,
+    /// Average by calendar month (for daily readings judged monthly).
+    pub monthly: bool,
+    /// Only the year's December figure is judged against the line (a
+    /// year-end count): earlier points are never marked as breaches.
+    pub year_end: bool,
+    /// What the plotted values are, e.g. `南宫 PM2.5 月均浓度`.
+    pub label: Option<String>,
+}
+
+/// The time span a chart covers, relative to the evaluation it illustrates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ChartRange {
+    /// A window as rules name them (`365d`, `year`, …), ending at the evaluation.
+    Window(Window),
+    /// One calendar year (the year a target is for), clipped at the evaluation.
+    Year(i32),
+}
+
+/// The target drawn on a chart.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ChartLine {
+    None,
+    /// A flat limit: `threshold: 4.5`.
+    Flat(f64),
+    /// A year-to-date target reached in twelve equal monthly steps
+    /// (`pace: 220.0`): by the end of month m, `pace × m / 12`.
+    Pace(f64),
+    /// `threshold: "finding"`: the `threshold` each finding reports (targets
+    /// that differ by subject, like each water section's class). Drawn in
+    /// mails, where the finding is at hand.
+    FromFinding,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Breach {
+    /// Values above the line breach it (an upper limit).
+    Above,
+    /// Values below the line breach it (a lower limit, a pace).
+    Below,
+}
+
+fn number(value: &rhai::Dynamic) -> Option<f64> {
+    value
+        .as_float()
+        .ok()
+        .or_else(|| value.as_int().ok().map(|i| i as f64))
+}
+
+/// Validates `chart`; errors are messages for the `chart` key.
+fn chart_spec(file: ChartFile) -> Result<ChartSpec, String> {
+    if !crate::readings::model::is_valid_name(&file.metric) {
+        return Err(format!("chart: `{}` is not a metric name", file.metric));
+    }
+    let range = match (file.window, file.year) {
+        (Some(_), Some(_)) => return Err("chart: give `window` or `year`, not both".into()),
+        (Some(w), None) => {
+            ChartRange::Window(Window::parse(&w).map_err(|e| format!("chart: {e}"))?)
+        }
+        (None, Some(y)) if (1900..=9999).contains(&y) => ChartRange::Year(y as i32),
+        (None, Some(y)) => return Err(format!("chart: `year: {y}` is not a year")),
+        (None, None) => ChartRange::Window(Window::Last(365 * crate::time::DAY)),
+    };
+    let value = |key: &str, v: Option<rhai::Dynamic>| -> Result<Option<f64>, String> {
+        match v {
+            None => Ok(None),
+            Some(v) => number(&v)
+                .filter(|x| x.is_finite())
+                .map(Some)
+                .ok_or_else(|| format!("chart: `{key}` must be a number")),
+        }
+    };
+    let from_finding = file
+        .threshold
+        .as_ref()
+        .and_then(|t| t.clone().into_string().ok())
+        .map(|t| {
+            if t == "finding" {
+                Ok(())
+            } else {
+                Err(format!("chart: `threshold: \"{t}\"`: give a number, or `\"finding\"` for the threshold each finding reports"))
+            }
+        })
+        .transpose()?
+        .is_some();
+    let threshold = if from_finding { None } else { file.threshold };
+    let line = match (value("threshold", threshold)?, value("pace", file.pace)?) {
+        (Some(_), Some(_)) => return Err("chart: give `threshold` or `pace`, not both".into()),
+        (None, Some(_)) if from_finding => {
+            return Err("chart: give `threshold` or `pace`, not both".into())
+        }
+        (Some(t), None) => ChartLine::Flat(t),
+        (None, Some(p)) => ChartLine::Pace(p),
+        (None, None) if from_finding => ChartLine::FromFinding,
+        (None, None) => ChartLine::None,
+    };
+    let tolerance = value("tolerance", file.tolerance)?.unwrap_or(0.0);
+    if tolerance != 0.0 && !matches!(line, ChartLine::Pace(_)) {
+        return Err("chart: `tolerance` goes with `pace`".into());
+    }
+    if !(0.0..1.0).contains(&tolerance) {
+        return Err("chart: `tolerance` is a share of the target, from 0 to below 1".into());
+    }
+    let breach = match file.breach.as_deref() {
+        None if line == ChartLine::None => None,
+        None if matches!(line, ChartLine::Pace(_)) => Some(Breach::Below),
+        None => return Err("chart: with a `threshold`, say which side breaches it: `breach: \"above\"` (an upper limit) or `breach: \"below\"` (a lower limit)".into()),
+        Some("above") => Some(Breach::Above),
+        Some("below") => Some(Breach::Below),
+        Some(other) => return Err(format!("chart: `breach: \"{other}\"`: use `above` or `below`")),
+    };
+    Ok(ChartSpec {
+        metric: file.metric,
+        filter: file.filter.unwrap_or_default(),
+        range,
+        unit: file.unit,
+        line,
+        breach,
+        tolerance,
+        monthly: file.monthly.unwrap_or(false),
+        year_end: {
+            let year_end = file.year_end.unwrap_or(false);
+            if year_end && !matches!(range, ChartRange::Year(_)) {
+                return Err("chart: `year_end` needs `year`".into());
+            }
+            year_end
+        },
+        label: file.label,
+    })
 }
 
 /// A rule's validated metadata.
@@ -86,6 +265,8 @@ pub struct RuleMeta {
     pub recipients: Vec<String>,
     pub for_: Millis,
     pub repeat: Millis,
+    /// What to chart on the status page and in mails (`chart: #{ … }`).
+    pub chart: Option<ChartSpec>,
 }
 
 /// A loaded rule: metadata, source, and the compiled script.
@@ -289,6 +470,11 @@ pub fn parse_rule(
         errors.push(err_at("notify", e));
         Vec::new()
     });
+    let chart = meta.chart.and_then(|c| {
+        chart_spec(c)
+            .map_err(|e| errors.push(err_at("chart", e)))
+            .ok()
+    });
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -306,6 +492,7 @@ pub fn parse_rule(
                 recipients,
                 for_,
                 repeat,
+                chart,
             },
             path: path.to_path_buf(),
             source,

@@ -1,0 +1,173 @@
+//! The status page over the running daemon: [`StatusSource`] for
+//! [`Daemon`], the mail charts hooked into its alert store, and the monthly
+//! digest job.
+
+use std::sync::{Arc, Weak};
+
+use chrono_tz::Tz;
+
+use super::{LastRun, RuleEntry, StatusSource, TestStatus};
+use crate::alerts::{Alert, HistoryEntry, HistoryQuery};
+use crate::daemon::state::Daemon;
+use crate::notify::chart::StoreCharts;
+use crate::readings::store::Store;
+use crate::ruletest::runner::{Outcome, Runner};
+use crate::time::Millis;
+
+impl StatusSource for Daemon {
+    fn rules(&self) -> Vec<RuleEntry> {
+        self.rules
+            .read()
+            .rules
+            .values()
+            .map(|e| RuleEntry {
+                rule: e.rule.clone(),
+                last: e.last.as_ref().map(|l| LastRun {
+                    at: l.at,
+                    error: l.error.clone(),
+                    findings: l.findings,
+                }),
+                load_error: e.load_error.as_ref().map(|l| l.errors.clone()),
+            })
+            .collect()
+    }
+
+    fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn alerts(&self, rule: Option<&str>) -> Result<Vec<Alert>, String> {
+        self.alerting.alerts(rule).map_err(|e| e.to_string())
+    }
+
+    fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEntry>, String> {
+        self.alerting.history(query).map_err(|e| e.to_string())
+    }
+
+    fn timezone(&self) -> Tz {
+        self.config.timezone
+    }
+
+    /// The wall clock, or under `run --demo` the replay's virtual clock.
+    fn now(&self) -> Millis {
+        match self.demo_now.load(std::sync::atomic::Ordering::Relaxed) {
+            i64::MIN => chrono::Utc::now().timestamp_millis(),
+            t => t,
+        }
+    }
+
+    fn broken_files(&self) -> Vec<(String, Vec<String>)> {
+        self.rules
+            .read()
+            .broken
+            .values()
+            .map(|b| (b.path.display().to_string(), b.error.errors.clone()))
+            .collect()
+    }
+
+    /// Runs the rule's own test file (`NAME.test.ron` beside `NAME.rhai`), if any.
+    fn test_status(&self, rule: &str) -> Option<TestStatus> {
+        let path = self.rules.read().rules.get(rule)?.rule.path.clone();
+        test_status_of(&self.config, &path)
+    }
+}
+
+/// The results of the test file beside a rule file, if there is one.
+pub fn test_status_of(
+    config: &crate::config::Config,
+    rule_path: &std::path::Path,
+) -> Option<TestStatus> {
+    let stem = rule_path.file_stem()?.to_str()?;
+    let test = rule_path.with_file_name(format!("{stem}.test.ron"));
+    if !test.is_file() {
+        return None;
+    }
+    let result = Runner::new(config).run_file(&test);
+    Some(match result.outcome {
+        Err(problems) => TestStatus {
+            passed: 0,
+            failed: 1,
+            failures: problems.iter().map(|p| p.to_string()).collect(),
+        },
+        Ok(cases) => {
+            let mut status = TestStatus {
+                passed: 0,
+                failed: 0,
+                failures: Vec::new(),
+            };
+            for c in cases {
+                match c.outcome {
+                    Outcome::Passed => status.passed += 1,
+                    Outcome::Failed(m) => {
+                        status.failed += 1;
+                        status
+                            .failures
+                            .push(format!("{}：{} 处与预期不符", c.name, m.len()));
+                    }
+                    Outcome::Broken(why) => {
+                        status.failed += 1;
+                        status.failures.push(format!("{}：无法运行：{why}", c.name));
+                    }
+                }
+            }
+            status
+        }
+    })
+}
+
+/// Mails queued by the daemon from now on carry a chart of each firing or
+/// reminder item, drawn by the rule's current `chart` metadata.
+pub fn install_mail_charts(daemon: &Arc<Daemon>) {
+    // Weak: the alert store (inside the daemon) must not keep the daemon alive.
+    let weak: Weak<Daemon> = Arc::downgrade(daemon);
+    let charts = StoreCharts::new(
+        daemon.store.clone(),
+        daemon.config.timezone,
+        move |id: &str| {
+            let daemon = weak.upgrade()?;
+            let rules = daemon.rules.read();
+            rules.rules.get(id).and_then(|e| e.rule.meta.chart.clone())
+        },
+    );
+    daemon.alerting.set_charts(Arc::new(charts));
+}
+
+/// Queues the monthly digest at `at` (the scheduled instant). Blocking.
+pub fn queue_digest(daemon: &Daemon, at: Millis) {
+    match daemon.alerting.queue_digest(daemon, &daemon.config, at) {
+        Ok(ids) if ids.is_empty() => tracing::info!("digest already queued for this month"),
+        Ok(ids) => tracing::info!(mails = ids.len(), "monthly digest queued"),
+        Err(e) => tracing::error!(error = %e, "monthly digest not queued"),
+    }
+}
+
+/// Sends the monthly digest on `digest.schedule`, until shutdown. Sleeps in
+/// slices of at most an hour (a stepped clock or a suspended machine is
+/// noticed); the next instant is computed in the configured zone each time,
+/// so daylight-saving changes need no special care. A digest missed while
+/// the daemon was down is not sent late.
+pub async fn digest_loop(daemon: Arc<Daemon>) {
+    use crate::time::HOUR;
+    let tz = daemon.config.timezone;
+    let mut next = daemon
+        .config
+        .digest
+        .schedule
+        .next_after(chrono::Utc::now().timestamp_millis(), tz);
+    while let Some(at) = next {
+        loop {
+            if daemon.is_shutting_down() {
+                return;
+            }
+            let now = chrono::Utc::now().timestamp_millis();
+            if now >= at {
+                break;
+            }
+            let slice = (at - now).min(HOUR);
+            tokio::time::sleep(std::time::Duration::from_millis(slice as u64)).await;
+        }
+        let d = daemon.clone();
+        let _ = tokio::task::spawn_blocking(move || queue_digest(&d, at)).await;
+        next = daemon.config.digest.schedule.next_after(at, tz);
+    }
+}

@@ -1,0 +1,253 @@
+//! A rule's status as the page, the mails and the digest show it: its state,
+//! the current value against the target and the gap, and its chart.
+
+use crate::alerts::{Alert, HistoryEntry, HistoryQuery, State};
+use crate::rules::loader::ChartLine;
+use crate::time::Millis;
+
+use super::series::{chart_data, firing_periods, ChartData};
+use super::{RuleEntry, StatusSource};
+
+/// The state officials see, worst first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StateLabel {
+    Error,
+    Firing,
+    NoData,
+    Pending,
+    Ok,
+    /// Not evaluated since the daemon started, and no alert on record.
+    Unknown,
+}
+
+impl StateLabel {
+    pub fn zh(self) -> &'static str {
+        match self {
+            StateLabel::Ok => "正常",
+            StateLabel::Pending => "待定",
+            StateLabel::Firing => "告警",
+            StateLabel::NoData => "无数据",
+            StateLabel::Error => "错误",
+            StateLabel::Unknown => "未评估",
+        }
+    }
+
+    /// CSS class (and colour) of the state.
+    pub fn class(self) -> &'static str {
+        match self {
+            StateLabel::Ok => "ok",
+            StateLabel::Pending => "pending",
+            StateLabel::Firing => "firing",
+            StateLabel::NoData => "nodata",
+            StateLabel::Error => "error",
+            StateLabel::Unknown => "unknown",
+        }
+    }
+
+    /// What the state means, for the legend and `title` attributes.
+    pub fn help(self) -> &'static str {
+        match self {
+            StateLabel::Ok => "最近一次评估未发现问题",
+            StateLabel::Pending => "已越线, 持续时间未到告警门槛",
+            StateLabel::Firing => "目标未达到, 已通知责任单位",
+            StateLabel::NoData => "应报数据未报送, 无法判断",
+            StateLabel::Error => "规则文件或规则运行出错, 已通知管理员",
+            StateLabel::Unknown => "守护进程启动后尚未评估",
+        }
+    }
+
+    fn of_alert(state: State) -> StateLabel {
+        match state {
+            State::Error => StateLabel::Error,
+            State::Firing => StateLabel::Firing,
+            State::NoData => StateLabel::NoData,
+            State::Pending => StateLabel::Pending,
+            State::Inactive => StateLabel::Ok,
+        }
+    }
+}
+
+/// Where a figure comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FigureSource {
+    /// The details of the rule's own finding (what the alert says).
+    Finding,
+    /// The latest reading of the charted series, against the chart's line.
+    Reading,
+}
+
+/// The current value against the target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figure {
+    pub value: f64,
+    pub target: Option<f64>,
+    /// Signed: `value − target`, or the rule's own `gap` (how far past the line).
+    pub gap: Option<f64>,
+    pub unit: String,
+    /// When the value was measured (readings), if known.
+    pub at: Option<Millis>,
+    pub source: FigureSource,
+    /// Whose figure it is when the rule watches several subjects.
+    pub subject: String,
+}
+
+/// Everything shown about one rule.
+#[derive(Debug, Clone)]
+pub struct RuleStatus {
+    pub entry: RuleEntry,
+    pub state: StateLabel,
+    pub alerts: Vec<Alert>,
+    pub figure: Option<Figure>,
+    /// The last evaluation time (or the last one an alert records).
+    pub last_eval: Option<Millis>,
+    pub chart: Option<ChartData>,
+}
+
+impl RuleStatus {
+    pub fn id(&self) -> &str {
+        &self.entry.rule.meta.id
+    }
+
+    pub fn owner(&self) -> &str {
+        self.entry
+            .rule
+            .meta
+            .owner
+            .as_deref()
+            .unwrap_or("未指定责任单位")
+    }
+
+    /// The most telling alert (worst state first).
+    pub fn worst_alert(&self) -> Option<&Alert> {
+        self.alerts
+            .iter()
+            .min_by_key(|a| (StateLabel::of_alert(a.state), a.active_since))
+    }
+}
+
+fn number(a: &Alert, key: &str) -> Option<f64> {
+    a.details.get(key).and_then(|v| v.as_f64())
+}
+
+/// The figure an alert's details give (`value`, `threshold` or `target`, `gap`, `unit`).
+pub fn figure_of_alert(a: &Alert) -> Option<Figure> {
+    let value = number(a, "value")?;
+    let target = number(a, "threshold").or_else(|| number(a, "target"));
+    Some(Figure {
+        value,
+        target,
+        gap: number(a, "gap").or(target.map(|t| value - t)),
+        unit: a
+            .details
+            .get("unit")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string(),
+        at: None,
+        source: FigureSource::Finding,
+        subject: crate::rules::finding::subject_text(&a.subject),
+    })
+}
+
+/// The figure the chart gives: its latest reading against the line there.
+pub fn figure_of_chart(chart: &ChartData) -> Option<Figure> {
+    if chart.lines.len() != 1 {
+        return None; // several subjects: no single "current value"
+    }
+    let (t, v) = chart.latest()?;
+    let target = chart.target_at(t);
+    Some(Figure {
+        value: v,
+        target,
+        gap: target.map(|x| v - x),
+        unit: chart.unit.clone(),
+        at: Some(t),
+        source: FigureSource::Reading,
+        subject: String::new(),
+    })
+}
+
+/// The state of a rule from its alerts and last evaluation.
+pub fn state_of(entry: &RuleEntry, alerts: &[Alert]) -> StateLabel {
+    let worst = alerts.iter().map(|a| StateLabel::of_alert(a.state)).min();
+    let errored =
+        entry.load_error.is_some() || entry.last.as_ref().is_some_and(|l| l.error.is_some());
+    match worst {
+        _ if errored => StateLabel::Error,
+        Some(s) => s,
+        None if entry.last.is_some() => StateLabel::Ok,
+        None => StateLabel::Unknown,
+    }
+}
+
+/// One rule's status, its chart up to `at` (the page: now; the digest: its
+/// date). `history` is the rule's alert history (oldest first), used to
+/// shade the periods it was firing.
+pub fn rule_status(
+    source: &dyn StatusSource,
+    entry: RuleEntry,
+    alerts: Vec<Alert>,
+    history: &[HistoryEntry],
+    at: Millis,
+) -> RuleStatus {
+    let tz = source.timezone();
+    let last_eval = entry
+        .last
+        .as_ref()
+        .map(|l| l.at)
+        .or_else(|| alerts.iter().map(|a| a.last_eval).max());
+    let chart = entry.rule.meta.chart.as_ref().map(|spec| {
+        let mut data = chart_data(source.store(), spec, None, at, tz);
+        data.firing = firing_periods(history, None, data.from, data.to);
+        data
+    });
+    let state = state_of(&entry, &alerts);
+    let from_alert = alerts
+        .iter()
+        .filter(|a| a.state != State::Error)
+        .min_by_key(|a| StateLabel::of_alert(a.state))
+        .and_then(figure_of_alert);
+    // A per-finding line is not on the page's chart: only the alert knows it.
+    let from_chart = chart.as_ref().filter(|c| !c.is_empty()).and_then(|c| {
+        let line = entry.rule.meta.chart.as_ref().map(|s| s.line);
+        if line == Some(ChartLine::FromFinding) {
+            None
+        } else {
+            figure_of_chart(c)
+        }
+    });
+    RuleStatus {
+        state,
+        figure: from_alert.or(from_chart),
+        alerts,
+        last_eval,
+        chart,
+        entry,
+    }
+}
+
+/// Every rule's status, sorted by owner, then worst state first, then id.
+pub fn all(source: &dyn StatusSource) -> Result<Vec<RuleStatus>, String> {
+    let alerts = source.alerts(None)?;
+    let mut out: Vec<RuleStatus> = source
+        .rules()
+        .into_iter()
+        .map(|entry| {
+            let id = entry.rule.meta.id.clone();
+            let mine: Vec<Alert> = alerts.iter().filter(|a| a.rule == id).cloned().collect();
+            let history = if entry.rule.meta.chart.is_some() {
+                source
+                    .history(&HistoryQuery {
+                        rule: Some(id),
+                        ..Default::default()
+                    })
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            rule_status(source, entry, mine, &history, source.now())
+        })
+        .collect();
+    out.sort_by(|a, b| (a.owner(), a.state, a.id()).cmp(&(b.owner(), b.state, b.id())));
+    Ok(out)
+}

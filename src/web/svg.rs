@@ -1,0 +1,229 @@
+//! Inline SVG charts for the status page: no script, no outside asset.
+
+use std::fmt::Write as _;
+
+use chrono_tz::Tz;
+
+use super::escape;
+use super::series::ChartData;
+use crate::notify::templates::format_number;
+use crate::time::{to_local, Millis};
+
+/// Colours of the series, in order (the first is the usual single series).
+pub const PALETTE: [&str; 8] = [
+    "#1565c0", "#6a1b9a", "#00838f", "#5d4037", "#2e7d32", "#ad1457", "#455a64", "#9e9d24",
+];
+pub const TARGET_COLOR: &str = "#e65100";
+pub const BREACH_COLOR: &str = "#c62828";
+
+/// How big, and how much text.
+#[derive(Debug, Clone, Copy)]
+pub struct Size {
+    pub width: u32,
+    pub height: u32,
+    /// Axis labels and a legend (the detail page); the small chart has only
+    /// the end values.
+    pub full: bool,
+}
+
+pub const SMALL: Size = Size {
+    width: 280,
+    height: 90,
+    full: false,
+};
+pub const LARGE: Size = Size {
+    width: 720,
+    height: 300,
+    full: true,
+};
+
+/// The chart as an `<svg>` element. `alt` is its accessible description.
+pub fn render(data: &ChartData, size: Size, tz: Tz, alt: &str) -> String {
+    let (w, h) = (size.width as f64, size.height as f64);
+    let (left, right, top, bottom) = if size.full {
+        (58.0, 12.0, 12.0, 28.0)
+    } else {
+        (34.0, 4.0, 6.0, 14.0)
+    };
+    let font = if size.full { 12 } else { 9 };
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg class="chart" viewBox="0 0 {w} {h}" width="100%" preserveAspectRatio="xMidYMid meet" role="img" aria-label="{alt}" xmlns="http://www.w3.org/2000/svg"><title>{alt}</title>"#,
+        alt = escape(alt)
+    );
+    let _ = write!(
+        s,
+        "<rect x=\"{left}\" y=\"{top}\" width=\"{}\" height=\"{}\" fill=\"#fafafa\" stroke=\"#ddd\"/>",
+        w - left - right,
+        h - top - bottom
+    );
+    if data.is_empty() {
+        let _ = write!(
+            s,
+            "<text x=\"{}\" y=\"{}\" font-size=\"{}\" text-anchor=\"middle\" fill=\"#888\">暂无数据</text></svg>",
+            (left + w - right) / 2.0,
+            (top + h - bottom) / 2.0 + 4.0,
+            font + 2
+        );
+        return s;
+    }
+    let (y0, y1) = data.y_bounds();
+    let span_t = data.to.saturating_sub(data.from).max(1) as f64;
+    let x = |t: Millis| left + (t - data.from) as f64 / span_t * (w - left - right);
+    let y = |v: f64| top + (y1 - v) / (y1 - y0) * (h - top - bottom);
+
+    for &(a, b) in &data.firing {
+        let _ = write!(
+            s,
+            "<rect x=\"{:.1}\" y=\"{top}\" width=\"{:.1}\" height=\"{}\" fill=\"{BREACH_COLOR}\" fill-opacity=\"0.12\"><title>告警期间</title></rect>",
+            x(a),
+            (x(b) - x(a)).max(1.5),
+            h - top - bottom
+        );
+    }
+    if !data.target.is_empty() {
+        let _ = write!(
+            s,
+            "<polyline fill=\"none\" stroke=\"{TARGET_COLOR}\" stroke-width=\"1.5\" stroke-dasharray=\"5 3\" points=\"{}\"><title>目标线</title></polyline>",
+            points(&data.target, &x, &y)
+        );
+    }
+    for (i, line) in data.lines.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let _ = write!(
+            s,
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"{}\" points=\"{}\"/>",
+            if size.full { 2.0 } else { 1.5 },
+            points(&line.points, &x, &y)
+        );
+        let r = if size.full { 3.0 } else { 2.0 };
+        // Every point on a short series, only breaches and the last on a long one.
+        let dense = line.points.len() > 60;
+        for (j, &(t, v)) in line.points.iter().enumerate() {
+            let breach = data.is_breach(t, v);
+            let last = j + 1 == line.points.len();
+            if dense && !breach && !last {
+                continue;
+            }
+            let fill = if breach { BREACH_COLOR } else { color };
+            let _ = write!(
+                s,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"{r}\" fill=\"{fill}\"><title>{}</title></circle>",
+                x(t),
+                y(v),
+                escape(&format!(
+                    "{}{} {}{}{}",
+                    if line.name.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{}：", line.name)
+                    },
+                    to_local(t, tz).format("%Y-%m-%d"),
+                    format_number(round(v)),
+                    data.unit,
+                    if breach { "（越线）" } else { "" }
+                ))
+            );
+        }
+    }
+    // Axis text: the value range at the left, the dates below.
+    let _ = write!(
+        s,
+        "<g font-size=\"{font}\" fill=\"#555\"><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
+        left - 3.0,
+        top + font as f64 * 0.8,
+        escape(&axis_number(y1, y1 - y0)),
+        left - 3.0,
+        h - bottom,
+        escape(&axis_number(y0, y1 - y0)),
+    );
+    let date_format = if data.to.saturating_sub(data.from) > 200 * crate::time::DAY {
+        "%Y-%m"
+    } else {
+        "%m-%d"
+    };
+    let _ = write!(
+        s,
+        "<text x=\"{left}\" y=\"{}\">{}</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
+        h - 2.0,
+        to_local(data.from, tz).format(date_format),
+        w - right,
+        h - 2.0,
+        to_local(data.to, tz).format(date_format),
+    );
+    if size.full {
+        // Unit and legend along the top.
+        let mut legend = String::new();
+        let mut lx = left + 6.0;
+        let mut item = |color: &str, text: &str, dashed: bool| {
+            let _ = write!(
+                legend,
+                "<line x1=\"{lx}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"{color}\" stroke-width=\"2\"{2}/><text x=\"{3}\" y=\"{4}\">{5}</text>",
+                top + 10.0,
+                lx + 16.0,
+                if dashed { " stroke-dasharray=\"5 3\"" } else { "" },
+                lx + 20.0,
+                top + 14.0,
+                escape(text)
+            );
+            lx += 28.0 + text.chars().count() as f64 * (font as f64 + 1.0);
+        };
+        for (i, line) in data.lines.iter().enumerate() {
+            let name = if line.name.is_empty() {
+                if data.label.is_empty() {
+                    "读数".to_string()
+                } else {
+                    data.label.clone()
+                }
+            } else {
+                line.name.clone()
+            };
+            item(PALETTE[i % PALETTE.len()], &name, false);
+        }
+        if !data.target.is_empty() {
+            item(TARGET_COLOR, "目标", true);
+        }
+        s.push_str(&legend);
+        if !data.unit.is_empty() {
+            let _ = write!(
+                s,
+                "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
+                left - 3.0,
+                top + font as f64 * 2.0,
+                escape(&format!("({})", data.unit))
+            );
+        }
+    }
+    s.push_str("</g></svg>");
+    s
+}
+
+fn points(line: &[(Millis, f64)], x: &impl Fn(Millis) -> f64, y: &impl Fn(f64) -> f64) -> String {
+    let mut out = String::new();
+    for &(t, v) in line {
+        let _ = write!(out, "{:.1},{:.1} ", x(t), y(v));
+    }
+    out.trim_end().to_string()
+}
+
+/// An axis label: as many decimals as the axis span needs.
+pub fn axis_number(v: f64, span: f64) -> String {
+    let decimals = if span >= 10.0 {
+        0
+    } else if span >= 1.0 {
+        1
+    } else {
+        2
+    };
+    format_number(format!("{v:.decimals$}").parse().unwrap_or(v))
+}
+
+/// Values as people read them: at most 2 decimals (3 below 1).
+pub fn round(v: f64) -> f64 {
+    if v.abs() < 1.0 {
+        (v * 1000.0).round() / 1000.0
+    } else {
+        (v * 100.0).round() / 100.0
+    }
+}
