@@ -3,30 +3,17 @@
 //! for (`fixtures/README.md`), replayed through the real state machine, and
 //! a daily replay over a year in well under a second.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{copy_dir, repo};
+
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
 
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rulewatch");
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
 
 /// A temp copy of the shipped config and rules with the fixtures ingested,
 /// made once; one process at a time on its store.

@@ -3,6 +3,10 @@
 //! `tests/fixtures/ruletest/bad/`, each stating its expected error on its
 //! first line as `// expect: LINE:COL: error: MESSAGE`).
 
+mod common;
+
+use common::copy_dir;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -202,19 +206,6 @@ fn missing_paths_fail() {
         stdout(&out),
         "nope.test.ron: error: no such test file or folder\n0 passed, 1 failed\n"
     );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// The shipped rules pass their tests; lowering a shipped threshold makes
