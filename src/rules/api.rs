@@ -301,6 +301,7 @@ fn group(metric: &str, filter: &Map, by: &str, window_text: &str, func: &str) ->
         .store
         .with_series(metric, &filter, range.from, |series| {
             let mut groups: FxHashMap<&str, GroupAcc> = FxHashMap::default();
+            groups.reserve(256);
             for s in series {
                 let Some(key) = s.key.labels.get(by) else {
                     continue;
