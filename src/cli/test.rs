@@ -16,27 +16,7 @@ pub struct Args {
 
 /// Every `*.test.ron` under `dir`, sorted.
 pub fn test_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.ends_with(".test.ron"))
-            {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
+    crate::rules::loader::files_ending_in(dir, ".test.ron")
 }
 
 pub fn run(config_path: &Path, args: Args) -> Exit {

@@ -282,6 +282,11 @@ pub struct Rule {
 
 /// Every `*.rhai` file under `dir`, sorted, recursively.
 pub fn rule_files(dir: &Path) -> Vec<PathBuf> {
+    files_ending_in(dir, ".rhai")
+}
+
+/// Every file under `dir` (recursively) whose name ends in `suffix`, sorted.
+pub fn files_ending_in(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -292,7 +297,11 @@ pub fn rule_files(dir: &Path) -> Vec<PathBuf> {
             let p = entry.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|e| e == "rhai") {
+            } else if p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(suffix))
+            {
                 out.push(p);
             }
         }
