@@ -94,4 +94,7 @@ fn demo_replays_the_fixtures_and_mails_appear() {
         "SIGTERM ends the demo cleanly: {status:?}"
     );
     assert!(!subjects(&outbox).is_empty());
+    // The demo's own store, beside the configured one, which stays untouched.
+    assert!(dir.path().join("data/demo.db").exists());
+    assert!(!dir.path().join("data/rulewatch.db").exists());
 }

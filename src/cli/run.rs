@@ -44,11 +44,20 @@ pub struct Args {
 
 pub fn run(config_path: &Path, args: Args) -> Exit {
     crate::logging::init_for_daemon();
-    let config = match load_config(config_path) {
+    let mut config = match load_config(config_path) {
         Ok(c) => c,
         Err(e) => return e,
     };
     let demo = if args.demo {
+        // The demo replays from the start each time: a store of its own
+        // beside the configured one, made afresh, so that alert state from an
+        // earlier demo (or real data) never mixes with the replay.
+        config.store_path = config.store_path.with_file_name("demo.db");
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = config.store_path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
         let tz = config.timezone;
         let time = |flag: &str, text: &str| {
             parse_time(text, tz).map_err(|e| {
