@@ -5,56 +5,13 @@
 
 mod common;
 
-use common::{copy_dir, repo};
+use common::fixtures_workspace as workspace;
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::{Mutex, OnceLock};
 
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rulewatch");
-
-/// A temp copy of the shipped config and rules with the fixtures ingested,
-/// made once; one process at a time on its store.
-struct Workspace {
-    _dir: tempfile::TempDir,
-    config: PathBuf,
-    lock: Mutex<()>,
-}
-
-fn workspace() -> &'static Workspace {
-    static WS: OnceLock<Workspace> = OnceLock::new();
-    WS.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("rulewatch.ron");
-        std::fs::copy(repo().join("rulewatch.ron"), &config).unwrap();
-        copy_dir(&repo().join("rules"), &dir.path().join("rules"));
-        let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("fixtures/2021"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "csv"))
-            .collect();
-        files.sort();
-        let out = Command::new(BIN)
-            .arg("ingest")
-            .arg("--config")
-            .arg(&config)
-            .args(&files)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ingest: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Workspace {
-            _dir: dir,
-            config,
-            lock: Mutex::new(()),
-        }
-    })
-}
 
 fn run(args: &[&str]) -> Output {
     let ws = workspace();

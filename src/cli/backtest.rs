@@ -3,14 +3,12 @@
 
 use std::path::Path;
 
-use crate::rules::engine::new_engine;
 use crate::rules::finding::subject_text;
-use crate::rules::{load_rules, Evaluator};
 use crate::ruletest::backtest::{replay, ticks, Row};
 use crate::time::{format_time, parse_duration, Millis};
 
 use super::eval::OutputFormat;
-use super::shared::{find_rule, open_store, print_table};
+use super::shared::{find_rule, open_evaluator, print_table};
 use super::{load_config, Exit};
 
 #[derive(Debug, clap::Args)]
@@ -78,17 +76,14 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
             return Exit::Trouble;
         }
     };
-    let engine = new_engine(&config.limits);
-    let (rules, problems) = load_rules(&engine, &config);
+    let (evaluator, rules, problems) = match open_evaluator(&config) {
+        Ok(loaded) => loaded,
+        Err(e) => return e,
+    };
     let rule = match find_rule(&rules, &problems, &args.rule, &config) {
         Ok(r) => r,
         Err(e) => return e,
     };
-    let store = match open_store(&config) {
-        Ok(s) => s,
-        Err(e) => return e,
-    };
-    let evaluator = Evaluator::new(&config, store);
     let times = ticks(rule, from, to, step, tz);
     let started = std::time::Instant::now();
     let result = replay(&evaluator, rule, &times);

@@ -2,12 +2,11 @@
 
 use std::path::Path;
 
-use crate::rules::engine::new_engine;
 use crate::rules::finding::subject_text;
-use crate::rules::{load_rules, Evaluator, Finding};
+use crate::rules::Finding;
 use crate::time::format_time;
 
-use super::shared::{evaluation_time, open_store, print_table};
+use super::shared::{evaluation_time, open_evaluator, print_table};
 use super::{load_config, Exit};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -38,8 +37,10 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
         Ok(t) => t,
         Err(e) => return e,
     };
-    let engine = new_engine(&config.limits);
-    let (rules, problems) = load_rules(&engine, &config);
+    let (evaluator, rules, problems) = match open_evaluator(&config) {
+        Ok(loaded) => loaded,
+        Err(e) => return e,
+    };
     for p in problems.iter().filter(|p| p.is_error) {
         eprintln!("{p}");
     }
@@ -57,11 +58,6 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
             r
         }
     };
-    let store = match open_store(&config) {
-        Ok(s) => s,
-        Err(e) => return e,
-    };
-    let evaluator = Evaluator::new(&config, store);
     let outcomes = evaluator.evaluate_all(selected, now);
     let findings: Vec<Finding> = outcomes.iter().flat_map(|o| o.all_findings()).collect();
     match args.format {

@@ -6,11 +6,9 @@ use std::path::Path;
 use crate::alerts;
 use crate::alerts::AlertRule;
 use crate::notify::{compose_all, MailSettings};
-use crate::rules::engine::new_engine;
-use crate::rules::{load_rules, Evaluator};
 use crate::time::{format_duration, format_time};
 
-use super::shared::{evaluation_time, find_rule, open_store};
+use super::shared::{evaluation_time, find_rule, open_evaluator};
 use super::{load_config, Exit};
 
 #[derive(Debug, clap::Args)]
@@ -33,17 +31,14 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
         Ok(t) => t,
         Err(e) => return e,
     };
-    let engine = new_engine(&config.limits);
-    let (rules, problems) = load_rules(&engine, &config);
+    let (evaluator, rules, problems) = match open_evaluator(&config) {
+        Ok(loaded) => loaded,
+        Err(e) => return e,
+    };
     let rule = match find_rule(&rules, &problems, &args.rule, &config) {
         Ok(r) => r,
         Err(e) => return e,
     };
-    let store = match open_store(&config) {
-        Ok(s) => s,
-        Err(e) => return e,
-    };
-    let evaluator = Evaluator::new(&config, store);
     let outcome = evaluator.evaluate(rule, now);
     let findings = outcome.all_findings();
     // The first mail of each alert: as if nothing were active before and

@@ -1,5 +1,5 @@
-//! Pieces several subcommands share: `--at`, finding a rule by id, opening
-//! the store, and printing an aligned table.
+//! Pieces several subcommands share: `--at`, opening the store with the
+//! rules, finding a rule by id, and printing an aligned table.
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use super::Exit;
 use crate::config::Config;
 use crate::diag::Diagnostic;
 use crate::readings::store::Store;
-use crate::rules::Rule;
+use crate::rules::{load_rules, Evaluator, Rule};
 use crate::time::{parse_time, Millis};
 
 /// `--at TIME`, or the wall clock when absent.
@@ -43,11 +43,17 @@ pub fn find_rule<'a>(
     })
 }
 
-pub fn open_store(config: &Config) -> Result<Arc<Store>, Exit> {
-    Store::open(&config.store_path).map(Arc::new).map_err(|e| {
+/// The store, an evaluator on it, and every rule loaded with the
+/// evaluator's own engine (one sandboxed engine per command, not two), with
+/// the problems found loading them.
+pub fn open_evaluator(config: &Config) -> Result<(Evaluator, Vec<Rule>, Vec<Diagnostic>), Exit> {
+    let store = Store::open(&config.store_path).map(Arc::new).map_err(|e| {
         eprintln!("error: {e}");
         Exit::Trouble
-    })
+    })?;
+    let evaluator = Evaluator::new(config, store);
+    let (rules, problems) = load_rules(evaluator.engine(), config);
+    Ok((evaluator, rules, problems))
 }
 
 /// Prints `header` and `rows` with every column but the last padded to its

@@ -2,7 +2,9 @@
 //! into a temp folder, and a free loopback port.
 #![allow(dead_code)] // each test binary uses its own subset
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
 
 /// The repository (where `rulewatch.ron`, `rules/` and `fixtures/` are).
 pub fn repo() -> &'static Path {
@@ -30,4 +32,48 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A temp copy of the shipped config and rules with `fixtures/2021/*.csv`
+/// ingested by the real binary, made once per test binary. Commands on its
+/// store take `lock`: one process at a time.
+pub struct FixturesWorkspace {
+    _dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub lock: Mutex<()>,
+}
+
+pub fn fixtures_workspace() -> &'static FixturesWorkspace {
+    static WS: OnceLock<FixturesWorkspace> = OnceLock::new();
+    WS.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("rulewatch.ron");
+        std::fs::copy(repo().join("rulewatch.ron"), &config).unwrap();
+        copy_dir(&repo().join("rules"), &dir.path().join("rules"));
+        let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("fixtures/2021"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+            .collect();
+        files.sort();
+        assert_eq!(files.len(), 5, "fixtures/2021/*.csv: {files:?}");
+        let out = Command::new(env!("CARGO_BIN_EXE_rulewatch"))
+            .arg("ingest")
+            .arg("--config")
+            .arg(&config)
+            .args(&files)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ingest failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        FixturesWorkspace {
+            _dir: dir,
+            config,
+            lock: Mutex::new(()),
+        }
+    })
 }

@@ -2,6 +2,9 @@
 //! config, and talks to it over real HTTP. Network only to 127.0.0.1.
 #![allow(dead_code)]
 
+#[path = "../common/mod.rs"]
+mod common;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -165,13 +168,7 @@ impl Builder {
     }
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use common::free_port;
 
 pub struct Daemon {
     child: Option<Child>,

@@ -3,7 +3,7 @@
 //! [`Snapshot`] replayed up to a fixed date.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use rulewatch::config::Config;
 use rulewatch::readings::ingest::ingest;
@@ -14,22 +14,10 @@ use rulewatch::web::snapshot::Snapshot;
 
 pub const SH: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
 
-pub fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
+// The helpers every integration test shares.
+#[path = "../common/mod.rs"]
+mod common;
+pub use common::{copy_dir, repo};
 
 pub struct Workspace {
     pub dir: tempfile::TempDir,
