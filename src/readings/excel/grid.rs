@@ -406,7 +406,12 @@ fn build(name: String, hidden: bool, range: Range<Data>, extras: Extras) -> Shee
             }
             let (r, c) = (r as u32 + start.0, c as u32 + start.1);
             let slot = &mut sheet.cells[idx(r, c)];
-            let why = if *slot == Cell::Empty {
+            let no_result = match slot {
+                Cell::Empty => true,
+                Cell::Text(t) => t.is_empty(),
+                _ => false,
+            };
+            let why = if no_result {
                 Some(Unsaved::Missing)
             } else if extras.recalc_on_load {
                 Some(Unsaved::Placeholder)

@@ -130,6 +130,14 @@ pub fn read_sheet(
     for (field, slot) in [("metric", metric), ("time", time), ("value", value)] {
         if slot.is_none() {
             header_ok = false;
+            let case = (0..cols)
+                .filter_map(|c| match sheet.get(h, c) {
+                    Cell::Text(t) if t.trim().eq_ignore_ascii_case(field) => Some(t.trim().to_owned()),
+                    _ => None,
+                })
+                .next()
+                .map(|found| format!("（列名区分大小写：表中是“{found}”，应为“{field}”）"))
+                .unwrap_or_default();
             errors.cell(
                 name,
                 h,
@@ -137,7 +145,7 @@ pub fn read_sheet(
                 Problem::new(
                     format!("表头（第{}行）缺少“{field}”列", h + 1),
                     format!(
-                        "长表的表头须有 metric、time、value 三列（列名区分大小写），其余列为分类{has_mapping_hint}"
+                        "长表的表头须有 metric、time、value 三列，其余列为分类{case}{has_mapping_hint}"
                     ),
                     format!("missing column `{field}` in the header row"),
                 ),

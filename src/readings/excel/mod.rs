@@ -124,9 +124,11 @@ fn read_wide(
     out: &mut Vec<Reading>,
 ) {
     let mut seen = wide::Seen::default();
+    let mut sheet_missing = false;
     for entry in &m.sheets {
         if let Some(want) = &entry.name {
             if !sheets.iter().any(|s| &s.name == want) {
+                sheet_missing = true;
                 let (line, col) = mapping_place(text, &format!("\"{want}\""));
                 let names: Vec<&str> = sheets.iter().map(|s| s.name.as_str()).collect();
                 errors.push(CellError {
@@ -152,7 +154,8 @@ fn read_wide(
         wide::read_sheet(sheet, layout, m, named, tz, &mut seen, errors, out);
     }
     for (key, (written, _)) in &m.indicators {
-        if seen.found.contains(key) {
+        // A sheet not found already explains indicators not found.
+        if seen.found.contains(key) || sheet_missing {
             continue;
         }
         let (line, col) = m.locate_indicator(text, written);
