@@ -159,17 +159,17 @@ fn wide(path: &Path) -> Result<(), XlsxError> {
     ws.write_string(3, 3, "６５０")?;
     ws.write_string(4, 0, "2021-03")?;
     ws.write_number(4, 2, 4.7)?;
-    ws.write_formula(4, 3, "=D4+330")?;
+    ws.write_formula(4, 3, "=D3+660")?; // 980 once computed
     ws.write_string(5, 0, "2021/4/30")?;
     ws.write_number(5, 2, 4.6)?;
     ws.write_string(5, 3, "1,250")?;
     ws.write_string(6, 0, "合计")?;
-    ws.write_formula(6, 3, "=D3+D4+D5+D6")?;
+    ws.write_formula(6, 3, "=SUM(D3:D6)")?;
     ws.write_string(7, 0, "注：合成数据。")?;
 
     let ws = wb.add_worksheet();
     ws.set_name("分县")?;
-    strings(ws, 0, 0, &["指标", "县（市、区）", "单位", "2021-01", "2021年2月", "2021年第一季度"], &head())?;
+    strings(ws, 0, 0, &["指标", "县（市、区）", "单位", "2021-05", "2021年6月", "2021年第三季度"], &head())?;
     ws.merge_range(1, 0, 2, 0, "城镇登记失业率", &Format::new())?;
     ws.write_string(1, 1, "南宫")?;
     ws.write_string(2, 1, "威县")?;

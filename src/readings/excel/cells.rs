@@ -319,6 +319,9 @@ pub fn not_a_period(shown: &str) -> Problem {
 /// A period typed as text; `None` if the text is not one.
 pub fn period_text(raw: &str) -> Option<Period> {
     let t = normalize(raw);
+    if t.len() == 8 && t.bytes().all(|b| b.is_ascii_digit()) {
+        return t.parse().ok().and_then(period_number); // 20210630
+    }
     let p = &*PATTERNS;
     let year = |s: &str| s.parse::<i32>().ok().filter(|y| plausible_year(*y));
     let end = |d: Option<NaiveDate>, span| {
@@ -495,7 +498,7 @@ mod tests {
         assert_eq!(text("2021年12月"), Some((d(2021, 12, 31), Month)));
         assert_eq!(text("2021年十二月"), Some((d(2021, 12, 31), Month)));
         assert_eq!(text("2024年2月"), Some((d(2024, 2, 29), Month)));
-        for s in ["2021/6/30", "2021-6-30", "2021.06.30", "2021年6月30日", "2021年6月30"] {
+        for s in ["2021/6/30", "2021-6-30", "2021.06.30", "2021年6月30日", "2021年6月30", "20210630"] {
             assert_eq!(text(s), Some((d(2021, 6, 30), Day)), "{s}");
         }
         for s in ["2021年第二季度", "2021年二季度", "2021年第2季度", "2021Q2", "2021-Q2", "2021年1-2季度"] {

@@ -130,6 +130,8 @@ struct Extras {
     merges: Vec<Dimensions>,
     /// Cells formatted as percentages.
     percent: HashSet<(u32, u32)>,
+    /// Error values by cell, where calamine reads them as empty text (.ods).
+    errors: HashMap<(u32, u32), String>,
     /// Formula text by cell, for cells with a formula.
     formulas: Option<Range<String>>,
     /// The file asks for a full recalculation on opening.
@@ -398,6 +400,11 @@ fn build(name: String, hidden: bool, range: Range<Data>, extras: Extras) -> Shee
         );
         sheet.cells[idx(r, c)] = cell_of(data, extras.percent.contains(&(r, c)));
     }
+    for (&(r, c), shown) in &extras.errors {
+        if r >= lo.0 && c >= lo.1 && r <= hi.0 && c <= hi.1 {
+            sheet.cells[idx(r, c)] = Cell::Error(shown.clone());
+        }
+    }
     if let Some(f) = &extras.formulas {
         let start = f.start().unwrap_or_default();
         for (r, c, formula) in f.used_cells() {
@@ -529,8 +536,21 @@ fn ods_layout(bytes: &[u8]) -> Option<HashMap<String, Extras>> {
     let mut depth = 0usize; // nesting of tables (a table inside a cell is skipped)
     let (mut row, mut col) = (0u32, 0u32);
     let mut row_repeat = 1u32;
+    // An error cell being read: its position and the text shown (`#DIV/0!`).
+    let mut error_cell: Option<((u32, u32), String)> = None;
     loop {
         let event = reader.read_event_into(&mut buf).ok()?;
+        if let (Some((_, text)), Event::Text(t)) = (error_cell.as_mut(), &event) {
+            text.push_str(&t.xml10_content());
+        }
+        if let (Some(_), Event::End(e)) = (&error_cell, &event) {
+            if e.name().as_ref() == "table:table-cell" {
+                let (at, text) = error_cell.take().expect("checked");
+                if let Some(x) = table.as_deref().and_then(|t| out.get_mut(t)) {
+                    x.errors.insert(at, text);
+                }
+            }
+        }
         let (e, empty) = match &event {
             Event::Start(e) => (e, false),
             Event::Empty(e) => (e, true),
@@ -582,6 +602,9 @@ fn ods_layout(bytes: &[u8]) -> Option<HashMap<String, Extras>> {
                         (row, col),
                         (row + rows_spanned - 1, col + cols_spanned - 1),
                     ));
+                }
+                if !empty && attr(e, "calcext:value-type").as_deref() == Some("error") {
+                    error_cell = Some(((row, col), String::new()));
                 }
                 if attr(e, "office:value-type").as_deref() == Some("percentage") {
                     // Repeated runs of one percentage cell are short in practice.
