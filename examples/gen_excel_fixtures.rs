@@ -49,7 +49,13 @@ fn head() -> Format {
         .set_border(FormatBorder::Thin)
 }
 
-fn strings(ws: &mut Worksheet, row: u32, col: u16, texts: &[&str], f: &Format) -> Result<(), XlsxError> {
+fn strings(
+    ws: &mut Worksheet,
+    row: u32,
+    col: u16,
+    texts: &[&str],
+    f: &Format,
+) -> Result<(), XlsxError> {
     for (i, t) in texts.iter().enumerate() {
         ws.write_string_with_format(row, col + i as u16, *t, f)?;
     }
@@ -62,7 +68,14 @@ fn example(path: &Path) -> Result<(), XlsxError> {
     fixed(&mut wb);
     let ws = wb.add_worksheet();
     ws.set_name("2021年月报")?;
-    ws.merge_range(0, 0, 0, 4, "南宫市人社局主要指标月报（2021年，合成数据）", &title())?;
+    ws.merge_range(
+        0,
+        0,
+        0,
+        4,
+        "南宫市人社局主要指标月报（2021年，合成数据）",
+        &title(),
+    )?;
     strings(
         ws,
         1,
@@ -82,7 +95,9 @@ fn example(path: &Path) -> Result<(), XlsxError> {
     let months: Vec<String> = std::iter::once("2020年12月".to_string())
         .chain((1..=12).map(|m| format!("2021年{m}月")))
         .collect();
-    let unemployment = [4.3, 4.2, 4.4, 4.7, 4.6, 4.4, 4.3, 4.3, 4.2, 4.2, 4.1, 4.1, 4.0];
+    let unemployment = [
+        4.3, 4.2, 4.4, 4.7, 4.6, 4.4, 4.3, 4.3, 4.2, 4.2, 4.1, 4.1, 4.0,
+    ];
     let jobs = [
         Some(3800.0),
         Some(250.0),
@@ -125,7 +140,15 @@ fn example(path: &Path) -> Result<(), XlsxError> {
         ws,
         0,
         0,
-        &["指标", "单位", "2020年第四季度", "2021年第一季度", "2021年第二季度", "2021年第三季度", "2021年第四季度"],
+        &[
+            "指标",
+            "单位",
+            "2020年第四季度",
+            "2021年第一季度",
+            "2021年第二季度",
+            "2021年第三季度",
+            "2021年第四季度",
+        ],
         &head(),
     )?;
     ws.set_column_width(0, 22)?;
@@ -149,7 +172,19 @@ fn wide(path: &Path) -> Result<(), XlsxError> {
     let ws = wb.add_worksheet();
     ws.set_name("月报")?;
     ws.merge_range(0, 0, 0, 4, "南宫市人社局主要指标月报", &title())?;
-    strings(ws, 1, 0, &["时间", "县（市、区）", "城镇登记\n失业率（%）", "新增城镇就业（人）", "备注"], &head())?;
+    strings(
+        ws,
+        1,
+        0,
+        &[
+            "时间",
+            "县（市、区）",
+            "城镇登记\n失业率（%）",
+            "新增城镇就业（人）",
+            "备注",
+        ],
+        &head(),
+    )?;
     ws.merge_range(2, 1, 5, 1, "南宫", &Format::new())?;
     ws.write_string(2, 0, "2021年1月")?;
     ws.write_number(2, 2, 4.3)?;
@@ -169,7 +204,20 @@ fn wide(path: &Path) -> Result<(), XlsxError> {
 
     let ws = wb.add_worksheet();
     ws.set_name("分县")?;
-    strings(ws, 0, 0, &["指标", "县（市、区）", "单位", "2021-05", "2021年6月", "2021年第三季度"], &head())?;
+    strings(
+        ws,
+        0,
+        0,
+        &[
+            "指标",
+            "县（市、区）",
+            "单位",
+            "2021-05",
+            "2021年6月",
+            "2021年第三季度",
+        ],
+        &head(),
+    )?;
     ws.merge_range(1, 0, 2, 0, "城镇登记失业率", &Format::new())?;
     ws.write_string(1, 1, "南宫")?;
     ws.write_string(2, 1, "威县")?;
@@ -190,7 +238,13 @@ fn long(path: &Path) -> Result<(), XlsxError> {
     let date = Format::new().set_num_format("yyyy/m/d");
     let ws = wb.add_worksheet();
     ws.set_name("readings")?;
-    strings(ws, 0, 0, &["metric", "time", "value", "county"], &Format::new())?;
+    strings(
+        ws,
+        0,
+        0,
+        &["metric", "time", "value", "county"],
+        &Format::new(),
+    )?;
     ws.write_string(1, 0, "unemployment_rate")?;
     ws.write_datetime_with_format(1, 1, ExcelDateTime::from_ymd(2021, 5, 31)?, &date)?;
     ws.write_number(1, 2, 4.4)?;
@@ -213,9 +267,27 @@ fn bad(path: &Path) -> Result<(), XlsxError> {
     ws.set_name("Sheet1")?;
     strings(ws, 0, 0, &["metric", "time", "value"], &Format::new())?;
     // Row 2 is good; nothing of it may be stored.
-    strings(ws, 1, 0, &["unemployment_rate", "2021-06-30", "4.3"], &Format::new())?;
-    strings(ws, 2, 0, &["unemployment_rate", "2021-07-31", "4.5亿"], &Format::new())?; // C3
-    strings(ws, 3, 0, &["unemployment_rate", "2021年13月", "4.3"], &Format::new())?; // B4
+    strings(
+        ws,
+        1,
+        0,
+        &["unemployment_rate", "2021-06-30", "4.3"],
+        &Format::new(),
+    )?;
+    strings(
+        ws,
+        2,
+        0,
+        &["unemployment_rate", "2021-07-31", "4.5亿"],
+        &Format::new(),
+    )?; // C3
+    strings(
+        ws,
+        3,
+        0,
+        &["unemployment_rate", "2021年13月", "4.3"],
+        &Format::new(),
+    )?; // B4
     ws.write_string(4, 0, "unemployment_rate")?;
     ws.write_string(4, 1, "2021-08-31")?;
     ws.write_formula(4, 2, "=1/0")?; // C5: #DIV/0! once computed

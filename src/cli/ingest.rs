@@ -60,7 +60,12 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
     let mut exit = Exit::Ok;
     for file in &args.files {
         let result = if crate::readings::excel::is_workbook(file) {
-            super::ingest_workbook::ingest_one(&store, file, args.mapping.as_deref(), config.timezone)
+            super::ingest_workbook::ingest_one(
+                &store,
+                file,
+                args.mapping.as_deref(),
+                config.timezone,
+            )
         } else {
             ingest_one(&store, file, args.format.map(Format::from), config.timezone)
         };

@@ -103,11 +103,18 @@ pub fn value(cell: &Cell) -> Result<Option<f64>, Problem> {
                     "value is not a finite number",
                 ));
             }
-            Ok(Some(if *percent { shown(value * 100.0) } else { *value }))
+            Ok(Some(if *percent {
+                shown(value * 100.0)
+            } else {
+                *value
+            }))
         }
         Cell::Text(text) => number_text(text),
         Cell::Bool(b) => Err(Problem::new(
-            format!("这一格是逻辑值（{}），不是数字", if *b { "TRUE" } else { "FALSE" }),
+            format!(
+                "这一格是逻辑值（{}），不是数字",
+                if *b { "TRUE" } else { "FALSE" }
+            ),
             "请填写数字；没有数据请留空",
             format!("value is a boolean ({b}), not a number"),
         )),
@@ -294,7 +301,9 @@ static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| {
     Patterns {
         day: r(r"^(\d{4})(?:年(\d{1,2})月(\d{1,2})日?|[-/.](\d{1,2})[-/.](\d{1,2}))$"),
         // 2021年6月, 2021年6月份/末/底, 2021年1-6月 (year to date)
-        month: r(&format!(r"^(\d{{4}})年(?:{NUM}月?{TO})?{NUM}月(?:份|末|底)?$")),
+        month: r(&format!(
+            r"^(\d{{4}})年(?:{NUM}月?{TO})?{NUM}月(?:份|末|底)?$"
+        )),
         month_dash: r(r"^(\d{4})(?:[-/.](\d{1,2})|(\d{2}))$"),
         quarter: r(&format!(
             r"^(\d{{4}})年(?:第)?(?:{NUM}{TO})?{NUM}(?:季度|季)(?:末|底)?$"
@@ -498,10 +507,24 @@ mod tests {
         assert_eq!(text("2021年12月"), Some((d(2021, 12, 31), Month)));
         assert_eq!(text("2021年十二月"), Some((d(2021, 12, 31), Month)));
         assert_eq!(text("2024年2月"), Some((d(2024, 2, 29), Month)));
-        for s in ["2021/6/30", "2021-6-30", "2021.06.30", "2021年6月30日", "2021年6月30", "20210630"] {
+        for s in [
+            "2021/6/30",
+            "2021-6-30",
+            "2021.06.30",
+            "2021年6月30日",
+            "2021年6月30",
+            "20210630",
+        ] {
             assert_eq!(text(s), Some((d(2021, 6, 30), Day)), "{s}");
         }
-        for s in ["2021年第二季度", "2021年二季度", "2021年第2季度", "2021Q2", "2021-Q2", "2021年1-2季度"] {
+        for s in [
+            "2021年第二季度",
+            "2021年二季度",
+            "2021年第2季度",
+            "2021Q2",
+            "2021-Q2",
+            "2021年1-2季度",
+        ] {
             assert_eq!(text(s), Some((d(2021, 6, 30), Quarter)), "{s}");
         }
         assert_eq!(text("2021年前三季度"), Some((d(2021, 9, 30), Quarter)));
@@ -511,7 +534,15 @@ mod tests {
         for s in ["2021年", "2021", "2021年全年", "2021年度"] {
             assert_eq!(text(s), Some((d(2021, 12, 31), Year)), "{s}");
         }
-        for s in ["2021年13月", "2021年6-3月", "2021-02-30", "合计", "2021年第五季度", "6月", "1899年"] {
+        for s in [
+            "2021年13月",
+            "2021年6-3月",
+            "2021-02-30",
+            "合计",
+            "2021年第五季度",
+            "6月",
+            "1899年",
+        ] {
             assert_eq!(text(s), None, "{s}");
         }
     }
@@ -572,6 +603,9 @@ mod tests {
         };
         assert_eq!(label(&n(2021.0)), Ok(Some("2021".into())));
         assert_eq!(label(&n(1.5)), Ok(Some("1.5".into())));
-        assert_eq!(label(&Cell::Text("  南宫 ".into())), Ok(Some("南宫".into())));
+        assert_eq!(
+            label(&Cell::Text("  南宫 ".into())),
+            Ok(Some("南宫".into()))
+        );
     }
 }

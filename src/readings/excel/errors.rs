@@ -259,10 +259,18 @@ mod tests {
     #[test]
     fn places_print_file_sheet_cell() {
         let mut c = Collector::new("人社.xlsx");
-        c.cell("Sheet1", 6, 2, Problem::new("不是数字", "请填写数字", "not a number"));
+        c.cell(
+            "Sheet1",
+            6,
+            2,
+            Problem::new("不是数字", "请填写数字", "not a number"),
+        );
         let e = c.finish().unwrap_err();
         assert_eq!(e.total, 1);
         let text = e.to_string();
-        assert!(text.starts_with("人社.xlsx:Sheet1!C7: 错误：不是数字\n  提示：请填写数字"), "{text}");
+        assert!(
+            text.starts_with("人社.xlsx:Sheet1!C7: 错误：不是数字\n  提示：请填写数字"),
+            "{text}"
+        );
     }
 }

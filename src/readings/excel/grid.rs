@@ -58,7 +58,10 @@ pub enum Cell {
     #[default]
     Empty,
     /// A number; `percent` when formatted as a percentage (0.045 shown as 4.5%).
-    Number { value: f64, percent: bool },
+    Number {
+        value: f64,
+        percent: bool,
+    },
     Text(String),
     /// A date or date-time typed as such (local wall-clock time).
     Date(NaiveDateTime),
@@ -68,7 +71,10 @@ pub enum Cell {
     /// An error value such as `#DIV/0!`.
     Error(String),
     /// A formula whose result cannot be used.
-    Formula { formula: String, why: Unsaved },
+    Formula {
+        formula: String,
+        why: Unsaved,
+    },
 }
 
 /// One sheet: cells addressed by absolute 0-based (row, column).
@@ -263,7 +269,12 @@ fn open_xlsx(bytes: &[u8]) -> Result<Vec<SheetResult>, String> {
                 }
             }
         }
-        out.push(build(name, meta.visible != SheetVisible::Visible, range, extras));
+        out.push(build(
+            name,
+            meta.visible != SheetVisible::Visible,
+            range,
+            extras,
+        ));
     }
     Ok(out)
 }
@@ -289,7 +300,12 @@ fn open_xls(bytes: &[u8]) -> Result<Vec<SheetResult>, String> {
             merges: wb.merge_cells_by_sheet_name(&name).unwrap_or_default(),
             ..Extras::default()
         };
-        out.push(build(name, meta.visible != SheetVisible::Visible, range, extras));
+        out.push(build(
+            name,
+            meta.visible != SheetVisible::Visible,
+            range,
+            extras,
+        ));
     }
     Ok(out)
 }
@@ -310,7 +326,12 @@ fn open_ods(bytes: &[u8]) -> Result<Vec<SheetResult>, String> {
         };
         let mut extras = layout.remove(&name).unwrap_or_default();
         extras.formulas = wb.worksheet_formula(&name).ok();
-        out.push(build(name, meta.visible != SheetVisible::Visible, range, extras));
+        out.push(build(
+            name,
+            meta.visible != SheetVisible::Visible,
+            range,
+            extras,
+        ));
     }
     Ok(out)
 }
@@ -638,10 +659,16 @@ mod tests {
 
     #[test]
     fn names_html_saved_as_xls() {
-        let p = wrong_content(b"<html><table><tr><td>1</td></tr></table></html>", Kind::Xls)
-            .unwrap();
+        let p = wrong_content(
+            b"<html><table><tr><td>1</td></tr></table></html>",
+            Kind::Xls,
+        )
+        .unwrap();
         assert!(p.message.contains("网页（HTML）表格"), "{}", p.message);
         assert!(wrong_content(b"PK\x03\x04rest", Kind::Xlsx).is_none());
-        assert!(wrong_content(b"", Kind::Ods).unwrap().message.contains("空"));
+        assert!(wrong_content(b"", Kind::Ods)
+            .unwrap()
+            .message
+            .contains("空"));
     }
 }

@@ -89,7 +89,11 @@ pub fn read_sheet(
                         h,
                         c,
                         Problem::new(
-                            format!("第{}列有数据（如 {}），但表头是空的", column_name(c), super::errors::cell_name(r, c)),
+                            format!(
+                                "第{}列有数据（如 {}），但表头是空的",
+                                column_name(c),
+                                super::errors::cell_name(r, c)
+                            ),
                             "请在表头写上列名（分类名，如 county），或删除这一列",
                             format!("column {} has data but no name", column_name(c)),
                         ),
@@ -100,11 +104,16 @@ pub fn read_sheet(
             other => {
                 if labels.iter().any(|(_, n)| n == other) {
                     header_ok = false;
-                    errors.cell(name, h, c, Problem::new(
-                        format!("列名“{other}”出现了两次"),
-                        "每个列名只写一次",
-                        format!("column `{other}` appears twice"),
-                    ));
+                    errors.cell(
+                        name,
+                        h,
+                        c,
+                        Problem::new(
+                            format!("列名“{other}”出现了两次"),
+                            "每个列名只写一次",
+                            format!("column `{other}` appears twice"),
+                        ),
+                    );
                 } else if !is_valid_name(other) {
                     header_ok = false;
                     errors.cell(name, h, c, Problem::new(
@@ -120,11 +129,16 @@ pub fn read_sheet(
         };
         if slot.replace(c).is_some() {
             header_ok = false;
-            errors.cell(name, h, c, Problem::new(
-                format!("列名“{text}”出现了两次"),
-                "每个列名只写一次",
-                format!("column `{text}` appears twice"),
-            ));
+            errors.cell(
+                name,
+                h,
+                c,
+                Problem::new(
+                    format!("列名“{text}”出现了两次"),
+                    "每个列名只写一次",
+                    format!("column `{text}` appears twice"),
+                ),
+            );
         }
     }
     for (field, slot) in [("metric", metric), ("time", time), ("value", value)] {
@@ -132,7 +146,9 @@ pub fn read_sheet(
             header_ok = false;
             let case = (0..cols)
                 .filter_map(|c| match sheet.get(h, c) {
-                    Cell::Text(t) if t.trim().eq_ignore_ascii_case(field) => Some(t.trim().to_owned()),
+                    Cell::Text(t) if t.trim().eq_ignore_ascii_case(field) => {
+                        Some(t.trim().to_owned())
+                    }
                     _ => None,
                 })
                 .next()
@@ -180,7 +196,9 @@ pub fn read_sheet(
                     r,
                     metric,
                     Problem::new(
-                        format!("指标名“{shown}”不合规：只能用英文字母、数字和下划线，且不以数字开头"),
+                        format!(
+                            "指标名“{shown}”不合规：只能用英文字母、数字和下划线，且不以数字开头"
+                        ),
                         "请用规则中使用的指标名，如 unemployment_rate",
                         format!("metric `{shown}` is not a valid name"),
                     ),

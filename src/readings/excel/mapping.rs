@@ -51,7 +51,10 @@ pub struct SheetLayout {
 pub enum Layout {
     /// One row per period: the period in `period_column`, the indicator names
     /// across `header_row`, one column per indicator.
-    PeriodPerRow { period_column: String, header_row: u32 },
+    PeriodPerRow {
+        period_column: String,
+        header_row: u32,
+    },
     /// One column per period: the periods across `header_row`, the indicator
     /// names down `indicator_column`, one row per indicator.
     PeriodPerColumn {
@@ -121,7 +124,14 @@ pub fn beside(workbook: &Path) -> Option<PathBuf> {
     second.is_file().then_some(second)
 }
 
-fn problem(file: &str, line: usize, col: usize, message: String, hint: &str, english: String) -> CellError {
+fn problem(
+    file: &str,
+    line: usize,
+    col: usize,
+    message: String,
+    hint: &str,
+    english: String,
+) -> CellError {
     CellError {
         file: file.to_owned(),
         sheet: None,
@@ -136,7 +146,8 @@ fn problem(file: &str, line: usize, col: usize, message: String, hint: &str, eng
 /// Parses and checks a mapping file's text; `file` names it in messages.
 /// All problems found are returned.
 pub fn parse(file: &str, text: &str) -> Result<Checked, Vec<CellError>> {
-    let options = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+    let options =
+        ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
     let mapping: Mapping = options.from_str(text).map_err(|e| {
         vec![problem(
             file,
@@ -243,7 +254,12 @@ fn check(file: &str, text: &str, m: Mapping) -> Result<Checked, Vec<CellError>> 
             key_column: key_column.unwrap_or(0),
             header_row: header_row.saturating_sub(1),
             label_columns,
-            skip: s.skip.iter().map(|t| normalize(t)).filter(|t| !t.is_empty()).collect(),
+            skip: s
+                .skip
+                .iter()
+                .map(|t| normalize(t))
+                .filter(|t| !t.is_empty())
+                .collect(),
             dates: s.dates,
         });
     }
@@ -368,10 +384,21 @@ mod tests {
     labels: {"县": "南宫"},
 )"#;
         let e = parse("m.ron", text).unwrap_err();
-        let msgs: Vec<String> = e.iter().map(|e| format!("{}: {}", e.place(), e.message)).collect();
+        let msgs: Vec<String> = e
+            .iter()
+            .map(|e| format!("{}: {}", e.place(), e.message))
+            .collect();
         assert_eq!(e.len(), 4, "{msgs:#?}");
         assert!(msgs[0].starts_with("m.ron:2:"), "{msgs:#?}");
-        assert!(msgs.iter().any(|m| m.starts_with("m.ron:4:") && m.contains("unemployment-rate")), "{msgs:#?}");
-        assert!(msgs.iter().any(|m| m.starts_with("m.ron:6:") && m.contains("分类名“县”")), "{msgs:#?}");
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("m.ron:4:") && m.contains("unemployment-rate")),
+            "{msgs:#?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("m.ron:6:") && m.contains("分类名“县”")),
+            "{msgs:#?}"
+        );
     }
 }

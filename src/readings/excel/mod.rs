@@ -144,7 +144,10 @@ fn read_wide(
         }
     }
     for sheet in sheets {
-        let named = m.sheets.iter().any(|s| s.name.as_deref() == Some(&sheet.name));
+        let named = m
+            .sheets
+            .iter()
+            .any(|s| s.name.as_deref() == Some(&sheet.name));
         if !named && sheet.hidden {
             continue;
         }
@@ -168,7 +171,10 @@ fn read_wide(
             sheet: None,
             cell: None,
             line: (line > 0).then_some((line, col)),
-            message: format!("映射文件中的指标“{written}”在工作簿 {} 中没有找到", errors.file()),
+            message: format!(
+                "映射文件中的指标“{written}”在工作簿 {} 中没有找到",
+                errors.file()
+            ),
             hint,
             english: format!("indicator `{written}` not found in the workbook"),
         });
@@ -203,7 +209,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
         }
         prev = cur;
     }
@@ -296,7 +306,9 @@ pub fn read_path(
             format!("cannot open: {e}"),
         )
     })?;
-    let mapping_path = mapping.map(Path::to_path_buf).or_else(|| mapping::beside(path));
+    let mapping_path = mapping
+        .map(Path::to_path_buf)
+        .or_else(|| mapping::beside(path));
     let mapping = match &mapping_path {
         None => None,
         Some(p) => {

@@ -103,14 +103,27 @@ fn long_form_reads_dates_text_numbers_and_labels() {
     assert_eq!(
         rows(&r),
         vec![
-            ("unemployment_rate".into(), "county=南宫".into(), t("2021-05-31"), 4.4),
-            ("unemployment_rate".into(), "county=南宫".into(), t("2021-06-30"), 4.6),
+            (
+                "unemployment_rate".into(),
+                "county=南宫".into(),
+                t("2021-05-31"),
+                4.4
+            ),
+            (
+                "unemployment_rate".into(),
+                "county=南宫".into(),
+                t("2021-06-30"),
+                4.6
+            ),
             ("new_urban_jobs".into(), "".into(), t("2021-06-30"), 1234.0),
             ("new_urban_jobs".into(), "".into(), t("2021-07-31"), 1500.0),
             ("new_urban_jobs".into(), "".into(), t("2021-08-31"), 1800.0),
         ]
     );
-    assert_eq!((r[0].sheet.as_str(), r[0].cell()), ("数据", "C2".to_string()));
+    assert_eq!(
+        (r[0].sheet.as_str(), r[0].cell()),
+        ("数据", "C2".to_string())
+    );
     let batch = to_batch(&r);
     assert_eq!((batch.len(), batch.series.len()), (5, 2));
 }
@@ -160,8 +173,15 @@ fn long_form_header_problems() {
     has(&e, "t.xlsx:Sheet1!D1", "列名“县”不合规");
     has(&e, "t.xlsx:Sheet1!A1", "缺少“time”列");
     let err = long(&bytes).unwrap_err();
-    let missing = err.errors.iter().find(|e| e.message.contains("缺少")).unwrap();
-    assert!(missing.hint.contains("区分大小写：表中是“Time”"), "{missing:?}");
+    let missing = err
+        .errors
+        .iter()
+        .find(|e| e.message.contains("缺少"))
+        .unwrap();
+    assert!(
+        missing.hint.contains("区分大小写：表中是“Time”"),
+        "{missing:?}"
+    );
 }
 
 #[test]
@@ -175,7 +195,10 @@ fn a_wide_sheet_without_mapping_points_to_the_mapping_file() {
     });
     let err = long(&bytes).unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("t.xlsx:月报!A1: 错误：列名“时间”不合规"), "{text}");
+    assert!(
+        text.contains("t.xlsx:月报!A1: 错误：列名“时间”不合规"),
+        "{text}"
+    );
     assert!(text.contains("映射文件 t.xlsx.ron"), "{text}");
 }
 
@@ -264,7 +287,11 @@ fn wide_period_per_row_with_merged_cells_dates_percent_and_formulas() {
         r.iter()
             .filter(|x| x.metric == m)
             .map(|x| {
-                assert_eq!(x.labels.get("county").map(String::as_str), Some("南宫"), "{x:?}");
+                assert_eq!(
+                    x.labels.get("county").map(String::as_str),
+                    Some("南宫"),
+                    "{x:?}"
+                );
                 (x.time, x.value)
             })
             .collect()
@@ -280,13 +307,20 @@ fn wide_period_per_row_with_merged_cells_dates_percent_and_formulas() {
     );
     assert_eq!(
         u("new_urban_jobs"),
-        vec![(t("2021-01-31"), 320.0), (t("2021-02-28"), 650.0), (t("2021-03-31"), 980.0)]
+        vec![
+            (t("2021-01-31"), 320.0),
+            (t("2021-02-28"), 650.0),
+            (t("2021-03-31"), 980.0)
+        ]
     );
     let march_jobs = r
         .iter()
         .find(|x| x.metric == "new_urban_jobs" && x.time == t("2021-03-31"))
         .unwrap();
-    assert_eq!((march_jobs.sheet.as_str(), march_jobs.cell()), ("月报", "D5".into()));
+    assert_eq!(
+        (march_jobs.sheet.as_str(), march_jobs.cell()),
+        ("月报", "D5".into())
+    );
 }
 
 #[test]
@@ -336,14 +370,23 @@ fn placeholder_formula_results_are_refused() {
 fn mapping_names_not_in_the_workbook_are_reported_with_a_suggestion() {
     let ron = PER_ROW.replace("新增城镇就业（人）", "新增城镇就业人数");
     let e = errs(wide(&per_row_book(|_| {}), &ron));
-    let line = ron.lines().position(|l| l.contains("新增城镇就业人数")).unwrap() + 1;
+    let line = ron
+        .lines()
+        .position(|l| l.contains("新增城镇就业人数"))
+        .unwrap()
+        + 1;
     assert!(
-        e.iter().any(|x| x.starts_with(&format!("t.xlsx.ron:{line}:"))
-            && x.contains("“新增城镇就业人数”在工作簿 t.xlsx 中没有找到")),
+        e.iter()
+            .any(|x| x.starts_with(&format!("t.xlsx.ron:{line}:"))
+                && x.contains("“新增城镇就业人数”在工作簿 t.xlsx 中没有找到")),
         "{e:#?}"
     );
     let err = wide(&per_row_book(|_| {}), &ron).unwrap_err();
-    assert!(err.errors[0].hint.contains("新增城镇就业(人)"), "{:?}", err.errors[0]);
+    assert!(
+        err.errors[0].hint.contains("新增城镇就业(人)"),
+        "{:?}",
+        err.errors[0]
+    );
 }
 
 #[test]
@@ -351,7 +394,10 @@ fn a_named_sheet_must_exist() {
     let ron = PER_ROW.replace("(layout:", "(name: \"2021年\", layout:");
     let e = errs(wide(&per_row_book(|_| {}), &ron));
     assert_eq!(e.len(), 1, "{e:#?}");
-    assert!(e[0].starts_with("t.xlsx.ron:3:") && e[0].contains("没有名为“2021年”的工作表"), "{e:#?}");
+    assert!(
+        e[0].starts_with("t.xlsx.ron:3:") && e[0].contains("没有名为“2021年”的工作表"),
+        "{e:#?}"
+    );
 }
 
 #[test]
@@ -391,13 +437,18 @@ fn wide_period_per_column_with_merged_indicator_cells() {
         ws.write_string(0, 4, "2021年2月").unwrap();
         ws.write_string(0, 5, "2021年第一季度").unwrap();
         ws.write_string(0, 6, "备注").unwrap();
-        ws.merge_range(1, 0, 2, 0, "城镇登记失业率", &Format::new()).unwrap();
+        ws.merge_range(1, 0, 2, 0, "城镇登记失业率", &Format::new())
+            .unwrap();
         ws.write_string(1, 1, "南宫").unwrap();
         ws.write_string(2, 1, "威县").unwrap();
         ws.write_string(3, 0, "一、就业").unwrap(); // a sub-heading, not an indicator
         ws.write_string(4, 0, "农村劳动力转移就业").unwrap();
         ws.write_string(4, 1, "南宫").unwrap();
-        for (r, vals) in [(1u32, [4.3, 4.4, 4.5]), (2, [3.9, 4.0, 4.1]), (4, [300.0, 700.0, 1200.0])] {
+        for (r, vals) in [
+            (1u32, [4.3, 4.4, 4.5]),
+            (2, [3.9, 4.0, 4.1]),
+            (4, [300.0, 700.0, 1200.0]),
+        ] {
             for (i, v) in vals.iter().enumerate() {
                 ws.write_number(r, 3 + i as u16, *v).unwrap();
             }
@@ -420,7 +471,9 @@ fn wide_period_per_column_with_merged_indicator_cells() {
             ("unemployment_rate", t("2021-03-31"), 4.1, "F3".to_string()),
         ]
     );
-    assert!(r.iter().all(|x| x.labels.get("source").map(String::as_str) == Some("人社局")));
+    assert!(r
+        .iter()
+        .all(|x| x.labels.get("source").map(String::as_str) == Some("人社局")));
 }
 
 #[test]

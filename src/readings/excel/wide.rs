@@ -87,15 +87,26 @@ fn read_period_rows(
             continue;
         };
         if let Some(first) = figures.iter().find(|f| std::ptr::eq(f.indicator, ind)) {
-            errors.cell(name, h, c, Problem::new(
-                format!("指标“{written}”在这张表中出现了两次（另见{}列）", column_name(first.at)),
-                "请删除重复的一列，或在映射文件中用不同的名称区分",
-                format!("indicator `{written}` appears twice on the sheet"),
-            ));
+            errors.cell(
+                name,
+                h,
+                c,
+                Problem::new(
+                    format!(
+                        "指标“{written}”在这张表中出现了两次（另见{}列）",
+                        column_name(first.at)
+                    ),
+                    "请删除重复的一列，或在映射文件中用不同的名称区分",
+                    format!("indicator `{written}` appears twice on the sheet"),
+                ),
+            );
             continue;
         }
         seen.found.insert(text);
-        figures.push(Figure { at: c, indicator: ind });
+        figures.push(Figure {
+            at: c,
+            indicator: ind,
+        });
     }
     if figures.is_empty() {
         return false;
