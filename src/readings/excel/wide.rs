@@ -231,20 +231,21 @@ fn read_period_columns(
         };
         for (c, time) in &periods {
             match cells::value(sheet.get(r, *c)) {
-                Ok(Some(v)) => match time {
-                    Ok(t) => out.push(Reading {
-                        metric: ind.metric.clone(),
-                        labels: labels.clone(),
-                        time: *t,
-                        value: v,
-                        sheet: name.clone(),
-                        row: r,
-                        col: *c,
-                    }),
-                    // A period header that has no instant (a daylight-saving
-                    // gap): reported once, at the header.
-                    Err(_) => {}
-                },
+                // A period header without an instant (a daylight-saving gap)
+                // is reported once, at the header, below.
+                Ok(Some(v)) => {
+                    if let Ok(t) = time {
+                        out.push(Reading {
+                            metric: ind.metric.clone(),
+                            labels: labels.clone(),
+                            time: *t,
+                            value: v,
+                            sheet: name.clone(),
+                            row: r,
+                            col: *c,
+                        });
+                    }
+                }
                 Ok(None) => {}
                 Err(p) => errors.cell(name, r, *c, p),
             }
