@@ -19,6 +19,7 @@ pub mod errors;
 pub mod grid;
 pub mod long;
 pub mod mapping;
+pub mod upload;
 pub mod wide;
 
 use std::collections::HashMap;
@@ -82,6 +83,19 @@ pub fn read(
     mapping: Option<(&Mapping, &str)>,
     tz: Tz,
 ) -> Result<Vec<Reading>, WorkbookError> {
+    let (readings, errors) = read_all(name, bytes, kind, mapping, tz);
+    errors.map(|()| readings)
+}
+
+/// [`read`], keeping the readings that were good beside the problems (for a
+/// preview that shows both; a workbook with problems is never stored).
+pub fn read_all(
+    name: &str,
+    bytes: &[u8],
+    kind: Kind,
+    mapping: Option<(&Mapping, &str)>,
+    tz: Tz,
+) -> (Vec<Reading>, Result<(), WorkbookError>) {
     let mut errors = Collector::new(name);
     let sheets = grid::open(bytes, kind, &mut errors);
     let mut out = Vec::new();
@@ -112,7 +126,7 @@ pub fn read(
             "no readings in the workbook",
         ));
     }
-    errors.finish().map(|()| out)
+    (out, errors.finish())
 }
 
 fn read_wide(
