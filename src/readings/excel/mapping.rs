@@ -44,6 +44,10 @@ pub struct SheetLayout {
     /// How date-typed period cells are read.
     #[serde(default)]
     pub dates: DateCells,
+    /// The year of periods written without one (`6月`, `1-6月`, `二季度`,
+    /// `上半年`), for sheets whose year is only in the title or sheet name.
+    #[serde(default)]
+    pub year: Option<i32>,
 }
 
 /// Where the periods and the indicator names are.
@@ -109,6 +113,7 @@ pub struct CheckedSheet {
     pub label_columns: Vec<(String, u32)>,
     pub skip: Vec<String>,
     pub dates: DateCells,
+    pub year: Option<i32>,
 }
 
 /// The mapping file for a workbook, if one lies beside it:
@@ -235,6 +240,14 @@ fn check(file: &str, text: &str, m: Mapping) -> Result<Checked, Vec<CellError>> 
                 "header_row counts from 1".into(),
             );
         }
+        if s.year.is_some_and(|y| !(1900..=2100).contains(&y)) {
+            bad(
+                "year",
+                "year 应是四位年份，如 2021".into(),
+                "year 用于表中只写了月份（如“6月”）的时期",
+                "year must be a year such as 2021".into(),
+            );
+        }
         let mut label_columns = Vec::new();
         for (name, col) in &s.label_columns {
             label_name(name, &mut bad);
@@ -261,6 +274,7 @@ fn check(file: &str, text: &str, m: Mapping) -> Result<Checked, Vec<CellError>> 
                 .filter(|t| !t.is_empty())
                 .collect(),
             dates: s.dates,
+            year: s.year,
         });
     }
     if unnamed > 1 {

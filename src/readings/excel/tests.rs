@@ -508,3 +508,56 @@ fn html_saved_as_xls_is_named() {
     ));
     has(&e, "导出.xls", "内容是网页（HTML）表格");
 }
+
+#[test]
+fn periods_without_a_year_take_the_mapping_year() {
+    // A two-row header: the year only in the merged title.
+    let ron = r#"(
+        sheets: [(layout: PeriodPerColumn(header_row: 2, indicator_column: "A"), year: 2021)],
+        indicators: { "新增城镇就业": (metric: "new_urban_jobs") },
+    )"#;
+    let bytes = xlsx(|wb| {
+        let ws = sheet(wb, "Sheet1");
+        ws.merge_range(0, 0, 0, 3, "2021年新增城镇就业（累计）", &Format::new())
+            .unwrap();
+        ws.write_string(1, 0, "指标").unwrap();
+        ws.write_string(1, 1, "1-2月").unwrap();
+        ws.write_string(1, 2, "一季度").unwrap();
+        ws.write_string(1, 3, "上半年").unwrap();
+        ws.write_string(2, 0, "新增城镇就业").unwrap();
+        for (c, v) in [(1u16, 560.0), (2, 900.0), (3, 1950.0)] {
+            ws.write_number(2, c, v).unwrap();
+        }
+    });
+    let m = mapping::parse("t.xlsx.ron", ron).unwrap();
+    let r = read("t.xlsx", &bytes, Kind::Xlsx, Some((&m, ron)), SH).unwrap();
+    let got: Vec<(Millis, f64)> = r.iter().map(|x| (x.time, x.value)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (t("2021-02-28"), 560.0),
+            (t("2021-03-31"), 900.0),
+            (t("2021-06-30"), 1950.0)
+        ]
+    );
+}
+
+#[test]
+fn periods_without_a_year_and_no_mapping_year_are_named() {
+    let ron = r#"(
+        sheets: [(layout: PeriodPerColumn(header_row: 1, indicator_column: "A"))],
+        indicators: { "新增城镇就业": (metric: "new_urban_jobs") },
+    )"#;
+    let bytes = xlsx(|wb| {
+        let ws = sheet(wb, "Sheet1");
+        ws.write_string(0, 0, "指标").unwrap();
+        ws.write_string(0, 1, "6月").unwrap();
+        ws.write_string(1, 0, "新增城镇就业").unwrap();
+        ws.write_number(1, 1, 1950.0).unwrap();
+    });
+    let m = mapping::parse("t.xlsx.ron", ron).unwrap();
+    let err = read("t.xlsx", &bytes, Kind::Xlsx, Some((&m, ron)), SH).unwrap_err();
+    assert_eq!(err.errors[0].place(), "t.xlsx:Sheet1!B1", "{err}");
+    assert!(err.errors[0].message.contains("没有写年份"), "{err}");
+    assert!(err.errors[0].hint.contains("year: 2021"), "{err}");
+}

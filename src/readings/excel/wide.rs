@@ -54,6 +54,30 @@ pub fn read_sheet(
     }
 }
 
+/// A period cell; text without a year (`6月`) takes the layout's `year`.
+fn period(layout: &CheckedSheet, cell: &Cell) -> Result<Option<Period>, Problem> {
+    let result = cells::period(cell);
+    match (result, cell, layout.year) {
+        (Err(p), Cell::Text(t), Some(year)) => cells::period_text(&format!("{year}年{}", t.trim()))
+            .map(Some)
+            .ok_or(p),
+        (Err(_), Cell::Text(t), None) if yearless(t) => Err(Problem::new(
+            format!("时期“{}”没有写年份", t.trim()),
+            "请写成如 2021年6月；若整张表是同一年，可在映射文件这张表的设置中写 year: 2021",
+            format!(
+                "period `{}` has no year (write 2021年6月, or set `year` in the mapping)",
+                t.trim()
+            ),
+        )),
+        (result, _, _) => result,
+    }
+}
+
+/// A period written without its year: `6月`, `1-6月`, `二季度`, `上半年`.
+fn yearless(text: &str) -> bool {
+    cells::period_text(&format!("2000年{}", text.trim())).is_some()
+}
+
 /// Whether a cell starts with one of the layout's `skip` texts.
 fn skipped(layout: &CheckedSheet, c: &Cell) -> bool {
     cells::header(c).is_some_and(|t| layout.skip.iter().any(|s| t.starts_with(s.as_str())))
@@ -124,7 +148,7 @@ fn read_period_rows(
         if !has_figure {
             continue;
         }
-        let time = match cells::period(period_cell) {
+        let time = match period(layout, period_cell) {
             Ok(Some(p)) => stamp(monthly(p, period_cell, month), tz),
             Ok(None) => Err(Problem::new(
                 "这一行有数字，但时期这一格是空的",
@@ -196,7 +220,7 @@ fn read_period_columns(
         if *head == Cell::Empty || skipped(layout, head) {
             continue;
         }
-        match cells::period(head) {
+        match period(layout, head) {
             Ok(Some(p)) => periods.push((c, stamp(monthly(p, head, month), tz))),
             Ok(None) => {}
             // `单位`, `备注` and the like are not periods; a header that tries
@@ -318,6 +342,7 @@ fn monthly(p: Period, cell: &Cell, month_dates: bool) -> Period {
 /// A header that tries to be a period: text with a year-like number in it.
 fn looks_like_period(c: &Cell) -> bool {
     match c {
+        Cell::Text(t) if yearless(t) => true,
         Cell::Text(t) => {
             let t = cells::normalize(t);
             let digits: Vec<&str> = t
