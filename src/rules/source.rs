@@ -167,6 +167,6 @@ mod tests {
             ]
         );
         let wide = t.last().unwrap();
-        assert_eq!((wide.line, wide.col), (2, 11));
+        assert_eq!((wide.line, wide.col), (2, 10));
     }
 }
