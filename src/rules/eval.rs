@@ -214,7 +214,7 @@ fn failure(rule: &Rule, err: &EvalAltResult, engine: &Engine, limits: &Limits) -
             pos = inner.position();
         }
     }
-    let (message, hint) = super::mistakes::runtime_error(inner, engine, limits);
+    let (message, hint) = super::mistakes::runtime_error(inner, engine, limits, &rule.source);
     let message = if context.is_empty() {
         message
     } else {

@@ -626,7 +626,12 @@ pub fn metric_names(tokens: &[Token]) -> Vec<(String, usize, usize)> {
 
 /// A rule's run-time error in the author's words, and the fix: a limit
 /// names itself and its value (`运算次数超过上限 10000000（limits.max_operations）`).
-pub fn runtime_error(err: &EvalAltResult, engine: &Engine, limits: &Limits) -> (String, Option<String>) {
+pub fn runtime_error(
+    err: &EvalAltResult,
+    engine: &Engine,
+    limits: &Limits,
+    source: &str,
+) -> (String, Option<String>) {
     use super::engine::{MAX_ARRAY_SIZE, MAX_CALL_LEVELS, MAX_MAP_SIZE, MAX_STRING_SIZE};
     let loops = "检查循环是否一定会结束（如 while 的条件）；汇总大量数据请用 agg、group 等函数";
     match err {
@@ -671,7 +676,7 @@ pub fn runtime_error(err: &EvalAltResult, engine: &Engine, limits: &Limits) -> (
                 .next()
                 .unwrap_or(signature);
             if let Some(field) = name.strip_prefix("get$") {
-                return missing_field(field);
+                return missing_field(field, source);
             }
             let (known, api) = engine_functions(engine);
             if known.contains(name) {
@@ -687,7 +692,7 @@ pub fn runtime_error(err: &EvalAltResult, engine: &Engine, limits: &Limits) -> (
                 (format!("没有函数 {name}"), Some(hint))
             }
         }
-        EvalAltResult::ErrorPropertyNotFound(field, _) => missing_field(field),
+        EvalAltResult::ErrorPropertyNotFound(field, _) => missing_field(field, source),
         EvalAltResult::ErrorVariableNotFound(name, _) => (
             format!("`{name}` 没有定义"),
             Some(format!("先用 let {name} = …; 定义它")),
@@ -711,8 +716,17 @@ pub fn runtime_error(err: &EvalAltResult, engine: &Engine, limits: &Limits) -> (
     }
 }
 
-fn missing_field(field: &str) -> (String, Option<String>) {
-    let hint = match nearest(field, known_fields()) {
+fn missing_field(field: &str, source: &str) -> (String, Option<String>) {
+    // The keys the rule writes in its own maps (`#{ total: 1 }`), and the API's.
+    let tokens = scan(source);
+    let mut candidates: Vec<&str> = known_fields().collect();
+    candidates.extend(
+        tokens
+            .windows(2)
+            .filter(|w| w[1].is(':'))
+            .filter_map(|w| w[0].ident()),
+    );
+    let hint = match nearest(field, candidates) {
         Some(n) => format!("是否想用 .{n}？"),
         None => format!("映射里没有 {field} 这一项：可先用 \"{field}\" in 映射 判断"),
     };
