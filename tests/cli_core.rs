@@ -2,6 +2,8 @@
 //! per file under `tests/fixtures/bad/`: each is rejected with where and what,
 //! exit 1, and nothing from it stored.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -75,8 +77,9 @@ fn text(o: &[u8]) -> String {
 
 #[test]
 fn check_passes_the_shipped_config_and_rules() {
+    let shipped = common::shipped_workspace();
     let o = Command::new(BIN)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(shipped.path())
         .arg("check")
         .output()
         .unwrap();

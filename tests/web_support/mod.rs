@@ -31,7 +31,7 @@ impl Workspace {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("rulewatch.ron");
         std::fs::copy(repo().join("rulewatch.ron"), &config_path).unwrap();
-        copy_dir(&repo().join("rules"), &dir.path().join("rules"));
+        common::copy_shipped_rules(dir.path());
         if !extra.is_empty() {
             let extra_dir = dir.path().join("rules/extra");
             std::fs::create_dir_all(&extra_dir).unwrap();
