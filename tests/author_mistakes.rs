@@ -67,7 +67,7 @@ const MISTAKES: &[(&str, &str, &str, &str)] = &[
     ("fullwidth-brace", "11:12", "全角左花括号“｛”", "请改为半角花括号“{”"),
     ("fullwidth-equals", "10:13", "全角等号“＝”", "请改为半角等号“=”"),
     ("chinese-quotes", "10:16", "中文引号", "“unemployment_rate” 请改为 \"unemployment_rate\""),
-    ("chinese-single-quotes", "10:16", "中文引号", "请改为 'unemployment_rate'"),
+    ("chinese-single-quotes", "10:16", "中文引号", "请改为 \"unemployment_rate\""),
     ("unquoted-text", "10:13", "代码里出现了中文“失业率超标”", "\"失业率超标\""),
     ("missing-brace", "13:25", "if 的代码块没有结束：缺少“}”", "补上“}”"),
     ("missing-paren", "12:11", "函数 breach 的调用没有结束：缺少“)”", "在 breach(…) 的最后一个参数之后补上“)”"),
@@ -194,4 +194,19 @@ fn check_warns_about_metrics_the_store_has_never_seen() {
     );
     assert!(out.contains("= 提示：是否想用 \"unemployment_rate\"？"), "{out}");
     assert!(!out.contains("pm25"), "a stored metric is not warned about: {out}");
+}
+
+#[test]
+fn one_check_shows_every_mistake_of_a_file_even_after_a_full_width_comma() {
+    let site = Site::new("");
+    site.rule(
+        "u.rhai",
+        "const RULE = #{\n    id: \"u\",\n    title: \"城镇登记失业率 ≤ 4.5%\",\n    severity: \"critical\",\n    schedule: \"0 9 16 * *\",\n    notify: [\"hr\"],\n};\nlet r = lastest(\"unemployment_rate\"，#{});\n",
+    );
+    let out = text(&site.run(&["check"]).stdout);
+    let heads: Vec<&str> = out.lines().filter(|l| l.starts_with("rules/")).collect();
+    assert_eq!(heads.len(), 3, "{out}");
+    assert!(heads[0].starts_with("rules/u.rhai:5:15: error: 执行时间 `0 9 16 * *` 只有 5 段"), "{out}");
+    assert!(heads[1].starts_with("rules/u.rhai:8:9: error: 没有函数 lastest"), "{out}");
+    assert!(heads[2].starts_with("rules/u.rhai:8:36: error: 代码里用了全角逗号“，”"), "{out}");
 }

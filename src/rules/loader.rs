@@ -378,14 +378,25 @@ pub fn parse_rule(
     path: &Path,
     source: String,
 ) -> Result<(Rule, Vec<Diagnostic>), Vec<Diagnostic>> {
-    let ast = engine
-        .compile(&source)
-        .map_err(|e| mistakes::compile_error(path, &source, &e))?;
     let tokens = scan(&source);
+    let ast = match engine.compile(&source) {
+        Ok(ast) => ast,
+        Err(e) => {
+            let mut errors = mistakes::compile_error(path, &source, &e);
+            // Full-width marks: read on as if the author had typed them in
+            // ASCII, so one `check` shows the file's other mistakes too.
+            let fixed = mistakes::with_ascii_punctuation(&source, &tokens);
+            if fixed != source {
+                if let Err(more) = parse_rule(engine, config, path, fixed) {
+                    errors.extend(more);
+                }
+            }
+            errors.sort_by_key(|d| (d.line, d.col));
+            errors.dedup();
+            return Err(errors);
+        }
+    };
     let misspelled = mistakes::unknown_names(path, engine, &tokens);
-    if !misspelled.is_empty() {
-        return Err(misspelled);
-    }
     let err_at = |key: &str, message: String| {
         let (line, col) = meta_position(&source, key);
         Diagnostic::error(path, line, col, message)
@@ -541,7 +552,9 @@ pub fn parse_rule(
             .map_err(|e| errors.push(err_at("chart", format!("图表设置（chart）有误：{e}"))))
             .ok()
     });
+    errors.extend(misspelled);
     if !errors.is_empty() {
+        errors.sort_by_key(|d| (d.line, d.col));
         return Err(errors);
     }
     let content_hash = hex::encode(Sha256::digest(source.as_bytes()));

@@ -69,7 +69,8 @@ pub fn wide_characters(path: &Path, tokens: &[Token]) -> Vec<Diagnostic> {
         let Kind::Wide(c) = t.kind else { continue };
         if c == '“' || c == '‘' {
             let close = if c == '“' { '”' } else { '’' };
-            let ascii = if c == '“' { '"' } else { '\'' };
+            // Rhai's single quotes hold one character: a string is always in `"`.
+            let ascii = '"';
             // The quoted text runs to the closing quote on the same line.
             let end = tokens[i..]
                 .iter()
@@ -89,7 +90,7 @@ pub fn wide_characters(path: &Path, tokens: &[Token]) -> Vec<Diagnostic> {
                     &path_of(path),
                     t.line,
                     t.col,
-                    format!("字符串用了中文引号 {c}…{close}：代码里的字符串要用半角引号 {ascii}"),
+                    format!("字符串用了中文引号 {c}…{close}：代码里的字符串要用半角双引号 {ascii}"),
                 )
                 .with_width(width)
                 .with_label("中文引号")
@@ -143,6 +144,30 @@ pub fn wide_characters(path: &Path, tokens: &[Token]) -> Vec<Diagnostic> {
         );
     }
     out
+}
+
+/// `source` with every full-width mark and Chinese quote in code replaced by
+/// the ASCII character meant (one character for one, so every line and
+/// column stays where it was): what the author meant, to look for the next
+/// mistakes in the same pass.
+pub fn with_ascii_punctuation(source: &str, tokens: &[Token]) -> String {
+    let mut replace: HashMap<usize, char> = HashMap::new();
+    for t in tokens {
+        if let Kind::Wide(c) = t.kind {
+            let ascii = match c {
+                '“' | '”' => Some('"'),
+                '‘' | '’' => Some('"'),
+                _ => full_width(c).map(|f| f.1),
+            };
+            if let Some(a) = ascii {
+                replace.insert(t.offset, a);
+            }
+        }
+    }
+    source
+        .char_indices()
+        .map(|(i, c)| replace.get(&i).copied().unwrap_or(c))
+        .collect()
 }
 
 fn path_of(path: &Path) -> std::path::PathBuf {

@@ -324,7 +324,7 @@ fn metadata_errors_point_at_the_field() {
     };
     let e = bad("// c\nconst RULE = #{\n  id: \"Bad Id\",\n  title: \"T\",\n  severity: \"loud\",\n  schedule: \"0 9 * * *\",\n  notify: [\"nobody\"],\n  repeat: \"7\",\n};");
     let lines: Vec<usize> = e.iter().map(|d| d.line).collect();
-    assert_eq!(lines, [3, 5, 6, 8, 7], "{e:?}");
+    assert_eq!(lines, [3, 5, 6, 7, 8], "{e:?}");
     let e = bad("const RULE = #{ id: \"a\", title: \"T\", severity: \"info\", notfy: [] };");
     assert!(e[0].message.contains("notfy"), "{e:?}");
     let e = bad("const RULE = #{ id: \"a\", title: \"T\", severity: \"info\", notify: [\"env\"],\n \"for\": \"1x\" };");
