@@ -131,7 +131,12 @@ impl Diagnostic {
         // codespan's own header (`error: …`) and locus (`┌─ path:line:col`)
         // repeat our first line: leave them out.
         for (i, line) in text.lines().enumerate() {
-            if i == 0 || (i == 1 && line.trim_start().starts_with(config.chars.snippet_start.as_str())) {
+            if i == 0
+                || (i == 1
+                    && line
+                        .trim_start()
+                        .starts_with(config.chars.snippet_start.as_str()))
+            {
                 continue;
             }
             out.push_str(line.trim_end());
@@ -148,11 +153,7 @@ fn span(source: &str, line: usize, col: usize, width: usize) -> std::ops::Range<
     for (i, l) in source.split_inclusive('\n').enumerate() {
         if i + 1 == line {
             let text = l.trim_end_matches(['\n', '\r']);
-            let byte_at = |c: usize| {
-                text.char_indices()
-                    .nth(c)
-                    .map_or(text.len(), |(b, _)| b)
-            };
+            let byte_at = |c: usize| text.char_indices().nth(c).map_or(text.len(), |(b, _)| b);
             let from = byte_at(col.saturating_sub(1));
             let to = byte_at(col.saturating_sub(1) + width.max(1)).max(from);
             return start_of_line + from..start_of_line + to;
@@ -202,7 +203,11 @@ mod tests {
         let caret = lines.iter().find(|l| l.contains('^')).unwrap();
         let w = |s: &str| unicode_width::UnicodeWidthStr::width(s);
         let comma = code.find('，').unwrap();
-        assert_eq!(w(&code[..comma]), w(&caret[..caret.find('^').unwrap()]), "{text}");
+        assert_eq!(
+            w(&code[..comma]),
+            w(&caret[..caret.find('^').unwrap()]),
+            "{text}"
+        );
         // A full-width comma is two columns wide: two carets.
         assert!(caret.contains("^^ "), "{text}");
         assert!(text.contains("= 提示：请改为半角逗号“,”"), "{text}");
@@ -211,6 +216,9 @@ mod tests {
     #[test]
     fn without_a_position_only_the_line_and_hint() {
         let d = Diagnostic::error(Path::new("r.rhai"), 0, 0, "读不到").with_hint("检查权限");
-        assert_eq!(d.render_with(Some("x")), "r.rhai: error: 读不到\n  = 提示：检查权限\n");
+        assert_eq!(
+            d.render_with(Some("x")),
+            "r.rhai: error: 读不到\n  = 提示：检查权限\n"
+        );
     }
 }

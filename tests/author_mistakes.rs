@@ -60,33 +60,158 @@ fn text(o: &[u8]) -> String {
 
 /// (fixture, `line:col`, words of the message, words of the hint).
 const MISTAKES: &[(&str, &str, &str, &str)] = &[
-    ("fullwidth-comma", "10:35", "全角逗号“，”", "第10行第35列是全角逗号“，”，请改为半角逗号“,”"),
-    ("fullwidth-semicolon", "10:18", "全角分号“；”", "请改为半角分号“;”"),
-    ("fullwidth-colon", "3:10", "全角冒号“：”", "请改为半角冒号“:”"),
-    ("fullwidth-parens", "12:12", "全角左括号“（”", "请改为半角括号“(”"),
-    ("fullwidth-brace", "11:12", "全角左花括号“｛”", "请改为半角花括号“{”"),
-    ("fullwidth-equals", "10:13", "全角等号“＝”", "请改为半角等号“=”"),
-    ("chinese-quotes", "10:16", "中文引号", "“unemployment_rate” 请改为 \"unemployment_rate\""),
-    ("chinese-single-quotes", "10:16", "中文引号", "请改为 \"unemployment_rate\""),
-    ("unquoted-text", "10:13", "代码里出现了中文“失业率超标”", "\"失业率超标\""),
-    ("missing-brace", "13:25", "if 的代码块没有结束：缺少“}”", "补上“}”"),
-    ("missing-paren", "12:11", "函数 breach 的调用没有结束：缺少“)”", "在 breach(…) 的最后一个参数之后补上“)”"),
-    ("missing-semicolon", "10:36", "语句末尾缺少半角分号“;”", "在第10行末尾加上 ;"),
+    (
+        "fullwidth-comma",
+        "10:35",
+        "全角逗号“，”",
+        "第10行第35列是全角逗号“，”，请改为半角逗号“,”",
+    ),
+    (
+        "fullwidth-semicolon",
+        "10:18",
+        "全角分号“；”",
+        "请改为半角分号“;”",
+    ),
+    (
+        "fullwidth-colon",
+        "3:10",
+        "全角冒号“：”",
+        "请改为半角冒号“:”",
+    ),
+    (
+        "fullwidth-parens",
+        "12:12",
+        "全角左括号“（”",
+        "请改为半角括号“(”",
+    ),
+    (
+        "fullwidth-brace",
+        "11:12",
+        "全角左花括号“｛”",
+        "请改为半角花括号“{”",
+    ),
+    (
+        "fullwidth-equals",
+        "10:13",
+        "全角等号“＝”",
+        "请改为半角等号“=”",
+    ),
+    (
+        "chinese-quotes",
+        "10:16",
+        "中文引号",
+        "“unemployment_rate” 请改为 \"unemployment_rate\"",
+    ),
+    (
+        "chinese-single-quotes",
+        "10:16",
+        "中文引号",
+        "请改为 \"unemployment_rate\"",
+    ),
+    (
+        "unquoted-text",
+        "10:13",
+        "代码里出现了中文“失业率超标”",
+        "\"失业率超标\"",
+    ),
+    (
+        "missing-brace",
+        "13:25",
+        "if 的代码块没有结束：缺少“}”",
+        "补上“}”",
+    ),
+    (
+        "missing-paren",
+        "12:11",
+        "函数 breach 的调用没有结束：缺少“)”",
+        "在 breach(…) 的最后一个参数之后补上“)”",
+    ),
+    (
+        "missing-semicolon",
+        "10:36",
+        "语句末尾缺少半角分号“;”",
+        "在第10行末尾加上 ;",
+    ),
     ("unterminated-string", "10:16", "字符串没有结束", "补上 \""),
-    ("misspelled-function", "10:9", "没有函数 lastest", "没有函数 lastest，是否想用 latest？"),
-    ("misspelled-breach", "12:5", "没有函数 breech", "是否想用 breach？"),
-    ("misspelled-field", "11:17", "没有字段 valu", "是否想用 r.value？"),
-    ("undefined-constant", "12:25", "`LIMT` 没有定义", "是否想用 LIMIT？"),
-    ("five-field-cron", "5:15", "只有 5 段", "写成 \"0 0 9 16 * *\""),
-    ("for-unquoted", "6:5", "`for` 是 Rhai 的关键字", "写成 \"for\": \"1h\""),
-    ("import", "10:1", "规则不能导入模块或其他文件", "删去 import 这一行"),
-    ("unknown-group", "5:14", "收件组 `人社局` 在 rulewatch.ron 里没有定义", "已定义的收件组：env、hr"),
-    ("misspelled-group", "5:14", "收件组 `evn`", "是否想用 \"env\"？"),
-    ("misspelled-severity", "4:15", "没有严重程度 `critcal`", "是否想用 \"critical\"？"),
-    ("misspelled-key", "3:5", "RULE 里没有 `titel` 这一项", "是否想写 title？"),
-    ("missing-notify", "1:1", "RULE 缺少 `notify`", "notify: [\"组名\"]"),
+    (
+        "misspelled-function",
+        "10:9",
+        "没有函数 lastest",
+        "没有函数 lastest，是否想用 latest？",
+    ),
+    (
+        "misspelled-breach",
+        "12:5",
+        "没有函数 breech",
+        "是否想用 breach？",
+    ),
+    (
+        "misspelled-field",
+        "11:17",
+        "没有字段 valu",
+        "是否想用 r.value？",
+    ),
+    (
+        "undefined-constant",
+        "12:25",
+        "`LIMT` 没有定义",
+        "是否想用 LIMIT？",
+    ),
+    (
+        "five-field-cron",
+        "5:15",
+        "只有 5 段",
+        "写成 \"0 0 9 16 * *\"",
+    ),
+    (
+        "for-unquoted",
+        "6:5",
+        "`for` 是 Rhai 的关键字",
+        "写成 \"for\": \"1h\"",
+    ),
+    (
+        "import",
+        "10:1",
+        "规则不能导入模块或其他文件",
+        "删去 import 这一行",
+    ),
+    (
+        "unknown-group",
+        "5:14",
+        "收件组 `人社局` 在 rulewatch.ron 里没有定义",
+        "已定义的收件组：env、hr",
+    ),
+    (
+        "misspelled-group",
+        "5:14",
+        "收件组 `evn`",
+        "是否想用 \"env\"？",
+    ),
+    (
+        "misspelled-severity",
+        "4:15",
+        "没有严重程度 `critcal`",
+        "是否想用 \"critical\"？",
+    ),
+    (
+        "misspelled-key",
+        "3:5",
+        "RULE 里没有 `titel` 这一项",
+        "是否想写 title？",
+    ),
+    (
+        "missing-notify",
+        "1:1",
+        "RULE 缺少 `notify`",
+        "notify: [\"组名\"]",
+    ),
     ("chinese-duration", "6:13", "时长 `7天` 写得不对", "\"7d\""),
-    ("bad-id", "2:9", "规则编号 `Unemployment_Rate`", "id: \"unemployment-rate\""),
+    (
+        "bad-id",
+        "2:9",
+        "规则编号 `Unemployment_Rate`",
+        "id: \"unemployment-rate\"",
+    ),
 ];
 
 #[test]
@@ -102,10 +227,19 @@ fn each_author_mistake_is_named_at_its_place_with_a_fix() {
         assert_eq!(o.status.code(), Some(1), "{case}: {out}{}", text(&o.stderr));
         let first = out.lines().next().unwrap_or("");
         let head = format!("rules/{file}:{place}: error: ");
-        assert!(first.starts_with(&head), "{case}: want `{head}…`, got:\n{out}");
-        assert!(first.contains(message), "{case}: want `{message}` in:\n{out}");
+        assert!(
+            first.starts_with(&head),
+            "{case}: want `{head}…`, got:\n{out}"
+        );
+        assert!(
+            first.contains(message),
+            "{case}: want `{message}` in:\n{out}"
+        );
         let hint_line = out.lines().find(|l| l.contains("= 提示：")).unwrap_or("");
-        assert!(hint_line.contains(hint), "{case}: want hint `{hint}` in:\n{out}");
+        assert!(
+            hint_line.contains(hint),
+            "{case}: want hint `{hint}` in:\n{out}"
+        );
         // The source line is shown, with a caret under the place.
         let line: usize = place.split(':').next().unwrap().parse().unwrap();
         let code = source.lines().nth(line - 1).unwrap();
@@ -127,8 +261,7 @@ fn each_author_mistake_is_named_at_its_place_with_a_fix() {
 #[test]
 fn caret_sits_under_the_mistake_counting_chinese_characters_as_two_columns() {
     let site = Site::new("");
-    let source =
-        std::fs::read_to_string(authoring().join("fullwidth-comma.rhai")).unwrap();
+    let source = std::fs::read_to_string(authoring().join("fullwidth-comma.rhai")).unwrap();
     // Chinese text before the mistake on the same line.
     let source = source.replace(
         "let r = latest(\"unemployment_rate\"，",
@@ -159,7 +292,8 @@ fn eval_names_the_failed_rule_file_line_and_the_limit_it_hit() {
     let out = text(&o.stdout);
     let row = out.lines().find(|l| l.starts_with("loop")).unwrap();
     assert!(
-        row.contains("rules/loop.rhai:4:") && row.contains("运算次数超过上限 5000（limits.max_operations）"),
+        row.contains("rules/loop.rhai:4:")
+            && row.contains("运算次数超过上限 5000（limits.max_operations）"),
         "{out}"
     );
     let err = text(&o.stderr);
@@ -192,8 +326,14 @@ fn check_warns_about_metrics_the_store_has_never_seen() {
         out.starts_with("rules/u.rhai:2:16: warning: 数据库里还没有指标 `unemployment_rat` 的数据"),
         "{out}"
     );
-    assert!(out.contains("= 提示：是否想用 \"unemployment_rate\"？"), "{out}");
-    assert!(!out.contains("pm25"), "a stored metric is not warned about: {out}");
+    assert!(
+        out.contains("= 提示：是否想用 \"unemployment_rate\"？"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("pm25"),
+        "a stored metric is not warned about: {out}"
+    );
 }
 
 #[test]
@@ -206,7 +346,16 @@ fn one_check_shows_every_mistake_of_a_file_even_after_a_full_width_comma() {
     let out = text(&site.run(&["check"]).stdout);
     let heads: Vec<&str> = out.lines().filter(|l| l.starts_with("rules/")).collect();
     assert_eq!(heads.len(), 3, "{out}");
-    assert!(heads[0].starts_with("rules/u.rhai:5:15: error: 执行时间 `0 9 16 * *` 只有 5 段"), "{out}");
-    assert!(heads[1].starts_with("rules/u.rhai:8:9: error: 没有函数 lastest"), "{out}");
-    assert!(heads[2].starts_with("rules/u.rhai:8:36: error: 代码里用了全角逗号“，”"), "{out}");
+    assert!(
+        heads[0].starts_with("rules/u.rhai:5:15: error: 执行时间 `0 9 16 * *` 只有 5 段"),
+        "{out}"
+    );
+    assert!(
+        heads[1].starts_with("rules/u.rhai:8:9: error: 没有函数 lastest"),
+        "{out}"
+    );
+    assert!(
+        heads[2].starts_with("rules/u.rhai:8:36: error: 代码里用了全角逗号“，”"),
+        "{out}"
+    );
 }

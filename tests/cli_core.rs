@@ -102,10 +102,7 @@ fn check_reports_every_broken_rule_file_at_its_line() {
         ("rules/duplicate-b.rhai:2:", "规则编号 `twice` 重复"),
         ("rules/imports.rhai:2:1: error:", "import"),
         ("rules/syntax.rhai:3:", "error"),
-        (
-            "rules/unknown-group.rhai:5:14: error:",
-            "收件组 `nobody`",
-        ),
+        ("rules/unknown-group.rhai:5:14: error:", "收件组 `nobody`"),
     ];
     for (place, what) in expect {
         assert!(

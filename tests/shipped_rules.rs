@@ -14,7 +14,11 @@ fn git(dir: &Path, args: &[&str]) {
         .args(args)
         .output()
         .unwrap();
-    assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]
@@ -81,6 +85,7 @@ fn scripts_test_runs_rule_tests_on_the_shipped_files() {
     let script = std::fs::read_to_string(common::repo().join("scripts/test")).unwrap();
     assert!(!script.contains("cargo run --quiet -- test\n"), "{script}");
     assert!(script.contains("scripts/copy-shipped-rules.sh"), "{script}");
-    let copy = std::fs::read_to_string(common::repo().join("scripts/copy-shipped-rules.sh")).unwrap();
+    let copy =
+        std::fs::read_to_string(common::repo().join("scripts/copy-shipped-rules.sh")).unwrap();
     assert!(copy.contains("git ls-files -z -- rules"), "{copy}");
 }

@@ -82,10 +82,16 @@ fn unseen_metrics(config: &Config, rules: &[Rule]) -> Vec<Diagnostic> {
                 format!("数据库里还没有指标 `{metric}` 的数据"),
             )
             .with_width(metric.chars().count() + 2);
-            out.push(match mistakes::nearest(&metric, stored.iter().map(String::as_str)) {
-                Some(n) => d.with_hint(format!("是否想用 \"{n}\"？若此指标尚未上报，可忽略本提醒")),
-                None => d.with_hint("检查指标名是否与上报数据一致；若此指标尚未上报，可忽略本提醒"),
-            });
+            out.push(
+                match mistakes::nearest(&metric, stored.iter().map(String::as_str)) {
+                    Some(n) => {
+                        d.with_hint(format!("是否想用 \"{n}\"？若此指标尚未上报，可忽略本提醒"))
+                    }
+                    None => {
+                        d.with_hint("检查指标名是否与上报数据一致；若此指标尚未上报，可忽略本提醒")
+                    }
+                },
+            );
         }
     }
     out

@@ -122,7 +122,11 @@ fn print_findings(findings: &[Finding]) {
 
 /// `file:line:col` of an error finding, from its details.
 fn place(f: &Finding) -> String {
-    let file = f.details.get("file").and_then(|v| v.as_str()).unwrap_or("?");
+    let file = f
+        .details
+        .get("file")
+        .and_then(|v| v.as_str())
+        .unwrap_or("?");
     let number = |key: &str| f.details.get(key).and_then(|v| v.as_u64()).unwrap_or(0);
     match (number("line"), number("col")) {
         (0, _) => file.to_string(),

@@ -357,7 +357,12 @@ pub fn load_rule(
     path: &Path,
 ) -> Result<(Rule, Vec<Diagnostic>), Vec<Diagnostic>> {
     let bytes = std::fs::read(path).map_err(|e| {
-        vec![Diagnostic::error(path, 0, 0, format!("读不到规则文件：{e}"))]
+        vec![Diagnostic::error(
+            path,
+            0,
+            0,
+            format!("读不到规则文件：{e}"),
+        )]
     })?;
     let source = String::from_utf8(bytes).map_err(|e| {
         let offset = e.utf8_error().valid_up_to();
@@ -407,8 +412,9 @@ pub fn parse_rule(
         .map(|(_, _, v)| v)
     else {
         let problem = if source.contains("const RULE") {
-            err_at("", "`const RULE` 只能是直接写出的映射，不能有计算".into())
-                .with_hint("每一项都写成字面值，如 title: \"城镇登记失业率 ≤ 4.5%\"，不要引用变量或调用函数")
+            err_at("", "`const RULE` 只能是直接写出的映射，不能有计算".into()).with_hint(
+                "每一项都写成字面值，如 title: \"城镇登记失业率 ≤ 4.5%\"，不要引用变量或调用函数",
+            )
         } else {
             err_at("", "缺少规则说明 `const RULE = #{ … };`".into()).with_hint(
                 "在文件开头写上 const RULE = #{ id: \"…\", title: \"…\", severity: \"warning\", notify: [\"组名\"] };",
@@ -496,7 +502,8 @@ pub fn parse_rule(
             None
         }
     };
-    let mut duration = |key: &str, text: &Option<String>, default: Millis| match text {
+    let mut duration = |key: &str, text: &Option<String>, default: Millis| {
+        match text {
         None => default,
         Some(t) => parse_duration(t).unwrap_or_else(|_| {
             errors.push(
@@ -505,6 +512,7 @@ pub fn parse_rule(
             );
             default
         }),
+    }
     };
     let for_ = duration("for", &meta.for_, config.defaults.for_);
     let repeat = duration("repeat", &meta.repeat, config.defaults.repeat);
@@ -512,7 +520,11 @@ pub fn parse_rule(
         errors.push(
             err_at("notify", "notify 是空的：没有收件人".into()).with_hint(format!(
                 "至少写一个收件组，如 notify: [\"{}\"]；组名见 {} 的 recipients",
-                config.recipients.keys().next().map_or("组名", String::as_str),
+                config
+                    .recipients
+                    .keys()
+                    .next()
+                    .map_or("组名", String::as_str),
                 config_name(config)
             )),
         );
@@ -584,10 +596,10 @@ pub fn parse_rule(
 
 /// The config file's name as the author knows it (`rulewatch.ron`).
 fn config_name(config: &Config) -> String {
-    config
-        .path
-        .file_name()
-        .map_or_else(|| "rulewatch.ron".into(), |n| n.to_string_lossy().into_owned())
+    config.path.file_name().map_or_else(
+        || "rulewatch.ron".into(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// Where the string `value` of `key:` is written inside `const RULE` (the
@@ -665,9 +677,7 @@ fn schedule_error(at: Diagnostic, text: &str, detail: &str) -> Diagnostic {
     let six = format!("0 {}", text.trim());
     if fields == 5 && Schedule::parse(&six).is_ok() {
         return Diagnostic {
-            message: format!(
-                "执行时间 `{text}` 只有 5 段：这里要 6 段，第一段是秒"
-            ),
+            message: format!("执行时间 `{text}` 只有 5 段：这里要 6 段，第一段是秒"),
             ..at
         }
         .with_hint(format!("写成 \"{six}\"（意思不变，在最前面加上秒 0）"));
@@ -676,7 +686,9 @@ fn schedule_error(at: Diagnostic, text: &str, detail: &str) -> Diagnostic {
         message: format!("执行时间 `{text}` 写得不对（{detail}）"),
         ..at
     }
-    .with_hint("6 段：秒 分 时 日 月 星期，如 \"0 0 9 16 * *\" 是每月16日 09:00；或 @daily、@monthly")
+    .with_hint(
+        "6 段：秒 分 时 日 月 星期，如 \"0 0 9 16 * *\" 是每月16日 09:00；或 @daily、@monthly",
+    )
 }
 
 /// Position of `key:` inside the `const RULE` map (or of `const RULE` itself

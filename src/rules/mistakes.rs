@@ -259,7 +259,11 @@ pub fn unbalanced_brackets(path: &Path, source: &str, tokens: &[Token]) -> Optio
                             format!("{what}没有结束：缺少“{}”", closing(open)),
                         )
                         .with_label(format!("{what}从这里开始"))
-                        .with_related(t.line, t.col, format!("到这里遇到了“{c}”，此前应先有“{}”", closing(open)))
+                        .with_related(
+                            t.line,
+                            t.col,
+                            format!("到这里遇到了“{c}”，此前应先有“{}”", closing(open)),
+                        )
                         .with_hint(hint),
                     );
                 }
@@ -336,9 +340,10 @@ pub fn compile_error(path: &Path, source: &str, err: &rhai::ParseError) -> Vec<D
     let pos = err.position();
     let (line, col) = (pos.line().unwrap_or(0), pos.position().unwrap_or(0));
     // `for: "1h"` in RULE: `for` is a keyword.
-    if let Some(t) = tokens.windows(2).find_map(|w| {
-        (w[0].ident() == Some("for") && w[1].is(':')).then_some(&w[0])
-    }) {
+    if let Some(t) = tokens
+        .windows(2)
+        .find_map(|w| (w[0].ident() == Some("for") && w[1].is(':')).then_some(&w[0]))
+    {
         return vec![Diagnostic::error(
             path,
             t.line,
@@ -374,7 +379,14 @@ pub fn compile_error(path: &Path, source: &str, err: &rhai::ParseError) -> Vec<D
             return vec![d];
         }
     }
-    vec![parse_error_in_chinese(path, source, &tokens, err.err_type(), line, col)]
+    vec![parse_error_in_chinese(
+        path,
+        source,
+        &tokens,
+        err.err_type(),
+        line,
+        col,
+    )]
 }
 
 fn parse_error_in_chinese(
@@ -433,13 +445,11 @@ fn parse_error_in_chinese(
                 )),
             }
         }
-        ParseErrorType::Reserved(word) => at(format!("`{word}` 是保留字，不能用作名字"))
-            .with_hint("换一个名字"),
-        ParseErrorType::AssignmentToConstant(name) => {
-            at(format!("常量 `{name}` 不能再赋值")).with_hint(format!(
-                "要改变的值用 let 定义：let {name} = …;"
-            ))
+        ParseErrorType::Reserved(word) => {
+            at(format!("`{word}` 是保留字，不能用作名字")).with_hint("换一个名字")
         }
+        ParseErrorType::AssignmentToConstant(name) => at(format!("常量 `{name}` 不能再赋值"))
+            .with_hint(format!("要改变的值用 let 定义：let {name} = …;")),
         ParseErrorType::DuplicatedProperty(name) => {
             at(format!("映射里 `{name}` 写了两次")).with_hint("删去其中一个")
         }
@@ -476,7 +486,15 @@ fn declared_names(tokens: &[Token]) -> HashSet<String> {
 
 /// Functions Rhai handles itself: not in the engine's function list.
 const KEYWORD_FUNCTIONS: &[&str] = &[
-    "print", "debug", "type_of", "Fn", "call", "curry", "is_shared", "is_def_fn", "is_def_var",
+    "print",
+    "debug",
+    "type_of",
+    "Fn",
+    "call",
+    "curry",
+    "is_shared",
+    "is_def_fn",
+    "is_def_var",
     "eval",
 ];
 
@@ -584,7 +602,9 @@ fn unknown_fields(path: &Path, tokens: &[Token]) -> Vec<Diagnostic> {
                 }
             }
             Some(var) => {
-                let Some(&holds) = vars.get(var) else { continue };
+                let Some(&holds) = vars.get(var) else {
+                    continue;
+                };
                 // `r.field` or `r?.field`, not `r.method(…)`.
                 let dot = match tokens.get(i + 1) {
                     Some(d) if d.is('.') => i + 1,
@@ -594,8 +614,12 @@ fn unknown_fields(path: &Path, tokens: &[Token]) -> Vec<Diagnostic> {
                 if i > 0 && tokens[i - 1].is('.') {
                     continue;
                 }
-                let Some(field_token) = tokens.get(dot + 1) else { continue };
-                let Some(field) = field_token.ident() else { continue };
+                let Some(field_token) = tokens.get(dot + 1) else {
+                    continue;
+                };
+                let Some(field) = field_token.ident() else {
+                    continue;
+                };
                 if tokens.get(dot + 2).is_some_and(|p| p.is('(')) {
                     continue;
                 }
@@ -665,7 +689,9 @@ pub fn runtime_error(
                 "运行时间超过上限 {}（limits.rule_timeout），规则被中止",
                 duration_text(limits.rule_timeout)
             ),
-            Some(format!("{loops}；确需更久，调大配置里的 limits.rule_timeout")),
+            Some(format!(
+                "{loops}；确需更久，调大配置里的 limits.rule_timeout"
+            )),
         ),
         EvalAltResult::ErrorTooManyOperations(..) => (
             format!(
@@ -696,10 +722,7 @@ pub fn runtime_error(
         }
         EvalAltResult::ErrorRuntime(v, _) => (v.to_string(), None),
         EvalAltResult::ErrorFunctionNotFound(signature, _) => {
-            let name = signature
-                .split(|c: char| c == ' ' || c == '(')
-                .next()
-                .unwrap_or(signature);
+            let name = signature.split([' ', '(']).next().unwrap_or(signature);
             if let Some(field) = name.strip_prefix("get$") {
                 return missing_field(field, source);
             }

@@ -190,10 +190,7 @@ fn runtime_error_has_file_and_line() {
     let e = o.error.unwrap();
     assert_eq!(e.path, PathBuf::from("rules/r.rhai"));
     assert_eq!(e.line, 3, "{e:?}");
-    let o = f.run(
-        "\nlet r = #{ value: 1 };\nlet v = r.valeu;\n",
-        "2021-02-01",
-    );
+    let o = f.run("\nlet r = #{ value: 1 };\nlet v = r.valeu;\n", "2021-02-01");
     let e = o.error.unwrap();
     assert_eq!(e.line, 4, "{e:?}");
     assert_eq!(e.message, "没有字段 valeu");
@@ -232,7 +229,10 @@ fn sandbox_bounds_strings_and_arrays() {
         .run("let s = \"x\"; loop { s += s; }", "2021-02-01")
         .error
         .unwrap();
-    assert!(e.message.starts_with("字符串长度超过上限 65536 字节"), "{e:?}");
+    assert!(
+        e.message.starts_with("字符串长度超过上限 65536 字节"),
+        "{e:?}"
+    );
     let e = f
         .run("let a = [1]; loop { a += a; }", "2021-02-01")
         .error
@@ -332,7 +332,10 @@ fn metadata_errors_point_at_the_field() {
     assert_eq!((e[0].line, e[0].col), (2, 9), "{e:?}");
     let e = bad("const RULE = #{ id: \"a\",\n for: \"1h\" };");
     assert!(e[0].message.contains("`for` 是 Rhai 的关键字"), "{e:?}");
-    assert_eq!(e[0].hint.as_deref(), Some("写成 \"for\": \"1h\"（持续多久才告警）"));
+    assert_eq!(
+        e[0].hint.as_deref(),
+        Some("写成 \"for\": \"1h\"（持续多久才告警）")
+    );
     let e = bad("let x = 1;");
     assert!(e[0].message.contains("缺少规则说明 `const RULE"), "{e:?}");
 }

@@ -83,7 +83,11 @@ pub fn copy_shipped_rules(to: &Path) {
 /// A temp folder with the shipped config and rules (no store).
 pub fn shipped_workspace() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(repo().join("rulewatch.ron"), dir.path().join("rulewatch.ron")).unwrap();
+    std::fs::copy(
+        repo().join("rulewatch.ron"),
+        dir.path().join("rulewatch.ron"),
+    )
+    .unwrap();
     copy_shipped_rules(dir.path());
     dir
 }

@@ -17,7 +17,7 @@ pub const SH: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
 // The helpers every integration test shares.
 #[path = "../common/mod.rs"]
 mod common;
-pub use common::{copy_dir, repo};
+pub use common::repo;
 
 pub struct Workspace {
     pub dir: tempfile::TempDir,
