@@ -359,3 +359,24 @@ fn one_check_shows_every_mistake_of_a_file_even_after_a_full_width_comma() {
         "{out}"
     );
 }
+
+#[test]
+fn check_follows_a_metric_name_through_a_constant() {
+    let site = Site::new("");
+    site.rule(
+        "u.rhai",
+        "const RULE = #{ id: \"u\", title: \"U\", severity: \"info\", notify: [\"hr\"] };\nconst METRIC = \"unemployment_rat\";\nlet r = latest(METRIC);\n",
+    );
+    std::fs::write(
+        site.dir.path().join("d.csv"),
+        "metric,time,value\nunemployment_rate,2021-03-01,4.2\n",
+    )
+    .unwrap();
+    assert!(site.run(&["ingest", "d.csv"]).status.success());
+    let out = text(&site.run(&["check"]).stdout);
+    assert!(
+        out.starts_with("rules/u.rhai:3:16: warning: 数据库里还没有指标 `unemployment_rat` 的数据"),
+        "{out}"
+    );
+    assert!(out.contains("^^^^^^ "), "the caret spans `METRIC`: {out}");
+}

@@ -71,7 +71,7 @@ fn unseen_metrics(config: &Config, rules: &[Rule]) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for rule in rules {
         let tokens = source::scan(&rule.source);
-        for (metric, line, col) in mistakes::metric_names(&tokens) {
+        for (metric, line, col, width) in mistakes::metric_names(&tokens) {
             if stored.binary_search(&metric).is_ok() {
                 continue;
             }
@@ -81,7 +81,7 @@ fn unseen_metrics(config: &Config, rules: &[Rule]) -> Vec<Diagnostic> {
                 col,
                 format!("数据库里还没有指标 `{metric}` 的数据"),
             )
-            .with_width(metric.chars().count() + 2);
+            .with_width(width);
             out.push(
                 match mistakes::nearest(&metric, stored.iter().map(String::as_str)) {
                     Some(n) => {

@@ -655,10 +655,22 @@ pub fn known_fields() -> impl Iterator<Item = &'static str> {
     LATEST_FIELDS.iter().chain(GROUP_FIELDS).copied()
 }
 
-/// Metric names the rule reads, as string literals: the first argument of
+/// Metric names the rule reads, as string literals or constants holding
+/// one (`const METRIC = "pm25"; latest(METRIC)`): the first argument of
 /// `latest`, `agg`, `group`, `overdue`, `is_overdue`, and `chart.metric`.
-/// With their line and column.
-pub fn metric_names(tokens: &[Token]) -> Vec<(String, usize, usize)> {
+/// With the line, column and width (in characters) where the call names it.
+pub fn metric_names(tokens: &[Token]) -> Vec<(String, usize, usize, usize)> {
+    let constants: HashMap<&str, &str> = tokens
+        .windows(4)
+        .filter_map(|w| match (&w[0].kind, &w[1].kind, &w[3].kind) {
+            (Kind::Ident(k), Kind::Ident(name), Kind::Str(text))
+                if (k == "const" || k == "let") && w[2].is('=') =>
+            {
+                Some((name.as_str(), text.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
     let mut out = Vec::new();
     for w in tokens.windows(3) {
         let reads = matches!(
@@ -666,9 +678,18 @@ pub fn metric_names(tokens: &[Token]) -> Vec<(String, usize, usize)> {
             Some("latest" | "agg" | "group" | "overdue" | "is_overdue")
         ) && w[1].is('(');
         let chart = w[0].ident() == Some("metric") && w[1].is(':');
-        if let (true, Kind::Str(metric)) = (reads || chart, &w[2].kind) {
-            out.push((metric.clone(), w[2].line, w[2].col));
+        if !(reads || chart) {
+            continue;
         }
+        let (metric, width) = match &w[2].kind {
+            Kind::Str(metric) => (metric.as_str(), metric.chars().count() + 2),
+            Kind::Ident(name) => match constants.get(name.as_str()) {
+                Some(metric) => (*metric, name.chars().count()),
+                None => continue,
+            },
+            _ => continue,
+        };
+        out.push((metric.to_string(), w[2].line, w[2].col, width));
     }
     out
 }
@@ -806,8 +827,8 @@ mod tests {
 
     #[test]
     fn metric_names_are_read_from_the_calls() {
-        let t = scan("let r = latest(\"pm25\");\nlet a = agg(\"aqi\", #{}, \"30d\", \"mean\");");
+        let t = scan("const M = \"so2\";\nlet r = latest(\"pm25\");\nlet a = agg(\"aqi\", #{}, \"30d\", \"mean\");\nlet b = latest(M);");
         let names: Vec<_> = metric_names(&t).into_iter().map(|m| m.0).collect();
-        assert_eq!(names, ["pm25", "aqi"]);
+        assert_eq!(names, ["pm25", "aqi", "so2"]);
     }
 }
