@@ -378,5 +378,8 @@ fn check_follows_a_metric_name_through_a_constant() {
         out.starts_with("rules/u.rhai:3:16: warning: 数据库里还没有指标 `unemployment_rat` 的数据"),
         "{out}"
     );
-    assert!(out.contains("^^^^^^ "), "the caret spans `METRIC`: {out}");
+    assert!(
+        out.contains("│                ^^^^^^\n"),
+        "the caret spans `METRIC`: {out}"
+    );
 }
