@@ -298,6 +298,13 @@ fn eval_names_the_failed_rule_file_line_and_the_limit_it_hit() {
     );
     let err = text(&o.stderr);
     assert!(err.contains("4 │ while n >= 0 { n += 1; }"), "{err}");
+    let o = site.run(&["eval", "--at", "2021-03-01T09:00", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["details"]["line"], 4);
+    assert!(
+        v[0]["details"]["hint"].as_str().unwrap().contains("循环"),
+        "{v}"
+    );
     assert!(err.contains("= 提示：检查循环是否一定会结束"), "{err}");
 }
 

@@ -67,6 +67,9 @@ impl RuleOutcome {
             details.insert("file".into(), e.path.display().to_string().into());
             details.insert("line".into(), e.line.into());
             details.insert("col".into(), e.col.into());
+            if let Some(hint) = &e.hint {
+                details.insert("hint".into(), hint.clone().into());
+            }
             out.push(Finding {
                 rule: self.rule.clone(),
                 kind: FindingKind::Error,
