@@ -22,7 +22,7 @@ use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use uuid::Uuid;
 
 use super::state::Daemon;
-use crate::rules::schedule::Schedule;
+use crate::time::schedule::Schedule;
 use crate::time::{Millis, DAY, HOUR, MINUTE, SECOND};
 
 /// How far past a scheduled instant a tick may come and still stand for it
