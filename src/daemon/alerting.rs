@@ -151,7 +151,7 @@ impl Alerting {
         }
     }
 
-    /// Mails queued from now on carry charts (see [`crate::web::daemon::install_mail_charts`]).
+    /// Mails queued from now on carry charts (see [`super::status::install_mail_charts`]).
     pub fn set_charts(&self, charts: Arc<dyn crate::notify::chart::ChartSource>) {
         self.writer.lock().set_charts(charts);
     }
@@ -159,7 +159,7 @@ impl Alerting {
     /// Queues the monthly digest of `at` (once per month); wakes the sender. Blocking.
     pub fn queue_digest(
         &self,
-        source: &dyn crate::web::StatusSource,
+        source: &dyn crate::status::StatusSource,
         config: &Config,
         at: Millis,
     ) -> Result<Vec<String>, String> {

@@ -11,6 +11,7 @@
 //! - [`reload`]: hot reload of the rules folder
 //! - [`demo`]: `--demo`, the fixtures replayed on a fast clock instead of the cron jobs
 //! - [`metrics`]: counters for `/metrics`
+//! - [`status`]: the daemon as the status page's and the digest's source
 
 pub mod alerting;
 pub mod batch;
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod reload;
 pub mod schedule;
 pub mod state;
+pub mod status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -132,7 +134,7 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
     }
     tokio::spawn(handle_load_events(daemon.clone(), events_rx));
     // Charts in alert mails (the status page's side).
-    crate::web::daemon::install_mail_charts(&daemon);
+    status::install_mail_charts(&daemon);
 
     reload::reload(&daemon, reload::STARTUP).await;
 
@@ -157,7 +159,7 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
                     .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
             }
             tokio::spawn(schedule::watch_offset_changes(daemon.clone()));
-            tokio::spawn(crate::web::daemon::digest_loop(daemon.clone()));
+            tokio::spawn(status::digest_loop(daemon.clone()));
         }
         // The jobs stay created (reload keeps them in step) but never start.
         Some(demo) => {

@@ -16,8 +16,8 @@ use plotters::style::FontStyle;
 use crate::alerts::state::{Notice, NoticeKind};
 use crate::readings::store::Store;
 use crate::rules::loader::{ChartLine, ChartSpec};
+use crate::status::series::{chart_data, with_finding_threshold, ChartData};
 use crate::time::{to_local, Millis, DAY};
-use crate::web::series::{chart_data, with_finding_threshold, ChartData};
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-ascii.ttf");
 const FAMILY: &str = "rulewatch-sans";
@@ -167,9 +167,7 @@ fn draw(
                 d.format("%m-%d").to_string()
             }
         })
-        .y_label_formatter(&|v| {
-            crate::notify::templates::format_number((v * 1000.0).round() / 1000.0)
-        })
+        .y_label_formatter(&|v| crate::status::format::format_number((v * 1000.0).round() / 1000.0))
         .y_desc(unit)
         .axis_desc_style((FAMILY, 12))
         .draw()?;
@@ -246,7 +244,7 @@ fn draw(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::web::series::Line;
+    use crate::status::series::Line;
 
     #[test]
     fn draws_a_png_without_system_fonts() {

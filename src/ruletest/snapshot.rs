@@ -11,13 +11,14 @@ use std::sync::Arc;
 use chrono_tz::Tz;
 use parking_lot::Mutex;
 
-use super::{LastRun, RuleEntry, StatusSource};
+use super::runner::test_status_of;
 use crate::alerts::{Alert, AlertRule, AlertStore, HistoryEntry, HistoryQuery};
 use crate::config::Config;
 use crate::notify::chart::StoreCharts;
 use crate::notify::MailSettings;
 use crate::readings::store::Store;
 use crate::rules::{load_rules, Evaluator, Finding};
+use crate::status::{LastRun, RuleEntry, StatusSource, TestStatus};
 use crate::time::Millis;
 
 pub struct Snapshot {
@@ -148,8 +149,8 @@ impl StatusSource for Snapshot {
         self.broken.clone()
     }
 
-    fn test_status(&self, rule: &str) -> Option<super::TestStatus> {
+    fn test_status(&self, rule: &str) -> Option<TestStatus> {
         let entry = self.rules.iter().find(|e| e.rule.meta.id == rule)?;
-        super::daemon::test_status_of(&self.config, &entry.rule.path)
+        test_status_of(&self.config, &entry.rule.path)
     }
 }
