@@ -119,6 +119,8 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
             .metrics
             .add_extra(Box::new(move |out| a.render_metrics(out)));
     }
+    // Charts in alert mails, drawn by the sender from the current rules.
+    let sender = sender.with_charts(status::mail_charts(&daemon));
     let (sender_stop_tx, sender_stop_rx) = tokio::sync::watch::channel(false);
     let sender_task = tokio::spawn(sender.run(async move {
         let mut rx = sender_stop_rx;
@@ -133,8 +135,6 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
         }
     }
     tokio::spawn(handle_load_events(daemon.clone(), events_rx));
-    // Charts in alert mails (the status page's side).
-    status::install_mail_charts(&daemon);
 
     reload::reload(&daemon, reload::STARTUP).await;
 

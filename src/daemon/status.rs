@@ -1,6 +1,6 @@
 //! The daemon as the source of the status page and the digest:
-//! [`StatusSource`] for [`Daemon`], the mail charts hooked into its alert
-//! store, and the monthly digest job.
+//! [`StatusSource`] for [`Daemon`], the charts its mails carry (drawn by
+//! the sender from the daemon's current rules), and the monthly digest job.
 
 use std::sync::{Arc, Weak};
 
@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 
 use super::state::Daemon;
 use crate::alerts::{Alert, HistoryEntry, HistoryQuery};
-use crate::notify::chart::StoreCharts;
+use crate::notify::chart::{ChartSource, StoreCharts};
 use crate::readings::store::Store;
 use crate::ruletest::runner::test_status_of;
 use crate::status::{LastRun, RuleEntry, StatusSource, TestStatus};
@@ -72,10 +72,10 @@ impl StatusSource for Daemon {
     }
 }
 
-/// Mails queued by the daemon from now on carry a chart of each firing or
-/// reminder item, drawn by the rule's current `chart` metadata.
-pub fn install_mail_charts(daemon: &Arc<Daemon>) {
-    // Weak: the alert store (inside the daemon) must not keep the daemon alive.
+/// The charts of the daemon's mails: each firing or reminder item drawn by
+/// its rule's current `chart` metadata, when the sender sends it.
+pub fn mail_charts(daemon: &Arc<Daemon>) -> Arc<dyn ChartSource> {
+    // Weak: the sender must not keep the daemon alive.
     let weak: Weak<Daemon> = Arc::downgrade(daemon);
     let charts = StoreCharts::new(
         daemon.store.clone(),
@@ -86,7 +86,7 @@ pub fn install_mail_charts(daemon: &Arc<Daemon>) {
             rules.rules.get(id).and_then(|e| e.rule.meta.chart.clone())
         },
     );
-    daemon.alerting.set_charts(Arc::new(charts));
+    Arc::new(charts)
 }
 
 /// Queues the monthly digest at `at` (the scheduled instant). Blocking.

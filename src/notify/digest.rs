@@ -422,6 +422,7 @@ pub fn compose(digests: &[Digest], tz: chrono_tz::Tz) -> Vec<OutgoingMail> {
         for to in &d.recipients {
             out.push(OutgoingMail {
                 message_id: message_id(["digest", d.group.as_str(), to.as_str(), month.as_str()]),
+                channel: super::ChannelKind::Mail,
                 recipient: to.clone(),
                 kind: MailKind::Alert,
                 subject: d.subject.clone(),
@@ -429,6 +430,7 @@ pub fn compose(digests: &[Digest], tz: chrono_tz::Tz) -> Vec<OutgoingMail> {
                 html: d.html.clone(),
                 items: Vec::new(),
                 inline: Vec::new(),
+                charts: Vec::new(),
             });
         }
     }

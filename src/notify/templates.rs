@@ -238,7 +238,8 @@ pub fn render(notices: &[&Notice], tz: Tz) -> Rendered {
 }
 
 /// [`render`], with an inline chart (`<img src="cid:…">`) under each item
-/// whose notice id is in `charts` (notice id → Content-ID).
+/// whose notice id is in `charts` (notice id → Content-ID), between the
+/// marks of [`super::chart::marks`]: the sender keeps it once it is drawn.
 pub fn render_with_charts(
     notices: &[&Notice],
     tz: Tz,
@@ -282,13 +283,15 @@ pub fn render_with_charts(
         let chart = charts
             .get(&n.id())
             .map(|cid| {
-                fill(
+                let (open, close) = super::chart::marks(cid);
+                let img = fill(
                     CHART_HTML,
                     &[
                         ("cid", &escape_html(cid)),
                         ("alt", &escape_html(&format!("{} 趋势图", n.title))),
                     ],
-                )
+                );
+                format!("{open}{img}{close}")
             })
             .unwrap_or_default();
         html_items.push_str(&fill(

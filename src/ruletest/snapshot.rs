@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use super::runner::test_status_of;
 use crate::alerts::{Alert, AlertRule, AlertStore, HistoryEntry, HistoryQuery};
 use crate::config::Config;
-use crate::notify::chart::StoreCharts;
+use crate::notify::chart::{ChartSource, StoreCharts};
 use crate::notify::MailSettings;
 use crate::readings::store::Store;
 use crate::rules::{load_rules, Evaluator, Finding};
@@ -23,6 +23,9 @@ use crate::time::Millis;
 
 pub struct Snapshot {
     pub config: Config,
+    /// Draws the charts of the mails [`Snapshot::replay`] queued (hand it to
+    /// the sender: charts are drawn when sending).
+    pub mail_charts: Arc<dyn ChartSource>,
     pub evaluator: Evaluator,
     pub rules: Vec<RuleEntry>,
     pub alerts: Mutex<AlertStore>,
@@ -34,7 +37,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Loads the rules and opens the store of `config`; mails queued by
-    /// [`Snapshot::replay`] carry charts.
+    /// [`Snapshot::replay`] carry charts, drawn by [`Snapshot::mail_charts`].
     pub fn open(config: Config, now: Millis) -> Result<Snapshot, String> {
         let store = Arc::new(Store::open(&config.store_path).map_err(|e| e.to_string())?);
         let evaluator = Evaluator::new(&config, store.clone());
@@ -46,17 +49,16 @@ impl Snapshot {
                 .or_default()
                 .push(p.to_string());
         }
-        let mut alerts = AlertStore::open(&config.store_path).map_err(|e| e.to_string())?;
+        let alerts = AlertStore::open(&config.store_path).map_err(|e| e.to_string())?;
         let specs: BTreeMap<String, _> = rules
             .iter()
             .filter_map(|r| r.meta.chart.clone().map(|c| (r.meta.id.clone(), c)))
             .collect();
-        alerts.set_charts(Arc::new(StoreCharts::new(
-            store,
-            config.timezone,
-            move |id: &str| specs.get(id).cloned(),
-        )));
+        let mail_charts = Arc::new(StoreCharts::new(store, config.timezone, move |id: &str| {
+            specs.get(id).cloned()
+        }));
         Ok(Snapshot {
+            mail_charts,
             evaluator,
             rules: rules
                 .into_iter()
