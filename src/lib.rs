@@ -10,8 +10,7 @@
 //! - [`notify`]: routing, grouping, the durable outbox, mail templates and transports, the sender
 //! - [`status`]: what the page, the mails and the digest share: status model, chart series, formatting
 //! - [`web`]: the status page (`GET /`, `GET /rules/{id}`) with inline SVG charts: renders only
-//! - [`daemon`]: `rulewatch run`: schedules, hot reload, shutdown
-//! - [`http`]: the HTTP API
+//! - [`daemon`]: `rulewatch run`: schedules, hot reload, shutdown, its HTTP API
 //! - [`cli`]: one file per subcommand
 #![forbid(unsafe_code)]
 
@@ -20,7 +19,6 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod diag;
-pub mod http;
 pub mod logging;
 pub mod notify;
 pub mod readings;

@@ -8,6 +8,7 @@
 //! - [`state`]: what the tasks share
 //! - [`schedule`]: cron jobs and the scheduled-instant arithmetic
 //! - [`evaluate`]: one evaluation, guarded against overlap
+//! - [`http`]: the daemon's HTTP API (and the status page mounted on it)
 //! - [`reload`]: hot reload of the rules folder
 //! - [`demo`]: `--demo`, the fixtures replayed on a fast clock instead of the cron jobs
 //! - [`metrics`]: counters for `/metrics`
@@ -17,6 +18,7 @@ pub mod alerting;
 pub mod batch;
 pub mod demo;
 pub mod evaluate;
+pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod reload;
@@ -178,8 +180,7 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
     };
     reload::on_sighup(daemon.clone()).map_err(DaemonError::Signals)?;
 
-    let app =
-        crate::http::router(daemon.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = http::router(daemon.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(daemon.shutdown_signal());
     let mut server = tokio::spawn(async move { server.await });
 
