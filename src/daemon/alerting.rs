@@ -14,7 +14,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use super::state::{LoadError, RuleLoadEvent};
+use super::ruleset::{LoadError, RuleLoadEvent};
 #[cfg(doc)]
 use crate::alerts::NoticeSink;
 use crate::alerts::{Alert, State};

@@ -6,7 +6,9 @@
 //! let evaluations and requests in flight finish, flush, exit 0.
 //!
 //! - [`state`]: what the tasks share
-//! - [`schedule`]: cron jobs and the scheduled-instant arithmetic
+//! - [`ruleset`]: the rule set: rules with their last evaluation, files that do not load
+//! - [`schedule`]: cron jobs, one per rule
+//! - [`instants`]: what a tick stands for: the scheduled-instant arithmetic (pure)
 //! - [`evaluate`]: one evaluation, guarded against overlap
 //! - [`http`]: the daemon's HTTP API (and the status page mounted on it)
 //! - [`reload`]: hot reload of the rules folder
@@ -20,8 +22,10 @@ pub mod demo;
 pub mod evaluate;
 pub mod http;
 pub mod ingest;
+pub mod instants;
 pub mod metrics;
 pub mod reload;
+pub mod ruleset;
 pub mod schedule;
 pub mod state;
 pub mod status;
