@@ -7,7 +7,8 @@
 //!
 //! - [`state`]: what the tasks share
 //! - [`ruleset`]: the rule set: rules with their last evaluation, files that do not load
-//! - [`schedule`]: cron jobs, one per rule
+//! - [`jobs`]: the cron jobs, one per rule
+//! - [`schedule`]: the jobs kept in step with the rules, across UTC offset changes
 //! - [`instants`]: what a tick stands for: the scheduled-instant arithmetic (pure)
 //! - [`evaluate`]: one evaluation, guarded against overlap
 //! - [`http`]: the daemon's HTTP API (and the status page mounted on it)
@@ -23,6 +24,7 @@ pub mod evaluate;
 pub mod http;
 pub mod ingest;
 pub mod instants;
+pub mod jobs;
 pub mod metrics;
 pub mod reload;
 pub mod ruleset;
@@ -152,11 +154,11 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
         })?;
     let local = listener.local_addr().ok();
 
-    let jobs = schedule::Jobs::new(daemon.config.timezone)
+    let jobs = jobs::Jobs::new(daemon.config.timezone)
         .await
         .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
     *daemon.jobs.lock().await = Some(jobs);
-    daemon.sync_jobs(false).await;
+    schedule::sync_jobs(&daemon, false).await;
     match demo {
         None => {
             if let Some(jobs) = daemon.jobs.lock().await.as_ref() {

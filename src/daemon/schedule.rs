@@ -1,113 +1,42 @@
-//! Cron jobs: one tokio-cron-scheduler job per rule, re-created at each UTC
-//! offset change of the zone; what a tick stands for is worked out in
-//! [`super::instants`] (the scheduler's own idea of time is never used).
+//! The daemon's cron jobs ([`super::jobs`]): kept in step with the rule set
+//! ([`sync_jobs`]), each tick handed to evaluation, and every job re-created
+//! at each UTC offset change of the zone; what a tick stands for is worked
+//! out in [`super::instants`] (the scheduler's own idea of time is never used).
 //! - Nothing stops a slow rule overlapping its next tick: evaluation takes a
 //!   per-rule try-lock (see `evaluate.rs`).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
-use chrono_tz::Tz;
-use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
-use uuid::Uuid;
-
 use super::instants::{next_offset_change, offset_at, EARLY_GRACE};
+use super::jobs::OnTick;
 use super::state::Daemon;
 use crate::time::{DAY, HOUR, MINUTE, SECOND};
 
-/// Where the scheduler's jobs are: rule id → (job id, cron text it runs).
-pub struct Jobs {
-    scheduler: JobScheduler,
-    jobs: HashMap<String, (Uuid, String)>,
-    tz: Tz,
+/// Evaluation of the rule a job fired for. Holds the daemon weakly: a job
+/// outliving shutdown does nothing.
+pub fn on_tick(daemon: &Arc<Daemon>) -> OnTick {
+    let weak: Weak<Daemon> = Arc::downgrade(daemon);
+    Arc::new(move |rule_id: String, fired| {
+        let weak = weak.clone();
+        Box::pin(async move {
+            if let Some(daemon) = weak.upgrade() {
+                super::evaluate::on_tick(&daemon, &rule_id, fired).await;
+            }
+        })
+    })
 }
 
-impl Jobs {
-    pub async fn new(tz: Tz) -> Result<Jobs, JobSchedulerError> {
-        let scheduler = JobScheduler::new().await?;
-        Ok(Jobs {
-            scheduler,
-            jobs: HashMap::new(),
-            tz,
-        })
-    }
-
-    pub async fn start(&self) -> Result<(), JobSchedulerError> {
-        self.scheduler.start().await
-    }
-
-    /// Sets the jobs to exactly `wanted` (rule id → cron text): adds the
-    /// missing ones, removes the gone ones, re-creates the changed ones; with
-    /// `recreate_all`, every job (a UTC offset change). Returns the ids whose
-    /// job was (re-)created.
-    pub async fn sync(
-        &mut self,
-        daemon: &Arc<Daemon>,
-        wanted: &HashMap<String, String>,
-        recreate_all: bool,
-    ) -> Vec<String> {
-        let gone: Vec<String> = self
-            .jobs
-            .iter()
-            .filter(|(id, (_, cron))| recreate_all || wanted.get(*id) != Some(cron))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in gone {
-            if let Some((uuid, _)) = self.jobs.remove(&id) {
-                if let Err(e) = self.scheduler.remove(&uuid).await {
-                    tracing::warn!(rule = %id, error = %e, "could not remove the rule's job");
-                }
-            }
-        }
-        let mut created = Vec::new();
-        let mut ids: Vec<&String> = wanted.keys().collect();
-        ids.sort();
-        for id in ids {
-            if self.jobs.contains_key(id) {
-                continue;
-            }
-            let cron = &wanted[id];
-            match self.add(daemon, id, cron).await {
-                Ok(uuid) => {
-                    self.jobs.insert(id.clone(), (uuid, cron.clone()));
-                    created.push(id.clone());
-                }
-                Err(e) => {
-                    tracing::error!(rule = %id, schedule = %cron, error = %e, "could not schedule the rule")
-                }
-            }
-        }
-        created
-    }
-
-    async fn add(
-        &self,
-        daemon: &Arc<Daemon>,
-        id: &str,
-        cron: &str,
-    ) -> Result<Uuid, JobSchedulerError> {
-        // The job holds the daemon weakly: a job outliving shutdown does nothing.
-        let weak: Weak<Daemon> = Arc::downgrade(daemon);
-        let rule_id = id.to_string();
-        let job = Job::new_async_tz(cron, self.tz, move |_uuid, _lock| {
-            let weak = weak.clone();
-            let rule_id = rule_id.clone();
-            Box::pin(async move {
-                if let Some(daemon) = weak.upgrade() {
-                    let fired = chrono::Utc::now().timestamp_millis();
-                    super::evaluate::on_tick(&daemon, &rule_id, fired).await;
-                }
-            })
-        })?;
-        self.scheduler.add(job).await
-    }
-
-    /// Stops ticking. Only sets the scheduler's flag: a tick already taken
-    /// still runs, and evaluation refuses to start once shutdown began.
-    pub async fn shutdown(&mut self) {
-        if let Err(e) = self.scheduler.shutdown().await {
-            tracing::warn!(error = %e, "scheduler shutdown");
-        }
+/// Sets the jobs to the rules loaded now (with `recreate_all`, every job is
+/// re-created: a UTC offset change).
+pub async fn sync_jobs(daemon: &Arc<Daemon>, recreate_all: bool) {
+    let mut jobs = daemon.jobs.lock().await;
+    let Some(jobs) = jobs.as_mut() else {
+        return;
+    };
+    let wanted = daemon.rules.read().wanted_jobs();
+    let created = jobs.sync(&on_tick(daemon), &wanted, recreate_all).await;
+    if !created.is_empty() {
+        tracing::debug!(rules = ?created, "jobs created");
     }
 }
 
@@ -147,7 +76,7 @@ pub async fn watch_offset_changes(daemon: Arc<Daemon>) {
             .metrics
             .dst_reschedules
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        daemon.sync_jobs(true).await;
+        sync_jobs(&daemon, true).await;
         // An instant at the change itself (03:00 on a spring-forward night)
         // belonged to the old jobs; if they did not fire it before they were
         // replaced, run it now. The cursor keeps this from running twice.

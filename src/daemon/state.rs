@@ -15,8 +15,8 @@ pub use super::ruleset::{
 use super::alerting::Alerting;
 use super::batch::Batches;
 use super::ingest::Ingest;
+use super::jobs::Jobs;
 use super::metrics::{Gauges, Metrics};
-use super::schedule::Jobs;
 use crate::config::Config;
 use crate::readings::store::Store;
 use crate::rules::Evaluator;
@@ -191,20 +191,6 @@ impl Daemon {
             rules_loaded: rules.rules.len(),
             rule_files_broken: rules.broken_count(),
             evaluations_in_flight: self.inflight.count(),
-        }
-    }
-
-    /// Brings the scheduler's jobs in line with the rule set (after a reload),
-    /// or re-creates them all (`recreate_all`: a UTC offset change).
-    pub async fn sync_jobs(self: &Arc<Self>, recreate_all: bool) {
-        let mut jobs = self.jobs.lock().await;
-        let Some(jobs) = jobs.as_mut() else {
-            return;
-        };
-        let wanted = self.rules.read().wanted_jobs();
-        let created = jobs.sync(self, &wanted, recreate_all).await;
-        if !created.is_empty() {
-            tracing::debug!(rules = ?created, "jobs created");
         }
     }
 }
