@@ -18,8 +18,8 @@ use rulewatch::config::Config;
 use rulewatch::readings::ingest::ingest;
 use rulewatch::readings::store::Store;
 use rulewatch::readings::Format;
+use rulewatch::ruletest::snapshot::Snapshot;
 use rulewatch::time::parse_time;
-use rulewatch::web::snapshot::Snapshot;
 
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);

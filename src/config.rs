@@ -55,6 +55,14 @@ impl Default for DigestFile {
 // The 1st of each month at 09:00 local: the previous month's figures are
 // mostly not in yet (due on the 15th), but leaders read the report at the
 // start of the month; the digest says which figures are still outstanding.
+/// Rule ids and recipient group names: `[a-z0-9-]+`.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 fn default_digest_schedule() -> String {
     "0 0 9 1 * *".into()
 }
@@ -210,7 +218,7 @@ pub struct Limits {
 #[derive(Debug, Clone)]
 pub struct Digest {
     /// When digests are sent (six-field cron, local time).
-    pub schedule: crate::rules::schedule::Schedule,
+    pub schedule: crate::time::schedule::Schedule,
 }
 
 /// Mail settings with paths resolved.
@@ -334,13 +342,13 @@ impl Config {
         if let Transport::Smtp { timeout, .. } = &file.mail.transport {
             duration("timeout", timeout);
         }
-        if let Err(e) = crate::rules::schedule::Schedule::parse(&defaults.schedule) {
+        if let Err(e) = crate::time::schedule::Schedule::parse(&defaults.schedule) {
             error("schedule", e);
         }
-        let digest_schedule = crate::rules::schedule::Schedule::parse(&file.digest.schedule)
+        let digest_schedule = crate::time::schedule::Schedule::parse(&file.digest.schedule)
             .unwrap_or_else(|e| {
                 error("digest", format!("digest: {e}"));
-                crate::rules::schedule::Schedule::parse(&default_digest_schedule())
+                crate::time::schedule::Schedule::parse(&default_digest_schedule())
                     .expect("the default digest schedule parses")
             });
         if file.listen.parse::<std::net::SocketAddr>().is_err() {
@@ -353,7 +361,7 @@ impl Config {
             error("from", e);
         }
         for (group, addresses) in &file.recipients {
-            if !crate::rules::is_valid_id(group)
+            if !is_valid_id(group)
                 && !group
                     .chars()
                     .all(|c| c.is_alphanumeric() || c == '_' || c == '-')

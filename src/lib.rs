@@ -8,9 +8,9 @@
 //! - [`rules`]: rule loading (metadata), the sandboxed engine, the API rules call
 //! - [`alerts`]: the alert state machine (pure over `now`), its persistence and history
 //! - [`notify`]: routing, grouping, the durable outbox, mail templates and transports, the sender
-//! - [`web`]: the status page (`GET /`, `GET /rules/{id}`) with inline SVG charts
-//! - [`daemon`]: `rulewatch run`: schedules, hot reload, shutdown
-//! - [`http`]: the HTTP API
+//! - [`status`]: what the page, the mails and the digest share: status model, chart series, formatting
+//! - [`web`]: the status page (`GET /`, `GET /rules/{id}`) with inline SVG charts: renders only
+//! - [`daemon`]: `rulewatch run`: schedules, hot reload, shutdown, its HTTP API
 //! - [`cli`]: one file per subcommand
 #![forbid(unsafe_code)]
 
@@ -19,11 +19,11 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod diag;
-pub mod http;
 pub mod logging;
 pub mod notify;
 pub mod readings;
 pub mod rules;
 pub mod ruletest;
+pub mod status;
 pub mod time;
 pub mod web;

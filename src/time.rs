@@ -2,6 +2,8 @@
 //!
 //! Internally every instant is [`Millis`]: milliseconds since the Unix epoch.
 
+pub mod schedule;
+
 use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 

@@ -4,7 +4,7 @@
 mod web_support;
 
 use rulewatch::notify::digest::{self, Digest, Trend};
-use rulewatch::web::StateLabel;
+use rulewatch::status::StateLabel;
 use web_support::{t, Workspace};
 
 fn digest_of<'a>(all: &'a [Digest], group: &str) -> &'a Digest {

@@ -4,12 +4,15 @@
 
 mod web_support;
 
+use std::sync::Arc;
+
 use mail_parser::{MessageParser, MimeHeaders, PartType};
+use rulewatch::notify::chart::ChartSource;
 use rulewatch::notify::mail::FileMailer;
 use rulewatch::notify::{MailSettings, Mailer, Sender};
 use web_support::{t, Workspace};
 
-fn sent_mails(ws: &Workspace, now: i64) -> Vec<(String, Vec<u8>)> {
+fn sent_mails(ws: &Workspace, now: i64, charts: Arc<dyn ChartSource>) -> Vec<(String, Vec<u8>)> {
     let config = ws.config();
     let out = ws.dir.path().join("sent");
     let mailer = Mailer::File(FileMailer::new(&out).unwrap());
@@ -18,7 +21,8 @@ fn sent_mails(ws: &Workspace, now: i64) -> Vec<(String, Vec<u8>)> {
         mailer,
         MailSettings::from_config(&config),
     )
-    .unwrap();
+    .unwrap()
+    .with_charts(charts);
     let rt = tokio::runtime::Runtime::new().unwrap();
     loop {
         let round = rt.block_on(sender.run_once(now)).unwrap();
@@ -42,8 +46,9 @@ fn a_firing_mail_shows_its_chart_inline() {
     let ws = Workspace::new(&[]);
     // 2021-04-16 09:00: March unemployment 4.7% > 4.5% fires (fixtures/README.md).
     let snapshot = ws.replay("2021-04-01", "2021-04-16T12:00");
+    let charts = snapshot.mail_charts.clone();
     drop(snapshot);
-    let mails = sent_mails(&ws, t("2021-04-16T12:00"));
+    let mails = sent_mails(&ws, t("2021-04-16T12:00"), charts);
     assert!(!mails.is_empty(), "no mail was sent");
 
     let (path, raw) = mails
@@ -117,8 +122,10 @@ fn a_firing_mail_shows_its_chart_inline() {
 fn mails_without_a_chart_stay_plain_alternative() {
     let ws = Workspace::new(&[]);
     // 2021-06-16: May's new_urban_jobs never reported (no data: no chart).
-    drop(ws.replay("2021-06-16", "2021-06-16T12:00"));
-    let mails = sent_mails(&ws, t("2021-06-16T12:00"));
+    let snapshot = ws.replay("2021-06-16", "2021-06-16T12:00");
+    let charts = snapshot.mail_charts.clone();
+    drop(snapshot);
+    let mails = sent_mails(&ws, t("2021-06-16T12:00"), charts);
     let overdue = mails
         .iter()
         .map(|(_, raw)| MessageParser::default().parse(raw).unwrap())

@@ -6,7 +6,8 @@ mod web_support;
 
 use std::sync::Arc;
 
-use rulewatch::web::{self, page, snapshot::Snapshot};
+use rulewatch::ruletest::snapshot::Snapshot;
+use rulewatch::web::{self, page};
 use web_support::{repo, Workspace};
 
 const MARKUP_RULE: &str = include_str!("fixtures/web/markup-title.rhai");

@@ -3,13 +3,16 @@
 //!
 //! The daemon's seam: build an [`AlertRule`] per loaded rule, evaluate, then
 //! [`AlertStore::record`] the findings of every rule evaluated at that tick;
-//! wake the [`crate::notify::Sender`] when mail was queued.
+//! the notices go to a [`NoticeSink`] ([`sink`], implemented by `notify`) in
+//! the same transaction; wake the sender when something was queued.
 
 pub mod history;
+pub mod sink;
 pub mod state;
 pub mod store;
 
 pub use history::{HistoryEntry, HistoryEvent, HistoryQuery};
+pub use sink::{AdminNote, NoticeSink};
 pub use state::{
     evaluate, Alert, AlertRule, Evaluation, Notice, NoticeKind, Severity, State, Transition,
 };

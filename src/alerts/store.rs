@@ -1,9 +1,10 @@
-//! Persistence: current alert state, the history, and (through
-//! [`crate::notify::outbox`]) the outbox, in the store's SQLite file.
+//! Persistence: current alert state and the history, in the store's SQLite
+//! file (which also holds the outbox the notices are queued in).
 //!
 //! [`AlertStore::record`] is the one place where alerts change: it loads the
 //! rules' alerts, steps the pure machine, and writes the new states, their
-//! transitions and the mails they cause in **one transaction**. Either all
+//! transitions and (through a [`NoticeSink`]) the messages they cause in
+//! **one transaction**. Either all
 //! of it is there after a crash or none of it is (and the next evaluation
 //! does it again), so no notice is lost or queued twice.
 
@@ -13,8 +14,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, Row, TransactionBehavior};
 
 use crate::alerts::history::{self, HistoryEntry, HistoryQuery};
+use crate::alerts::sink::{AdminNote, NoticeSink};
 use crate::alerts::state::{self, subject_key, Alert, AlertRule, State};
-use crate::notify::{self, outbox, MailSettings};
 use crate::rules::finding::Finding;
 use crate::time::Millis;
 
@@ -32,6 +33,48 @@ CREATE TABLE IF NOT EXISTS alert_state (
     details      TEXT NOT NULL,     -- JSON object
     PRIMARY KEY (rule, slot, subject)
 );
+";
+
+/// The outbox `notify` queues messages in (see `notify::outbox`), created
+/// with the other tables of the file so that a notice can be queued in the
+/// transaction of its state change. A row is one message to one target on
+/// one channel (`mail` today; chat robots next).
+const OUTBOX_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS outbox (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id     TEXT NOT NULL UNIQUE,   -- stable per notification: dedup
+    channel        TEXT NOT NULL DEFAULT 'mail', -- how it goes: mail (chat robots next)
+    recipient      TEXT NOT NULL,          -- the target on that channel: a mail address
+    kind           TEXT NOT NULL,          -- alert | admin
+    subject        TEXT NOT NULL,
+    text_body      TEXT NOT NULL,
+    html_body      TEXT NOT NULL,
+    items          TEXT NOT NULL,          -- JSON list of MailItem
+    created        INTEGER NOT NULL,
+    status         TEXT NOT NULL,          -- queued | sent | failed
+    attempts       INTEGER NOT NULL DEFAULT 0,
+    next_attempt   INTEGER NOT NULL,
+    last_error     TEXT,
+    sent_at        INTEGER,
+    admin_notified INTEGER NOT NULL DEFAULT 0  -- 0 no, 1 told delayed, 2 told failed
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt);
+-- Images a message's HTML part shows by cid:, queued with it.
+CREATE TABLE IF NOT EXISTS outbox_inline (
+    message_id   TEXT NOT NULL,
+    cid          TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    data         BLOB NOT NULL,
+    PRIMARY KEY (message_id, cid)
+) WITHOUT ROWID;
+-- Charts a message shows, drawn when it is sent (never inside the write
+-- transaction that queues it): what to draw, as JSON.
+CREATE TABLE IF NOT EXISTS outbox_charts (
+    message_id   TEXT NOT NULL,
+    cid          TEXT NOT NULL,
+    request      TEXT NOT NULL,
+    PRIMARY KEY (message_id, cid)
+) WITHOUT ROWID;
 ";
 
 /// How long a write waits for another writer (the readings store, the
@@ -65,7 +108,16 @@ pub fn open_db(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.execute_batch(SCHEMA)?;
     conn.execute_batch(history::SCHEMA)?;
-    conn.execute_batch(outbox::SCHEMA)?;
+    conn.execute_batch(OUTBOX_SCHEMA)?;
+    // Files made before outbox rows named their channel: every row was mail.
+    let has_channel: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('outbox') WHERE name = 'channel'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_channel {
+        conn.execute_batch("ALTER TABLE outbox ADD COLUMN channel TEXT NOT NULL DEFAULT 'mail'")?;
+    }
     Ok(conn)
 }
 
@@ -74,15 +126,13 @@ pub fn open_db(path: &Path) -> Result<Connection, StoreError> {
 pub struct Recorded {
     pub transitions: Vec<state::Transition>,
     pub notices: Vec<state::Notice>,
-    /// Message-IDs of the mails newly queued (wake the sender when not empty).
+    /// Ids (Message-IDs) of the messages newly queued (wake the sender when not empty).
     pub queued: Vec<String>,
 }
 
-/// Current alerts, history and outbox, through one connection.
+/// Current alerts and history, through one connection.
 pub struct AlertStore {
     conn: Connection,
-    /// Draws the chart of each firing or reminder item in the mails (none: no charts).
-    charts: Option<std::sync::Arc<dyn notify::chart::ChartSource>>,
 }
 
 fn alert(row: &Row<'_>) -> rusqlite::Result<Alert> {
@@ -144,28 +194,22 @@ impl AlertStore {
     pub fn open(path: &Path) -> Result<AlertStore, StoreError> {
         Ok(AlertStore {
             conn: open_db(path)?,
-            charts: None,
         })
-    }
-
-    /// Mails queued from now on carry a chart of each firing or reminder
-    /// item (see [`notify::chart::StoreCharts`]).
-    pub fn set_charts(&mut self, charts: std::sync::Arc<dyn notify::chart::ChartSource>) {
-        self.charts = Some(charts);
     }
 
     /// Records one evaluation: for each rule its findings at `now`. Steps the
     /// state machine, and in one transaction writes the new states, every
-    /// transition to the history, and one mail per recipient listing every
-    /// notice for them (from all the rules of the batch together).
+    /// transition to the history, and what `sink` queues for the notices
+    /// (from all the rules of the batch together; `notify` queues one mail
+    /// per recipient listing every notice for them).
     ///
     /// Pass all rules evaluated at the same tick in one batch so each
     /// recipient gets one mail for that tick.
-    pub fn record(
+    pub fn record<S: NoticeSink + ?Sized>(
         &mut self,
         now: Millis,
         batch: &[(&AlertRule, &[Finding])],
-        settings: &MailSettings,
+        sink: &S,
     ) -> Result<Recorded, StoreError> {
         let tx = self
             .conn
@@ -181,12 +225,7 @@ impl AlertStore {
             out.transitions.extend(step.transitions);
             out.notices.extend(step.notices);
         }
-        for mail in notify::compose_all_with_charts(&out.notices, settings, self.charts.as_deref())
-        {
-            if outbox::enqueue(&tx, &mail, now)? {
-                out.queued.push(mail.message_id);
-            }
-        }
+        out.queued = sink.queue(&tx, &out.notices, now)?;
         tx.commit()?;
         Ok(out)
     }
@@ -215,22 +254,26 @@ impl AlertStore {
     /// Queues a free-form note to `admin`, once per `key` (e.g. a rule file
     /// that does not load: key `load:<file>:<content hash>`, so each broken
     /// version is reported once). Returns whether anything new was queued.
-    pub fn admin_note(
+    #[allow(clippy::too_many_arguments)]
+    pub fn admin_note<S: NoticeSink + ?Sized>(
         &mut self,
         key: &str,
         rule: &str,
         title: &str,
         text: &str,
         now: Millis,
-        settings: &MailSettings,
+        sink: &S,
     ) -> Result<bool, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut queued = false;
-        for mail in notify::compose_note(key, rule, title, text, now, &settings.admin) {
-            queued |= outbox::enqueue(&tx, &mail, now)?;
-        }
+        let note = AdminNote {
+            key,
+            rule,
+            title,
+            text,
+        };
+        let queued = sink.note(&tx, &note, now)?;
         tx.commit()?;
         Ok(queued)
     }
@@ -261,19 +304,6 @@ impl AlertStore {
     /// History rows, for `GET /api/v1/history?rule=&since=`.
     pub fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError> {
         Ok(history::query(&self.conn, query)?)
-    }
-
-    /// Mails in the outbox with `status` (`queued`, `sent`, `failed`; all when `None`), newest first.
-    pub fn outbox(
-        &self,
-        status: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<outbox::QueuedMail>, StoreError> {
-        Ok(outbox::list(&self.conn, status, limit)?)
-    }
-
-    pub fn outbox_counts(&self) -> Result<outbox::OutboxCounts, StoreError> {
-        Ok(outbox::counts(&self.conn)?)
     }
 
     /// The underlying connection, for tests and one-off queries.

@@ -127,7 +127,7 @@ fn print_transitions(rows: &[Row], tz: chrono_tz::Tz) {
                 r.from.to_string(),
                 r.to.to_string(),
                 r.value
-                    .map(crate::notify::templates::format_number)
+                    .map(crate::status::format::format_number)
                     .unwrap_or_else(|| "—".into()),
                 r.message.replace('\n', " "),
             ]

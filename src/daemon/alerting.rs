@@ -1,6 +1,7 @@
 //! The daemon's side of alerts and mail: outcomes go through the alert
 //! state machine ([`AlertStore::record`], which queues the mail in the same
-//! transaction), the sender worker is woken, broken rule files are told to
+//! transaction through the mail settings, `notify`'s [`NoticeSink`]), the
+//! sender worker is woken, broken rule files are told to
 //! `admin`, removed rules' alerts end quietly.
 //!
 //! Two connections to the store file: one that writes (every state change,
@@ -13,7 +14,9 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use super::state::{LoadError, RuleLoadEvent};
+use super::ruleset::{LoadError, RuleLoadEvent};
+#[cfg(doc)]
+use crate::alerts::NoticeSink;
 use crate::alerts::{Alert, State};
 use crate::alerts::{AlertRule, AlertStore, HistoryEntry, HistoryQuery, Recorded, StoreError};
 use crate::config::Config;
@@ -151,15 +154,10 @@ impl Alerting {
         }
     }
 
-    /// Mails queued from now on carry charts (see [`crate::web::daemon::install_mail_charts`]).
-    pub fn set_charts(&self, charts: Arc<dyn crate::notify::chart::ChartSource>) {
-        self.writer.lock().set_charts(charts);
-    }
-
     /// Queues the monthly digest of `at` (once per month); wakes the sender. Blocking.
     pub fn queue_digest(
         &self,
-        source: &dyn crate::web::StatusSource,
+        source: &dyn crate::status::StatusSource,
         config: &Config,
         at: Millis,
     ) -> Result<Vec<String>, String> {
@@ -196,7 +194,7 @@ impl Alerting {
             let reader = self.reader.lock();
             (
                 reader.count_by_state().unwrap_or_default(),
-                reader.outbox_counts().ok(),
+                crate::notify::outbox::counts(reader.connection()).ok(),
             )
         };
         let _ = writeln!(out, "# HELP rulewatch_alerts Active alerts by state.");

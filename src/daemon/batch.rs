@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use super::schedule::next_after;
+use super::instants::next_after;
 use super::state::Daemon;
 use crate::rules::{Rule, RuleOutcome};
 use crate::time::{Millis, SECOND};

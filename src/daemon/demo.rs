@@ -110,8 +110,7 @@ pub async fn replay(daemon: Arc<Daemon>, demo: Demo) {
         // The monthly digest, on the virtual clock too.
         for at in daemon.config.digest.schedule.between(cursor + 1, now, tz) {
             let d = daemon.clone();
-            let _ =
-                tokio::task::spawn_blocking(move || crate::web::daemon::queue_digest(&d, at)).await;
+            let _ = tokio::task::spawn_blocking(move || super::status::queue_digest(&d, at)).await;
         }
         cursor = now;
         tokio::time::sleep(TICK).await;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tokio::sync::OwnedMutexGuard;
 
-use super::schedule::{scheduled_instant, Tick};
+use super::instants::{scheduled_instant, Tick};
 use super::state::{Daemon, InFlightGuard, LastEvaluation, Trigger};
 use crate::rules::{Rule, RuleOutcome};
 use crate::time::{format_time, Millis};

@@ -6,21 +6,31 @@
 //! let evaluations and requests in flight finish, flush, exit 0.
 //!
 //! - [`state`]: what the tasks share
-//! - [`schedule`]: cron jobs and the scheduled-instant arithmetic
+//! - [`ruleset`]: the rule set: rules with their last evaluation, files that do not load
+//! - [`jobs`]: the cron jobs, one per rule
+//! - [`schedule`]: the jobs kept in step with the rules, across UTC offset changes
+//! - [`instants`]: what a tick stands for: the scheduled-instant arithmetic (pure)
 //! - [`evaluate`]: one evaluation, guarded against overlap
+//! - [`http`]: the daemon's HTTP API (and the status page mounted on it)
 //! - [`reload`]: hot reload of the rules folder
 //! - [`demo`]: `--demo`, the fixtures replayed on a fast clock instead of the cron jobs
 //! - [`metrics`]: counters for `/metrics`
+//! - [`status`]: the daemon as the status page's and the digest's source
 
 pub mod alerting;
 pub mod batch;
 pub mod demo;
 pub mod evaluate;
+pub mod http;
 pub mod ingest;
+pub mod instants;
+pub mod jobs;
 pub mod metrics;
 pub mod reload;
+pub mod ruleset;
 pub mod schedule;
 pub mod state;
+pub mod status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -117,6 +127,8 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
             .metrics
             .add_extra(Box::new(move |out| a.render_metrics(out)));
     }
+    // Charts in alert mails, drawn by the sender from the current rules.
+    let sender = sender.with_charts(status::mail_charts(&daemon));
     let (sender_stop_tx, sender_stop_rx) = tokio::sync::watch::channel(false);
     let sender_task = tokio::spawn(sender.run(async move {
         let mut rx = sender_stop_rx;
@@ -131,8 +143,6 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
         }
     }
     tokio::spawn(handle_load_events(daemon.clone(), events_rx));
-    // Charts in alert mails (the status page's side).
-    crate::web::daemon::install_mail_charts(&daemon);
 
     reload::reload(&daemon, reload::STARTUP).await;
 
@@ -144,11 +154,11 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
         })?;
     let local = listener.local_addr().ok();
 
-    let jobs = schedule::Jobs::new(daemon.config.timezone)
+    let jobs = jobs::Jobs::new(daemon.config.timezone)
         .await
         .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
     *daemon.jobs.lock().await = Some(jobs);
-    daemon.sync_jobs(false).await;
+    schedule::sync_jobs(&daemon, false).await;
     match demo {
         None => {
             if let Some(jobs) = daemon.jobs.lock().await.as_ref() {
@@ -157,7 +167,7 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
                     .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
             }
             tokio::spawn(schedule::watch_offset_changes(daemon.clone()));
-            tokio::spawn(crate::web::daemon::digest_loop(daemon.clone()));
+            tokio::spawn(status::digest_loop(daemon.clone()));
         }
         // The jobs stay created (reload keeps them in step) but never start.
         Some(demo) => {
@@ -176,8 +186,7 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
     };
     reload::on_sighup(daemon.clone()).map_err(DaemonError::Signals)?;
 
-    let app =
-        crate::http::router(daemon.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = http::router(daemon.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(daemon.shutdown_signal());
     let mut server = tokio::spawn(async move { server.await });
 

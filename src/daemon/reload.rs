@@ -341,7 +341,7 @@ pub async fn reload(daemon: &Arc<Daemon>, why: &str) {
     } else {
         tracing::debug!(why, files, "rules rescanned: nothing changed");
     }
-    daemon.sync_jobs(false).await;
+    super::schedule::sync_jobs(daemon, false).await;
 }
 
 /// Logs each load event. (The notifier tells `admin` about `Broken` ones

@@ -2,22 +2,31 @@
 //! and the breach marked (the breaching readings in red, the alert's episode
 //! shaded, the evaluation as a red rule).
 //!
+//! Drawn when a mail is sent, not when it is queued: the queued mail carries
+//! a [`ChartRequest`] per chart (what to draw) and its HTML marks where each
+//! chart goes; the sender asks its [`ChartSource`] for the PNGs and
+//! [`finish_html`] keeps the charts drawn and drops the others. So drawing
+//! never holds the write transaction that ingest and evaluation wait for.
+//!
 //! Drawn in memory with `plotters` (bitmap backend) and encoded with `png`.
 //! Axis text uses an ASCII-only cut of DejaVu Sans embedded in the binary
 //! (`assets/fonts/`), so no system font is needed; the labels are dates and
 //! numbers only, and the Chinese words stay in the mail's text.
 
+use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
 use chrono_tz::Tz;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
+use serde::{Deserialize, Serialize};
 
 use crate::alerts::state::{Notice, NoticeKind};
 use crate::readings::store::Store;
+use crate::readings::Labels;
 use crate::rules::loader::{ChartLine, ChartSpec};
+use crate::status::series::{chart_data, with_finding_threshold, ChartData};
 use crate::time::{to_local, Millis, DAY};
-use crate::web::series::{chart_data, with_finding_threshold, ChartData};
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-ascii.ttf");
 const FAMILY: &str = "rulewatch-sans";
@@ -33,9 +42,76 @@ pub struct InlineImage {
     pub data: Vec<u8>,
 }
 
-/// Makes the chart for one notice, if the rule has one.
+/// What to draw for one notice: its rule's chart, of its subject, up to
+/// the evaluation, with the alert's episode shaded. Queued with the mail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChartRequest {
+    pub rule: String,
+    pub subject: Labels,
+    /// When the alert's episode began.
+    pub since: Millis,
+    /// The evaluation that made the notice.
+    pub at: Millis,
+    /// The finding's own threshold (`details.threshold`), for rules whose
+    /// chart line comes from the finding.
+    pub threshold: Option<f64>,
+}
+
+impl ChartRequest {
+    pub fn of_notice(n: &Notice) -> ChartRequest {
+        ChartRequest {
+            rule: n.rule.clone(),
+            subject: n.subject.clone(),
+            since: n.since,
+            at: n.at,
+            threshold: n.details.get("threshold").and_then(|v| v.as_f64()),
+        }
+    }
+}
+
+/// A chart a queued mail shows once drawn: its Content-ID and what to draw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingChart {
+    pub cid: String,
+    pub request: ChartRequest,
+}
+
+/// Draws the chart of a request, if its rule has one (PNG bytes).
 pub trait ChartSource: Send + Sync {
-    fn chart(&self, notice: &Notice) -> Option<Vec<u8>>;
+    fn chart(&self, request: &ChartRequest) -> Option<Vec<u8>>;
+}
+
+/// Where chart `cid` goes in a mail's HTML: between these two marks.
+pub fn marks(cid: &str) -> (String, String) {
+    (
+        format!("<!--chart:{cid}-->"),
+        format!("<!--/chart:{cid}-->"),
+    )
+}
+
+/// The HTML as sent: each marked chart whose Content-ID is in `drawn` stays
+/// (without its marks), every other marked chart is left out, so a chart
+/// that could not be drawn leaves no broken image.
+pub fn finish_html(html: &str, drawn: &HashSet<String>) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(start) = rest.find("<!--chart:") {
+        let after = &rest[start + "<!--chart:".len()..];
+        let Some(end) = after.find("-->") else { break };
+        let cid = &after[..end];
+        let (_, close) = marks(cid);
+        let body_start = end + 3;
+        let Some(body_len) = after[body_start..].find(&close) else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        if drawn.contains(cid) {
+            out.push_str(&after[body_start..body_start + body_len]);
+        }
+        rest = &after[body_start + body_len + close.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Whether a notice's mail carries a chart: firing and its reminders.
@@ -64,7 +140,7 @@ impl<F> ChartSource for StoreCharts<F>
 where
     F: Fn(&str) -> Option<ChartSpec> + Send + Sync,
 {
-    fn chart(&self, n: &Notice) -> Option<Vec<u8>> {
+    fn chart(&self, n: &ChartRequest) -> Option<Vec<u8>> {
         let spec = (self.spec)(&n.rule)?;
         let data = notice_chart(&self.store, &spec, n, self.tz);
         if data.is_empty() {
@@ -83,11 +159,10 @@ where
 /// The chart data of a notice: the subject's series up to the evaluation,
 /// the line (the finding's own threshold where the spec says so), and the
 /// alert's episode as the firing period.
-pub fn notice_chart(store: &Store, spec: &ChartSpec, n: &Notice, tz: Tz) -> ChartData {
+pub fn notice_chart(store: &Store, spec: &ChartSpec, n: &ChartRequest, tz: Tz) -> ChartData {
     let mut data = chart_data(store, spec, Some(&n.subject), n.at, tz);
     if spec.line == ChartLine::FromFinding {
-        let threshold = n.details.get("threshold").and_then(|v| v.as_f64());
-        data = with_finding_threshold(data, threshold);
+        data = with_finding_threshold(data, n.threshold);
     }
     data.firing = vec![(n.since.max(data.from), n.at.min(data.to))];
     data
@@ -167,9 +242,7 @@ fn draw(
                 d.format("%m-%d").to_string()
             }
         })
-        .y_label_formatter(&|v| {
-            crate::notify::templates::format_number((v * 1000.0).round() / 1000.0)
-        })
+        .y_label_formatter(&|v| crate::status::format::format_number((v * 1000.0).round() / 1000.0))
         .y_desc(unit)
         .axis_desc_style((FAMILY, 12))
         .draw()?;
@@ -246,7 +319,24 @@ fn draw(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::web::series::Line;
+    use crate::status::series::Line;
+
+    #[test]
+    fn charts_not_drawn_leave_no_trace_in_the_html() {
+        let (a0, a1) = marks("chart-1.x@rulewatch");
+        let (b0, b1) = marks("chart-2.y@rulewatch");
+        let html = format!("<p>1</p>{a0}<img a>{a1}<p>2</p>{b0}<img b>{b1}<p>3</p>");
+        let drawn: HashSet<String> = ["chart-1.x@rulewatch".to_string()].into();
+        assert_eq!(
+            finish_html(&html, &drawn),
+            "<p>1</p><img a><p>2</p><p>3</p>"
+        );
+        assert_eq!(
+            finish_html(&html, &HashSet::new()),
+            "<p>1</p><p>2</p><p>3</p>"
+        );
+        assert_eq!(finish_html("<p>plain</p>", &drawn), "<p>plain</p>");
+    }
 
     #[test]
     fn draws_a_png_without_system_fonts() {

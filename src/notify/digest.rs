@@ -14,15 +14,13 @@ use std::fmt::Write as _;
 use chrono::{Datelike, Months};
 use rusqlite::Connection;
 
-use super::templates::{escape_html as escape, format_number};
 use super::{message_id, MailKind, OutgoingMail};
 use crate::alerts::{Alert, HistoryQuery, State};
 use crate::config::Config;
 use crate::rules::loader::ChartLine;
+use crate::status::format::{escape_html as escape, format_number, round};
+use crate::status::{rule_status, Figure, FigureSource, RuleStatus, StateLabel, StatusSource};
 use crate::time::{to_local, Millis, DAY};
-use crate::web::status::{rule_status, Figure, FigureSource, RuleStatus, StateLabel};
-use crate::web::svg::round;
-use crate::web::StatusSource;
 
 /// How a target moved since a month before the digest.
 #[derive(Debug, Clone, PartialEq)]
@@ -424,6 +422,7 @@ pub fn compose(digests: &[Digest], tz: chrono_tz::Tz) -> Vec<OutgoingMail> {
         for to in &d.recipients {
             out.push(OutgoingMail {
                 message_id: message_id(["digest", d.group.as_str(), to.as_str(), month.as_str()]),
+                channel: super::ChannelKind::Mail,
                 recipient: to.clone(),
                 kind: MailKind::Alert,
                 subject: d.subject.clone(),
@@ -431,6 +430,7 @@ pub fn compose(digests: &[Digest], tz: chrono_tz::Tz) -> Vec<OutgoingMail> {
                 html: d.html.clone(),
                 items: Vec::new(),
                 inline: Vec::new(),
+                charts: Vec::new(),
             });
         }
     }

@@ -1,17 +1,23 @@
-//! Notifications, as a pipeline of separate stages (Alertmanager style):
+//! Notifications: alerts produce notices, this module turns them into
+//! outgoing messages, as a pipeline of separate stages (Alertmanager style):
 //!
 //! 1. **route** ([`route`]): each notice to its readers (the rule's
 //!    recipients, or `admin` for rule errors and for rules without any);
 //! 2. **group** ([`compose_all`]): one mail per recipient per evaluation,
 //!    listing everything new for them, with a stable Message-ID;
 //! 3. **queue** ([`outbox`]): in the same SQLite transaction as the state
-//!    change that caused it (see [`crate::alerts::AlertStore::record`]);
-//! 4. **send** ([`sender`]): a worker takes due mails, sends them through a
-//!    [`mail::Mailer`] and retries temporary failures with backoff.
+//!    change that caused it: [`MailSettings`] is the alerts'
+//!    [`NoticeSink`], called by `AlertStore::record` inside its transaction;
+//!    a row names its channel and target;
+//! 4. **send** ([`sender`]): a worker takes due messages, draws their charts
+//!    ([`chart`]), hands each to the [`Notifier`] of its channel
+//!    ([`channel`]; mail through a [`mail::Mailer`]) and retries temporary
+//!    failures with backoff.
 //!
 //! Dedup is the outbox's unique Message-ID: the same notice for the same
 //! reader is queued once, however often it is offered.
 
+pub mod channel;
 pub mod chart;
 pub mod digest;
 pub mod mail;
@@ -22,14 +28,17 @@ pub mod templates;
 use std::collections::BTreeMap;
 
 use chrono_tz::Tz;
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::alerts::state::{Audience, Notice};
+use crate::alerts::{AdminNote, NoticeSink};
 use crate::config::Config;
 use crate::readings::Labels;
 use crate::time::Millis;
 
+pub use channel::{ChannelKind, MailNotifier, Notifier};
 pub use mail::{Mailer, SendError};
 pub use outbox::{OutboxCounts, QueuedMail};
 pub use sender::{MailStats, RetryPolicy, Round, Sender};
@@ -87,19 +96,24 @@ pub struct MailItem {
     pub content_hash: String,
 }
 
-/// A mail ready for the outbox.
+/// A message ready for the outbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutgoingMail {
     /// `<…@rulewatch>`, stable for the same notices to the same recipient.
     pub message_id: String,
+    /// How it goes out.
+    pub channel: ChannelKind,
+    /// Who gets it on that channel (a mail address).
     pub recipient: String,
     pub kind: MailKind,
     pub subject: String,
     pub text: String,
     pub html: String,
     pub items: Vec<MailItem>,
-    /// Images the HTML part shows by `cid:` (charts of firing items).
+    /// Images the HTML part shows by `cid:`, queued as they are.
     pub inline: Vec<chart::InlineImage>,
+    /// Charts of firing and reminder items, drawn when the mail is sent.
+    pub charts: Vec<chart::PendingChart>,
 }
 
 /// A Message-ID from parts that identify a mail: `<sha256(parts)@rulewatch>`,
@@ -135,36 +149,35 @@ pub fn route<'a>(notices: &'a [Notice], admin: &[String]) -> BTreeMap<String, Ve
 
 /// Stage 2 for one reader: the mail listing `notices`.
 pub fn compose(recipient: &str, notices: &[&Notice], tz: Tz) -> OutgoingMail {
-    compose_with_charts(recipient, notices, tz, None)
+    compose_with_charts(recipient, notices, tz, false)
 }
 
-/// [`compose`], with a chart (PNG, inline `cid:`) under each firing and
-/// reminder item whose rule has one. The text part is the same either way.
+/// [`compose`], with `charts`: a chart (PNG, inline `cid:`) under each
+/// firing and reminder item, drawn when the mail is sent (an item whose rule
+/// has no chart, or no data for it, shows none). The text part is the same
+/// either way.
 pub fn compose_with_charts(
     recipient: &str,
     notices: &[&Notice],
     tz: Tz,
-    charts: Option<&dyn chart::ChartSource>,
+    charts: bool,
 ) -> OutgoingMail {
     let mut sorted = notices.to_vec();
     templates::sort_notices(&mut sorted);
-    let mut inline = Vec::new();
+    let mut pending = Vec::new();
     let mut cids = std::collections::HashMap::new();
-    if let Some(charts) = charts {
+    if charts {
         for (i, n) in sorted.iter().enumerate() {
             if !chart::wants_chart(n.kind) {
                 continue;
             }
-            if let Some(png) = charts.chart(n) {
-                let id = n.id();
-                let cid = format!("chart-{}.{}@rulewatch", i + 1, &id[..16]);
-                cids.insert(id, cid.clone());
-                inline.push(chart::InlineImage {
-                    cid,
-                    content_type: "image/png".into(),
-                    data: png,
-                });
-            }
+            let id = n.id();
+            let cid = format!("chart-{}.{}@rulewatch", i + 1, &id[..16]);
+            cids.insert(id, cid.clone());
+            pending.push(chart::PendingChart {
+                cid,
+                request: chart::ChartRequest::of_notice(n),
+            });
         }
     }
     let rendered = templates::render_with_charts(&sorted, tz, &cids);
@@ -178,6 +191,7 @@ pub fn compose_with_charts(
     };
     OutgoingMail {
         message_id: message_id(parts),
+        channel: ChannelKind::Mail,
         recipient: recipient.to_string(),
         kind,
         subject: rendered.subject,
@@ -195,20 +209,21 @@ pub fn compose_with_charts(
                 content_hash: n.content_hash.clone(),
             })
             .collect(),
-        inline,
+        inline: Vec::new(),
+        charts: pending,
     }
 }
 
 /// Stages 1 and 2: one mail per reader for everything one evaluation noticed.
 pub fn compose_all(notices: &[Notice], settings: &MailSettings) -> Vec<OutgoingMail> {
-    compose_all_with_charts(notices, settings, None)
+    compose_all_with_charts(notices, settings, false)
 }
 
 /// [`compose_all`] with charts in the mails (see [`compose_with_charts`]).
 pub fn compose_all_with_charts(
     notices: &[Notice],
     settings: &MailSettings,
-    charts: Option<&dyn chart::ChartSource>,
+    charts: bool,
 ) -> Vec<OutgoingMail> {
     route(notices, &settings.admin)
         .into_iter()
@@ -232,6 +247,7 @@ pub fn compose_note(
         .iter()
         .map(|to| OutgoingMail {
             message_id: message_id(["note", to.as_str(), key]),
+            channel: ChannelKind::Mail,
             recipient: to.clone(),
             kind: MailKind::Admin,
             subject: rendered.subject.clone(),
@@ -247,8 +263,37 @@ pub fn compose_note(
                 content_hash: String::new(),
             }],
             inline: Vec::new(),
+            charts: Vec::new(),
         })
         .collect()
+}
+
+/// The mail pipeline as the alerts' notification seam: stages 1 to 3 inside
+/// the transaction of the state change (mails with their charts still to
+/// draw; rendering text is all that happens there).
+impl NoticeSink for MailSettings {
+    fn queue(
+        &self,
+        tx: &Connection,
+        notices: &[Notice],
+        now: Millis,
+    ) -> rusqlite::Result<Vec<String>> {
+        let mut queued = Vec::new();
+        for mail in compose_all_with_charts(notices, self, true) {
+            if outbox::enqueue(tx, &mail, now)? {
+                queued.push(mail.message_id);
+            }
+        }
+        Ok(queued)
+    }
+
+    fn note(&self, tx: &Connection, note: &AdminNote<'_>, now: Millis) -> rusqlite::Result<bool> {
+        let mut queued = false;
+        for mail in compose_note(note.key, note.rule, note.title, note.text, now, &self.admin) {
+            queued |= outbox::enqueue(tx, &mail, now)?;
+        }
+        Ok(queued)
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,7 @@
-//! The durable outbox: mails waiting to be sent, in the store's SQLite file.
+//! The durable outbox: messages waiting to be sent, in the store's SQLite
+//! file (the tables are made with the alert tables, see `alerts::store`).
+//! Each row is one message to one target on one channel (`channel`,
+//! `recipient`); charts are queued as requests and drawn when sending.
 //!
 //! A mail is inserted in the same transaction as the state change that
 //! causes it ([`enqueue`] takes the caller's connection or transaction), so
@@ -18,44 +21,19 @@ use serde::Serialize;
 
 use crate::alerts::history::{self, HistoryEvent, NewEntry};
 use crate::alerts::state::subject_key;
-use crate::notify::chart::InlineImage;
+use crate::notify::chart::{ChartRequest, InlineImage, PendingChart};
 use crate::notify::{compose_note, MailItem, MailKind, OutgoingMail};
 use crate::time::Millis;
-
-pub(crate) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS outbox (
-    id             INTEGER PRIMARY KEY AUTOINCREMENT,
-    message_id     TEXT NOT NULL UNIQUE,   -- stable per notification: dedup
-    recipient      TEXT NOT NULL,
-    kind           TEXT NOT NULL,          -- alert | admin
-    subject        TEXT NOT NULL,
-    text_body      TEXT NOT NULL,
-    html_body      TEXT NOT NULL,
-    items          TEXT NOT NULL,          -- JSON list of MailItem
-    created        INTEGER NOT NULL,
-    status         TEXT NOT NULL,          -- queued | sent | failed
-    attempts       INTEGER NOT NULL DEFAULT 0,
-    next_attempt   INTEGER NOT NULL,
-    last_error     TEXT,
-    sent_at        INTEGER,
-    admin_notified INTEGER NOT NULL DEFAULT 0  -- 0 no, 1 told delayed, 2 told failed
-);
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt);
--- Images a mail's HTML part shows by cid: (charts), queued with the mail.
-CREATE TABLE IF NOT EXISTS outbox_inline (
-    message_id   TEXT NOT NULL,
-    cid          TEXT NOT NULL,
-    content_type TEXT NOT NULL,
-    data         BLOB NOT NULL,
-    PRIMARY KEY (message_id, cid)
-) WITHOUT ROWID;
-";
 
 /// A mail in the outbox.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QueuedMail {
     pub id: i64,
     pub message_id: String,
+    /// How it goes out, as stored (`mail`; see [`crate::notify::ChannelKind`]). A channel
+    /// this version has no notifier for fails that message alone.
+    pub channel: String,
+    /// Who gets it on that channel (a mail address).
     pub recipient: String,
     pub kind: MailKind,
     pub subject: String,
@@ -72,6 +50,9 @@ pub struct QueuedMail {
     /// Inline images (loaded by [`due`] and [`get`]; empty from [`list`]).
     #[serde(skip)]
     pub inline: Vec<InlineImage>,
+    /// Charts still to draw (loaded by [`due`] and [`get`]; empty from [`list`]).
+    #[serde(skip)]
+    pub charts: Vec<PendingChart>,
 }
 
 /// How many mails are in each state, for `/metrics`.
@@ -88,6 +69,7 @@ fn queued_mail(row: &Row<'_>) -> rusqlite::Result<QueuedMail> {
     Ok(QueuedMail {
         id: row.get("id")?,
         message_id: row.get("message_id")?,
+        channel: row.get("channel")?,
         recipient: row.get("recipient")?,
         kind: if kind == "admin" {
             MailKind::Admin
@@ -105,6 +87,7 @@ fn queued_mail(row: &Row<'_>) -> rusqlite::Result<QueuedMail> {
         last_error: row.get("last_error")?,
         sent_at: row.get("sent_at")?,
         inline: Vec::new(),
+        charts: Vec::new(),
     })
 }
 
@@ -120,6 +103,21 @@ fn load_inline(conn: &Connection, mail: &mut QueuedMail) -> rusqlite::Result<()>
         })
     })?;
     mail.inline = rows.collect::<rusqlite::Result<_>>()?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT cid, request FROM outbox_charts WHERE message_id = ?1 ORDER BY cid",
+    )?;
+    let rows = stmt.query_map(params![mail.message_id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    mail.charts = Vec::new();
+    for row in rows {
+        let (cid, request) = row?;
+        // A request this version cannot read is left out (the chart is not
+        // drawn; the mail still goes).
+        if let Ok(request) = serde_json::from_str::<ChartRequest>(&request) {
+            mail.charts.push(PendingChart { cid, request });
+        }
+    }
     Ok(())
 }
 
@@ -161,12 +159,13 @@ pub fn enqueue(conn: &Connection, mail: &OutgoingMail, now: Millis) -> rusqlite:
     let items = serde_json::to_string(&mail.items).expect("mail items serialize");
     let added = conn
         .prepare_cached(
-            "INSERT OR IGNORE INTO outbox (message_id, recipient, kind, subject, text_body, html_body,
-                                           items, created, status, next_attempt)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?8)",
+            "INSERT OR IGNORE INTO outbox (message_id, channel, recipient, kind, subject, text_body,
+                                           html_body, items, created, status, next_attempt)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', ?9)",
         )?
         .execute(params![
             mail.message_id,
+            mail.channel.as_str(),
             mail.recipient,
             mail.kind.as_str(),
             mail.subject,
@@ -189,6 +188,13 @@ pub fn enqueue(conn: &Connection, mail: &OutgoingMail, now: Millis) -> rusqlite:
             image.content_type,
             image.data
         ])?;
+    }
+    for chart in &mail.charts {
+        let request = serde_json::to_string(&chart.request).expect("chart requests serialize");
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO outbox_charts (message_id, cid, request) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![mail.message_id, chart.cid, request])?;
     }
     item_history(
         conn,

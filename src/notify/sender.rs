@@ -1,6 +1,7 @@
-//! The sender worker: takes due mails from the outbox, sends them, marks
-//! them sent; retries temporary failures with exponential backoff; tells
-//! `admin` about mail that cannot be delivered.
+//! The sender worker: takes due messages from the outbox, draws their
+//! charts, hands each to the [`Notifier`] of its channel, marks them sent;
+//! retries temporary failures with exponential backoff; tells `admin` about
+//! messages that cannot be delivered.
 //!
 //! Crash safety: a mail is marked sent right after the server accepted it,
 //! in its own transaction. SIGKILL before acceptance leaves it queued (sent
@@ -8,6 +9,7 @@
 //! SIGKILL in the few milliseconds between acceptance and commit sends it
 //! once more after restart, with the same Message-ID (see [`super::outbox`]).
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,8 +20,10 @@ use rusqlite::Connection;
 use tokio::sync::Notify;
 
 use crate::alerts::store::{open_db, StoreError};
-use crate::notify::mail::{build_message, Mailer};
-use crate::notify::outbox::{self, FailureOutcome, OutboxCounts};
+use crate::notify::channel::{MailNotifier, Notifier};
+use crate::notify::chart::{finish_html, ChartSource, InlineImage};
+use crate::notify::mail::{Mailer, SendError};
+use crate::notify::outbox::{self, FailureOutcome, OutboxCounts, QueuedMail};
 use crate::notify::MailSettings;
 use crate::time::{Millis, HOUR, MINUTE, SECOND};
 
@@ -89,7 +93,10 @@ const IDLE_POLL: Millis = MINUTE;
 /// [`Sender::waker`] after queuing mail.
 pub struct Sender {
     db: Arc<Mutex<Connection>>,
-    mailer: Mailer,
+    /// One per channel; mail first.
+    notifiers: Vec<Box<dyn Notifier>>,
+    /// Draws the charts of the mails (none: mails go without charts).
+    charts: Option<Arc<dyn ChartSource>>,
     settings: MailSettings,
     policy: RetryPolicy,
     stats: Arc<MailStats>,
@@ -97,7 +104,8 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// Opens its own connection to the store at `store_path`.
+    /// Opens its own connection to the store at `store_path`; mail goes
+    /// through `mailer`.
     pub fn open(
         store_path: &Path,
         mailer: Mailer,
@@ -105,7 +113,8 @@ impl Sender {
     ) -> Result<Sender, StoreError> {
         Ok(Sender {
             db: Arc::new(Mutex::new(open_db(store_path)?)),
-            mailer,
+            notifiers: vec![Box::new(MailNotifier::new(settings.from.clone(), mailer))],
+            charts: None,
             settings,
             policy: RetryPolicy::default(),
             stats: Arc::default(),
@@ -118,6 +127,20 @@ impl Sender {
         self
     }
 
+    /// Messages of `notifier`'s channel go through it (replacing the one
+    /// that channel had).
+    pub fn with_notifier(mut self, notifier: Box<dyn Notifier>) -> Sender {
+        self.notifiers.retain(|n| n.channel() != notifier.channel());
+        self.notifiers.push(notifier);
+        self
+    }
+
+    /// Mails carry the charts `charts` draws (at sending time).
+    pub fn with_charts(mut self, charts: Arc<dyn ChartSource>) -> Sender {
+        self.charts = Some(charts);
+        self
+    }
+
     pub fn stats(&self) -> Arc<MailStats> {
         self.stats.clone()
     }
@@ -127,8 +150,61 @@ impl Sender {
         self.wake.clone()
     }
 
-    pub fn mailer(&self) -> &Mailer {
-        &self.mailer
+    /// Where each channel's messages go, for logs: `mail: file outbox/`.
+    pub fn describe(&self) -> String {
+        self.notifiers
+            .iter()
+            .map(|n| format!("{}: {}", n.channel().as_str(), n.describe()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Draws the charts `mail` asks for (off the async threads, outside any
+    /// write transaction) and settles its HTML: drawn charts are shown, the
+    /// others left out.
+    async fn draw_charts(&self, mut mail: QueuedMail) -> QueuedMail {
+        if mail.charts.is_empty() {
+            return mail;
+        }
+        let pending = std::mem::take(&mut mail.charts);
+        let drawn: Vec<(String, Vec<u8>)> = match self.charts.clone() {
+            None => Vec::new(),
+            Some(charts) => tokio::task::spawn_blocking(move || {
+                pending
+                    .into_iter()
+                    .filter_map(|p| charts.chart(&p.request).map(|png| (p.cid, png)))
+                    .collect()
+            })
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "mail charts not drawn");
+                Vec::new()
+            }),
+        };
+        let cids: HashSet<String> = drawn.iter().map(|(cid, _)| cid.clone()).collect();
+        mail.html = finish_html(&mail.html, &cids);
+        mail.inline
+            .extend(drawn.into_iter().map(|(cid, data)| InlineImage {
+                cid,
+                content_type: "image/png".into(),
+                data,
+            }));
+        mail
+    }
+
+    /// Delivers `mail` through the notifier of its channel.
+    async fn deliver(&self, mail: &QueuedMail) -> Result<(), SendError> {
+        match self
+            .notifiers
+            .iter()
+            .find(|n| n.channel().as_str() == mail.channel)
+        {
+            Some(n) => n.deliver(mail).await,
+            None => Err(SendError {
+                temporary: false,
+                message: format!("no notifier for channel `{}`", mail.channel),
+            }),
+        }
     }
 
     /// Runs a blocking database step off the async threads.
@@ -158,10 +234,8 @@ impl Sender {
         let mut round = Round::default();
         let due = self.db(move |c| outbox::due(c, now, BATCH)).await?;
         for mail in due {
-            let result = match build_message(&self.settings.from, &mail) {
-                Ok(message) => self.mailer.send(&message, &mail.message_id).await,
-                Err(e) => Err(e),
-            };
+            let mail = self.draw_charts(mail).await;
+            let result = self.deliver(&mail).await;
             match result {
                 Ok(()) => {
                     let id = mail.message_id.clone();
@@ -223,7 +297,7 @@ impl Sender {
     /// `shutdown` completes. A send in progress at shutdown is finished first.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
-        tracing::info!(transport = %self.mailer.describe(), "mail sender started");
+        tracing::info!(transport = %self.describe(), "mail sender started");
         loop {
             let now = wall_clock();
             let next = match self.run_once(now).await {

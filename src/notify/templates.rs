@@ -10,6 +10,7 @@ use chrono_tz::Tz;
 use crate::alerts::state::{Audience, Notice, NoticeKind, Severity};
 use crate::readings::Labels;
 use crate::rules::finding::subject_text;
+use crate::status::format::{escape_html, format_number};
 use crate::time::{to_local, Millis};
 
 const MAIL_HTML: &str = include_str!("templates/mail.html");
@@ -24,22 +25,6 @@ pub struct Rendered {
     pub subject: String,
     pub text: String,
     pub html: String,
-}
-
-/// Escapes `& < > " '` for HTML text and attribute values.
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Replaces each `{{name}}` of `template` with its value, in one pass.
@@ -76,20 +61,6 @@ fn fill(template: &str, values: &[(&str, &str)]) -> String {
 /// The time as officials read it, in the configured zone: `2021-03-01 09:00:00 +08:00`.
 pub fn local_time(t: Millis, tz: Tz) -> String {
     to_local(t, tz).format("%Y-%m-%d %H:%M:%S %:z").to_string()
-}
-
-/// A number without float noise: `4.5`, `12`, `0.6` (not `0.6000000000000005`).
-pub fn format_number(x: f64) -> String {
-    if !x.is_finite() {
-        return x.to_string();
-    }
-    let s = format!("{x:.6}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s == "-0" {
-        "0".into()
-    } else {
-        s.to_string()
-    }
 }
 
 /// What a notice is, in a word or two.
@@ -267,7 +238,8 @@ pub fn render(notices: &[&Notice], tz: Tz) -> Rendered {
 }
 
 /// [`render`], with an inline chart (`<img src="cid:…">`) under each item
-/// whose notice id is in `charts` (notice id → Content-ID).
+/// whose notice id is in `charts` (notice id → Content-ID), between the
+/// marks of [`super::chart::marks`]: the sender keeps it once it is drawn.
 pub fn render_with_charts(
     notices: &[&Notice],
     tz: Tz,
@@ -311,13 +283,15 @@ pub fn render_with_charts(
         let chart = charts
             .get(&n.id())
             .map(|cid| {
-                fill(
+                let (open, close) = super::chart::marks(cid);
+                let img = fill(
                     CHART_HTML,
                     &[
                         ("cid", &escape_html(cid)),
                         ("alt", &escape_html(&format!("{} 趋势图", n.title))),
                     ],
-                )
+                );
+                format!("{open}{img}{close}")
             })
             .unwrap_or_default();
         html_items.push_str(&fill(
@@ -464,14 +438,6 @@ mod tests {
             r.text.contains("<script>alert(1)</script>"),
             "text stays as written"
         );
-    }
-
-    #[test]
-    fn numbers_lose_float_noise() {
-        assert_eq!(format_number(5.1 - 4.5), "0.6");
-        assert_eq!(format_number(12.0), "12");
-        assert_eq!(format_number(-0.0000001), "0");
-        assert_eq!(format_number(3.25), "3.25");
     }
 
     #[test]

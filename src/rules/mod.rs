@@ -8,20 +8,15 @@ pub mod eval;
 pub mod finding;
 pub mod loader;
 pub mod mistakes;
-pub mod schedule;
 pub mod source;
+/// Schedules are a matter of time (cron in the configured zone): [`crate::time::schedule`].
+pub use crate::time::schedule;
 
 pub use eval::{Evaluator, RuleFailure, RuleOutcome};
 pub use finding::{Finding, FindingKind};
 pub use loader::{load_rules, Rule, RuleMeta, Severity};
 
-/// Rule ids: `[a-z0-9-]+`.
-pub fn is_valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
+pub use crate::config::is_valid_id;
 
 #[cfg(test)]
 mod tests;

@@ -9,8 +9,8 @@ use chrono_tz::Tz;
 
 use super::file::Expected;
 use super::runner::{CaseResult, Difference, Got, Mismatch, Outcome};
-use crate::notify::templates::format_number;
 use crate::readings::Labels;
+use crate::status::format::format_number;
 use crate::time::format_time;
 
 /// `{county=南宫, section=S1}`; `{}` for the rule as a whole.

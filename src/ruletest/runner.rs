@@ -20,6 +20,7 @@ use crate::readings::{Batch, Labels};
 use crate::rules::engine::new_engine;
 use crate::rules::loader::{load_rule, load_rules};
 use crate::rules::{Evaluator, Finding, Rule};
+use crate::status::TestStatus;
 use crate::time::Millis;
 
 /// The state of an alert right after an evaluation, as a test sees it.
@@ -512,4 +513,45 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
     }
+}
+
+/// The results of the test file beside a rule file (`NAME.test.ron` beside
+/// `NAME.rhai`), as the status page shows them; `None` without one.
+pub fn test_status_of(config: &Config, rule_path: &Path) -> Option<TestStatus> {
+    let stem = rule_path.file_stem()?.to_str()?;
+    let test = rule_path.with_file_name(format!("{stem}.test.ron"));
+    if !test.is_file() {
+        return None;
+    }
+    let result = Runner::new(config).run_file(&test);
+    Some(match result.outcome {
+        Err(problems) => TestStatus {
+            passed: 0,
+            failed: 1,
+            failures: problems.iter().map(|p| p.to_string()).collect(),
+        },
+        Ok(cases) => {
+            let mut status = TestStatus {
+                passed: 0,
+                failed: 0,
+                failures: Vec::new(),
+            };
+            for c in cases {
+                match c.outcome {
+                    Outcome::Passed => status.passed += 1,
+                    Outcome::Failed(m) => {
+                        status.failed += 1;
+                        status
+                            .failures
+                            .push(format!("{}：{} 处与预期不符", c.name, m.len()));
+                    }
+                    Outcome::Broken(why) => {
+                        status.failed += 1;
+                        status.failures.push(format!("{}：无法运行：{why}", c.name));
+                    }
+                }
+            }
+            status
+        }
+    })
 }

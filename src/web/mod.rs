@@ -4,19 +4,15 @@
 //! charts and inline CSS, no script and no outside asset, so the page works
 //! on a closed network and on a phone.
 //!
-//! The page reads the daemon through [`StatusSource`], a narrow seam: the
-//! loaded rules with their last evaluation, the readings store, the alert
-//! store and the timezone. Wiring it into a server is `web::router(source)`
-//! merged into the API router.
+//! The page only renders: what it shows comes from [`crate::status`] (the
+//! status model, chart series, number formatting), read through
+//! [`StatusSource`], which the daemon implements. Wiring it into a server is
+//! `web::router(source)` merged into the API router.
 //!
 //! Every string a rule, a reading or the config provides goes through
 //! [`escape`] before it reaches the page.
 
-pub mod daemon;
 pub mod page;
-pub mod series;
-pub mod snapshot;
-pub mod status;
 pub mod svg;
 
 use std::sync::Arc;
@@ -26,65 +22,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use chrono_tz::Tz;
 
-use crate::alerts::{Alert, HistoryEntry, HistoryQuery};
-use crate::readings::store::Store;
-use crate::rules::{Rule, RuleFailure};
-use crate::time::Millis;
-
-pub use crate::notify::templates::escape_html as escape;
-pub use status::{RuleStatus, StateLabel};
-
-/// A rule as the daemon holds it.
-#[derive(Debug, Clone)]
-pub struct RuleEntry {
-    pub rule: Arc<Rule>,
-    pub last: Option<LastRun>,
-    /// The file's current version does not load (the rule shown is the last
-    /// good one): each problem as `PATH:LINE:COL: error: MESSAGE`.
-    pub load_error: Option<Vec<String>>,
-}
-
-/// The rule's last evaluation.
-#[derive(Debug, Clone)]
-pub struct LastRun {
-    /// The evaluation time (`now` the rule saw).
-    pub at: Millis,
-    pub error: Option<RuleFailure>,
-    pub findings: usize,
-}
-
-/// A rule's own tests (`rulewatch test`), when the daemon knows them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TestStatus {
-    pub passed: usize,
-    pub failed: usize,
-    /// What failed, one line each.
-    pub failures: Vec<String>,
-}
-
-/// What the status page needs from the daemon.
-pub trait StatusSource: Send + Sync + 'static {
-    /// Every loaded rule with its last evaluation.
-    fn rules(&self) -> Vec<RuleEntry>;
-    fn store(&self) -> &Store;
-    /// Active alerts (of one rule, or all).
-    fn alerts(&self, rule: Option<&str>) -> Result<Vec<Alert>, String>;
-    /// Alert history, oldest first.
-    fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEntry>, String>;
-    fn timezone(&self) -> Tz;
-    /// The wall clock (charts of a rule never evaluated end here).
-    fn now(&self) -> Millis;
-    /// Rule files that load nowhere (no last good version): (file, problems).
-    fn broken_files(&self) -> Vec<(String, Vec<String>)> {
-        Vec::new()
-    }
-    /// The rule's own tests, when known.
-    fn test_status(&self, _rule: &str) -> Option<TestStatus> {
-        None
-    }
-}
+pub use crate::status::format::escape_html as escape;
+pub use crate::status::StatusSource;
 
 /// `GET /` and `GET /rules/{id}` over `source`; merge it into the daemon's router.
 pub fn router<S: StatusSource>(source: Arc<S>) -> Router {

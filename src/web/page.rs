@@ -7,14 +7,14 @@ use std::fmt::Write as _;
 
 use chrono_tz::Tz;
 
-use super::series::ChartData;
-use super::status::{self, Figure, FigureSource, RuleStatus, StateLabel};
-use super::svg::{self, round};
-use super::{escape, StatusSource};
+use super::escape;
+use super::svg;
 use crate::alerts::{HistoryEvent, HistoryQuery};
-use crate::notify::templates::format_number;
 use crate::rules::finding::subject_text;
 use crate::rules::loader::{Breach, ChartLine, ChartRange};
+use crate::status::format::{format_number, round};
+use crate::status::series::ChartData;
+use crate::status::{self, Figure, FigureSource, RuleStatus, StateLabel, StatusSource};
 use crate::time::{format_duration, to_local, Millis};
 
 const STYLE: &str = include_str!("style.css");

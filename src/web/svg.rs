@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use chrono_tz::Tz;
 
 use super::escape;
-use super::series::ChartData;
-use crate::notify::templates::format_number;
+use crate::status::format::{format_number, round};
+use crate::status::series::ChartData;
 use crate::time::{to_local, Millis};
 
 /// Colours of the series, in order (the first is the usual single series).
@@ -217,13 +217,4 @@ pub fn axis_number(v: f64, span: f64) -> String {
         2
     };
     format_number(format!("{v:.decimals$}").parse().unwrap_or(v))
-}
-
-/// Values as people read them: at most 2 decimals (3 below 1).
-pub fn round(v: f64) -> f64 {
-    if v.abs() < 1.0 {
-        (v * 1000.0).round() / 1000.0
-    } else {
-        (v * 100.0).round() / 100.0
-    }
 }

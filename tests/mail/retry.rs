@@ -101,7 +101,7 @@ async fn admin_hears_once_after_repeated_failure_and_everything_arrives_later() 
         sender.run_once(now).await.unwrap();
         now = sender.next_due().await.unwrap().unwrap();
     }
-    let queued = store.outbox(Some("queued"), 100).unwrap();
+    let queued = outbox::list(store.connection(), Some("queued"), 100).unwrap();
     let notes: Vec<_> = queued
         .iter()
         .filter(|m| m.recipient == "ops@example.cn")
@@ -152,7 +152,7 @@ async fn permanent_refusal_stops_retrying_and_tells_admin() {
     );
     // Nothing more is tried for it; the note to admin is queued (and refused by
     // this server too, which is only logged: no report about a report).
-    let queued = store.outbox(Some("queued"), 10).unwrap();
+    let queued = outbox::list(store.connection(), Some("queued"), 10).unwrap();
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].recipient, "ops@example.cn");
     assert!(
@@ -161,8 +161,18 @@ async fn permanent_refusal_stops_retrying_and_tells_admin() {
         queued[0].subject
     );
     sender.run_once(t0() + MINUTE).await.unwrap();
-    assert_eq!(store.outbox(Some("queued"), 10).unwrap().len(), 0);
-    assert_eq!(store.outbox(Some("failed"), 10).unwrap().len(), 2);
+    assert_eq!(
+        outbox::list(store.connection(), Some("queued"), 10)
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        outbox::list(store.connection(), Some("failed"), 10)
+            .unwrap()
+            .len(),
+        2
+    );
     let h = store
         .history(&rulewatch::alerts::HistoryQuery {
             rule: Some(r.id.clone()),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rulewatch::config::{Mail, Security, Transport};
 use rulewatch::notify::mail::{Secret, SmtpMailer};
-use rulewatch::notify::{Mailer, RetryPolicy};
+use rulewatch::notify::{outbox, Mailer, RetryPolicy};
 
 use crate::support::*;
 
@@ -77,7 +77,7 @@ async fn the_smtp_password_never_appears_in_errors_logs_or_mail() {
         "535 is an authentication problem: retried, not dropped"
     );
 
-    let rows = store.outbox(None, 100).unwrap();
+    let rows = outbox::list(store.connection(), None, 100).unwrap();
     let alert = rows
         .iter()
         .find(|m| m.recipient == "renshe@example.cn")

@@ -9,8 +9,8 @@ use rulewatch::config::Config;
 use rulewatch::readings::ingest::ingest;
 use rulewatch::readings::store::Store;
 use rulewatch::readings::Format;
+use rulewatch::ruletest::snapshot::Snapshot;
 use rulewatch::time::parse_time;
-use rulewatch::web::snapshot::Snapshot;
 
 pub const SH: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
 

@@ -11,17 +11,21 @@ use std::sync::Arc;
 use chrono_tz::Tz;
 use parking_lot::Mutex;
 
-use super::{LastRun, RuleEntry, StatusSource};
+use super::runner::test_status_of;
 use crate::alerts::{Alert, AlertRule, AlertStore, HistoryEntry, HistoryQuery};
 use crate::config::Config;
-use crate::notify::chart::StoreCharts;
+use crate::notify::chart::{ChartSource, StoreCharts};
 use crate::notify::MailSettings;
 use crate::readings::store::Store;
 use crate::rules::{load_rules, Evaluator, Finding};
+use crate::status::{LastRun, RuleEntry, StatusSource, TestStatus};
 use crate::time::Millis;
 
 pub struct Snapshot {
     pub config: Config,
+    /// Draws the charts of the mails [`Snapshot::replay`] queued (hand it to
+    /// the sender: charts are drawn when sending).
+    pub mail_charts: Arc<dyn ChartSource>,
     pub evaluator: Evaluator,
     pub rules: Vec<RuleEntry>,
     pub alerts: Mutex<AlertStore>,
@@ -33,7 +37,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Loads the rules and opens the store of `config`; mails queued by
-    /// [`Snapshot::replay`] carry charts.
+    /// [`Snapshot::replay`] carry charts, drawn by [`Snapshot::mail_charts`].
     pub fn open(config: Config, now: Millis) -> Result<Snapshot, String> {
         let store = Arc::new(Store::open(&config.store_path).map_err(|e| e.to_string())?);
         let evaluator = Evaluator::new(&config, store.clone());
@@ -45,17 +49,16 @@ impl Snapshot {
                 .or_default()
                 .push(p.to_string());
         }
-        let mut alerts = AlertStore::open(&config.store_path).map_err(|e| e.to_string())?;
+        let alerts = AlertStore::open(&config.store_path).map_err(|e| e.to_string())?;
         let specs: BTreeMap<String, _> = rules
             .iter()
             .filter_map(|r| r.meta.chart.clone().map(|c| (r.meta.id.clone(), c)))
             .collect();
-        alerts.set_charts(Arc::new(StoreCharts::new(
-            store,
-            config.timezone,
-            move |id: &str| specs.get(id).cloned(),
-        )));
+        let mail_charts = Arc::new(StoreCharts::new(store, config.timezone, move |id: &str| {
+            specs.get(id).cloned()
+        }));
         Ok(Snapshot {
+            mail_charts,
             evaluator,
             rules: rules
                 .into_iter()
@@ -148,8 +151,8 @@ impl StatusSource for Snapshot {
         self.broken.clone()
     }
 
-    fn test_status(&self, rule: &str) -> Option<super::TestStatus> {
+    fn test_status(&self, rule: &str) -> Option<TestStatus> {
         let entry = self.rules.iter().find(|e| e.rule.meta.id == rule)?;
-        super::daemon::test_status_of(&self.config, &entry.rule.path)
+        test_status_of(&self.config, &entry.rule.path)
     }
 }

@@ -1,17 +1,17 @@
-//! The status page over the running daemon: [`StatusSource`] for
-//! [`Daemon`], the mail charts hooked into its alert store, and the monthly
-//! digest job.
+//! The daemon as the source of the status page and the digest:
+//! [`StatusSource`] for [`Daemon`], the charts its mails carry (drawn by
+//! the sender from the daemon's current rules), and the monthly digest job.
 
 use std::sync::{Arc, Weak};
 
 use chrono_tz::Tz;
 
-use super::{LastRun, RuleEntry, StatusSource, TestStatus};
+use super::state::Daemon;
 use crate::alerts::{Alert, HistoryEntry, HistoryQuery};
-use crate::daemon::state::Daemon;
-use crate::notify::chart::StoreCharts;
+use crate::notify::chart::{ChartSource, StoreCharts};
 use crate::readings::store::Store;
-use crate::ruletest::runner::{Outcome, Runner};
+use crate::ruletest::runner::test_status_of;
+use crate::status::{LastRun, RuleEntry, StatusSource, TestStatus};
 use crate::time::Millis;
 
 impl StatusSource for Daemon {
@@ -72,53 +72,10 @@ impl StatusSource for Daemon {
     }
 }
 
-/// The results of the test file beside a rule file, if there is one.
-pub fn test_status_of(
-    config: &crate::config::Config,
-    rule_path: &std::path::Path,
-) -> Option<TestStatus> {
-    let stem = rule_path.file_stem()?.to_str()?;
-    let test = rule_path.with_file_name(format!("{stem}.test.ron"));
-    if !test.is_file() {
-        return None;
-    }
-    let result = Runner::new(config).run_file(&test);
-    Some(match result.outcome {
-        Err(problems) => TestStatus {
-            passed: 0,
-            failed: 1,
-            failures: problems.iter().map(|p| p.to_string()).collect(),
-        },
-        Ok(cases) => {
-            let mut status = TestStatus {
-                passed: 0,
-                failed: 0,
-                failures: Vec::new(),
-            };
-            for c in cases {
-                match c.outcome {
-                    Outcome::Passed => status.passed += 1,
-                    Outcome::Failed(m) => {
-                        status.failed += 1;
-                        status
-                            .failures
-                            .push(format!("{}：{} 处与预期不符", c.name, m.len()));
-                    }
-                    Outcome::Broken(why) => {
-                        status.failed += 1;
-                        status.failures.push(format!("{}：无法运行：{why}", c.name));
-                    }
-                }
-            }
-            status
-        }
-    })
-}
-
-/// Mails queued by the daemon from now on carry a chart of each firing or
-/// reminder item, drawn by the rule's current `chart` metadata.
-pub fn install_mail_charts(daemon: &Arc<Daemon>) {
-    // Weak: the alert store (inside the daemon) must not keep the daemon alive.
+/// The charts of the daemon's mails: each firing or reminder item drawn by
+/// its rule's current `chart` metadata, when the sender sends it.
+pub fn mail_charts(daemon: &Arc<Daemon>) -> Arc<dyn ChartSource> {
+    // Weak: the sender must not keep the daemon alive.
     let weak: Weak<Daemon> = Arc::downgrade(daemon);
     let charts = StoreCharts::new(
         daemon.store.clone(),
@@ -129,7 +86,7 @@ pub fn install_mail_charts(daemon: &Arc<Daemon>) {
             rules.rules.get(id).and_then(|e| e.rule.meta.chart.clone())
         },
     );
-    daemon.alerting.set_charts(Arc::new(charts));
+    Arc::new(charts)
 }
 
 /// Queues the monthly digest at `at` (the scheduled instant). Blocking.
