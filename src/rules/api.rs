@@ -579,14 +579,11 @@ pub fn register(engine: &mut Engine) {
     });
 
     // Domain helpers.
-    engine.register_fn("iaqi", |pollutant: &str, c: Dynamic| -> Result<f64> {
-        domain::iaqi(pollutant, number(&c, "concentration")?).or_else(fail)
-    });
+    // `iaqi`, `composite_index`, `air_limit`, `air_edition`: by the edition
+    // of the air standards in force at the reading's time.
+    super::air_standard::register(engine);
     engine.register_fn("aqi_category", |aqi: Dynamic| -> Result<ImmutableString> {
         Ok(domain::aqi_category(number(&aqi, "aqi")?).into())
-    });
-    engine.register_fn("composite_index", |stats: Map| -> Result<f64> {
-        domain::composite_index(&number_map(&stats)?).or_else(fail)
     });
     engine.register_fn("water_class", |params: Map, body: &str| -> Result<INT> {
         domain::water_class(&number_map(&params)?, body).or_else(fail)

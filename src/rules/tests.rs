@@ -325,3 +325,64 @@ fn metadata_errors_point_at_the_field() {
     let e = bad("let x = 1;");
     assert!(e[0].message.contains("missing `const RULE"), "{e:?}");
 }
+
+/// The air helpers pick the edition in force at the reading's (or the
+/// evaluation's) time: both sides of 2026-03-01 and 2031-01-01.
+#[test]
+fn air_helpers_follow_the_edition_in_force() {
+    let f = fixture(&[
+        ("pm25", &[("county", "南宫")], "2026-02-28T12:00", 75.0),
+        ("pm25", &[("county", "南宫")], "2026-03-01T12:00", 75.0),
+    ]);
+    let body = r#"breach(#{}, `${air_edition()} ${iaqi("pm25", 75.0)} ${air_limit("pm25", "24h", 2)} ${air_limit("pm25", "annual", 2)} ${air_limit("pm25", "annual", 1)} ${air_limit("pm10", "24h", 2)}`);"#;
+    assert_eq!(
+        f.messages(body, "2021-06-16"),
+        ["2012 100.0 75.0 35.0 15.0 150.0"]
+    );
+    assert_eq!(
+        f.messages(body, "2026-02-28T23:59"),
+        ["2012 100.0 75.0 35.0 15.0 150.0"]
+    );
+    let iaqi_75_2026 = 100.0 + 50.0 * 15.0 / 55.0;
+    assert_eq!(
+        f.messages(body, "2026-03-01T00:00"),
+        [format!("2026 {iaqi_75_2026} 60.0 30.0 15.0 120.0")]
+    );
+    assert_eq!(
+        f.messages(body, "2030-12-31T23:59"),
+        [format!("2026 {iaqi_75_2026} 60.0 30.0 15.0 120.0")]
+    );
+    assert_eq!(
+        f.messages(body, "2031-01-01T00:00"),
+        [format!("2031 {iaqi_75_2026} 50.0 25.0 10.0 100.0")]
+    );
+
+    // A reading from `latest` is judged by the edition of its own day, even
+    // when the evaluation runs after the change; a bare number by the
+    // evaluation's.
+    let body = r#"let r = latest("pm25"); breach(#{}, `${r.time.date} ${iaqi("pm25", r)} ${iaqi("pm25", r.value)} ${air_edition(r.time)}`);"#;
+    assert_eq!(
+        f.messages(body, "2026-03-01T09:00"),
+        [format!("2026-02-28 100.0 {iaqi_75_2026} 2012")]
+    );
+    assert_eq!(
+        f.messages(body, "2026-03-02T09:00"),
+        [format!("2026-03-01 {iaqi_75_2026} {iaqi_75_2026} 2026")]
+    );
+
+    // An explicit edition, by name or by time, overrides the default.
+    let body = r#"breach(#{}, `${iaqi("pm25", 75.0, "2012")} ${air_limit("pm25", "24h", 2, "2031")} ${air_limit("pm25", "24h", 2, time("2026-03-01"))} ${composite_index(#{ so2: 60.0, no2: 40.0, pm10: 70.0, pm25: 35.0, co: 4.0, o3: 160.0 }, "2012")}`);"#;
+    assert_eq!(f.messages(body, "2031-06-01"), ["100.0 50.0 60.0 6.0"]);
+    // composite_index by default: 2012 divisors in 2021, 2026 ones after
+    let body = r#"breach(#{}, `${composite_index(#{ so2: 60.0, no2: 40.0, pm10: 60.0, pm25: 30.0, co: 4.0, o3: 160.0 })}`);"#;
+    let before = 1.0 + 1.0 + 60.0 / 70.0 + 30.0 / 35.0 + 1.0 + 1.0;
+    assert_eq!(f.messages(body, "2021-02-05"), [format!("{before}")]);
+    assert_eq!(f.messages(body, "2026-03-05"), ["6.0"]);
+
+    let o = f.run(r#"air_limit("pm25", "24h", 2, "2013");"#, "2021-02-05");
+    let e = o.error.unwrap();
+    assert!(
+        e.message.contains("`2013`") && e.message.contains("\"2026\""),
+        "{e:?}"
+    );
+}
