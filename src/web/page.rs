@@ -480,6 +480,7 @@ fn window_zh(w: crate::time::Window) -> String {
         Window::LastQuarter => "上季度".into(),
         Window::Year => "本年".into(),
         Window::LastYear => "上年".into(),
+        Window::CalendarYear(y) => format!("{y}年"),
         Window::All => "全部".into(),
     }
 }
