@@ -103,6 +103,7 @@ pub fn kind_label(kind: NoticeKind) -> &'static str {
         NoticeKind::DataReturned => "数据已到",
         NoticeKind::RuleError => "规则求值出错",
         NoticeKind::RuleRecovered => "规则恢复正常",
+        NoticeKind::FinalVerdict => "年度结果：未完成",
     }
 }
 
@@ -160,6 +161,11 @@ pub fn subject_line(notices: &[&Notice]) -> String {
         NoticeKind::NoData | NoticeKind::NoDataReminder => {
             format!("[{}][缺数据] ", head.severity.label_zh())
         }
+        // words.md: `2021年度结果：未完成`, never 已恢复
+        NoticeKind::FinalVerdict => match head.details.get("year").and_then(|y| y.as_i64()) {
+            Some(year) => format!("[{year}年度结果：未完成] "),
+            None => "[年度结果：未完成] ".to_string(),
+        },
     };
     let mut line = tag;
     line.push_str(&one_line(&head.title));

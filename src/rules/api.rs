@@ -242,14 +242,29 @@ fn float_or_unit(v: Option<f64>) -> Dynamic {
 // ---------------------------------------------------------------- data
 
 fn latest(metric: &str, filter: &Map) -> Result<Dynamic> {
+    latest_within(metric, filter, None)
+}
+
+/// The latest reading inside a window (`latest_in`), or at all (`latest`).
+fn latest_within(metric: &str, filter: &Map, window_text: Option<&str>) -> Result<Dynamic> {
     let q = query()?;
     let filter = labels_of(filter, "latest filter")?;
+    let range = match window_text {
+        Some(w) => window(w, &q)?,
+        None => time::Range {
+            from: Millis::MIN,
+            to: q.now,
+        },
+    };
     let found = q
         .store
         .with_series(metric, &filter, Millis::MIN, |series| {
             let mut best: Option<(Millis, f64, &Series)> = None;
             for s in series {
-                if let Some((t, v)) = s.last_at_or_before(q.now) {
+                if let Some((t, v)) = s
+                    .last_at_or_before(range.to)
+                    .filter(|(t, _)| *t >= range.from)
+                {
                     if best.is_none_or(|(bt, _, _)| t > bt) {
                         best = Some((t, v, s));
                     }
@@ -527,6 +542,24 @@ fn report(kind: FindingKind, subject: &Map, message: &str, details: Option<&Map>
     .or_else(fail)
 }
 
+/// `verdict(subject, met, message, details)`: the final result of the rule's
+/// work-report year. Missed: a breach with `details.final = true` and
+/// `details.year`, which the alert machine mails once and never resolves.
+/// Met: nothing to tell (no finding).
+fn verdict(subject: &Map, met: bool, message: &str, details: Option<&Map>) -> Result<()> {
+    let year = current(|c| c.year).or_else(fail)?.ok_or_else(|| {
+        "verdict() judges the rule's work-report year: put `year: 2021` (the report's year) in RULE"
+            .to_string()
+    })?;
+    if met {
+        return Ok(());
+    }
+    let mut details = details.cloned().unwrap_or_default();
+    details.insert("final".into(), Dynamic::TRUE);
+    details.insert("year".into(), Dynamic::from_int(year as INT));
+    report(FindingKind::Breach, subject, message, Some(&details))
+}
+
 // ---------------------------------------------------------------- registration
 
 /// Registers the whole rule API on `engine`.
@@ -573,6 +606,25 @@ pub fn register(engine: &mut Engine) {
     });
     engine.register_fn("breach", |subject: Map, message: &str, details: Map| {
         report(FindingKind::Breach, &subject, message, Some(&details))
+    });
+    engine.register_fn(
+        "latest_in",
+        |metric: &str, filter: Map, window: &str| latest_within(metric, &filter, Some(window)),
+    );
+    engine.register_fn(
+        "verdict",
+        |subject: Map, met: bool, message: &str, details: Map| {
+            verdict(&subject, met, message, Some(&details))
+        },
+    );
+    engine.register_fn("verdict", |subject: Map, met: bool, message: &str| {
+        verdict(&subject, met, message, None)
+    });
+    engine.register_fn("report_year", || -> Result<INT> {
+        current(|c| c.year)
+            .or_else(fail)?
+            .map(|y| y as INT)
+            .ok_or_else(|| "report_year(): this rule has no `year` in RULE".into())
     });
     engine.register_fn("no_data", |subject: Map, message: &str| {
         report(FindingKind::NoData, &subject, message, None)

@@ -386,3 +386,55 @@ fn air_helpers_follow_the_edition_in_force() {
         "{e:?}"
     );
 }
+
+/// `verdict()` turns a missed year into a final finding; `latest_in` and the
+/// year window see only that year, whatever arrives after it.
+#[test]
+fn a_year_verdict_and_the_year_window() {
+    let f = fixture(&[
+        ("ecommerce_retail", &[], "2021-11-30", 61.0),
+        ("ecommerce_retail", &[], "2021-12-31", 67.5),
+        ("ecommerce_retail", &[], "2022-01-31", 5.0),
+    ]);
+    let head = "const RULE = #{ id: \"r\", title: \"T\", severity: \"warning\", notify: [\"env\"], year: 2021 };\n";
+    let body = r#"
+let r = latest_in("ecommerce_retail", #{}, `${report_year()}`);
+if r.time.month == 12 {
+    verdict(#{}, r.value >= 70.0, `${report_year()}年全年电商零售额 ${r.value} 亿元, 未完成全年目标 70 亿元`, #{ value: r.value, threshold: 70.0 });
+    verdict(#{ item: "met" }, true, "完成");
+}
+"#;
+    let run = |at: &str| {
+        let (rule, _) = parse_rule(
+            f.evaluator.engine(),
+            &f.config,
+            &PathBuf::from("rules/r.rhai"),
+            format!("{head}{body}"),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        f.evaluator.evaluate(&rule, t(at))
+    };
+    // December 2021 not yet in: nothing
+    let o = run("2021-12-16");
+    assert!(o.error.is_none() && o.findings.is_empty(), "{o:?}");
+    // The year's figures complete, and still after January 2022 arrives
+    for at in ["2022-01-16", "2022-02-16"] {
+        let o = run(at);
+        assert!(o.error.is_none(), "{:?}", o.error);
+        assert_eq!(o.findings.len(), 1, "{at}: the met verdict reports nothing");
+        let v = &o.findings[0];
+        assert_eq!(v.kind, FindingKind::Breach);
+        assert_eq!(v.details["final"], serde_json::json!(true));
+        assert_eq!(v.details["year"], serde_json::json!(2021));
+        assert_eq!(v.details["value"], serde_json::json!(67.5));
+        assert!(v.message.starts_with("2021年全年"), "{}", v.message);
+    }
+    // `latest` itself moves on to 2022; `agg` over the year window does not
+    let body = r#"breach(#{}, `${latest("ecommerce_retail").value} ${agg("ecommerce_retail", #{}, "2021", "last")} ${agg("ecommerce_retail", #{}, "2021", "count")}`);"#;
+    assert_eq!(f.messages(body, "2022-02-16"), ["5.0 67.5 2.0"]);
+
+    // Without `year` in RULE, verdict() says what is missing.
+    let o = f.run(r#"verdict(#{}, false, "x");"#, "2022-01-16");
+    let e = o.error.unwrap();
+    assert!(e.message.contains("year: 2021"), "{e:?}");
+}
