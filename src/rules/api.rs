@@ -557,7 +557,9 @@ fn verdict(subject: &Map, met: bool, message: &str, details: Option<&Map>) -> Re
     let mut details = details.cloned().unwrap_or_default();
     details.insert("final".into(), Dynamic::TRUE);
     details.insert("year".into(), Dynamic::from_int(year as INT));
-    report(FindingKind::Breach, subject, message, Some(&details))
+    // words.md: a year's final verdict reads `2021年度结果：未完成`.
+    let message = format!("{year}年度结果：未完成。{message}");
+    report(FindingKind::Breach, subject, &message, Some(&details))
 }
 
 // ---------------------------------------------------------------- registration

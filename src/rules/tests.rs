@@ -427,7 +427,11 @@ if r.time.month == 12 {
         assert_eq!(v.details["final"], serde_json::json!(true));
         assert_eq!(v.details["year"], serde_json::json!(2021));
         assert_eq!(v.details["value"], serde_json::json!(67.5));
-        assert!(v.message.starts_with("2021年全年"), "{}", v.message);
+        assert!(
+            v.message.starts_with("2021年度结果：未完成。2021年全年"),
+            "{}",
+            v.message
+        );
     }
     // `latest` itself moves on to 2022; `agg` over the year window does not
     let body = r#"breach(#{}, `${latest("ecommerce_retail").value} ${agg("ecommerce_retail", #{}, "2021", "last")} ${agg("ecommerce_retail", #{}, "2021", "count")}`);"#;
