@@ -541,5 +541,8 @@ fn no_data_rules() {
     assert_eq!(found.len(), 6, "{found:#?}");
     assert!(found.iter().all(|f| f["kind"] == "no_data"
         && f["subject"]["county"] == "南宫"
-        && f["message"].as_str().unwrap().contains("最近一条为 2021-12-31")));
+        && f["message"]
+            .as_str()
+            .unwrap()
+            .contains("最近一条为 2021-12-31")));
 }

@@ -22,7 +22,9 @@ struct Mutant {
 /// The lines of `src` between `const NAME = [` (or `#{`) and the closing
 /// `];` / `};`, each holding one entry.
 fn entry_lines<'a>(src: &'a str, name: &str) -> Vec<&'a str> {
-    let mut lines = src.lines().skip_while(|l| !l.starts_with(&format!("const {name} = ")));
+    let mut lines = src
+        .lines()
+        .skip_while(|l| !l.starts_with(&format!("const {name} = ")));
     let open = lines.next().unwrap_or_else(|| panic!("no `const {name}`"));
     assert!(
         open.ends_with('[') || open.ends_with('{'),
@@ -97,7 +99,14 @@ fn mutants() -> Vec<Mutant> {
             rule: park,
             what: format!("ITEMS without {item}"),
             from: "const ITEMS = [\"第三污水处理厂\", \"西区消防站\"];".into(),
-            to: format!("const ITEMS = [\"{}\"];", if item == "西区消防站" { "第三污水处理厂" } else { "西区消防站" }),
+            to: format!(
+                "const ITEMS = [\"{}\"];",
+                if item == "西区消防站" {
+                    "第三污水处理厂"
+                } else {
+                    "西区消防站"
+                }
+            ),
         });
     }
     let projects = "economy/projects-started.rhai";
@@ -141,7 +150,10 @@ fn every_subject_target_of_the_multi_subject_rules_is_pinned_by_their_tests() {
     let mutants = mutants();
     // six sections (targets 4 4 5 5 3 3), each moved one class both ways
     assert_eq!(
-        mutants.iter().filter(|m| m.rule.ends_with("water-sections.rhai")).count(),
+        mutants
+            .iter()
+            .filter(|m| m.rule.ends_with("water-sections.rhai"))
+            .count(),
         12
     );
     let mut survivors = Vec::new();

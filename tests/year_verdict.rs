@@ -64,7 +64,9 @@ fn workspace() -> &'static Workspace {
         for metric in YTD_2022 {
             csv.push_str(&format!("{metric},2022-01-31,0.5\n{metric},2022-02-28,1\n"));
         }
-        csv.push_str("rural_labor_transfer,2022-01-31,300\nwaste_sorting_town_share,2022-03-31,40\n");
+        csv.push_str(
+            "rural_labor_transfer,2022-01-31,300\nwaste_sorting_town_share,2022-03-31,40\n",
+        );
         let extra = dir.path().join("early-2022.csv");
         std::fs::write(&extra, csv).unwrap();
         files.push(extra);
@@ -75,7 +77,11 @@ fn workspace() -> &'static Workspace {
             .args(&files)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Workspace { _dir: dir, config }
     })
 }
@@ -106,7 +112,10 @@ fn year_rules() -> Vec<String> {
             } else if p.extension().is_some_and(|x| x == "rhai") {
                 let src = std::fs::read_to_string(&p).unwrap();
                 let head = &src[..src.find("};").unwrap()];
-                if head.lines().any(|l| l.trim_start().starts_with("year: 2021")) {
+                if head
+                    .lines()
+                    .any(|l| l.trim_start().starts_with("year: 2021"))
+                {
                     out.push(p.file_stem().unwrap().to_string_lossy().into_owned());
                 }
             }
@@ -135,8 +144,17 @@ fn missed_2021_targets_are_one_final_verdict_each_and_never_resolved() {
     let mut verdicts = BTreeSet::new();
     for rule in &rules {
         let out = run(&[
-            "backtest", "--rule", rule, "--from", "2021-12-01", "--to", "2022-03-31", "--step", "1d",
-            "--format", "json",
+            "backtest",
+            "--rule",
+            rule,
+            "--from",
+            "2021-12-01",
+            "--to",
+            "2022-03-31",
+            "--step",
+            "1d",
+            "--format",
+            "json",
         ]);
         let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
         let mut finals = BTreeSet::new();
@@ -150,7 +168,10 @@ fn missed_2021_targets_are_one_final_verdict_each_and_never_resolved() {
                     "{rule}: two final verdicts for `{subject}`"
                 );
                 assert!(
-                    r["message"].as_str().unwrap().starts_with("2021年度结果：未完成。"),
+                    r["message"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("2021年度结果：未完成。"),
                     "{r}"
                 );
                 // judged once the December figures are in
@@ -187,7 +208,11 @@ fn eval_json_shows_the_verdicts_after_2022_figures_arrive() {
         .map(|f| {
             assert_eq!(f["details"]["year"], 2021, "{f}");
             assert_eq!(f["kind"], "breach", "{f}");
-            format!("{}/{}", f["rule"].as_str().unwrap(), subject_text(&f["subject"]))
+            format!(
+                "{}/{}",
+                f["rule"].as_str().unwrap(),
+                subject_text(&f["subject"])
+            )
         })
         .collect();
     finals.sort();
@@ -211,8 +236,15 @@ fn eval_json_shows_the_verdicts_after_2022_figures_arrive() {
 #[test]
 fn the_ecommerce_example_of_the_issue() {
     let out = run(&[
-        "backtest", "--rule", "ecommerce-retail", "--from", "2021-10-01", "--to", "2022-03-31",
-        "--format", "json",
+        "backtest",
+        "--rule",
+        "ecommerce-retail",
+        "--from",
+        "2021-10-01",
+        "--to",
+        "2022-03-31",
+        "--format",
+        "json",
     ]);
     let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     let steps: Vec<(String, String, String)> = rows
@@ -227,6 +259,10 @@ fn the_ecommerce_example_of_the_issue() {
         .collect();
     assert_eq!(
         steps,
-        [("2022-01-16".to_string(), "inactive".to_string(), "final".to_string())]
+        [(
+            "2022-01-16".to_string(),
+            "inactive".to_string(),
+            "final".to_string()
+        )]
     );
 }

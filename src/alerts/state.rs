@@ -878,8 +878,14 @@ mod tests {
         assert_eq!(c.at(0, &[breach("南宫")]), [NoticeKind::Firing]);
         let e = evaluate(&c.alerts, &c.rule, 30 * day, &[verdict("南宫")]);
         assert_eq!(e.transitions.len(), 1);
-        assert_eq!((e.transitions[0].from, e.transitions[0].to), (State::Firing, State::Final));
-        assert_eq!(e.notices.iter().map(|n| n.kind).collect::<Vec<_>>(), [NoticeKind::FinalVerdict]);
+        assert_eq!(
+            (e.transitions[0].from, e.transitions[0].to),
+            (State::Firing, State::Final)
+        );
+        assert_eq!(
+            e.notices.iter().map(|n| n.kind).collect::<Vec<_>>(),
+            [NoticeKind::FinalVerdict]
+        );
         c.alerts = e.alerts;
         assert_eq!(c.alerts[0].verdict_year(), Some(2021));
         // The same verdict again, weeks later: no reminder.
@@ -902,7 +908,10 @@ mod tests {
         assert_eq!(c.at(0, &[verdict("威县")]), [NoticeKind::FinalVerdict]);
         assert_eq!(c.state("威县"), State::Final);
         assert_eq!(State::parse("final"), Some(State::Final));
-        assert_eq!(NoticeKind::parse("final_verdict"), Some(NoticeKind::FinalVerdict));
+        assert_eq!(
+            NoticeKind::parse("final_verdict"),
+            Some(NoticeKind::FinalVerdict)
+        );
     }
 
     /// After its year and grace, a rule's alerts are frozen: no reminders,

@@ -609,10 +609,9 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn("breach", |subject: Map, message: &str, details: Map| {
         report(FindingKind::Breach, &subject, message, Some(&details))
     });
-    engine.register_fn(
-        "latest_in",
-        |metric: &str, filter: Map, window: &str| latest_within(metric, &filter, Some(window)),
-    );
+    engine.register_fn("latest_in", |metric: &str, filter: Map, window: &str| {
+        latest_within(metric, &filter, Some(window))
+    });
     engine.register_fn(
         "verdict",
         |subject: Map, met: bool, message: &str, details: Map| {

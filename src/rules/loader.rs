@@ -500,19 +500,21 @@ pub fn parse_rule(
         None => None,
         Some(y) if (2000..=2100).contains(&y) => Some(y as i32),
         Some(y) => {
-            errors.push(err_at("year", format!("`year: {y}` is not a work-report year (2000–2100)")));
+            errors.push(err_at(
+                "year",
+                format!("`year: {y}` is not a work-report year (2000–2100)"),
+            ));
             None
         }
     };
     if meta.year.is_none() && meta.grace.is_some() {
         errors.push(err_at(
             "grace",
-            "`grace` goes with `year`: the time after the year in which late figures still count".into(),
+            "`grace` goes with `year`: the time after the year in which late figures still count"
+                .into(),
         ));
     }
-    let closes_at = year.map(|y| {
-        crate::time::months_span(y + 1, 1, 1, config.timezone).0 + grace
-    });
+    let closes_at = year.map(|y| crate::time::months_span(y + 1, 1, 1, config.timezone).0 + grace);
     let chart = meta.chart.and_then(|c| {
         chart_spec(c)
             .map_err(|e| errors.push(err_at("chart", e)))
