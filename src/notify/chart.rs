@@ -38,9 +38,13 @@ pub trait ChartSource: Send + Sync {
     fn chart(&self, notice: &Notice) -> Option<Vec<u8>>;
 }
 
-/// Whether a notice's mail carries a chart: firing and its reminders.
+/// Whether a notice's mail carries a chart: firing, its reminders, and a
+/// year's final verdict.
 pub fn wants_chart(kind: NoticeKind) -> bool {
-    matches!(kind, NoticeKind::Firing | NoticeKind::Reminder)
+    matches!(
+        kind,
+        NoticeKind::Firing | NoticeKind::Reminder | NoticeKind::FinalVerdict
+    )
 }
 
 /// Charts from the readings store, by each rule's `chart` metadata (looked

@@ -406,6 +406,18 @@ mod tests {
         }
     }
 
+    /// words.md: a year's final verdict reads `2021年度结果：未完成`, never 已恢复.
+    #[test]
+    fn a_final_verdict_is_named_as_the_years_result() {
+        let mut v = notice(NoticeKind::FinalVerdict, "南宫");
+        v.details.insert("final".into(), true.into());
+        v.details.insert("year".into(), 2021.into());
+        let line = subject_line(&[&v]);
+        assert_eq!(line, "[2021年度结果：未完成] 城镇登记失业率 ≤ 4.5%（南宫）");
+        assert!(!line.contains("已恢复"));
+        assert_eq!(kind_label(NoticeKind::FinalVerdict), "年度结果：未完成");
+    }
+
     #[test]
     fn subject_carries_severity_title_and_count() {
         let a = notice(NoticeKind::Firing, "南宫");
