@@ -324,6 +324,32 @@ fn metadata_errors_point_at_the_field() {
     assert!(e[0].message.contains("`for` is a keyword"), "{e:?}");
     let e = bad("let x = 1;");
     assert!(e[0].message.contains("missing `const RULE"), "{e:?}");
+    // a work-report year, and its grace
+    let e = bad("const RULE = #{ id: \"a\", title: \"T\", severity: \"info\", notify: [\"env\"],\n year: 21 };");
+    assert!(e[0].message.contains("`year: 21`"), "{e:?}");
+    assert_eq!(e[0].line, 2, "{e:?}");
+    let e = bad("const RULE = #{ id: \"a\", title: \"T\", severity: \"info\", notify: [\"env\"],\n grace: \"30d\" };");
+    assert!(e[0].message.contains("`grace` goes with `year`"), "{e:?}");
+    let e = bad("const RULE = #{ id: \"a\", title: \"T\", severity: \"info\", notify: [\"env\"], year: 2021,\n grace: \"a month\" };");
+    assert!(e[0].message.contains("`grace`"), "{e:?}");
+    // closes at the end of the year plus the grace, in the configured zone
+    let (r, _) = parse_rule(
+        f.evaluator.engine(),
+        &f.config,
+        &PathBuf::from("r.rhai"),
+        "const RULE = #{ id: \"a\", title: \"T\", severity: \"info\", notify: [\"env\"], year: 2021 };".into(),
+    )
+    .unwrap();
+    assert_eq!(r.meta.year, Some(2021));
+    assert_eq!(r.meta.closes_at, Some(t("2022-03-01")));
+    let (r, _) = parse_rule(
+        f.evaluator.engine(),
+        &f.config,
+        &PathBuf::from("r.rhai"),
+        "const RULE = #{ id: \"a\", title: \"T\", severity: \"info\", notify: [\"env\"], year: 2021, grace: \"0s\" };".into(),
+    )
+    .unwrap();
+    assert_eq!(r.meta.closes_at, Some(t("2022-01-01")));
 }
 
 /// The air helpers pick the edition in force at the reading's (or the
