@@ -226,6 +226,9 @@ fn rows(n: &Notice, tz: Tz) -> Vec<(&'static str, String)> {
         "file",
         "line",
         "col",
+        // a year's verdict: the subject and the label already say it
+        "final",
+        "year",
     ];
     let others: Vec<String> = n
         .details
@@ -416,6 +419,12 @@ mod tests {
         assert_eq!(line, "[2021年度结果：未完成] 城镇登记失业率 ≤ 4.5%（南宫）");
         assert!(!line.contains("已恢复"));
         assert_eq!(kind_label(NoticeKind::FinalVerdict), "年度结果：未完成");
+        let text = render(&[&v], SH).text;
+        assert!(text.contains("年度结果：未完成"), "{text}");
+        assert!(
+            !text.contains("final=") && !text.contains("year="),
+            "{text}"
+        );
     }
 
     #[test]
