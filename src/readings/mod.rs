@@ -1,5 +1,6 @@
 //! Readings: the model, the parsers for JSON / NDJSON / CSV, and the store.
 
+pub mod excel;
 pub mod ingest;
 pub mod model;
 pub mod parse;
