@@ -242,14 +242,29 @@ fn float_or_unit(v: Option<f64>) -> Dynamic {
 // ---------------------------------------------------------------- data
 
 fn latest(metric: &str, filter: &Map) -> Result<Dynamic> {
+    latest_within(metric, filter, None)
+}
+
+/// The latest reading inside a window (`latest_in`), or at all (`latest`).
+fn latest_within(metric: &str, filter: &Map, window_text: Option<&str>) -> Result<Dynamic> {
     let q = query()?;
     let filter = labels_of(filter, "latest filter")?;
+    let range = match window_text {
+        Some(w) => window(w, &q)?,
+        None => time::Range {
+            from: Millis::MIN,
+            to: q.now,
+        },
+    };
     let found = q
         .store
         .with_series(metric, &filter, Millis::MIN, |series| {
             let mut best: Option<(Millis, f64, &Series)> = None;
             for s in series {
-                if let Some((t, v)) = s.last_at_or_before(q.now) {
+                if let Some((t, v)) = s
+                    .last_at_or_before(range.to)
+                    .filter(|(t, _)| *t >= range.from)
+                {
                     if best.is_none_or(|(bt, _, _)| t > bt) {
                         best = Some((t, v, s));
                     }
@@ -527,6 +542,26 @@ fn report(kind: FindingKind, subject: &Map, message: &str, details: Option<&Map>
     .or_else(fail)
 }
 
+/// `verdict(subject, met, message, details)`: the final result of the rule's
+/// work-report year. Missed: a breach with `details.final = true` and
+/// `details.year`, which the alert machine mails once and never resolves.
+/// Met: nothing to tell (no finding).
+fn verdict(subject: &Map, met: bool, message: &str, details: Option<&Map>) -> Result<()> {
+    let year = current(|c| c.year).or_else(fail)?.ok_or_else(|| {
+        "verdict() judges the rule's work-report year: put `year: 2021` (the report's year) in RULE"
+            .to_string()
+    })?;
+    if met {
+        return Ok(());
+    }
+    let mut details = details.cloned().unwrap_or_default();
+    details.insert("final".into(), Dynamic::TRUE);
+    details.insert("year".into(), Dynamic::from_int(year as INT));
+    // words.md: a year's final verdict reads `2021年度结果：未完成`.
+    let message = format!("{year}年度结果：未完成。{message}");
+    report(FindingKind::Breach, subject, &message, Some(&details))
+}
+
 // ---------------------------------------------------------------- registration
 
 /// Registers the whole rule API on `engine`.
@@ -574,19 +609,34 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn("breach", |subject: Map, message: &str, details: Map| {
         report(FindingKind::Breach, &subject, message, Some(&details))
     });
+    engine.register_fn("latest_in", |metric: &str, filter: Map, window: &str| {
+        latest_within(metric, &filter, Some(window))
+    });
+    engine.register_fn(
+        "verdict",
+        |subject: Map, met: bool, message: &str, details: Map| {
+            verdict(&subject, met, message, Some(&details))
+        },
+    );
+    engine.register_fn("verdict", |subject: Map, met: bool, message: &str| {
+        verdict(&subject, met, message, None)
+    });
+    engine.register_fn("report_year", || -> Result<INT> {
+        current(|c| c.year)
+            .or_else(fail)?
+            .map(|y| y as INT)
+            .ok_or_else(|| "report_year(): this rule has no `year` in RULE".into())
+    });
     engine.register_fn("no_data", |subject: Map, message: &str| {
         report(FindingKind::NoData, &subject, message, None)
     });
 
     // Domain helpers.
-    engine.register_fn("iaqi", |pollutant: &str, c: Dynamic| -> Result<f64> {
-        domain::iaqi(pollutant, number(&c, "concentration")?).or_else(fail)
-    });
+    // `iaqi`, `composite_index`, `air_limit`, `air_edition`: by the edition
+    // of the air standards in force at the reading's time.
+    super::air_standard::register(engine);
     engine.register_fn("aqi_category", |aqi: Dynamic| -> Result<ImmutableString> {
         Ok(domain::aqi_category(number(&aqi, "aqi")?).into())
-    });
-    engine.register_fn("composite_index", |stats: Map| -> Result<f64> {
-        domain::composite_index(&number_map(&stats)?).or_else(fail)
     });
     engine.register_fn("water_class", |params: Map, body: &str| -> Result<INT> {
         domain::water_class(&number_map(&params)?, body).or_else(fail)

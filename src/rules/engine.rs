@@ -36,6 +36,8 @@ pub struct EvalContext {
     pub now: Millis,
     pub tz: Tz,
     pub rule_id: String,
+    /// The work-report year the rule judges (`year` in `RULE`).
+    pub year: Option<i32>,
     pub findings: Vec<Finding>,
     /// Subjects reported so far: an alert is one (rule, subject).
     pub subjects: std::collections::HashSet<crate::readings::Labels>,

@@ -122,6 +122,7 @@ impl Evaluator {
             now,
             tz: self.tz,
             rule_id: rule.meta.id.clone(),
+            year: rule.meta.year,
             findings: Vec::new(),
             subjects: Default::default(),
             deadline: started + Duration::from_millis(self.limits.rule_timeout.max(0) as u64),

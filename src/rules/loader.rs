@@ -75,7 +75,16 @@ struct MetaFile {
     description: Option<String>,
     #[serde(default)]
     chart: Option<ChartFile>,
+    #[serde(default)]
+    year: Option<i64>,
+    #[serde(default)]
+    grace: Option<String>,
 }
+
+/// How long after its year a year's rule still evaluates, by default: the
+/// December figures are due by 15 January; late ones and corrections get
+/// until the end of February.
+pub const DEFAULT_YEAR_GRACE: Millis = 59 * crate::time::DAY;
 
 /// The optional `chart: #{ … }` entry of `RULE`, as written.
 #[derive(Debug, Deserialize)]
@@ -269,6 +278,13 @@ pub struct RuleMeta {
     pub repeat: Millis,
     /// What to chart on the status page and in mails (`chart: #{ … }`).
     pub chart: Option<ChartSpec>,
+    /// The work-report year the rule judges (`year: 2021`).
+    pub year: Option<i32>,
+    /// How long after its year the rule still evaluates (`grace: "59d"`).
+    pub grace: Millis,
+    /// End of `year` plus `grace` in the configured zone: from then on the
+    /// rule's alerts are frozen (the year's results stand).
+    pub closes_at: Option<Millis>,
 }
 
 /// A loaded rule: metadata, source, and the compiled script.
@@ -516,6 +532,7 @@ pub fn parse_rule(
     };
     let for_ = duration("for", &meta.for_, config.defaults.for_);
     let repeat = duration("repeat", &meta.repeat, config.defaults.repeat);
+    let grace = duration("grace", &meta.grace, DEFAULT_YEAR_GRACE);
     if meta.notify.is_empty() {
         errors.push(
             err_at("notify", "notify 是空的：没有收件人".into()).with_hint(format!(
@@ -559,6 +576,25 @@ pub fn parse_rule(
     } else {
         Vec::new()
     };
+    let year = match meta.year {
+        None => None,
+        Some(y) if (2000..=2100).contains(&y) => Some(y as i32),
+        Some(y) => {
+            errors.push(err_at(
+                "year",
+                format!("`year: {y}` 不是工作报告的年份（应为 2000–2100 之间的四位数年份，如 year: 2021）"),
+            ));
+            None
+        }
+    };
+    if meta.year.is_none() && meta.grace.is_some() {
+        errors.push(err_at(
+            "grace",
+            "`grace` 要和 `year` 一起写：它是年度结束后仍接受迟报数据的宽限期（如 year: 2021, grace: \"59d\"）"
+                .into(),
+        ));
+    }
+    let closes_at = year.map(|y| crate::time::months_span(y + 1, 1, 1, config.timezone).0 + grace);
     let chart = meta.chart.and_then(|c| {
         chart_spec(c)
             .map_err(|e| errors.push(err_at("chart", format!("图表设置（chart）有误：{e}"))))
@@ -584,6 +620,9 @@ pub fn parse_rule(
                 for_,
                 repeat,
                 chart,
+                year,
+                grace,
+                closes_at,
             },
             path: path.to_path_buf(),
             source,

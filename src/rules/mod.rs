@@ -1,6 +1,7 @@
 //! Rules: loading and validating rule files, the sandboxed engine, the API
 //! rules call, and evaluation into findings.
 
+pub mod air_standard;
 pub mod api;
 pub mod domain;
 pub mod engine;

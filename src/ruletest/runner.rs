@@ -30,6 +30,8 @@ pub enum GotState {
     Firing,
     NoData,
     Error,
+    /// A year's final verdict.
+    Final,
     /// Ended at this evaluation.
     Resolved,
 }
@@ -41,6 +43,7 @@ impl GotState {
             GotState::Firing => "firing",
             GotState::NoData => "no_data",
             GotState::Error => "error",
+            GotState::Final => "final",
             GotState::Resolved => "resolved",
         }
     }
@@ -51,6 +54,7 @@ impl GotState {
             None => self != GotState::Resolved,
             Some(ExpectedState::Resolved) => self == GotState::Resolved,
             Some(ExpectedState::Pending) => self == GotState::Pending,
+            Some(ExpectedState::Final) => self == GotState::Final,
             // No data and a failing rule are notified at once: "firing".
             Some(ExpectedState::Firing) => {
                 matches!(self, GotState::Firing | GotState::NoData | GotState::Error)
@@ -362,6 +366,7 @@ impl<'a> Runner<'a> {
                 let (kind, state) = match a.state {
                     State::Pending => (Kind::Breach, GotState::Pending),
                     State::Firing => (Kind::Breach, GotState::Firing),
+                    State::Final => (Kind::Breach, GotState::Final),
                     State::NoData => (Kind::NoData, GotState::NoData),
                     State::Error => (Kind::Error, GotState::Error),
                     State::Inactive => continue,
