@@ -527,12 +527,15 @@ def main():
     ap.add_argument("--sizing-series", type=lambda s: [int(x) for x in s.split(",")],
                     default=[500, 2000, 10000])
     ap.add_argument("--rules-scale", type=lambda s: [int(x) for x in s.split(",")],
-                    default=[1000, 5000], help="rule counts for the sizing table")
+                    default=[1000, 5000],
+                    help="rule counts for the sizing table (copies of the five; at 1,000 rules a "
+                         "cycle takes minutes on 2 cores, so these rows time at most 3 cycles)")
     ap.add_argument("--sizing-rules-at", type=int, default=2000,
                     help="series count of the rule-count rows")
     ap.add_argument("--work", default=os.environ.get("RW_PEER_WORK", "/tmp/rw-peer"))
     for tool in ("rulewatch", "core", "http-ingest", "prometheus", "promtool"):
-        ap.add_argument(f"--{tool}", required=tool not in ("prometheus", "promtool"))
+        ap.add_argument(f"--{tool}", required=tool not in ("prometheus", "promtool"),
+                        help="path (peer.sh passes the release builds; Prometheus's from PATH)")
     a = ap.parse_args()
     a.prometheus = a.prometheus or shutil.which("prometheus")
     a.promtool = a.promtool or shutil.which("promtool")
