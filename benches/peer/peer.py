@@ -497,8 +497,8 @@ def print_table(results, a):
 
 def print_sizing(rows):
     print()
-    print("## How the daemon's cycle grows (five rules + alert bookkeeping, "
-          "`POST /api/v1/evaluate`, median)")
+    print("## How the daemon's cycle grows (the five rules, or as many copies of them, "
+          "with the alert bookkeeping: `POST /api/v1/evaluate`, median)")
     print()
     print("| series | readings | rules | cycle | per rule | daemon peak memory |")
     print("|---|---|---|---|---|---|")
