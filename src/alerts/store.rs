@@ -8,7 +8,6 @@
 //! does it again), so no notice is lost or queued twice.
 
 use std::path::Path;
-use std::time::Duration;
 
 use rusqlite::{params, Connection, Row, TransactionBehavior};
 
@@ -18,55 +17,23 @@ use crate::notify::{self, outbox, MailSettings};
 use crate::rules::finding::Finding;
 use crate::time::Millis;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS alert_state (
-    rule         TEXT NOT NULL,
-    slot         TEXT NOT NULL,     -- 'alert', or 'error' for the rule-level error state
-    subject      TEXT NOT NULL,     -- canonical JSON of the labels
-    state        TEXT NOT NULL,     -- pending | firing | no_data | error
-    active_since INTEGER NOT NULL,
-    fired_at     INTEGER,
-    last_sent    INTEGER,
-    last_eval    INTEGER NOT NULL,
-    message      TEXT NOT NULL,
-    details      TEXT NOT NULL,     -- JSON object
-    PRIMARY KEY (rule, slot, subject)
-);
-";
-
-/// How long a write waits for another writer (the readings store, the
-/// sender) before giving up: bulk ingest holds the lock for well under a second.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("alert store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("alert store: {0}")]
+    Db(#[from] crate::db::DbError),
     #[error("alert store: background task failed: {0}")]
     Task(String),
 }
 
-/// Opens (creating if needed) the store file with the alert, history and
-/// outbox tables. WAL, so the daemon's readers never wait for writers;
-/// `synchronous=FULL` on this connection: a queued mail or a state change,
-/// once committed, survives power loss as well as a crash (a few commits per
-/// evaluation, so the cost does not matter).
+/// Opens (creating if needed) the store file for alerts, their history and
+/// the outbox ([`crate::db`] owns the tables). `synchronous=FULL` on this
+/// connection: a queued mail or a state change, once committed, survives
+/// power loss as well as a crash (a few commits per evaluation, so the cost
+/// does not matter).
 pub fn open_db(path: &Path) -> Result<Connection, StoreError> {
-    if let Some(dir) = path.parent() {
-        if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                rusqlite::Error::InvalidPath(format!("{}: {e}", dir.display()).into())
-            })?;
-        }
-    }
-    let conn = Connection::open(path)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.execute_batch(SCHEMA)?;
-    conn.execute_batch(history::SCHEMA)?;
-    conn.execute_batch(outbox::SCHEMA)?;
-    Ok(conn)
+    Ok(crate::db::open(path, crate::db::Durability::Full)?)
 }
 
 /// What [`AlertStore::record`] did.

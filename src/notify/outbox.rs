@@ -22,35 +22,6 @@ use crate::notify::chart::InlineImage;
 use crate::notify::{compose_note, MailItem, MailKind, OutgoingMail};
 use crate::time::Millis;
 
-pub(crate) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS outbox (
-    id             INTEGER PRIMARY KEY AUTOINCREMENT,
-    message_id     TEXT NOT NULL UNIQUE,   -- stable per notification: dedup
-    recipient      TEXT NOT NULL,
-    kind           TEXT NOT NULL,          -- alert | admin
-    subject        TEXT NOT NULL,
-    text_body      TEXT NOT NULL,
-    html_body      TEXT NOT NULL,
-    items          TEXT NOT NULL,          -- JSON list of MailItem
-    created        INTEGER NOT NULL,
-    status         TEXT NOT NULL,          -- queued | sent | failed
-    attempts       INTEGER NOT NULL DEFAULT 0,
-    next_attempt   INTEGER NOT NULL,
-    last_error     TEXT,
-    sent_at        INTEGER,
-    admin_notified INTEGER NOT NULL DEFAULT 0  -- 0 no, 1 told delayed, 2 told failed
-);
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt);
--- Images a mail's HTML part shows by cid: (charts), queued with the mail.
-CREATE TABLE IF NOT EXISTS outbox_inline (
-    message_id   TEXT NOT NULL,
-    cid          TEXT NOT NULL,
-    content_type TEXT NOT NULL,
-    data         BLOB NOT NULL,
-    PRIMARY KEY (message_id, cid)
-) WITHOUT ROWID;
-";
-
 /// A mail in the outbox.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QueuedMail {

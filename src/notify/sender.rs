@@ -17,7 +17,8 @@ use parking_lot::Mutex;
 use rusqlite::Connection;
 use tokio::sync::Notify;
 
-use crate::alerts::store::{open_db, StoreError};
+use crate::alerts::store::StoreError;
+use crate::db;
 use crate::notify::mail::{build_message, Mailer};
 use crate::notify::outbox::{self, FailureOutcome, OutboxCounts};
 use crate::notify::MailSettings;
@@ -104,7 +105,7 @@ impl Sender {
         settings: MailSettings,
     ) -> Result<Sender, StoreError> {
         Ok(Sender {
-            db: Arc::new(Mutex::new(open_db(store_path)?)),
+            db: Arc::new(Mutex::new(db::open(store_path, db::Durability::Full)?)),
             mailer,
             settings,
             policy: RetryPolicy::default(),

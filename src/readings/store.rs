@@ -20,6 +20,7 @@ use parking_lot::{Mutex, RwLock};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::model::{Batch, Labels, SeriesKey};
+use crate::db::{self, DbError, Durability};
 use crate::time::Millis;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,12 +31,9 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("store `{path}`: cannot create its folder: {source}")]
-    Folder {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// Opening the file (its folder, its schema): the error names the file.
+    #[error(transparent)]
+    Open(#[from] DbError),
 }
 
 pub type SeriesId = i64;
@@ -183,30 +181,6 @@ pub struct WriteSummary {
     pub new_series: usize,
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS series (
-    id     INTEGER PRIMARY KEY,
-    metric TEXT NOT NULL,
-    labels TEXT NOT NULL,            -- canonical JSON object, keys sorted
-    UNIQUE (metric, labels)
-);
-CREATE TABLE IF NOT EXISTS blocks (
-    series_id INTEGER NOT NULL REFERENCES series(id),
-    start     INTEGER NOT NULL,       -- the block's UTC day: ms since the epoch, a multiple of 86 400 000
-    count     INTEGER NOT NULL,       -- readings in `data`
-    data      BLOB NOT NULL,          -- count × (time i64 LE, value f64 LE), sorted by time, times unique
-    PRIMARY KEY (series_id, start)
-) WITHOUT ROWID;
--- Bumped by every write of readings, from any process: a store that sees a
--- generation it did not write reloads its memory copy (e.g. `rulewatch
--- ingest` run beside the daemon).
-CREATE TABLE IF NOT EXISTS store_meta (
-    key   TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-);
-INSERT OR IGNORE INTO store_meta (key, value) VALUES ('generation', 0);
-";
-
 /// One block per series and UTC day: hourly data makes 384-byte blocks,
 /// minute data 23 KiB ones; both read and rewrite cheaply.
 const BLOCK_SPAN: Millis = crate::time::DAY;
@@ -235,18 +209,6 @@ fn decode_block(data: &[u8]) -> impl Iterator<Item = (Millis, f64)> + '_ {
     })
 }
 
-/// Opens a connection with the pragmas every part of rulewatch uses on the
-/// store file: WAL so readers never block the writer, `synchronous=NORMAL`
-/// (a commit survives a crash of the process; a power cut may lose the last
-/// commits but never corrupts), and a busy timeout for the other connections.
-pub fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open(path)?;
-    conn.execute_batch(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=OFF;",
-    )?;
-    Ok(conn)
-}
-
 fn labels_json(labels: &Labels) -> String {
     serde_json::to_string(labels).expect("string map serializes")
 }
@@ -258,23 +220,9 @@ impl Store {
             path: path.to_path_buf(),
             source,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        }
-        let writer = open_connection(path).map_err(err)?;
-        // 64 MiB of page cache for the writer: a chunk of a large file touches
-        // a leaf page of every series, and spilling them costs more than RAM.
-        // 64 MiB of log between automatic checkpoints (SQLite's default is
-        // 4 MiB): a checkpoint syncs the database file, and the many small
-        // commits of HTTP ingest would otherwise pay for one almost every time.
-        writer
-            .execute_batch("PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=16384;")
-            .map_err(err)?;
-        writer.execute_batch(SCHEMA).map_err(err)?;
-        let reader = open_connection(path).map_err(err)?;
+        let writer = db::open(path, Durability::Normal)?;
+        db::tune_for_bulk_writes(&writer).map_err(err)?;
+        let reader = db::open(path, Durability::Normal)?;
         let store = Store {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
