@@ -115,6 +115,14 @@ impl AlertStore {
         })
     }
 
+    /// A private store in memory (rule tests: thrown away after the case).
+    pub fn in_memory() -> Result<AlertStore, StoreError> {
+        Ok(AlertStore {
+            conn: crate::db::open_in_memory()?,
+            charts: None,
+        })
+    }
+
     /// Mails queued from now on carry a chart of each firing or reminder
     /// item (see [`notify::chart::StoreCharts`]).
     pub fn set_charts(&mut self, charts: std::sync::Arc<dyn notify::chart::ChartSource>) {

@@ -21,6 +21,8 @@ use crate::rules::{load_rules, Evaluator, Finding};
 use crate::time::Millis;
 
 pub struct Snapshot {
+    /// The readings the page and the mail charts show.
+    pub store: Arc<Store>,
     pub config: Config,
     pub evaluator: Evaluator,
     pub rules: Vec<RuleEntry>,
@@ -51,11 +53,12 @@ impl Snapshot {
             .filter_map(|r| r.meta.chart.clone().map(|c| (r.meta.id.clone(), c)))
             .collect();
         alerts.set_charts(Arc::new(StoreCharts::new(
-            store,
+            store.clone(),
             config.timezone,
             move |id: &str| specs.get(id).cloned(),
         )));
         Ok(Snapshot {
+            store,
             evaluator,
             rules: rules
                 .into_iter()
@@ -125,7 +128,7 @@ impl StatusSource for Snapshot {
     }
 
     fn store(&self) -> &Store {
-        self.evaluator.store()
+        &self.store
     }
 
     fn alerts(&self, rule: Option<&str>) -> Result<Vec<Alert>, String> {

@@ -50,7 +50,7 @@ impl Series {
     }
 
     /// Inserts or replaces one reading (identity is the time).
-    pub(super) fn upsert(&mut self, t: Millis, v: f64) {
+    pub(in crate::readings) fn upsert(&mut self, t: Millis, v: f64) {
         if t < self.loaded_from {
             return; // not in memory; loaded from SQLite when asked for
         }
@@ -75,14 +75,34 @@ impl Series {
 }
 
 #[derive(Default)]
-pub(super) struct Memory {
-    pub(super) series: HashMap<SeriesId, Series>,
-    pub(super) by_metric: HashMap<String, Vec<SeriesId>>,
-    pub(super) by_key: HashMap<SeriesKey, SeriesId>,
+pub(in crate::readings) struct Memory {
+    pub(in crate::readings) series: HashMap<SeriesId, Series>,
+    pub(in crate::readings) by_metric: HashMap<String, Vec<SeriesId>>,
+    pub(in crate::readings) by_key: HashMap<SeriesKey, SeriesId>,
 }
 
 impl Memory {
-    pub(super) fn add_series(&mut self, id: SeriesId, key: SeriesKey, loaded_from: Millis) {
+    /// The series of `metric` whose labels include `filter`, in the order
+    /// they were first stored.
+    pub(in crate::readings) fn matching<'a>(
+        &'a self,
+        metric: &str,
+        filter: &'a Labels,
+    ) -> impl Iterator<Item = &'a Series> + 'a {
+        self.by_metric
+            .get(metric)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.series.get(id))
+            .filter(move |s| s.matches(filter))
+    }
+
+    pub(in crate::readings) fn add_series(
+        &mut self,
+        id: SeriesId,
+        key: SeriesKey,
+        loaded_from: Millis,
+    ) {
         self.by_metric
             .entry(key.metric.clone())
             .or_default()

@@ -17,7 +17,7 @@
 //! the store and answers reads.
 
 mod blocks;
-mod columns;
+pub(super) mod columns;
 mod search;
 mod write;
 
@@ -156,15 +156,7 @@ impl Store {
         loop {
             self.ensure_loaded(metric, filter, from)?;
             let memory = self.memory.read();
-            let matching = || {
-                memory
-                    .by_metric
-                    .get(metric)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|id| memory.series.get(id))
-                    .filter(|s| s.matches(filter))
-            };
+            let matching = || memory.matching(metric, filter);
             // A write that reset a series (a file ingest) may have come in
             // between: then load again rather than answer from half the data.
             if matching().all(|s| s.loaded_from <= from) {
