@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::readings::ingest::{ingest, sniff_format, IngestError};
+use crate::readings::stream::{ingest, sniff_format, IngestError};
 use crate::readings::store::Store;
 use crate::readings::Format;
 

@@ -47,7 +47,7 @@ const MAIL_DRAIN: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error(transparent)]
-    Store(#[from] crate::readings::store::StoreError),
+    Store(#[from] crate::readings::store::ReadingStoreError),
     #[error("cannot listen on `{addr}`: {source}")]
     Listen {
         addr: String,

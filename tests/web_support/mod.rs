@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use rulewatch::config::Config;
-use rulewatch::readings::ingest::ingest;
+use rulewatch::readings::stream::ingest;
 use rulewatch::readings::store::Store;
 use rulewatch::readings::Format;
 use rulewatch::time::parse_time;

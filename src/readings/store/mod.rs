@@ -37,7 +37,7 @@ use blocks::{block_start, decode_block};
 use columns::Memory;
 
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum ReadingStoreError {
     #[error("store `{path}`: {source}")]
     Sqlite {
         path: PathBuf,
@@ -60,8 +60,8 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating if missing) the store file and its folder.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let err = |source| StoreError::Sqlite {
+    pub fn open(path: &Path) -> Result<Store, ReadingStoreError> {
+        let err = |source| ReadingStoreError::Sqlite {
             path: path.to_path_buf(),
             source,
         };
@@ -117,8 +117,8 @@ impl Store {
 
     /// Another process wrote readings since our memory copy was made: forget
     /// what memory holds (it is reloaded on demand) and learn new series.
-    fn follow_other_writers(&self) -> Result<(), StoreError> {
-        let err = |source| StoreError::Sqlite {
+    fn follow_other_writers(&self) -> Result<(), ReadingStoreError> {
+        let err = |source| ReadingStoreError::Sqlite {
             path: self.path.clone(),
             source,
         };
@@ -151,7 +151,7 @@ impl Store {
         filter: &Labels,
         from: Millis,
         f: impl FnOnce(&mut dyn Iterator<Item = &Series>) -> R,
-    ) -> Result<R, StoreError> {
+    ) -> Result<R, ReadingStoreError> {
         self.follow_other_writers()?;
         loop {
             self.ensure_loaded(metric, filter, from)?;
@@ -167,7 +167,7 @@ impl Store {
 
     /// Loads from SQLite whatever part of the matching series before their
     /// `loaded_from` and at or after `from` is not yet in memory.
-    fn ensure_loaded(&self, metric: &str, filter: &Labels, from: Millis) -> Result<(), StoreError> {
+    fn ensure_loaded(&self, metric: &str, filter: &Labels, from: Millis) -> Result<(), ReadingStoreError> {
         let missing: Vec<(SeriesId, Millis)> = {
             let memory = self.memory.read();
             let Some(ids) = memory.by_metric.get(metric) else {
@@ -182,7 +182,7 @@ impl Store {
         if missing.is_empty() {
             return Ok(());
         }
-        let err = |source| StoreError::Sqlite {
+        let err = |source| ReadingStoreError::Sqlite {
             path: self.path.clone(),
             source,
         };
@@ -248,22 +248,22 @@ impl Store {
     }
 
     /// How many readings the file holds.
-    pub fn count_readings(&self) -> Result<u64, StoreError> {
+    pub fn count_readings(&self) -> Result<u64, ReadingStoreError> {
         let reader = self.reader.lock();
         reader
             .query_row("SELECT coalesce(sum(count), 0) FROM blocks", [], |r| {
                 r.get::<_, i64>(0)
             })
             .map(|n| n as u64)
-            .map_err(|source| StoreError::Sqlite {
+            .map_err(|source| ReadingStoreError::Sqlite {
                 path: self.path.clone(),
                 source,
             })
     }
 
     /// The latest reading time of a metric (any series), for status pages.
-    pub fn last_time(&self, metric: &str) -> Result<Option<Millis>, StoreError> {
-        let err = |source| StoreError::Sqlite {
+    pub fn last_time(&self, metric: &str) -> Result<Option<Millis>, ReadingStoreError> {
+        let err = |source| ReadingStoreError::Sqlite {
             path: self.path.clone(),
             source,
         };

@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::blocks::{block_start, decode_block, encode_block, merge};
 use super::columns::{Memory, SeriesId};
-use super::{Store, StoreError};
+use super::{Store, ReadingStoreError};
 use crate::readings::model::{Batch, Labels, SeriesKey};
 use crate::time::Millis;
 
@@ -27,7 +27,7 @@ fn labels_json(labels: &Labels) -> String {
 impl Store {
     /// Stores a batch in one transaction: all of it or, on error, none.
     /// A reading with the identity (metric, labels, time) of a stored one replaces it.
-    pub fn write(&self, batch: &Batch) -> Result<WriteSummary, StoreError> {
+    pub fn write(&self, batch: &Batch) -> Result<WriteSummary, ReadingStoreError> {
         let mut tx = self.begin()?;
         let ids = tx.add_inner(batch)?;
         // Only after the commit: the memory copy follows what is durable.
@@ -57,8 +57,8 @@ impl Store {
         &self,
         batches: &[&Batch],
         durable: bool,
-    ) -> Result<Vec<WriteSummary>, StoreError> {
-        let err = |source| StoreError::Sqlite {
+    ) -> Result<Vec<WriteSummary>, ReadingStoreError> {
+        let err = |source| ReadingStoreError::Sqlite {
             path: self.path.clone(),
             source,
         };
@@ -155,10 +155,10 @@ impl Store {
 
     /// Starts a write that may span several batches (a large file read in
     /// chunks): committed together by [`WriteTx::commit`], rolled back if dropped.
-    pub fn begin(&self) -> Result<WriteTx<'_>, StoreError> {
+    pub fn begin(&self) -> Result<WriteTx<'_>, ReadingStoreError> {
         let conn = self.writer.lock();
         conn.execute_batch("BEGIN IMMEDIATE")
-            .map_err(|source| StoreError::Sqlite {
+            .map_err(|source| ReadingStoreError::Sqlite {
                 path: self.path.clone(),
                 source,
             })?;
@@ -188,22 +188,22 @@ pub struct WriteTx<'a> {
 }
 
 impl WriteTx<'_> {
-    fn err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite {
+    fn err(&self, source: rusqlite::Error) -> ReadingStoreError {
+        ReadingStoreError::Sqlite {
             path: self.store.path.clone(),
             source,
         }
     }
 
     /// Adds a batch to the transaction.
-    pub fn add(&mut self, batch: &Batch) -> Result<(), StoreError> {
+    pub fn add(&mut self, batch: &Batch) -> Result<(), ReadingStoreError> {
         let ids = self.add_inner(batch)?;
         self.touched.extend(ids);
         Ok(())
     }
 
     /// Inserts the batch; returns the series id of each `batch.series` entry.
-    fn add_inner(&mut self, batch: &Batch) -> Result<Vec<SeriesId>, StoreError> {
+    fn add_inner(&mut self, batch: &Batch) -> Result<Vec<SeriesId>, ReadingStoreError> {
         let conn = self.conn.as_ref().expect("open until finished");
         let mut ids = Vec::with_capacity(batch.series.len());
         let mut new_ones = Vec::new();
@@ -312,7 +312,7 @@ impl WriteTx<'_> {
     fn finish(
         mut self,
         update: impl FnOnce(&mut Memory, &[(SeriesId, SeriesKey)]),
-    ) -> Result<(usize, usize), StoreError> {
+    ) -> Result<(usize, usize), ReadingStoreError> {
         let conn = self.conn.take().expect("open until finished");
         let generation: i64 = match conn.query_row(
             "UPDATE store_meta SET value = value + 1 WHERE key = 'generation' RETURNING value",
@@ -355,7 +355,7 @@ impl WriteTx<'_> {
 
     /// Commits everything added. Series this write touched are dropped from
     /// memory and reloaded when a rule next asks for them.
-    pub fn commit(mut self) -> Result<WriteSummary, StoreError> {
+    pub fn commit(mut self) -> Result<WriteSummary, ReadingStoreError> {
         let touched = std::mem::take(&mut self.touched);
         let (new_series, readings) = self.finish(|memory, created| {
             for (id, key) in created {
