@@ -7,7 +7,7 @@ use chrono_tz::Tz;
 
 use super::model::{Format, ItemError, ParseError};
 use super::parse::parse;
-use super::store::{Store, ReadingStoreError, WriteSummary};
+use super::store::{ReadingStoreError, Store, WriteSummary};
 
 /// 8 MiB of input per chunk: ~90k readings, large enough that per-chunk
 /// overhead vanishes, small enough to keep memory flat.

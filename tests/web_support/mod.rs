@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use rulewatch::config::Config;
-use rulewatch::readings::stream::ingest;
 use rulewatch::readings::store::Store;
+use rulewatch::readings::stream::ingest;
 use rulewatch::readings::Format;
 use rulewatch::time::parse_time;
 use rulewatch::web::snapshot::Snapshot;

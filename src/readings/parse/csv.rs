@@ -56,18 +56,27 @@ impl Quoting {
             (Quoting::Quoted, _) => Quoting::Quoted,
             (Quoting::QuoteInQuoted, b'"') => Quoting::Quoted,
             (Quoting::Start, b'"') => Quoting::Quoted,
-            (_, b',' | b'\n') => Quoting::Start,
+            // The csv crate ends a record at LF, CRLF or a lone CR.
+            (_, b',' | b'\n' | b'\r') => Quoting::Start,
             _ => Quoting::Field,
         }
     }
 }
 
-/// Just past the line break ending the record that starts at `start` (or the end).
+/// Just past the line break ending the record that starts at `start` (or
+/// the end). A break is LF, CRLF or a lone CR, as the csv crate reads them:
+/// taking only LF would join a header ending in a lone CR with the rows after
+/// it, and those rows were then silently dropped.
 pub(super) fn record_end(b: &[u8], start: usize) -> usize {
     let mut q = Quoting::Start;
     for (i, &c) in b.iter().enumerate().skip(start) {
-        if c == b'\n' && q != Quoting::Quoted {
-            return i + 1;
+        if q != Quoting::Quoted {
+            match c {
+                b'\n' => return i + 1,
+                b'\r' if b.get(i + 1) == Some(&b'\n') => return i + 2,
+                b'\r' => return i + 1,
+                _ => {}
+            }
         }
         q = q.step(c);
     }
@@ -100,7 +109,7 @@ pub(super) fn field_start(b: &[u8], start: usize, k: usize) -> usize {
     let mut field = 0;
     for (i, &c) in b.iter().enumerate().skip(start) {
         if q != Quoting::Quoted {
-            if c == b'\n' {
+            if c == b'\n' || c == b'\r' {
                 return i;
             }
             if c == b',' {

@@ -653,3 +653,47 @@ fn quoting_cuts() {
     assert_eq!(field_start(b, 0, 2), 8);
     assert_eq!(field_start(b, 10, 2), 16);
 }
+
+// ---- found by fuzzing the HTTP ingest (issue 11) ----
+
+#[test]
+fn csv_header_ending_with_a_lone_cr_keeps_every_row() {
+    // The csv crate ends the header at the CR: the rows before the first LF
+    // were silently lost (2 readings stored, 200 answered).
+    let b = ok(
+        "metric,time,value\rpm25,2026-09-28,1\rpm25,2026-09-29,2\npm25,2026-09-30,3\n",
+        Format::Csv,
+    );
+    assert_eq!(b.len(), 3);
+    assert_eq!(
+        b.points.iter().map(|p| p.value).collect::<Vec<_>>(),
+        [1.0, 2.0, 3.0]
+    );
+    assert_eq!(record_end(b"a,b\rc\n", 0), 4);
+    assert_eq!(record_end(b"a,b\r\nc\n", 0), 5);
+    assert_eq!(record_end(b"\"a\rb\",c\rd", 0), 8);
+}
+
+#[test]
+fn csv_lone_cr_then_a_quoted_newline_is_cut_right_on_threads() {
+    // A row ending in a lone CR, the next one's first field quoted with a
+    // newline inside: the parallel splitter took the quote as literal and
+    // cut inside it, so a valid file over 1 MiB was refused.
+    let mut input = String::from("county,metric,time,value\n");
+    let mut n = 0;
+    while input.len() < (1 << 20) + 4096 {
+        input.push_str(&format!("c{n},pm25,2026-09-28,{n}\r"));
+        input.push_str(&format!("\"c{n}\nx\",pm25,2026-09-28,{n}\n"));
+        n += 1;
+    }
+    let one =
+        parse_on(input.as_bytes(), Format::Csv, SH, Some(1)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(one.len(), 2 * n);
+    for threads in [2, 3, 4] {
+        let many = parse_on(input.as_bytes(), Format::Csv, SH, Some(threads))
+            .unwrap_or_else(|e| panic!("{threads} threads: {e}"));
+        assert_eq!(many.len(), one.len());
+        assert_eq!(many.series, one.series);
+    }
+    assert_eq!(labels(&one, 1), [("county", "c0\nx")]);
+}

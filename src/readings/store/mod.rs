@@ -167,7 +167,12 @@ impl Store {
 
     /// Loads from SQLite whatever part of the matching series before their
     /// `loaded_from` and at or after `from` is not yet in memory.
-    fn ensure_loaded(&self, metric: &str, filter: &Labels, from: Millis) -> Result<(), ReadingStoreError> {
+    fn ensure_loaded(
+        &self,
+        metric: &str,
+        filter: &Labels,
+        from: Millis,
+    ) -> Result<(), ReadingStoreError> {
         let missing: Vec<(SeriesId, Millis)> = {
             let memory = self.memory.read();
             let Some(ids) = memory.by_metric.get(metric) else {

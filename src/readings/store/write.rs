@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::blocks::{block_start, decode_block, encode_block, merge};
 use super::columns::{Memory, SeriesId};
-use super::{Store, ReadingStoreError};
+use super::{ReadingStoreError, Store};
 use crate::readings::model::{Batch, Labels, SeriesKey};
 use crate::time::Millis;
 
