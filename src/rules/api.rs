@@ -13,6 +13,7 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map, INT};
 use super::domain;
 use super::engine::current;
 use super::finding::{Finding, FindingKind};
+use crate::readings::model::MAX_LABEL_VALUE_BYTES;
 use crate::readings::source::ReadingSource;
 use crate::readings::store::Series;
 use crate::readings::Labels;
@@ -94,10 +95,24 @@ fn labels_of(map: &Map, what: &str) -> Result<Labels> {
     Ok(labels)
 }
 
+/// Labels as a rule sees them. Ingest refuses label values over
+/// [`MAX_LABEL_VALUE_BYTES`]; one stored before that limit is cut to it here,
+/// so that no stored reading can push a rule past the sandbox's string limit.
 fn labels_map(labels: &Labels) -> Map {
     labels
         .iter()
-        .map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone())))
+        .map(|(k, v)| {
+            let v = if v.len() > MAX_LABEL_VALUE_BYTES {
+                let mut end = MAX_LABEL_VALUE_BYTES;
+                while !v.is_char_boundary(end) {
+                    end -= 1;
+                }
+                v[..end].to_string()
+            } else {
+                v.clone()
+            };
+            (k.as_str().into(), Dynamic::from(v))
+        })
         .collect()
 }
 

@@ -1,7 +1,9 @@
 //! Problems of one reading and how they are worded: where (line:col,
 //! item, field) and what, user input quoted and shortened.
 
-use crate::readings::model::{is_valid_name, ItemError, ParseError};
+use crate::readings::model::{
+    is_valid_name, ItemError, ParseError, MAX_LABELS, MAX_LABEL_VALUE_BYTES, MAX_NAME_BYTES,
+};
 use crate::time::Millis;
 
 use super::{Chunk, Sink};
@@ -85,7 +87,13 @@ pub(super) fn one_error(line: usize, col: usize, message: String) -> ParseError 
 
 /// Why `name` is not a valid metric / label name, if it is not.
 pub(super) fn name_problem(kind: &str, name: &str) -> Option<String> {
-    if is_valid_name(name) {
+    if name.len() > MAX_NAME_BYTES {
+        Some(format!(
+            "{kind} name {} is too long: {} bytes, at most {MAX_NAME_BYTES}",
+            quote(name),
+            name.len()
+        ))
+    } else if is_valid_name(name) {
         None
     } else if name.is_empty() {
         Some(format!("{kind} name is empty"))
@@ -114,6 +122,34 @@ pub(super) fn name_problems<'a>(
         if let Some(m) = name_problem("label", name) {
             problems.push(Problem::new(At::Label(name.to_owned()), m));
         }
+    }
+    problems
+}
+
+/// Label values too long to store, and too many labels.
+pub(super) fn label_value_problems<'a>(
+    labels: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut count = 0;
+    for (name, value) in labels {
+        count += 1;
+        if value.len() > MAX_LABEL_VALUE_BYTES {
+            problems.push(Problem::new(
+                At::Label(name.to_owned()),
+                format!(
+                    "label `{name}` value {} is too long: {} bytes, at most {MAX_LABEL_VALUE_BYTES}",
+                    quote(value),
+                    value.len()
+                ),
+            ));
+        }
+    }
+    if count > MAX_LABELS {
+        problems.push(Problem::new(
+            At::Field("labels"),
+            format!("{count} labels: at most {MAX_LABELS} per reading"),
+        ));
     }
     problems
 }

@@ -40,7 +40,7 @@ use super::model::{Batch, Format, ItemError, ParseError, SeriesKey};
 use crate::time::{parse_time, Millis};
 
 use self::csv::{csv_cut, parse_csv};
-use self::errors::{name_problems, no_readings, utf8_errors, Problem};
+use self::errors::{label_value_problems, name_problems, no_readings, utf8_errors, Problem};
 use self::json::parse_json;
 use self::ndjson::parse_ndjson;
 
@@ -274,7 +274,8 @@ impl Sink {
         if let Some(&i) = self.series.get(self.key.as_slice()) {
             return Ok(i);
         }
-        let problems = name_problems(Some(metric), labels.clone().map(|(name, _)| name));
+        let mut problems = name_problems(Some(metric), labels.clone().map(|(name, _)| name));
+        problems.extend(label_value_problems(labels.clone()));
         if !problems.is_empty() {
             return Err(problems);
         }

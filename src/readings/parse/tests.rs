@@ -697,3 +697,60 @@ fn csv_lone_cr_then_a_quoted_newline_is_cut_right_on_threads() {
     }
     assert_eq!(labels(&one, 1), [("county", "c0\nx")]);
 }
+
+#[test]
+fn names_and_label_values_have_length_limits() {
+    use crate::readings::model::{MAX_LABELS, MAX_LABEL_VALUE_BYTES, MAX_NAME_BYTES};
+    let long_value = "x".repeat(MAX_LABEL_VALUE_BYTES + 1);
+    let ok_value = "县".repeat(MAX_LABEL_VALUE_BYTES / 3);
+    let b = ok(
+        &format!("{{\"metric\":\"pm25\",\"value\":1,\"time\":\"2021-03-01\",\"labels\":{{\"county\":\"{ok_value}\"}}}}"),
+        Format::Ndjson,
+    );
+    assert_eq!(b.len(), 1);
+    let e = only(
+        &format!("{{\"metric\":\"pm25\",\"value\":1,\"time\":\"2021-03-01\",\"labels\":{{\"county\":\"{long_value}\"}}}}"),
+        Format::Ndjson,
+    );
+    assert!(e.message.contains("label `county` value"), "{}", e.message);
+    assert!(
+        e.message
+            .contains(&format!("at most {MAX_LABEL_VALUE_BYTES}")),
+        "{}",
+        e.message
+    );
+    let e = only(
+        &format!("metric,time,value,county\npm25,2021-03-01,1,{long_value}\n"),
+        Format::Csv,
+    );
+    assert!(e.message.contains("too long"), "{}", e.message);
+    assert_eq!((e.line, e.col), (2, 19));
+    let long_name = "m".repeat(MAX_NAME_BYTES + 1);
+    let e = only(
+        &format!("{{\"metric\":\"{long_name}\",\"value\":1,\"time\":\"2021-03-01\"}}"),
+        Format::Ndjson,
+    );
+    assert!(e.message.contains("metric name"), "{}", e.message);
+    assert!(e.message.contains("too long"), "{}", e.message);
+    let e = err(
+        format!("metric,time,value,{long_name}\npm25,2021-03-01,1,a\n").as_bytes(),
+        Format::Csv,
+    );
+    assert!(e.errors[0].message.contains("column name"), "{e}");
+    let many: Vec<String> = (0..=MAX_LABELS)
+        .map(|i| format!("\"l{i}\":\"v\""))
+        .collect();
+    let e = only(
+        &format!(
+            "{{\"metric\":\"pm25\",\"value\":1,\"time\":\"2021-03-01\",\"labels\":{{{}}}}}",
+            many.join(",")
+        ),
+        Format::Ndjson,
+    );
+    assert!(
+        e.message
+            .contains(&format!("at most {MAX_LABELS} per reading")),
+        "{}",
+        e.message
+    );
+}
