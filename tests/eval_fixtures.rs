@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{fixtures_workspace as workspace, repo};
+use common::fixtures_workspace as workspace;
 
 use std::process::Command;
 
@@ -121,10 +121,11 @@ fn breach(
 
 #[test]
 fn shipped_config_and_rules_pass_check() {
+    let shipped = common::shipped_workspace();
     let out = Command::new(BIN)
         .arg("check")
         .arg("--config")
-        .arg(repo().join("rulewatch.ron"))
+        .arg(shipped.path().join("rulewatch.ron"))
         .output()
         .unwrap();
     assert!(

@@ -1,6 +1,7 @@
-//! Readings: the model, the parsers for JSON / NDJSON / CSV, the store, and
+//! Readings: the model, the parsers for JSON / NDJSON / CSV and workbooks, the store, and
 //! the seam rules read them through ([`source`]).
 
+pub mod excel;
 pub mod model;
 pub mod parse;
 pub mod source;

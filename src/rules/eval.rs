@@ -24,12 +24,25 @@ pub struct RuleFailure {
     pub line: usize,
     pub col: usize,
     pub message: String,
+    /// What to do about it (`提示：…`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl RuleFailure {
+    /// As a diagnostic, to print with the source line and the hint.
+    pub fn diagnostic(&self) -> crate::diag::Diagnostic {
+        let d = crate::diag::Diagnostic::error(&self.path, self.line, self.col, &self.message);
+        match &self.hint {
+            Some(h) => d.with_hint(h),
+            None => d,
+        }
+    }
 }
 
 impl std::fmt::Display for RuleFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let d = crate::diag::Diagnostic::error(&self.path, self.line, self.col, &self.message);
-        write!(f, "{d}")
+        write!(f, "{}", self.diagnostic())
     }
 }
 
@@ -54,6 +67,9 @@ impl RuleOutcome {
             details.insert("file".into(), e.path.display().to_string().into());
             details.insert("line".into(), e.line.into());
             details.insert("col".into(), e.col.into());
+            if let Some(hint) = &e.hint {
+                details.insert("hint".into(), hint.clone().into());
+            }
             out.push(Finding {
                 rule: self.rule.clone(),
                 kind: FindingKind::Error,
@@ -113,19 +129,20 @@ impl Evaluator {
         });
         let error = match result {
             Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(failure(rule, &e)),
+            Ok(Err(e)) => Some(failure(rule, &e, &self.engine, &self.limits)),
             Err(panic) => Some(RuleFailure {
                 path: rule.path.clone(),
                 line: 0,
                 col: 0,
                 message: format!(
-                    "internal error while evaluating: {}",
+                    "内部错误（internal error while evaluating）：{}",
                     panic
                         .downcast_ref::<String>()
                         .map(String::as_str)
                         .or_else(|| panic.downcast_ref::<&str>().copied())
                         .unwrap_or("panic")
                 ),
+                hint: Some("这是 rulewatch 的问题，不是规则的：请把这条消息交给管理员".into()),
             }),
         };
         RuleOutcome {
@@ -182,7 +199,7 @@ impl Evaluator {
 
 /// Turns a Rhai error into a message with the most precise position there is:
 /// inside a function call, the position inside the function.
-fn failure(rule: &Rule, err: &EvalAltResult) -> RuleFailure {
+fn failure(rule: &Rule, err: &EvalAltResult, engine: &Engine, limits: &Limits) -> RuleFailure {
     let mut inner = err;
     let mut pos = err.position();
     let mut context = Vec::new();
@@ -196,39 +213,17 @@ fn failure(rule: &Rule, err: &EvalAltResult) -> RuleFailure {
             pos = inner.position();
         }
     }
-    let message = match inner {
-        EvalAltResult::ErrorTerminated(..) => {
-            "stopped: the rule ran past its time limit (wall-clock limit reached)".to_string()
-        }
-        EvalAltResult::ErrorTooManyOperations(..) => {
-            "stopped: the rule ran past its operations limit (an endless loop?)".to_string()
-        }
-        EvalAltResult::ErrorStackOverflow(..) => format!(
-            "stopped: functions nested deeper than {} calls (unbounded recursion?)",
-            super::engine::MAX_CALL_LEVELS
-        ),
-        EvalAltResult::ErrorDataTooLarge(what, ..) => {
-            format!("stopped: {what} grew past its size limit")
-        }
-        EvalAltResult::ErrorRuntime(v, _) => v.to_string(),
-        other => {
-            let mut s = other.to_string();
-            // Rhai appends " (line N, position M)"; we print our own.
-            if let Some(i) = s.rfind(" (line ") {
-                s.truncate(i);
-            }
-            s
-        }
-    };
+    let (message, hint) = super::mistakes::runtime_error(inner, engine, limits, &rule.source);
     let message = if context.is_empty() {
         message
     } else {
-        format!("{message} (in function {})", context.join(" → "))
+        format!("{message}（在函数 {} 中）", context.join(" → "))
     };
     RuleFailure {
         path: rule.path.clone(),
         line: pos.line().unwrap_or(0),
         col: pos.position().unwrap_or(0),
         message,
+        hint,
     }
 }

@@ -7,7 +7,9 @@ pub mod engine;
 pub mod eval;
 pub mod finding;
 pub mod loader;
+pub mod mistakes;
 pub mod schedule;
+pub mod source;
 
 pub use eval::{Evaluator, RuleFailure, RuleOutcome};
 pub use finding::{Finding, FindingKind};

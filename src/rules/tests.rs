@@ -190,12 +190,11 @@ fn runtime_error_has_file_and_line() {
     let e = o.error.unwrap();
     assert_eq!(e.path, PathBuf::from("rules/r.rhai"));
     assert_eq!(e.line, 3, "{e:?}");
-    let o = f.run(
-        "\nlet r = latest(\"pm25\");\nlet v = r.valeu;\n",
-        "2021-02-01",
-    );
+    let o = f.run("\nlet r = #{ value: 1 };\nlet v = r.valeu;\n", "2021-02-01");
     let e = o.error.unwrap();
     assert_eq!(e.line, 4, "{e:?}");
+    assert_eq!(e.message, "没有字段 valeu");
+    assert_eq!(e.hint.as_deref(), Some("是否想用 .value？"));
     let o = f.run("\nagg(\"pm25\", #{}, \"30x\", \"avg\");\n", "2021-02-01");
     let e = o.error.unwrap();
     assert!(e.message.contains("30x"), "{e:?}");
@@ -206,7 +205,11 @@ fn runtime_error_has_file_and_line() {
 fn sandbox_stops_infinite_loops() {
     let f = air();
     let e = f.run("loop { }", "2021-02-01").error.unwrap();
-    assert!(e.message.contains("operations limit"), "{e:?}");
+    assert_eq!(
+        e.message,
+        "运算次数超过上限 200000（limits.max_operations），规则被中止"
+    );
+    assert!(e.hint.unwrap().contains("循环"));
 }
 
 #[test]
@@ -216,7 +219,7 @@ fn sandbox_stops_unbounded_recursion() {
         .run("fn f(n) { f(n + 1) }\nf(0);", "2021-02-01")
         .error
         .unwrap();
-    assert!(e.message.contains("nested deeper"), "{e:?}");
+    assert!(e.message.starts_with("函数调用嵌套超过上限 32 层"), "{e:?}");
 }
 
 #[test]
@@ -226,12 +229,15 @@ fn sandbox_bounds_strings_and_arrays() {
         .run("let s = \"x\"; loop { s += s; }", "2021-02-01")
         .error
         .unwrap();
-    assert!(e.message.contains("size limit"), "{e:?}");
+    assert!(
+        e.message.starts_with("字符串长度超过上限 65536 字节"),
+        "{e:?}"
+    );
     let e = f
         .run("let a = [1]; loop { a += a; }", "2021-02-01")
         .error
         .unwrap();
-    assert!(e.message.contains("size limit"), "{e:?}");
+    assert!(e.message.starts_with("数组超过上限 100000 项"), "{e:?}");
 }
 
 #[test]
@@ -256,7 +262,10 @@ fn sandbox_has_a_wall_clock_limit() {
     )
     .unwrap();
     let e = evaluator.evaluate(&rule, 0).error.unwrap();
-    assert!(e.message.contains("time limit"), "{e:?}");
+    assert_eq!(
+        e.message,
+        "运行时间超过上限 200ms（limits.rule_timeout），规则被中止"
+    );
 }
 
 #[test]
@@ -315,15 +324,20 @@ fn metadata_errors_point_at_the_field() {
     };
     let e = bad("// c\nconst RULE = #{\n  id: \"Bad Id\",\n  title: \"T\",\n  severity: \"loud\",\n  schedule: \"0 9 * * *\",\n  notify: [\"nobody\"],\n  repeat: \"7\",\n};");
     let lines: Vec<usize> = e.iter().map(|d| d.line).collect();
-    assert_eq!(lines, [3, 5, 6, 8, 7], "{e:?}");
+    assert_eq!(lines, [3, 5, 6, 7, 8], "{e:?}");
     let e = bad("const RULE = #{ id: \"a\", title: \"T\", severity: \"info\", notfy: [] };");
     assert!(e[0].message.contains("notfy"), "{e:?}");
     let e = bad("const RULE = #{ id: \"a\", title: \"T\", severity: \"info\", notify: [\"env\"],\n \"for\": \"1x\" };");
-    assert_eq!((e[0].line, e[0].col), (2, 2), "{e:?}");
+    // At the value written, not the key.
+    assert_eq!((e[0].line, e[0].col), (2, 9), "{e:?}");
     let e = bad("const RULE = #{ id: \"a\",\n for: \"1h\" };");
-    assert!(e[0].message.contains("`for` is a keyword"), "{e:?}");
+    assert!(e[0].message.contains("`for` 是 Rhai 的关键字"), "{e:?}");
+    assert_eq!(
+        e[0].hint.as_deref(),
+        Some("写成 \"for\": \"1h\"（持续多久才告警）")
+    );
     let e = bad("let x = 1;");
-    assert!(e[0].message.contains("missing `const RULE"), "{e:?}");
+    assert!(e[0].message.contains("缺少规则说明 `const RULE"), "{e:?}");
 }
 
 #[test]

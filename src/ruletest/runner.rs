@@ -178,7 +178,10 @@ impl<'a> Runner<'a> {
                 match load_rule(&self.engine, self.config, &path) {
                     Ok((rule, _warnings)) => rule,
                     Err(problems) => {
-                        errors.push(here(format!("rule `{}` does not load:", r.text)));
+                        errors.push(here(format!(
+                            "规则 `{}` 无法加载，原因如下（rule does not load）：",
+                            r.text
+                        )));
                         errors.extend(problems);
                         continue;
                     }
