@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rulewatch::config::Config;
-use rulewatch::readings::ingest::ingest;
 use rulewatch::readings::store::Store;
+use rulewatch::readings::stream::ingest;
 use rulewatch::readings::Format;
 use rulewatch::rules::{load_rules, Evaluator};
 

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::readings::ingest::{ingest, sniff_format, IngestError};
 use crate::readings::store::Store;
+use crate::readings::stream::{ingest, sniff_format, IngestError};
 use crate::readings::Format;
 
 use super::{load_config, Exit};

@@ -13,7 +13,9 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map, INT};
 use super::domain;
 use super::engine::current;
 use super::finding::{Finding, FindingKind};
-use crate::readings::store::{Series, Store};
+use crate::readings::model::MAX_LABEL_VALUE_BYTES;
+use crate::readings::source::ReadingSource;
+use crate::readings::store::Series;
 use crate::readings::Labels;
 use crate::time::{self, Millis, Window};
 
@@ -46,14 +48,14 @@ impl std::fmt::Display for Time {
 /// Everything the API needs from the current evaluation, copied out so the
 /// context is not borrowed while the store is scanned.
 struct Query {
-    store: std::sync::Arc<Store>,
+    readings: Arc<dyn ReadingSource>,
     now: Millis,
     tz: Tz,
 }
 
 fn query() -> Result<Query> {
     current(|c| Query {
-        store: c.store.clone(),
+        readings: c.readings.clone(),
         now: c.now,
         tz: c.tz,
     })
@@ -93,10 +95,24 @@ fn labels_of(map: &Map, what: &str) -> Result<Labels> {
     Ok(labels)
 }
 
+/// Labels as a rule sees them. Ingest refuses label values over
+/// [`MAX_LABEL_VALUE_BYTES`]; one stored before that limit is cut to it here,
+/// so that no stored reading can push a rule past the sandbox's string limit.
 fn labels_map(labels: &Labels) -> Map {
     labels
         .iter()
-        .map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone())))
+        .map(|(k, v)| {
+            let v = if v.len() > MAX_LABEL_VALUE_BYTES {
+                let mut end = MAX_LABEL_VALUE_BYTES;
+                while !v.is_char_boundary(end) {
+                    end -= 1;
+                }
+                v[..end].to_string()
+            } else {
+                v.clone()
+            };
+            (k.as_str().into(), Dynamic::from(v))
+        })
         .collect()
 }
 
@@ -257,7 +273,7 @@ fn latest_within(metric: &str, filter: &Map, window_text: Option<&str>) -> Resul
         },
     };
     let found = q
-        .store
+        .readings
         .with_series(metric, &filter, Millis::MIN, |series| {
             let mut best: Option<(Millis, f64, &Series)> = None;
             for s in series {
@@ -296,7 +312,7 @@ fn agg(metric: &str, filter: &Map, window_text: &str, func: &str) -> Result<Dyna
     let filter = labels_of(filter, "agg filter")?;
     let range = window(window_text, &q)?;
     let mut acc = Acc::new(Func::parse(func)?);
-    q.store
+    q.readings
         .with_series(metric, &filter, range.from, |series| {
             for s in series {
                 let (t, v) = s.range(range.from, range.to);
@@ -313,7 +329,7 @@ fn group(metric: &str, filter: &Map, by: &str, window_text: &str, func: &str) ->
     let range = window(window_text, &q)?;
     let func = Func::parse(func)?;
     let groups = q
-        .store
+        .readings
         .with_series(metric, &filter, range.from, |series| {
             let mut groups: FxHashMap<&str, GroupAcc> = FxHashMap::default();
             groups.reserve(256);
@@ -460,7 +476,7 @@ fn overdue_values(
     let q = query()?;
     let period = due_period(cadence, lag, &q)?;
     let (seen, reported) = q
-        .store
+        .readings
         .with_series(metric, &Labels::new(), period.from, |series| {
             let mut seen = std::collections::BTreeSet::new();
             let mut reported = std::collections::BTreeSet::new();
@@ -494,7 +510,7 @@ fn is_overdue(metric: &str, filter: &Map, cadence: &str, lag: &str) -> Result<bo
     let filter = labels_of(filter, "is_overdue filter")?;
     let period = due_period(cadence, lag, &q)?;
     let reported = q
-        .store
+        .readings
         .with_series(metric, &filter, period.from, |series| {
             let mut any = false;
             for s in series {

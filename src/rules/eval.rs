@@ -12,7 +12,7 @@ use super::engine::{new_engine, with_context, EvalContext};
 use super::finding::{Finding, FindingKind};
 use super::loader::Rule;
 use crate::config::{Config, Limits};
-use crate::readings::store::Store;
+use crate::readings::source::ReadingSource;
 use crate::readings::Labels;
 use crate::time::Millis;
 
@@ -82,19 +82,19 @@ impl RuleOutcome {
     }
 }
 
-/// Evaluates rules against the store.
+/// Evaluates rules against readings (the store, or a rule test's).
 pub struct Evaluator {
     engine: Engine,
-    store: Arc<Store>,
+    readings: Arc<dyn ReadingSource>,
     tz: Tz,
     limits: Limits,
 }
 
 impl Evaluator {
-    pub fn new(config: &Config, store: Arc<Store>) -> Evaluator {
+    pub fn new(config: &Config, readings: Arc<dyn ReadingSource>) -> Evaluator {
         Evaluator {
             engine: new_engine(&config.limits),
-            store,
+            readings,
             tz: config.timezone,
             limits: config.limits.clone(),
         }
@@ -103,10 +103,6 @@ impl Evaluator {
     /// The sandboxed engine (for compiling rules).
     pub fn engine(&self) -> &Engine {
         &self.engine
-    }
-
-    pub fn store(&self) -> &Arc<Store> {
-        &self.store
     }
 
     pub fn timezone(&self) -> Tz {
@@ -118,7 +114,7 @@ impl Evaluator {
     pub fn evaluate(&self, rule: &Rule, now: Millis) -> RuleOutcome {
         let started = Instant::now();
         let ctx = EvalContext {
-            store: self.store.clone(),
+            readings: self.readings.clone(),
             now,
             tz: self.tz,
             rule_id: rule.meta.id.clone(),

@@ -486,3 +486,18 @@ if r.time.month == 12 {
     let e = o.error.unwrap();
     assert!(e.message.contains("year: 2021"), "{e:?}");
 }
+
+#[test]
+fn a_huge_stored_label_value_does_not_stop_rules() {
+    // Stored before ingest limited label values (issue 11): 100 KiB, past
+    // the sandbox's 64 KiB string limit. Rules reading it still run.
+    let huge = "县".repeat(100 * 1024 / 3 + 1);
+    let f = fixture(&[("pm25", &[("county", &huge)], "2021-01-10", 80.0)]);
+    let body =
+        r#"let r = latest("pm25", #{}); breach(#{}, `${r.value} ${r.labels.county.len()}`);"#;
+    let cut = crate::readings::model::MAX_LABEL_VALUE_BYTES / 3;
+    assert_eq!(f.messages(body, "2021-02-01"), [format!("80.0 {cut}")]);
+    let body =
+        r#"for g in group("pm25", #{}, "county", "month", "max") { breach(#{}, `${g.value}`); }"#;
+    assert_eq!(f.messages(body, "2021-01-31"), ["80.0"]);
+}

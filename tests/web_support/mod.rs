@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use rulewatch::config::Config;
-use rulewatch::readings::ingest::ingest;
 use rulewatch::readings::store::Store;
+use rulewatch::readings::stream::ingest;
 use rulewatch::readings::Format;
 use rulewatch::ruletest::snapshot::Snapshot;
 use rulewatch::time::parse_time;
