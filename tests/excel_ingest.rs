@@ -35,7 +35,7 @@ impl Site {
                 dir.path().join("rulewatch.ron"),
             )
             .unwrap();
-            common::copy_dir(&common::repo().join("rules"), &dir.path().join("rules"));
+            common::copy_shipped_rules(dir.path());
         } else {
             std::fs::create_dir(dir.path().join("rules")).unwrap();
             std::fs::write(

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{copy_dir, repo};
+use common::repo;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -144,7 +144,7 @@ fn passes(dir: &Path, rule: &str) -> bool {
 #[test]
 fn every_subject_target_of_the_multi_subject_rules_is_pinned_by_their_tests() {
     let dir: PathBuf = std::env::temp_dir().join(format!("rulewatch-mut-{}", uuid::Uuid::new_v4()));
-    copy_dir(&repo().join("rules"), &dir.join("rules"));
+    common::copy_shipped_rules(&dir);
     std::fs::copy(repo().join("rulewatch.ron"), dir.join("rulewatch.ron")).unwrap();
 
     let mutants = mutants();

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{copy_dir, repo};
+use common::repo;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -53,7 +53,7 @@ fn workspace() -> &'static Workspace {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("rulewatch.ron");
         std::fs::copy(repo().join("rulewatch.ron"), &config).unwrap();
-        copy_dir(&repo().join("rules"), &dir.path().join("rules"));
+        common::copy_shipped_rules(dir.path());
         let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("fixtures/2021"))
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -104,25 +104,19 @@ fn run(args: &[&str]) -> Output {
 
 /// Ids of the shipped rules that judge a work-report year (`year:` in RULE).
 fn year_rules() -> Vec<String> {
-    fn walk(dir: &Path, out: &mut Vec<String>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else if p.extension().is_some_and(|x| x == "rhai") {
-                let src = std::fs::read_to_string(&p).unwrap();
-                let head = &src[..src.find("};").unwrap()];
-                if head
-                    .lines()
-                    .any(|l| l.trim_start().starts_with("year: 2021"))
-                {
-                    out.push(p.file_stem().unwrap().to_string_lossy().into_owned());
-                }
+    let mut out = Vec::new();
+    for f in common::shipped_rule_files(repo()) {
+        if f.extension().is_some_and(|x| x == "rhai") {
+            let src = std::fs::read_to_string(repo().join(&f)).unwrap();
+            let head = &src[..src.find("};").unwrap()];
+            if head
+                .lines()
+                .any(|l| l.trim_start().starts_with("year: 2021"))
+            {
+                out.push(f.file_stem().unwrap().to_string_lossy().into_owned());
             }
         }
     }
-    let mut out = Vec::new();
-    walk(&repo().join("rules"), &mut out);
     out.sort();
     out
 }
