@@ -123,7 +123,7 @@ visit() {
 }
 
 cat >"$work/check.py" <<'EOF'
-import glob, html.parser, re, struct, sys
+import glob, html.parser, re, struct, subprocess, sys
 
 label, dirs = sys.argv[1], sys.argv[2:]
 passed = failed = 0
@@ -170,7 +170,11 @@ if label == "control":
 d = dirs[0]
 print(f"{label}:")
 titles = rule_titles(f"{d}/rules")
-check(len(titles) == 41, f"41 rule files (40 shipped + markup): {len(titles)}")
+# The shipped rules: those git tracks (an official's draft in rules/ is not copied).
+tracked = subprocess.run(["git", "ls-files", "rules"], capture_output=True, text=True)
+shipped = (sum(1 for l in tracked.stdout.split() if l.endswith(".rhai")) if tracked.returncode == 0
+           else len(rule_titles("rules")))
+check(len(titles) == shipped + 1, f"{shipped + 1} rule files ({shipped} shipped + markup): {len(titles)}")
 index, text = parse(f"{d}/index.out")
 missing = [t for t in titles.values() if t not in text]
 check(not missing, f"every rule title rendered ({len(titles) - len(missing)}/{len(titles)})"

@@ -10,7 +10,7 @@
 //! [`SCHEMA_VERSION`], which is kept in the file (`PRAGMA user_version`).
 //!
 //! At the bottom of the layers: this module knows tables, not readings or
-//! alerts; [`crate::readings`], [`crate::alerts`] and [`crate::notify`] read
+//! alerts; the `readings`, `alerts` and `notify` modules read
 //! and write them.
 
 use std::path::{Path, PathBuf};
@@ -172,7 +172,7 @@ fn ensure_schema(conn: &Connection, path: &Path) -> Result<(), DbError> {
     Ok(())
 }
 
-/// Readings ([`crate::readings::store`]). `series` interns (metric, labels)
+/// Readings (`readings::store`). `series` interns (metric, labels)
 /// to an id; `blocks` holds each series' readings one UTC day per row.
 const READINGS: &str = "
 CREATE TABLE IF NOT EXISTS series (
@@ -198,7 +198,7 @@ CREATE TABLE IF NOT EXISTS store_meta (
 INSERT OR IGNORE INTO store_meta (key, value) VALUES ('generation', 0);
 ";
 
-/// Current alerts ([`crate::alerts::store`]).
+/// Current alerts (`alerts::store`).
 const ALERT_STATE: &str = "
 CREATE TABLE IF NOT EXISTS alert_state (
     rule         TEXT NOT NULL,
@@ -215,7 +215,7 @@ CREATE TABLE IF NOT EXISTS alert_state (
 );
 ";
 
-/// Every transition and every mail, kept for good ([`crate::alerts::history`]).
+/// Every transition and every mail, kept for good (`alerts::history`).
 const ALERT_HISTORY: &str = "
 CREATE TABLE IF NOT EXISTS alert_history (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -237,7 +237,7 @@ CREATE INDEX IF NOT EXISTS alert_history_rule_time ON alert_history (rule, time)
 CREATE INDEX IF NOT EXISTS alert_history_time ON alert_history (time);
 ";
 
-/// Messages waiting to be sent ([`crate::notify::outbox`]), queued in the
+/// Messages waiting to be sent (`notify::outbox`), queued in the
 /// transaction of the state change that causes them. A row is one message to
 /// one target on one channel.
 const OUTBOX: &str = "
