@@ -71,7 +71,7 @@ fn shift_each(rule: &'static str, src: &str, name: &str) -> Vec<Mutant> {
 }
 
 fn read(rule: &str) -> String {
-    std::fs::read_to_string(repo().join("rules").join(rule)).unwrap()
+    std::fs::read_to_string(repo().join(format!("rules/{rule}"))).unwrap()
 }
 
 fn mutants() -> Vec<Mutant> {
