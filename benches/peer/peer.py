@@ -38,7 +38,7 @@ import urllib.parse
 HERE = os.path.dirname(os.path.abspath(__file__))
 RHAI_RULES = os.path.join(os.path.dirname(HERE), "rules")
 PROM_RULES = os.path.join(HERE, "prometheus-rules.yml")
-GEN = os.path.join(HERE, "gen_data.py")
+GEN = os.path.join(HERE, "..", "gen_data.py")  # the one generator, shared with benches/run.sh
 TOKEN = "peer-bench-token"
 RULE_GROUP = "bench"
 
