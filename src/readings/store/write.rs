@@ -230,7 +230,7 @@ impl OpenBlocks {
 
     fn size(points: &[(Millis, f64)]) -> usize {
         // The points plus the map entry and Vec header, roughly.
-        points.len() * std::mem::size_of::<(Millis, f64)>() + 64
+        std::mem::size_of_val(points) + 64
     }
 
     /// Lays `fresh` (sorted, one per time) over the open block.
