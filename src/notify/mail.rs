@@ -106,10 +106,10 @@ pub fn build_message(from: &str, mail: &QueuedMail) -> Result<Message, SendError
     })?;
     let text = SinglePart::builder()
         .header(ContentType::TEXT_PLAIN)
-        .body(mail.text.clone());
+        .body(crlf_line_endings(&mail.text));
     let html = SinglePart::builder()
         .header(ContentType::TEXT_HTML)
-        .body(mail.html.clone());
+        .body(crlf_line_endings(&mail.html));
     let body = if mail.inline.is_empty() {
         MultiPart::alternative().singlepart(text).singlepart(html)
     } else {
@@ -134,6 +134,22 @@ pub fn build_message(from: &str, mail: &QueuedMail) -> Result<Message, SendError
         .message_id(Some(mail.message_id.clone()))
         .multipart(body)
         .map_err(|e| SendError::permanent(format!("cannot build the message: {e}")))
+}
+
+/// The text with every bare `\n` made `\r\n`, as MIME wants. lettre would
+/// do it itself, but by one `String::insert` per line: quadratic, minutes
+/// for a digest of a few MB. Given CRLF already, it has nothing to insert.
+fn crlf_line_endings(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 16);
+    let mut after_cr = false;
+    for c in text.chars() {
+        if c == '\n' && !after_cr {
+            out.push('\r');
+        }
+        out.push(c);
+        after_cr = c == '\r';
+    }
+    out
 }
 
 /// Where mail goes.
@@ -370,6 +386,52 @@ mod tests {
         let s = Secret::new("hunter2".into());
         assert_eq!(format!("{s} {s:?}"), "*** Secret(***)");
         assert_eq!(s.scrub("auth hunter2 failed"), "auth *** failed");
+    }
+
+    #[test]
+    fn bodies_get_crlf_line_endings() {
+        assert_eq!(crlf_line_endings("a\nb\r\nc\n\n"), "a\r\nb\r\nc\r\n\r\n");
+        assert_eq!(crlf_line_endings("南宫\r\r\n"), "南宫\r\r\n");
+        assert_eq!(crlf_line_endings(""), "");
+    }
+
+    #[test]
+    fn a_large_digest_body_builds_with_crlf_lines() {
+        // About 2 MB of short ASCII lines: lettre sends them as they are
+        // (7bit), so the formatted message shows the line endings.
+        let text: String = (0..140_000).map(|i| format!("item {i:06} ok\n")).collect();
+        assert!(text.len() > 2_000_000);
+        let mail = QueuedMail {
+            id: 1,
+            message_id: "<big@rulewatch>".into(),
+            channel: "mail".into(),
+            recipient: "ops@example.cn".into(),
+            kind: crate::notify::MailKind::Admin,
+            subject: "digest".into(),
+            html: format!("<pre>{text}</pre>"),
+            text,
+            items: Vec::new(),
+            created: 0,
+            status: "queued".into(),
+            attempts: 0,
+            next_attempt: 0,
+            last_error: None,
+            sent_at: None,
+            inline: Vec::new(),
+            charts: Vec::new(),
+        };
+        let formatted = build_message("rulewatch <alerts@example.cn>", &mail)
+            .unwrap()
+            .formatted();
+        let formatted = String::from_utf8(formatted).unwrap();
+        assert!(formatted.contains("item 000000 ok\r\nitem 000001 ok\r\n"));
+        assert!(formatted.contains("item 139999 ok\r\n"));
+        let bare_lf = formatted
+            .as_bytes()
+            .windows(2)
+            .filter(|w| w[1] == b'\n' && w[0] != b'\r')
+            .count();
+        assert_eq!(bare_lf, 0);
     }
 
     #[test]

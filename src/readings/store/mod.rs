@@ -558,4 +558,125 @@ mod tests {
                 == 0
         );
     }
+    /// (series metric, labels, start, count, data) of every stored block.
+    fn stored_blocks(path: &Path) -> Vec<(String, String, i64, i64, Vec<u8>)> {
+        let conn = Connection::open(path).unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT s.metric, s.labels, b.start, b.count, b.data FROM blocks b \
+                 JOIN series s ON s.id = b.series_id ORDER BY 1, 2, 3",
+            )
+            .unwrap();
+        stmt.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    }
+
+    /// Counts every block row written (each `INSERT OR REPLACE` inserts).
+    fn count_block_writes(path: &Path) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE block_writes (n INTEGER);
+             CREATE TRIGGER count_block_writes AFTER INSERT ON blocks
+             BEGIN INSERT INTO block_writes VALUES (1); END;",
+        )
+        .unwrap();
+    }
+
+    fn block_writes(path: &Path) -> i64 {
+        let conn = Connection::open(path).unwrap();
+        conn.query_row("SELECT count(*) FROM block_writes", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_file_in_time_ordered_chunks_writes_each_block_once() {
+        // Every series each hour, in chunks of a few hours: each chunk
+        // touches every series' day block. Some readings repeat (the later
+        // one wins) and one day already holds a stored reading.
+        let dir = tempfile::tempdir().unwrap();
+        let hour = crate::time::HOUR;
+        let counties: Vec<String> = (0..30).map(|c| format!("c{c}")).collect();
+        let reading = |c: usize, h: i64| (c as f64) * 1000.0 + h as f64;
+        let chunks: Vec<Batch> = (0..(3 * 24 / 5 + 1))
+            .map(|k| {
+                let mut b = Batch::new();
+                for h in (k * 5)..((k * 5 + 6).min(3 * 24)) {
+                    for (c, county) in counties.iter().enumerate() {
+                        // Hour k*5+5 appears in two chunks; the second wins.
+                        b.push("pm25", labels(county), h * hour, reading(c, h) + k as f64);
+                    }
+                }
+                b
+            })
+            .collect();
+        let before = |store: &Store| {
+            store
+                .write(&batch(&[("pm25", "c3", 30 * hour + 30, -1.0)]))
+                .unwrap();
+        };
+        // The expected blocks: the same readings in one sorted batch.
+        let sorted_path = dir.path().join("sorted.db");
+        {
+            let store = Store::open(&sorted_path).unwrap();
+            before(&store);
+            let mut all: Vec<(usize, i64, f64)> = Vec::new();
+            for (k, b) in chunks.iter().enumerate() {
+                for p in &b.points {
+                    let c: usize = b.series[p.series as usize].labels["county"][1..]
+                        .parse()
+                        .unwrap();
+                    all.push((c, p.time, reading(c, p.time / hour) + k as f64));
+                }
+            }
+            // Stable: for equal (series, time) the later chunk stays last.
+            all.sort_by_key(|&(c, t, _)| (c, t));
+            let mut b = Batch::new();
+            for (c, t, v) in all {
+                b.push("pm25", labels(&counties[c]), t, v);
+            }
+            store.write(&b).unwrap();
+        }
+        let expected = stored_blocks(&sorted_path);
+        assert_eq!(expected.len(), 30 * 3);
+        // Chunked, with the default cap: each block written once.
+        let chunked_path = dir.path().join("chunked.db");
+        {
+            let store = Store::open(&chunked_path).unwrap();
+            before(&store);
+            count_block_writes(&chunked_path);
+            let mut tx = store.begin().unwrap();
+            for b in &chunks {
+                tx.add(b).unwrap();
+            }
+            tx.commit().unwrap();
+            assert_eq!(block_writes(&chunked_path), 30 * 3);
+            // The memory copy has the stored reading and the file's.
+            assert!(
+                values(&store, "pm25", "c3", 0, 3 * 24 * hour).contains(&(30 * hour + 30, -1.0))
+            );
+            assert_eq!(
+                values(&store, "pm25", "c3", 0, 3 * 24 * hour).len(),
+                3 * 24 + 1
+            );
+        }
+        assert_eq!(stored_blocks(&chunked_path), expected);
+        // Chunked, with a cap small enough to write blocks before the
+        // commit (and some twice): the same blocks in the end.
+        let capped_path = dir.path().join("capped.db");
+        {
+            let store = Store::open(&capped_path).unwrap();
+            before(&store);
+            let mut tx = store.begin().unwrap();
+            tx.set_open_blocks_cap(4096);
+            for b in &chunks {
+                tx.add(b).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        assert_eq!(stored_blocks(&capped_path), expected);
+    }
 }

@@ -2,7 +2,7 @@
 //! ingest), or a transaction spanning the chunks of a large file. Each is
 //! all or nothing, and the memory copy follows what was committed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -88,6 +88,8 @@ impl Store {
             adopted: Vec::new(),
             pending: HashMap::new(),
             touched: std::collections::HashSet::new(),
+            new_series: std::collections::HashSet::new(),
+            open: OpenBlocks::new(),
             readings: 0,
         };
         // One batch of all: a (series, day) block that several requests
@@ -169,6 +171,8 @@ impl Store {
             adopted: Vec::new(),
             pending: HashMap::new(),
             touched: std::collections::HashSet::new(),
+            new_series: std::collections::HashSet::new(),
+            open: OpenBlocks::new(),
             readings: 0,
         })
     }
@@ -184,7 +188,68 @@ pub struct WriteTx<'a> {
     /// Series created or found in this transaction, not yet visible in memory.
     pending: HashMap<SeriesKey, SeriesId>,
     touched: std::collections::HashSet<SeriesId>,
+    /// Series this transaction created: their blocks need no read.
+    new_series: std::collections::HashSet<SeriesId>,
+    /// Readings added but not yet written, one entry per (series, day).
+    open: OpenBlocks,
     readings: usize,
+}
+
+/// Pending memory above which [`WriteTx`] writes open blocks before commit.
+const OPEN_BLOCKS_CAP: usize = 64 << 20;
+
+/// The (series, day) blocks a transaction has readings for but has not
+/// written yet. A file arrives in chunks; with time-ordered data (every
+/// series each hour) each chunk touches every series, so writing a chunk's
+/// blocks right away would rewrite each day block many times (2.2 M block
+/// writes for 690 k blocks at 10,000 series). Holding them until the series
+/// has moved past the day, the memory cap is reached, or the commit writes
+/// each block once.
+struct OpenBlocks {
+    /// Sorted, one reading per time (the later added wins).
+    blocks: BTreeMap<(SeriesId, Millis), Vec<(Millis, f64)>>,
+    /// The latest day start each series has readings for in this transaction.
+    latest: HashMap<SeriesId, Millis>,
+    /// Blocks of new series already written by a flush before the commit.
+    flushed: std::collections::HashSet<(SeriesId, Millis)>,
+    /// Approximate memory held by `blocks`.
+    bytes: usize,
+    cap: usize,
+}
+
+impl OpenBlocks {
+    fn new() -> OpenBlocks {
+        OpenBlocks {
+            blocks: BTreeMap::new(),
+            latest: HashMap::new(),
+            flushed: std::collections::HashSet::new(),
+            bytes: 0,
+            cap: OPEN_BLOCKS_CAP,
+        }
+    }
+
+    fn size(points: &[(Millis, f64)]) -> usize {
+        // The points plus the map entry and Vec header, roughly.
+        std::mem::size_of_val(points) + 64
+    }
+
+    /// Lays `fresh` (sorted, one per time) over the open block.
+    fn add(&mut self, series: SeriesId, start: Millis, fresh: &[(Millis, f64)]) {
+        let latest = self.latest.entry(series).or_insert(start);
+        *latest = (*latest).max(start);
+        let block = self.blocks.entry((series, start)).or_default();
+        let before = if block.is_empty() {
+            0
+        } else {
+            OpenBlocks::size(block)
+        };
+        match (block.last(), fresh.first()) {
+            (None, _) => block.extend_from_slice(fresh),
+            (Some(&(last, _)), Some(&(first, _))) if first > last => block.extend_from_slice(fresh),
+            _ => *block = merge(block.iter().copied(), fresh),
+        }
+        self.bytes = self.bytes - before + OpenBlocks::size(block);
+    }
 }
 
 impl WriteTx<'_> {
@@ -193,6 +258,12 @@ impl WriteTx<'_> {
             path: self.store.path.clone(),
             source,
         }
+    }
+
+    /// Sets the memory cap on readings held back (tests force early writes).
+    #[cfg(test)]
+    pub(super) fn set_open_blocks_cap(&mut self, bytes: usize) {
+        self.open.cap = bytes;
     }
 
     /// Adds a batch to the transaction.
@@ -241,6 +312,7 @@ impl WriteTx<'_> {
             }
         }
         for (id, key) in new_ones {
+            self.new_series.insert(id);
             self.pending.insert(key.clone(), id);
             self.created.push((id, key));
         }
@@ -254,14 +326,6 @@ impl WriteTx<'_> {
             let p = &batch.points[i as usize];
             (ids[p.series as usize], p.time, i)
         });
-        let mut read = conn
-            .prepare_cached("SELECT data FROM blocks WHERE series_id = ?1 AND start = ?2")
-            .map_err(|e| self.err(e))?;
-        let mut write = conn
-            .prepare_cached(
-                "INSERT OR REPLACE INTO blocks (series_id, start, count, data) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .map_err(|e| self.err(e))?;
         let mut i = 0;
         let mut fresh: Vec<(Millis, f64)> = Vec::new();
         while i < order.len() {
@@ -281,12 +345,60 @@ impl WriteTx<'_> {
                 }
                 i += 1;
             }
-            let stored: Option<Vec<u8>> = read
-                .query_row(params![series, start], |r| r.get(0))
-                .optional()
-                .map_err(|e| self.err(e))?;
+            self.open.add(series, start, &fresh);
+        }
+        if self.open.bytes > self.open.cap {
+            // First the days each series has moved past (time-ordered input
+            // will not touch them again), then, if still too much, all.
+            self.flush(|open, series, start| open.latest[&series] > start)?;
+            if self.open.bytes > self.open.cap / 2 {
+                self.flush(|_, _, _| true)?;
+            }
+        }
+        self.readings += batch.points.len();
+        Ok(ids)
+    }
+
+    /// Writes the open blocks `which` picks, in (series, day) order so the
+    /// B-tree is walked once. A block stored before is read and merged
+    /// under the fresh readings; a block of a series this transaction
+    /// created is new unless an earlier flush of this transaction wrote it.
+    fn flush(
+        &mut self,
+        which: impl Fn(&OpenBlocks, SeriesId, Millis) -> bool,
+    ) -> Result<(), ReadingStoreError> {
+        let conn = self.conn.as_ref().expect("open until finished");
+        let err = |source| ReadingStoreError::Sqlite {
+            path: self.store.path.clone(),
+            source,
+        };
+        let mut read = conn
+            .prepare_cached("SELECT data FROM blocks WHERE series_id = ?1 AND start = ?2")
+            .map_err(err)?;
+        let mut write = conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO blocks (series_id, start, count, data) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(err)?;
+        let blocks = std::mem::take(&mut self.open.blocks);
+        let mut kept = BTreeMap::new();
+        for ((series, start), fresh) in blocks {
+            if !which(&self.open, series, start) {
+                kept.insert((series, start), fresh);
+                continue;
+            }
+            self.open.bytes -= OpenBlocks::size(&fresh);
+            let new_block =
+                self.new_series.contains(&series) && !self.open.flushed.contains(&(series, start));
+            let stored: Option<Vec<u8>> = if new_block {
+                None
+            } else {
+                read.query_row(params![series, start], |r| r.get(0))
+                    .optional()
+                    .map_err(err)?
+            };
             let points = match stored {
-                None => std::mem::take(&mut fresh),
+                None => fresh,
                 Some(data) => merge(decode_block(&data), &fresh),
             };
             write
@@ -296,13 +408,13 @@ impl WriteTx<'_> {
                     points.len() as i64,
                     encode_block(&points)
                 ])
-                .map_err(|e| self.err(e))?;
-            if fresh.is_empty() {
-                fresh = points; // reuse the allocation
+                .map_err(err)?;
+            if self.new_series.contains(&series) {
+                self.open.flushed.insert((series, start));
             }
         }
-        self.readings += batch.points.len();
-        Ok(ids)
+        self.open.blocks = kept;
+        Ok(())
     }
 
     /// Commits, then brings the memory copy up to date with `update` (given
@@ -313,6 +425,7 @@ impl WriteTx<'_> {
         mut self,
         update: impl FnOnce(&mut Memory, &[(SeriesId, SeriesKey)]),
     ) -> Result<(usize, usize), ReadingStoreError> {
+        self.flush(|_, _, _| true)?;
         let conn = self.conn.take().expect("open until finished");
         let generation: i64 = match conn.query_row(
             "UPDATE store_meta SET value = value + 1 WHERE key = 'generation' RETURNING value",
