@@ -130,6 +130,7 @@ async fn a_missing_password_variable_is_named_not_shown() {
             password_env: Some(var.into()),
             allow_plaintext_auth: true,
             timeout: "5s".into(),
+            ca_file: None,
         },
     };
     let err = Mailer::from_config(&mail(var)).unwrap_err().to_string();
