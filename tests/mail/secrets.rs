@@ -57,6 +57,7 @@ async fn the_smtp_password_never_appears_in_errors_logs_or_mail() {
             Security::None,
             Some(("alerts".into(), Secret::new(PASSWORD.into()))),
             Duration::from_secs(5),
+            None,
         )
         .unwrap(),
     );

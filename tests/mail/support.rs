@@ -318,7 +318,7 @@ pub fn settings() -> MailSettings {
 }
 
 pub fn smtp(port: u16, timeout: Duration) -> Mailer {
-    Mailer::Smtp(SmtpMailer::new("127.0.0.1", port, Security::None, None, timeout).unwrap())
+    Mailer::Smtp(SmtpMailer::new("127.0.0.1", port, Security::None, None, timeout, None).unwrap())
 }
 
 /// A store and a sender on the same fresh file.
