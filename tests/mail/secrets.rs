@@ -14,7 +14,7 @@ use crate::support::*;
 const PASSWORD: &str = "Zq7-s3cr3t-pa55w0rd";
 
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Captured(pub Arc<Mutex<Vec<u8>>>);
 
 impl Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -29,7 +29,7 @@ impl Write for Captured {
 /// Every log line of this test binary, from every thread. A thread-local
 /// subscriber misses lines when another test thread registers a callsite
 /// first (tracing caches callsite interest globally), so capture globally.
-fn global_logs() -> Captured {
+pub(crate) fn global_logs() -> Captured {
     static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
     LOGS.get_or_init(|| {
         let logs = Captured::default();
