@@ -277,3 +277,21 @@ fn a_second_daemon_on_the_same_store_is_refused_and_cli_ingest_still_works() {
     );
     assert_eq!(d.messages("pm25-high"), ["v1: pm25 91.5"]);
 }
+
+#[test]
+fn a_digest_missed_while_down_is_queued_late_once() {
+    // Daily at midnight: today's (or yesterday's) instant passed while this
+    // daemon was "down" (not yet started).
+    let d = daemon()
+        .rule("pm25.rhai", pm25_rule("pm25-high", "v1", NEVER))
+        .digest_schedule("0 0 0 * * *")
+        .start();
+    d.wait_for(20, "the late digest", |d| {
+        d.logs().contains("monthly digest queued").then_some(())
+    });
+    d.wait_for(20, "the digest mail in the outbox", |d| {
+        (!d.outbox().is_empty()).then_some(())
+    });
+    // Once: the same month's digest is never queued twice.
+    assert_eq!(d.logs().matches("monthly digest queued").count(), 1);
+}
