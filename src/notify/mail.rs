@@ -212,7 +212,8 @@ pub fn percent_encode(text: &str) -> String {
     out
 }
 
-/// Where mail goes.
+/// Where mail goes. (One per daemon: the SMTP variant's size does not matter.)
+#[allow(clippy::large_enum_variant)]
 pub enum Mailer {
     File(FileMailer),
     Smtp(SmtpMailer),
