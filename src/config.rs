@@ -101,6 +101,10 @@ pub enum Transport {
         /// Per-send limit (connect + dialogue), e.g. `"30s"`.
         #[serde(default = "default_smtp_timeout")]
         timeout: String,
+        /// A private CA (PEM) trusted besides the system roots, for servers
+        /// whose certificate an intranet CA signed. Verification stays on.
+        #[serde(default)]
+        ca_file: Option<std::path::PathBuf>,
     },
 }
 

@@ -25,10 +25,12 @@ pub mod http;
 pub mod ingest;
 pub mod instants;
 pub mod jobs;
+pub mod lock;
 pub mod metrics;
 pub mod reload;
 pub mod ruleset;
 pub mod schedule;
+pub mod service;
 pub mod state;
 pub mod status;
 
@@ -162,6 +164,18 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
     match demo {
         None => {
             if let Some(jobs) = daemon.jobs.lock().await.as_ref() {
+                if service::watchdog_enabled() {
+                    let d = daemon.clone();
+                    jobs.add_heartbeat(service::HEARTBEAT_CRON, move || {
+                        let rules = d.rules.read();
+                        service::heartbeat(&service::status_line(
+                            rules.rules.len(),
+                            rules.broken_count(),
+                        ));
+                    })
+                    .await
+                    .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+                }
                 jobs.start()
                     .await
                     .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
@@ -201,6 +215,10 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
             version = env!("CARGO_PKG_VERSION"),
             "rulewatch running"
         );
+        service::ready(&service::status_line(
+            rules.rules.len(),
+            rules.broken_count(),
+        ));
     }
 
     let reason = tokio::select! {
@@ -216,6 +234,7 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
         reason,
         "shutting down: finishing evaluations and requests in flight"
     );
+    service::stopping();
     shutdown(&daemon, server).await;
     // Last: the sender. Mail the final evaluations queued goes out now if
     // the server takes it; whatever is left stays queued for the next start.

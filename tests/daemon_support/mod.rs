@@ -53,6 +53,7 @@ pub struct Builder {
     max_body: Option<usize>,
     rule_timeout: Option<String>,
     log_filter: String,
+    digest_schedule: Option<String>,
 }
 
 pub fn daemon() -> Builder {
@@ -62,6 +63,7 @@ pub fn daemon() -> Builder {
         max_body: None,
         rule_timeout: None,
         log_filter: "info".into(),
+        digest_schedule: None,
     }
 }
 
@@ -83,6 +85,11 @@ impl Builder {
 
     pub fn rule_timeout(mut self, t: &str) -> Self {
         self.rule_timeout = Some(t.to_string());
+        self
+    }
+
+    pub fn digest_schedule(mut self, cron: &str) -> Self {
+        self.digest_schedule = Some(cron.to_string());
         self
     }
 
@@ -130,6 +137,9 @@ impl Builder {
             config.push_str(&format!(
                 "    limits: (max_operations: 1000000000000, rule_timeout: \"{t}\"),\n"
             ));
+        }
+        if let Some(cron) = &self.digest_schedule {
+            config.push_str(&format!("    digest: (schedule: \"{cron}\"),\n"));
         }
         config.push_str(")\n");
         std::fs::write(dir.path().join("rulewatch.ron"), config).unwrap();

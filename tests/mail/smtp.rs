@@ -36,6 +36,10 @@ async fn delivers_decoded_subject_both_parts_escaped_html_and_stable_message_id(
     assert!(m.from.contains("alerts@example.cn"), "{}", m.from);
     assert_eq!(m.content_type, "multipart/alternative");
     assert_eq!(m.message_id, queued_id, "Message-ID is the queued one");
+    // What the mail is about, in plain ASCII headers (the county percent-encoded).
+    assert_eq!(m.x_rule, "unemployment-rate");
+    assert_eq!(m.x_subject, "county=%E5%8D%97%E5%AE%AB");
+    assert_eq!(m.x_transition, "firing");
 
     let text = m.text.as_deref().expect("text part");
     let html = m.html.as_deref().expect("html part");
