@@ -641,4 +641,37 @@ mod tests {
         assert_eq!(e.line, 3);
         assert!(e.message.contains("nowhere"));
     }
+
+    #[test]
+    fn bureaus_and_read_access_are_read_strictly() {
+        let text = GOOD.replace(
+            "    admin:",
+            "    bureaus: { \"人社局\": (token_env: \"RW_TOKEN_HR\", metrics: [\"unemployment_rate\"]) },\n    http: (read_access: ProxyHeader(name: \"X-Remote-User\"), mappings: { \"人社月报\": \"人社.ron\" }),\n    admin:",
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(
+            c.bureaus["人社局"].metrics,
+            vec!["unemployment_rate".to_string()]
+        );
+        assert_eq!(
+            c.read_access,
+            ReadAccess::ProxyHeader {
+                name: "X-Remote-User".into()
+            }
+        );
+        assert!(c.upload_mappings["人社月报"].ends_with("人社.ron"));
+        assert_eq!(parse(GOOD).unwrap().read_access, ReadAccess::Open);
+
+        let secret = GOOD.replace(
+            "    admin:",
+            "    bureaus: { \"人社局\": (token_env: \"s3cret token!\") },\n    admin:",
+        );
+        let e = &parse(&secret).unwrap_err()[0];
+        assert!(e.message.contains("环境变量名"), "{}", e.message);
+        let unknown = GOOD.replace(
+            "    admin:",
+            "    bureaus: { \"人社局\": (token: \"x\") },\n    admin:",
+        );
+        assert!(parse(&unknown).is_err());
+    }
 }

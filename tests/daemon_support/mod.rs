@@ -53,6 +53,10 @@ pub struct Builder {
     max_body: Option<usize>,
     rule_timeout: Option<String>,
     log_filter: String,
+    /// Config lines added as they are (`bureaus: {…},`).
+    extra_config: Vec<String>,
+    env: Vec<(String, String)>,
+    files: Vec<(String, Vec<u8>)>,
 }
 
 pub fn daemon() -> Builder {
@@ -62,6 +66,9 @@ pub fn daemon() -> Builder {
         max_body: None,
         rule_timeout: None,
         log_filter: "info".into(),
+        extra_config: Vec::new(),
+        env: Vec::new(),
+        files: Vec::new(),
     }
 }
 
@@ -83,6 +90,24 @@ impl Builder {
 
     pub fn rule_timeout(mut self, t: &str) -> Self {
         self.rule_timeout = Some(t.to_string());
+        self
+    }
+
+    /// A line of config (a whole top-level entry, with its trailing comma).
+    pub fn config(mut self, line: &str) -> Self {
+        self.extra_config.push(line.to_string());
+        self
+    }
+
+    /// An environment variable of the daemon.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// A file in the daemon's folder (beside the config).
+    pub fn file(mut self, rel: &str, bytes: impl Into<Vec<u8>>) -> Self {
+        self.files.push((rel.to_string(), bytes.into()));
         self
     }
 
@@ -131,6 +156,12 @@ impl Builder {
                 "    limits: (max_operations: 1000000000000, rule_timeout: \"{t}\"),\n"
             ));
         }
+        for line in &self.extra_config {
+            config.push_str(&format!("    {line}\n"));
+        }
+        for (rel, bytes) in &self.files {
+            std::fs::write(dir.path().join(rel), bytes).unwrap();
+        }
         config.push_str(")\n");
         std::fs::write(dir.path().join("rulewatch.ron"), config).unwrap();
         let log_path = dir.path().join("daemon.log");
@@ -144,6 +175,9 @@ impl Builder {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
         match &self.token {
             Some(t) => cmd.env("RW_TEST_TOKEN", t),
             None => cmd.env_remove("RW_TEST_TOKEN"),
