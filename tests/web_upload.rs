@@ -203,7 +203,8 @@ fn a_bureau_signs_in_previews_a_workbook_and_confirms_it_once() {
     );
     assert_eq!(r.status, 422, "{}", r.text);
     assert!(
-        r.text.contains("指标 medical_insurance_rate 不属于人社局"),
+        r.text
+            .contains("“城乡居民医保参保率”不是人社局负责报送的指标"),
         "{}",
         r.text
     );

@@ -19,7 +19,7 @@ input[type=password], select { font-size: 1em; padding: 0.2em; min-width: 18em; 
 button { font-size: 1em; padding: 0.3em 1.2em; margin-top: 0.6em; }\n\
 .ok-box { background: #e8f5e9; border-left: 4px solid var(--ok); padding: 0.4em 0.6em; margin: 0.5em 0; }\n\
 .errors li { margin: 0.2em 0; }\n\
-.who { float: right; }\n.who form { display: inline; }\n.who button { margin: 0; padding: 0 0.5em; font-size: 0.85em; }\n";
+.who { float: right; margin-top: 0.6em; }\n.who form { display: inline; }\n.who button { margin: 0; padding: 0 0.5em; font-size: 0.85em; }\n";
 
 /// Who is signed in, and the session's CSRF token for the forms.
 pub struct Signed<'a> {
@@ -39,7 +39,7 @@ fn header(out: &mut String, signed: Option<&Signed>, title: &str) {
     if let Some(s) = signed {
         let _ = write!(
             out,
-            "<p class=\"who\">已登录：{} <form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">退出登录</button></form></p>",
+            "<div class=\"who\">已登录：{} <form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">退出登录</button></form></div>",
             escape(s.who),
             escape(s.csrf)
         );

@@ -173,8 +173,16 @@ fn checked_session(
     Ok((id, session))
 }
 
+/// The indicator's Chinese name (from the configured mappings), else its id.
+fn shown(names: &BTreeMap<String, String>, metric: &str) -> String {
+    names
+        .get(metric)
+        .cloned()
+        .unwrap_or_else(|| metric.to_owned())
+}
+
 /// What the signed-in principal may write, in words.
-fn may_write(p: &Principal) -> String {
+fn may_write(p: &Principal, names: &BTreeMap<String, String>) -> String {
     match p {
         Principal::Admin => "管理员口令：可报送全部指标。".into(),
         Principal::Bureau { name, metrics } if metrics.is_empty() => {
@@ -182,7 +190,11 @@ fn may_write(p: &Principal) -> String {
         }
         Principal::Bureau { name, metrics } => format!(
             "{name}可报送的指标：{}。",
-            metrics.iter().cloned().collect::<Vec<_>>().join("、")
+            metrics
+                .iter()
+                .map(|m| shown(names, m))
+                .collect::<Vec<_>>()
+                .join("、")
         ),
         Principal::Reader(u) => format!("{u}：只能查看。"),
     }
@@ -202,7 +214,7 @@ async fn upload_form(State(d): State<Arc<Daemon>>, headers: HeaderMap) -> Respon
                 csrf: &s.csrf,
             },
             &mappings,
-            &may_write(&s.principal),
+            &may_write(&s.principal, &display_names(&d.config.upload_mappings)),
             None,
         ),
     )
@@ -277,7 +289,10 @@ async fn upload(
             page::form(
                 &signed,
                 &mapping_names,
-                &may_write(&session.principal),
+                &may_write(
+                    &session.principal,
+                    &display_names(&d.config.upload_mappings),
+                ),
                 Some("没有收到文件：请点击“报表文件”选择要上传的 .xlsx 或 .csv 文件，再点“预览”。"),
             ),
         );
@@ -296,7 +311,10 @@ async fn upload(
                     page::form(
                         &signed,
                         &mapping_names,
-                        &may_write(&session.principal),
+                        &may_write(
+                            &session.principal,
+                            &display_names(&d.config.upload_mappings),
+                        ),
                         Some(&format!("没有名为“{chosen}”的表格式样：请从列表中选择。")),
                     ),
                 )
@@ -330,13 +348,13 @@ async fn upload(
             },
             None => preview(&file, &bytes, None, tz),
         };
-        restrict(&mut p, &principal);
         let mut names = display_names(&configured);
         if let Some((name, text)) = &mapping_text {
             if let Ok(m) = mapping::parse(name, text) {
                 add_names(&mut names, &m);
             }
         }
+        restrict(&mut p, &principal, &names);
         (p, names)
     })
     .await;
@@ -383,7 +401,7 @@ fn mapping_failed(file: &str, errors: Vec<CellError>) -> Preview {
 
 /// A bureau's token writes only its metrics: every reading of another
 /// metric becomes an error with its cell, and nothing is kept to store.
-pub fn restrict(p: &mut Preview, principal: &Principal) {
+pub fn restrict(p: &mut Preview, principal: &Principal, names: &BTreeMap<String, String>) {
     let refused_rows: Vec<&crate::readings::excel::upload::PreviewRow> = p
         .rows
         .iter()
@@ -401,9 +419,11 @@ pub fn restrict(p: &mut Preview, principal: &Principal) {
         return;
     }
     let allowed = match principal {
-        Principal::Bureau { metrics, .. } if !metrics.is_empty() => {
-            metrics.iter().cloned().collect::<Vec<_>>().join("、")
-        }
+        Principal::Bureau { metrics, .. } if !metrics.is_empty() => metrics
+            .iter()
+            .map(|m| shown(names, m))
+            .collect::<Vec<_>>()
+            .join("、"),
         _ => "无".into(),
     };
     let mut added = Vec::new();
@@ -421,8 +441,8 @@ pub fn restrict(p: &mut Preview, principal: &Principal) {
             cell,
             line: None,
             message: format!(
-                "指标 {} 不属于{}，{}的口令不能报送（时间 {}）",
-                r.metric,
+                "“{}”不是{}负责报送的指标，{}的口令不能报送（时间 {}）",
+                shown(names, &r.metric),
                 principal.name(),
                 principal.name(),
                 r.time.chars().take(10).collect::<String>()
