@@ -100,7 +100,7 @@ if grep -q "browser-hr\|browser-med" "$dir/server.err"; then
 fi
 if [ "${UPDATE_SCREENSHOT:-}" = 1 ]; then
     cp "$work/shots/upload-preview.png" docs/upload-preview.png
-    cp "$work/shots/upload-errors.png" docs/upload-errors.png
+    cp "$work/shots/upload-refused.png" docs/upload-refused.png
     echo "browser-upload-test: screenshots written to docs/"
 fi
 if [ -n "${KEEP_BROWSER_TEST:-}" ]; then ls "$work/shots"; fi

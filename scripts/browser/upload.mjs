@@ -62,7 +62,7 @@ try {
   check(/人社\.xlsx:医保季报![A-Z]+[0-9]+：“城乡居民医保参保率”不是人社局负责报送的指标/.test(refused),
     "another bureau's indicator is refused with its cell");
   check((await page.$("input[name=upload]")) === null, "refused: no confirm button");
-  await page.screenshot({ path: `${out}/upload-refused.png`, fullPage: true });
+  await page.screenshot({ path: `${out}/upload-refused.png` });
 
   // 人社.xlsx through 人社局's mapping: the preview table, then confirm.
   await page.goto(`${url}/upload`);
