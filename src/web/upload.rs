@@ -53,9 +53,9 @@ fn header(out: &mut String, signed: Option<&Signed>, title: &str) {
 
 fn message_box(out: &mut String, message: Option<&str>) {
     if let Some(m) = message {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<p class=\"problem\" role=\"alert\">{}</p>\n",
+            "<p class=\"problem\" role=\"alert\">{}</p>",
             escape(m)
         );
     }
@@ -114,9 +114,9 @@ pub fn preview(
     let mut out = head("预览 · 上传报表");
     header(&mut out, Some(s), &format!("预览：{}", p.file));
     if p.is_ok() {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<p class=\"ok-box\">文件 {} 共 {} 条数据，未发现错误。请核对下表，确认无误后点击“确认保存”。</p>\n",
+            "<p class=\"ok-box\">文件 {} 共 {} 条数据，未发现错误。请核对下表，确认无误后点击“确认保存”。</p>",
             escape(&p.file),
             p.readings
         );
@@ -160,7 +160,7 @@ pub fn preview(
                 .get(&r.metric)
                 .cloned()
                 .unwrap_or_else(|| r.metric.clone());
-            let object: Vec<String> = r.labels.iter().map(|(_, v)| v.clone()).collect();
+            let object: Vec<String> = r.labels.values().cloned().collect();
             let _ = writeln!(
                 out,
                 "<tr><td>{}<br><span class=\"muted\">{}</span></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -174,9 +174,9 @@ pub fn preview(
         }
         out.push_str("</tbody></table></div>\n");
         if p.readings > p.rows.len() {
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "<p class=\"muted\">只列出前 {} 条，共 {} 条。</p>\n",
+                "<p class=\"muted\">只列出前 {} 条，共 {} 条。</p>",
                 p.rows.len(),
                 p.readings
             );
