@@ -53,11 +53,7 @@ fn header(out: &mut String, signed: Option<&Signed>, title: &str) {
 
 fn message_box(out: &mut String, message: Option<&str>) {
     if let Some(m) = message {
-        let _ = writeln!(
-            out,
-            "<p class=\"problem\" role=\"alert\">{}</p>",
-            escape(m)
-        );
+        let _ = writeln!(out, "<p class=\"problem\" role=\"alert\">{}</p>", escape(m));
     }
 }
 
