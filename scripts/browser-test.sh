@@ -238,5 +238,8 @@ if [ "${UPDATE_SCREENSHOT:-}" = 1 ]; then
     echo "browser-test: screenshots written to docs/"
 fi
 
+# The upload page: sign-in, a workbook uploaded, previewed and confirmed.
+scripts/browser-upload-test.sh || status=1
+
 if [ $status = 0 ]; then echo "browser test: passed"; else echo "browser test: FAILED"; fi
 exit $status

@@ -155,6 +155,15 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
             source,
         })?;
     let local = listener.local_addr().ok();
+    if local.is_some_and(|a| !a.ip().is_loopback())
+        && daemon.config.read_access == crate::config::ReadAccess::Open
+    {
+        tracing::warn!(
+            listen = %daemon.config.listen,
+            "警告：状态页和查询接口对能访问 {} 的任何人开放，其中有本县内部考核数据。请在配置中设置 http: (read_access: Tokens) 或 ProxyHeader(name: \"X-Remote-User\")，或只监听 127.0.0.1（见 docs/operations.md） / WARNING: the status page and read API are open to anyone who reaches this non-loopback address: set http.read_access",
+            daemon.config.listen
+        );
+    }
 
     let jobs = jobs::Jobs::new(daemon.config.timezone)
         .await

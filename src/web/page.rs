@@ -192,7 +192,9 @@ pub fn index(source: &dyn StatusSource) -> String {
     for (i, (owner, _)) in groups.iter().enumerate() {
         let _ = write!(out, "<a href=\"#owner-{i}\">{}</a> ", escape(owner));
     }
-    out.push_str("</nav>\n</header>\n<main>\n");
+    out.push_str(
+        "</nav>\n<p><a href=\"/upload\">上传报表（各部门报送数据）</a></p>\n</header>\n<main>\n",
+    );
     let broken = source.broken_files();
     if !broken.is_empty() {
         out.push_str("<section class=\"broken\"><h2>无法加载的规则文件</h2><ul>");

@@ -54,6 +54,10 @@ pub struct Builder {
     rule_timeout: Option<String>,
     log_filter: String,
     digest_schedule: Option<String>,
+    /// Config lines added as they are (`bureaus: {…},`).
+    extra_config: Vec<String>,
+    env: Vec<(String, String)>,
+    files: Vec<(String, Vec<u8>)>,
 }
 
 pub fn daemon() -> Builder {
@@ -64,6 +68,9 @@ pub fn daemon() -> Builder {
         rule_timeout: None,
         log_filter: "info".into(),
         digest_schedule: None,
+        extra_config: Vec::new(),
+        env: Vec::new(),
+        files: Vec::new(),
     }
 }
 
@@ -90,6 +97,24 @@ impl Builder {
 
     pub fn digest_schedule(mut self, cron: &str) -> Self {
         self.digest_schedule = Some(cron.to_string());
+        self
+    }
+
+    /// A line of config (a whole top-level entry, with its trailing comma).
+    pub fn config(mut self, line: &str) -> Self {
+        self.extra_config.push(line.to_string());
+        self
+    }
+
+    /// An environment variable of the daemon.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// A file in the daemon's folder (beside the config).
+    pub fn file(mut self, rel: &str, bytes: impl Into<Vec<u8>>) -> Self {
+        self.files.push((rel.to_string(), bytes.into()));
         self
     }
 
@@ -141,6 +166,12 @@ impl Builder {
         if let Some(cron) = &self.digest_schedule {
             config.push_str(&format!("    digest: (schedule: \"{cron}\"),\n"));
         }
+        for line in &self.extra_config {
+            config.push_str(&format!("    {line}\n"));
+        }
+        for (rel, bytes) in &self.files {
+            std::fs::write(dir.path().join(rel), bytes).unwrap();
+        }
         config.push_str(")\n");
         std::fs::write(dir.path().join("rulewatch.ron"), config).unwrap();
         let log_path = dir.path().join("daemon.log");
@@ -154,6 +185,9 @@ impl Builder {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
         match &self.token {
             Some(t) => cmd.env("RW_TEST_TOKEN", t),
             None => cmd.env_remove("RW_TEST_TOKEN"),
