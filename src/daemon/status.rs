@@ -15,6 +15,9 @@ use crate::status::{LastRun, RuleEntry, StatusSource, TestStatus};
 use crate::time::Millis;
 
 impl StatusSource for Daemon {
+    fn words(&self) -> crate::status::Words {
+        crate::status::Words::with(&self.config.labels)
+    }
     fn rules(&self) -> Vec<RuleEntry> {
         self.rules
             .read()
