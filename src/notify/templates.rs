@@ -222,6 +222,20 @@ pub fn days_overdue(deadline: &str, at: Millis, tz: Tz) -> Option<i64> {
     Some((to_local(at, tz).date_naive() - day).num_days().max(0))
 }
 
+/// A rule file as readers are shown it: from its `rules/` folder on
+/// (`rules/social/x.rhai`), not the machine's absolute path.
+fn rule_file(path: &std::path::Path) -> String {
+    let parts: Vec<_> = path.components().collect();
+    match parts.iter().rposition(|c| c.as_os_str() == "rules") {
+        Some(i) => parts[i..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/"),
+        None => path.display().to_string(),
+    }
+}
+
 /// `(name, value)` rows describing one notice, unescaped, every key through
 /// its display name (no `key=value` reaches a reader). The one place a
 /// notice becomes words: the mail (text and HTML) and the chat messages
@@ -370,7 +384,7 @@ pub fn rows_in(n: &Notice, tz: Tz, words: &Words) -> Vec<(String, String)> {
             format!("{} （{}，版本 {hash}）", n.file.display(), n.rule),
         );
     } else {
-        row("依据", format!("{}（{}）", n.file.display(), n.rule));
+        row("依据", format!("{}（{}）", rule_file(&n.file), n.rule));
     }
     rows
 }
