@@ -94,6 +94,14 @@ fn num(v: f64, unit: &str) -> String {
     format!("{}{unit}", format_number(round(v)))
 }
 
+/// A difference: between percentages in 个百分点 (words.md), else in the unit.
+fn diff(v: f64, unit: &str) -> String {
+    match unit {
+        "%" => format!("{}个百分点", format_number(round(v))),
+        _ => num(v, unit),
+    }
+}
+
 fn trend_text(t: &Trend, unit: &str, tz: chrono_tz::Tz) -> String {
     match t {
         Trend::Change { from, to, .. } => {
@@ -104,7 +112,7 @@ fn trend_text(t: &Trend, unit: &str, tz: chrono_tz::Tz) -> String {
                 format!(
                     "较一个月前{}{}（{} → {}）",
                     if d > 0.0 { "上升 " } else { "下降 " },
-                    num(d.abs(), unit),
+                    diff(d.abs(), unit),
                     num(*from, unit),
                     num(*to, unit)
                 )
@@ -135,9 +143,9 @@ fn figure_text(f: &Option<Figure>, status: &RuleStatus) -> (String, String, Stri
     };
     let gap = match (f.gap, f.source) {
         (None, _) => "—".into(),
-        (Some(g), FigureSource::Finding) => format!("差 {}", num(g.abs(), &f.unit)),
-        (Some(g), FigureSource::Reading) if g >= 0.0 => format!("比目标 +{}", num(g, &f.unit)),
-        (Some(g), FigureSource::Reading) => format!("比目标 −{}", num(-g, &f.unit)),
+        (Some(g), FigureSource::Finding) => format!("差 {}", diff(g.abs(), &f.unit)),
+        (Some(g), FigureSource::Reading) if g >= 0.0 => format!("比目标 +{}", diff(g, &f.unit)),
+        (Some(g), FigureSource::Reading) => format!("比目标 −{}", diff(-g, &f.unit)),
     };
     let mut value = num(f.value, &f.unit);
     if !f.subject.is_empty() && f.subject != "—" {
