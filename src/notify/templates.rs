@@ -224,7 +224,7 @@ pub fn days_overdue(deadline: &str, at: Millis, tz: Tz) -> Option<i64> {
 
 /// A rule file as readers are shown it: from its `rules/` folder on
 /// (`rules/social/x.rhai`), not the machine's absolute path.
-fn rule_file(path: &std::path::Path) -> String {
+pub fn rule_file(path: &std::path::Path) -> String {
     let parts: Vec<_> = path.components().collect();
     match parts.iter().rposition(|c| c.as_os_str() == "rules") {
         Some(i) => parts[i..]

@@ -469,7 +469,11 @@ pub fn rule(source: &dyn StatusSource, id: &str) -> Option<String> {
     if let Some(d) = &meta.description {
         row("说明", d);
     }
-    row("规则文件", &s.entry.rule.path.display().to_string());
+    // From `rules/` on: no machine path (and none in the docs' screenshots).
+    row(
+        "规则文件",
+        &crate::notify::templates::rule_file(&s.entry.rule.path),
+    );
     row(
         "文件版本",
         &s.entry
