@@ -101,7 +101,10 @@ fn rule_page_has_source_metadata_history_and_chart() {
         "the whole source, escaped"
     );
     // Schedules and intervals in words, never a cron string (words.md).
-    assert!(html.contains("<dt>评估时间</dt><dd>每月16日 09:00</dd>"), "{html}");
+    assert!(
+        html.contains("<dt>评估时间</dt><dd>每月16日 09:00</dd>"),
+        "{html}"
+    );
     assert!(html.contains("<dt>提醒间隔</dt><dd>每"), "{html}");
     assert!(!html.contains("0 0 9 16 * *</dd>"));
     assert!(html.contains("<dt>责任单位</dt><dd>人社局</dd>"));
