@@ -26,6 +26,17 @@ struct ConfigFile {
     recipients: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     admin: Vec<String>,
+    /// Display names of label keys, detail keys and metric ids (`county` →
+    /// 县（市、区）), on top of the built-in ones (`status::words`).
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    /// Which recipient group owns a metric (`new_urban_jobs` → `hr`): a
+    /// finding about that metric goes to its owner (see `notify::route`).
+    #[serde(default)]
+    owners: BTreeMap<String, String>,
+    /// How a recipient group is greeted (`hr` → 人社局): `致：人社局`.
+    #[serde(default)]
+    group_names: BTreeMap<String, String>,
     #[serde(default)]
     defaults: DefaultsFile,
     #[serde(default)]
@@ -279,6 +290,12 @@ pub struct Config {
     pub mail: Mail,
     pub recipients: BTreeMap<String, Vec<String>>,
     pub admin: Vec<String>,
+    /// Display names (config `labels:`), see `status::words::Words`.
+    pub labels: BTreeMap<String, String>,
+    /// Metric → the recipient group that owns it (config `owners:`).
+    pub owners: BTreeMap<String, String>,
+    /// Recipient group → the name it is greeted by (config `group_names:`).
+    pub group_names: BTreeMap<String, String>,
     pub defaults: Defaults,
     pub limits: Limits,
     pub max_body_bytes: usize,
@@ -421,6 +438,22 @@ impl Config {
                 }
             }
         }
+        for (metric, group) in &file.owners {
+            if !file.recipients.contains_key(group) {
+                error(
+                    metric,
+                    format!("owners: `{metric}` is owned by recipient group `{group}`, which `recipients` does not define"),
+                );
+            }
+        }
+        for group in file.group_names.keys() {
+            if !file.recipients.contains_key(group) {
+                error(
+                    group,
+                    format!("group_names: `{group}` is not a recipient group of `recipients`"),
+                );
+            }
+        }
         for address in &file.admin {
             if let Err(e) = lettre_mailbox(address) {
                 error("admin", format!("admin: {e}"));
@@ -498,6 +531,9 @@ impl Config {
             },
             recipients: file.recipients,
             admin: file.admin,
+            labels: file.labels,
+            owners: file.owners,
+            group_names: file.group_names,
             defaults,
             limits,
             max_body_bytes: file.http.max_body_bytes,
@@ -532,6 +568,11 @@ impl Config {
         out.sort();
         out.dedup();
         Ok(out)
+    }
+
+    /// How group `group` is greeted: its `group_names` entry, else the group name.
+    pub fn group_name<'a>(&'a self, group: &'a str) -> &'a str {
+        self.group_names.get(group).map_or(group, String::as_str)
     }
 
     /// The API token, read from the environment variable the config names.

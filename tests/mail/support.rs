@@ -317,11 +317,11 @@ pub fn breach(rule: &str, county: &str, value: f64) -> Finding {
 }
 
 pub fn settings() -> MailSettings {
-    MailSettings {
-        from: "南宫市目标考核 <alerts@example.cn>".into(),
-        admin: vec!["ops@example.cn".into()],
-        timezone: SH,
-    }
+    MailSettings::new(
+        "南宫市目标考核 <alerts@example.cn>",
+        vec!["ops@example.cn".into()],
+        SH,
+    )
 }
 
 pub fn smtp(port: u16, timeout: Duration) -> Mailer {
