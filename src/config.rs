@@ -123,8 +123,10 @@ enum RobotFile {
         token_env: String,
         #[serde(default)]
         secret_env: Option<String>,
+        /// Feishu custom bots mention members by open_id (`ou_…`), not by
+        /// phone number.
         #[serde(default)]
-        at_mobiles: Vec<String>,
+        at_user_ids: Vec<String>,
         #[serde(default)]
         base_url: Option<String>,
         #[serde(default = "default_robot_timeout")]
@@ -177,8 +179,9 @@ pub struct Robot {
     pub token_env: String,
     /// Holds the signing secret (加签; DingTalk and Feishu).
     pub secret_env: Option<String>,
-    /// Told by phone number (@) about `critical` findings.
-    pub at_mobiles: Vec<String>,
+    /// Mentioned (@) in messages about `critical` findings: phone numbers
+    /// (DingTalk, WeCom) or open_ids (Feishu).
+    pub mentions: Vec<String>,
     pub base_url: String,
     pub timeout: Millis,
 }
@@ -722,17 +725,28 @@ fn check_robot(group: &str, robot: &RobotFile) -> Result<Robot, String> {
         RobotFile::Feishu {
             token_env,
             secret_env,
-            at_mobiles,
+            at_user_ids,
             base_url,
             timeout,
-        } => (
-            RobotKind::Feishu,
-            token_env,
-            secret_env.clone(),
-            at_mobiles,
-            base_url,
-            timeout,
-        ),
+        } => {
+            for id in at_user_ids {
+                if !id.starts_with("ou_")
+                    || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                {
+                    return Err(format!(
+                        "at_user_ids: `{id}` is not a Feishu open_id like `ou_84aad35d084aa403a838cf73ee18467`"
+                    ));
+                }
+            }
+            (
+                RobotKind::Feishu,
+                token_env,
+                secret_env.clone(),
+                at_user_ids,
+                base_url,
+                timeout,
+            )
+        }
     };
     for var in std::iter::once(token_env).chain(secret_env.as_ref()) {
         if !is_env_name(var) {
@@ -741,7 +755,7 @@ fn check_robot(group: &str, robot: &RobotFile) -> Result<Robot, String> {
             ));
         }
     }
-    for m in at_mobiles {
+    for m in at_mobiles.iter().filter(|_| kind != RobotKind::Feishu) {
         let digits = m.strip_prefix("+86").unwrap_or(m);
         if digits.len() != 11 || !digits.chars().all(|c| c.is_ascii_digit()) {
             return Err(format!(
@@ -762,7 +776,7 @@ fn check_robot(group: &str, robot: &RobotFile) -> Result<Robot, String> {
         kind,
         token_env: token_env.clone(),
         secret_env,
-        at_mobiles: at_mobiles.clone(),
+        mentions: at_mobiles.clone(),
         base_url,
         timeout: timeout.max(1),
     })

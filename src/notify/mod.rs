@@ -19,6 +19,7 @@
 
 pub mod channel;
 pub mod chart;
+pub mod chat;
 pub mod digest;
 pub mod mail;
 pub mod outbox;
@@ -52,6 +53,9 @@ pub struct MailSettings {
     pub admin: Vec<String>,
     /// Times in mails are shown in this zone.
     pub timezone: Tz,
+    /// Where officials reach the status page: chat messages link to the
+    /// rule's page there.
+    pub public_url: Option<String>,
 }
 
 impl MailSettings {
@@ -60,6 +64,7 @@ impl MailSettings {
             from: config.mail.from.clone(),
             admin: config.admin.clone(),
             timezone: config.timezone,
+            public_url: config.public_url.clone(),
         }
     }
 }
@@ -94,6 +99,10 @@ pub struct MailItem {
     pub value: Option<f64>,
     pub message: String,
     pub content_hash: String,
+    /// A `critical` finding that is still bad news: chat messages @ the
+    /// group's responsible people for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub critical: bool,
 }
 
 /// A message ready for the outbox.
@@ -103,7 +112,7 @@ pub struct OutgoingMail {
     pub message_id: String,
     /// How it goes out.
     pub channel: ChannelKind,
-    /// Who gets it on that channel (a mail address).
+    /// Who gets it on that channel (a mail address, or a robot target).
     pub recipient: String,
     pub kind: MailKind,
     pub subject: String,
@@ -152,6 +161,62 @@ pub fn compose(recipient: &str, notices: &[&Notice], tz: Tz) -> OutgoingMail {
     compose_with_charts(recipient, notices, tz, false)
 }
 
+/// The items of a message, as kept in the outbox.
+fn mail_items(sorted: &[&Notice]) -> Vec<MailItem> {
+    sorted
+        .iter()
+        .map(|n| MailItem {
+            rule: n.rule.clone(),
+            subject: n.subject.clone(),
+            notice: n.kind.as_str().to_string(),
+            at: n.at,
+            value: n.value(),
+            message: n.message.clone(),
+            content_hash: n.content_hash.clone(),
+            critical: n.severity == crate::alerts::state::Severity::Critical
+                && !n.kind.is_recovery()
+                && n.kind.audience() == Audience::Rule,
+        })
+        .collect()
+}
+
+/// Stage 2 for a reader on any channel: a mail for an address, a markdown
+/// message (same content, see [`chat`]) for a robot target.
+pub fn compose_for(
+    target: &str,
+    notices: &[&Notice],
+    settings: &MailSettings,
+    charts: bool,
+) -> OutgoingMail {
+    let channel = ChannelKind::of_target(target);
+    if channel == ChannelKind::Mail {
+        return compose_with_charts(target, notices, settings.timezone, charts);
+    }
+    let mut sorted = notices.to_vec();
+    templates::sort_notices(&mut sorted);
+    let rendered = chat::render(&sorted, settings.timezone, settings.public_url.as_deref());
+    let ids: Vec<String> = sorted.iter().map(|n| n.id()).collect();
+    let mut parts: Vec<&str> = vec!["notices", target];
+    parts.extend(ids.iter().map(String::as_str));
+    let kind = if sorted.iter().all(|n| n.kind.audience() == Audience::Admin) {
+        MailKind::Admin
+    } else {
+        MailKind::Alert
+    };
+    OutgoingMail {
+        message_id: message_id(parts),
+        channel,
+        recipient: target.to_string(),
+        kind,
+        subject: rendered.subject,
+        text: rendered.text,
+        html: String::new(),
+        items: mail_items(&sorted),
+        inline: Vec::new(),
+        charts: Vec::new(),
+    }
+}
+
 /// [`compose`], with `charts`: a chart (PNG, inline `cid:`) under each
 /// firing and reminder item, drawn when the mail is sent (an item whose rule
 /// has no chart, or no data for it, shows none). The text part is the same
@@ -197,18 +262,7 @@ pub fn compose_with_charts(
         subject: rendered.subject,
         text: rendered.text,
         html: rendered.html,
-        items: sorted
-            .iter()
-            .map(|n| MailItem {
-                rule: n.rule.clone(),
-                subject: n.subject.clone(),
-                notice: n.kind.as_str().to_string(),
-                at: n.at,
-                value: n.value(),
-                message: n.message.clone(),
-                content_hash: n.content_hash.clone(),
-            })
-            .collect(),
+        items: mail_items(&sorted),
         inline: Vec::new(),
         charts: pending,
     }
@@ -227,7 +281,7 @@ pub fn compose_all_with_charts(
 ) -> Vec<OutgoingMail> {
     route(notices, &settings.admin)
         .into_iter()
-        .map(|(to, list)| compose_with_charts(&to, &list, settings.timezone, charts))
+        .map(|(to, list)| compose_for(&to, &list, settings, charts))
         .collect()
 }
 
@@ -261,6 +315,7 @@ pub fn compose_note(
                 value: None,
                 message: title.to_string(),
                 content_hash: String::new(),
+                critical: false,
             }],
             inline: Vec::new(),
             charts: Vec::new(),
@@ -331,6 +386,7 @@ mod tests {
             from: "r <r@cn.cn>".into(),
             admin: vec!["ops@cn.cn".into()],
             timezone: chrono_tz::Asia::Shanghai,
+            public_url: None,
         };
         let mails = compose_all(&notices, &settings);
         let summary: Vec<(&str, Vec<&str>, MailKind)> = mails

@@ -150,7 +150,7 @@ fn one_line(text: &str) -> String {
 }
 
 /// `(name, value)` rows describing one notice, unescaped.
-fn rows(n: &Notice, tz: Tz) -> Vec<(&'static str, String)> {
+pub(crate) fn rows(n: &Notice, tz: Tz) -> Vec<(&'static str, String)> {
     let mut rows: Vec<(&'static str, String)> = Vec::new();
     let number = |key: &str| n.details.get(key).and_then(|v| v.as_f64());
     let unit = n

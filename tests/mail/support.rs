@@ -313,6 +313,7 @@ pub fn settings() -> MailSettings {
         from: "南宫市目标考核 <alerts@example.cn>".into(),
         admin: vec!["ops@example.cn".into()],
         timezone: SH,
+        public_url: None,
     }
 }
 
