@@ -21,7 +21,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use chrono_tz::Tz;
 use hmac::{Hmac, Mac};
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
@@ -32,6 +32,14 @@ use crate::notify::mail::{Secret, SendError};
 use crate::notify::outbox::QueuedMail;
 use crate::notify::templates::{self, Rendered};
 use crate::time::{Millis, MINUTE, SECOND};
+
+/// What a token or rule id in a URL path or query keeps as is: RFC 3986's
+/// unreserved characters.
+const URL_PART: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// Ends a message cut to the platform's size.
 pub const CUT_MARK: &str = "…（详见邮件/页面）";
@@ -104,7 +112,7 @@ pub fn render(sorted: &[&Notice], tz: Tz, public_url: Option<&str>) -> Rendered 
         if let (Some(base), Audience::Rule) = (public_url, n.kind.audience()) {
             text.push_str(&format!(
                 "- [查看详情]({base}/rules/{})\n",
-                utf8_percent_encode(&n.rule, NON_ALPHANUMERIC)
+                utf8_percent_encode(&n.rule, URL_PART)
             ));
         }
         text.push('\n');
@@ -195,16 +203,13 @@ impl RobotClient {
         match self.robot.kind {
             RobotKind::DingTalk => format!(
                 "{base}?access_token={}",
-                utf8_percent_encode(token, NON_ALPHANUMERIC)
+                utf8_percent_encode(token, URL_PART)
             ),
             RobotKind::WeCom => {
-                format!(
-                    "{base}?key={}",
-                    utf8_percent_encode(token, NON_ALPHANUMERIC)
-                )
+                format!("{base}?key={}", utf8_percent_encode(token, URL_PART))
             }
             RobotKind::Feishu => {
-                format!("{base}/{}", utf8_percent_encode(token, NON_ALPHANUMERIC))
+                format!("{base}/{}", utf8_percent_encode(token, URL_PART))
             }
         }
     }
