@@ -538,19 +538,27 @@ pub fn combine(messages: &[QueuedMail]) -> QueuedMail {
     out.subject = format!(
         "rulewatch 共 {} 条通知：{}",
         messages.len(),
-        messages[0].subject
+        fit(&messages[0].subject, 400)
     );
-    out.text = messages
-        .iter()
-        .map(|m| m.text.as_str())
-        .collect::<Vec<_>>()
-        .join("\n\n---\n\n");
+    out.text = format!(
+        "**{}**\n\n---\n\n{}",
+        out.subject,
+        messages
+            .iter()
+            .map(|m| m.text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n\n---\n\n")
+    );
     out.items = messages.iter().flat_map(|m| m.items.clone()).collect();
     out
 }
 
 /// Bytes [`combine`] adds between two messages.
 pub const JOIN_BYTES: usize = "\n\n---\n\n".len();
+
+/// Bytes [`combine`] may add in front (its bold heading names the first
+/// subject, cut to fit): kept free when grouping.
+pub const HEAD_BYTES: usize = 600;
 
 /// When a robot that sent at `sent` (ms, oldest first) may send again at
 /// `now`: `None` if at once.

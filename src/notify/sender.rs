@@ -263,7 +263,7 @@ impl Sender {
                     *bytes = bytes.map(|b| b + chat::JOIN_BYTES + mail.text.len());
                     group.push(mail);
                 }
-                None => out.push((Some(mail.text.len()), vec![mail])),
+                None => out.push((Some(chat::HEAD_BYTES + mail.text.len()), vec![mail])),
             }
         }
         out.into_iter().map(|(_, group)| group).collect()

@@ -265,14 +265,13 @@ async fn rate_limit_groups_and_drops_nothing() {
     let r = robot_rule("unemployment-rate", &c);
     // 25 findings in one minute, each sent as soon as it is queued.
     let mut postponed = 0;
+    let mut findings = Vec::new();
     for i in 0..25 {
         let t = t0() + i * SECOND;
+        // One more county in breach each second (the earlier ones stay).
+        findings.push(breach(&r.id, &format!("第{i}县"), 5.1));
         store
-            .record(
-                t,
-                &[(&r, &[breach(&r.id, &format!("第{i}县"), 5.1)])],
-                &chat_settings(&c),
-            )
+            .record(t, &[(&r, &findings)], &chat_settings(&c))
             .unwrap();
         postponed += sender.run_once(t).await.unwrap().postponed;
     }
@@ -291,7 +290,7 @@ async fn rate_limit_groups_and_drops_nothing() {
         .collect();
     for i in 0..25 {
         assert_eq!(
-            all.matches(&format!("对象：第{i}县（")).count(),
+            all.matches(&format!("说明：第{i}县城镇")).count(),
             1,
             "第{i}县: {all}"
         );
