@@ -1,4 +1,4 @@
-//! The core benchmark of `../shared/bench/README.md`, one phase per process so
+//! The core benchmark (data from `benches/gen_data.py`), one phase per process so
 //! each phase's peak memory is its own:
 //!
 //!   core ingest FILE STORE   store a data file (NDJSON or CSV), readings/s
@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rulewatch::config::Config;
-use rulewatch::readings::ingest::ingest;
 use rulewatch::readings::store::Store;
+use rulewatch::readings::stream::ingest;
 use rulewatch::readings::Format;
 use rulewatch::rules::{load_rules, Evaluator};
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The core benchmark (../shared/bench/README.md): ingest of the NDJSON and the
+# The core benchmark (data from benches/gen_data.py): ingest of the NDJSON and the
 # CSV, the five rules at the data's end time, peak memory. Usage: benches/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${RW_BENCH_DATA:-/tmp/rw-bench}
-gen=${RW_BENCH_GEN:-../shared/bench/gen_data.py}
+gen=${RW_BENCH_GEN:-benches/gen_data.py}
 if [ ! -f "$data/data.ndjson" ]; then
     python3 "$gen" --series 2000 --days 60 --end 1795723200 --out "$data" --formats ndjson,csv >/dev/null
 fi

@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use rulewatch::config::Config;
-use rulewatch::readings::ingest::ingest;
 use rulewatch::readings::store::Store;
+use rulewatch::readings::stream::ingest;
 use rulewatch::readings::Format;
 use rulewatch::ruletest::snapshot::Snapshot;
 use rulewatch::time::parse_time;

@@ -52,9 +52,7 @@ free_port() {
 # workspace DIR [EXTRA_RULE…]: the shipped config and rules in DIR.
 workspace() {
     local dir=$1; shift
-    mkdir -p "$dir"
-    cp rulewatch.ron "$dir/"
-    cp -r rules "$dir/rules"
+    scripts/copy-shipped-rules.sh "$dir"
     if [ $# -gt 0 ]; then
         mkdir -p "$dir/rules/extra"
         cp "$@" "$dir/rules/extra/"

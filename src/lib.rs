@@ -4,6 +4,7 @@
 //! Layout (one module per concept):
 //! - [`config`]: strict RON config with positions and cross-checks
 //! - [`time`]: TIME / duration parsing and calendar windows in the configured zone
+//! - [`db`]: the store file: opening SQLite, every table, the schema version
 //! - [`readings`]: the reading model, parsers (JSON, NDJSON, CSV) and the SQLite store
 //! - [`rules`]: rule loading (metadata), the sandboxed engine, the API rules call
 //! - [`alerts`]: the alert state machine (pure over `now`), its persistence and history
@@ -18,6 +19,7 @@ pub mod alerts;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod db;
 pub mod diag;
 pub mod logging;
 pub mod notify;

@@ -157,6 +157,8 @@ pub enum Window {
     LastYear,
     /// `"all"`: every stored reading up to T.
     All,
+    /// `"2021"`: one calendar year (a work report's year), up to T.
+    CalendarYear(i32),
 }
 
 /// Inclusive range of instants `[from, to]`.
@@ -173,7 +175,7 @@ impl Range {
 }
 
 pub const WINDOW_NAMES: &str =
-    "a duration like `30d`, or `today` `yesterday` `month` `last_month` `quarter` `last_quarter` `year` `last_year` `all`";
+    "a duration like `30d`, or `today` `yesterday` `month` `last_month` `quarter` `last_quarter` `year` `last_year` `all`, or a calendar year like `2021`";
 
 impl Window {
     pub fn parse(text: &str) -> Result<Window, String> {
@@ -187,6 +189,15 @@ impl Window {
             "year" => Window::Year,
             "last_year" => Window::LastYear,
             "all" => Window::All,
+            year if year.len() == 4 && year.bytes().all(|b| b.is_ascii_digit()) => {
+                let y: i32 = year.parse().expect("four digits");
+                if !(1900..=2999).contains(&y) {
+                    return Err(format!(
+                        "bad window: year `{y}` is out of range (1900–2999)"
+                    ));
+                }
+                Window::CalendarYear(y)
+            }
             other => Window::Last(
                 parse_duration(other)
                     .map_err(|e| format!("bad window: {e}; a window is {WINDOW_NAMES}"))?,
@@ -226,6 +237,8 @@ impl Window {
             }
             Window::Year => period(months_span(local.year(), 1, 12, tz)),
             Window::LastYear => period(months_span(local.year() - 1, 1, 12, tz)),
+            // Before the year starts, `to < from`: an empty window.
+            Window::CalendarYear(y) => period(months_span(y, 1, 12, tz)),
         }
     }
 }
@@ -326,5 +339,22 @@ mod tests {
         assert_eq!(q.from, parse_time("2020-10-01", SH).unwrap());
         let y = Window::Year.range(now, SH);
         assert_eq!(y.from, parse_time("2021-01-01", SH).unwrap());
+    }
+
+    /// A work report's year as a window: the whole year seen from the next
+    /// one, clipped at now inside it, empty before it.
+    #[test]
+    fn a_calendar_year_window() {
+        let w = Window::parse("2021").unwrap();
+        assert_eq!(w, Window::CalendarYear(2021));
+        let after = Window::CalendarYear(2021).range(parse_time("2022-02-16", SH).unwrap(), SH);
+        assert_eq!(after.from, parse_time("2021-01-01", SH).unwrap());
+        assert_eq!(after.to, parse_time("2022-01-01", SH).unwrap() - 1);
+        let inside = parse_time("2021-06-16", SH).unwrap();
+        assert_eq!(Window::CalendarYear(2021).range(inside, SH).to, inside);
+        let before = Window::CalendarYear(2021).range(parse_time("2020-12-31", SH).unwrap(), SH);
+        assert!(before.to < before.from, "empty");
+        assert!(Window::parse("0999").unwrap_err().contains("out of range"));
+        assert!(Window::parse("20210").is_err());
     }
 }

@@ -36,7 +36,7 @@ fn demo_replays_the_fixtures_and_mails_appear() {
         .unwrap()
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
     std::fs::write(dir.path().join("rulewatch.ron"), config).unwrap();
-    copy_dir(&repo().join("rules"), &dir.path().join("rules"));
+    common::copy_shipped_rules(dir.path());
     copy_dir(&repo().join("fixtures"), &dir.path().join("fixtures"));
 
     // 30 virtual days a second, January to mid-February 2021.

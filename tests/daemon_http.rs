@@ -116,6 +116,7 @@ fn writes_need_the_token() {
         assert_eq!(r.status, 401, "{auth:?}: {}", r.text);
         assert!(r.json()["error"].is_string());
         assert!(r.headers.get("www-authenticate").is_some());
+        assert_eq!(r.headers["connection"], "close");
         let r = d.post_as("/api/v1/evaluate", auth, None, "");
         assert_eq!(r.status, 401, "{auth:?}: {}", r.text);
     }
@@ -198,6 +199,7 @@ fn unknown_content_types_are_refused() {
     let d = with_pm25_rule();
     let r = d.post("/api/v1/readings", "application/xml", "<pm25/>");
     assert_eq!(r.status, 415, "{}", r.text);
+    assert_eq!(r.headers["connection"], "close");
     assert!(r.json()["error"]
         .as_str()
         .unwrap()
@@ -209,6 +211,40 @@ fn unknown_content_types_are_refused() {
         NDJSON_OK,
     );
     assert_eq!(r.status, 415, "{}", r.text);
+}
+
+#[test]
+fn a_refusal_before_the_body_says_the_connection_closes() {
+    // A client that sends the headers, waits for `100 Continue` or simply
+    // has not sent the body yet, and gets its 401/415 first must be told the
+    // connection is closing, or its next request on it fails.
+    use std::io::{Read, Write};
+    let d = with_pm25_rule();
+    for (auth, content_type, status) in [
+        ("", "application/x-ndjson", "401"),
+        (
+            &format!("Authorization: Bearer {TOKEN}\r\n")[..],
+            "application/xml",
+            "415",
+        ),
+    ] {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            s,
+            "POST /api/v1/readings HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: {content_type}\r\nContent-Length: 100000\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer).to_lowercase();
+        assert!(
+            answer.starts_with(&format!("http/1.1 {status}")),
+            "{answer}"
+        );
+        assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    }
 }
 
 #[test]

@@ -151,7 +151,7 @@ fn overlapping_runs_are_skipped_and_counted() {
         r["last_evaluation"]["error"]
             .as_str()
             .unwrap()
-            .contains("time limit"),
+            .contains("运行时间超过上限"),
         "{r}"
     );
     assert!(r["skipped_overlapping_runs"].as_u64().unwrap() >= 1);

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{fixtures_workspace as workspace, repo};
+use common::fixtures_workspace as workspace;
 
 use std::process::Command;
 
@@ -121,10 +121,11 @@ fn breach(
 
 #[test]
 fn shipped_config_and_rules_pass_check() {
+    let shipped = common::shipped_workspace();
     let out = Command::new(BIN)
         .arg("check")
         .arg("--config")
-        .arg(repo().join("rulewatch.ron"))
+        .arg(shipped.path().join("rulewatch.ron"))
         .output()
         .unwrap();
     assert!(
@@ -175,9 +176,9 @@ fn quiet_dates() {
             "groundwater-balance",
             "private-school-share",
             "shelterbelt-control",
-            "waste-sorting-towns"
         ]
     );
+    // (waste-sorting-towns is a 2021 goal: the end-2020 baseline is not judged)
 }
 
 #[test]
@@ -229,15 +230,18 @@ fn limit_rules() {
     );
     quiet("shelterbelt-control", "2021-07-16");
 
+    // A 2021 goal: on pace from the end-2020 18.8% to 30% at the year end.
+    quiet("waste-sorting-towns", "2021-01-16");
     breach(
         "waste-sorting-towns",
         "2021-04-16",
         json!({}),
-        (25.0, 30.0, 5.0),
+        (18.8, 21.6, 2.8),
         "%",
-        &["25.0%"],
+        &["18.8%", "应达 21.6%", "落后 2.8 个百分点"],
     );
     quiet("waste-sorting-towns", "2021-07-16");
+    quiet("waste-sorting-towns", "2022-01-16");
 
     breach(
         "groundwater-balance",
@@ -422,7 +426,6 @@ fn pace_rules() {
         "beautiful-villages",
         "beautiful-courtyards",
         "farm-service-stations",
-        "canal-dredging",
         "vocational-training",
         "urban-jobs",
         "rural-labor-transfer",
@@ -436,6 +439,23 @@ fn pace_rules() {
 
 #[test]
 fn year_end_count_rules() {
+    // "9条、75.7公里": the length is met, the count is not
+    for month in [2, 5, 8, 11] {
+        quiet("canal-dredging", &format!("2021-{month:02}-16"));
+    }
+    let found = findings("canal-dredging", "2022-01-16");
+    assert_eq!(found.len(), 1, "{found:#?}");
+    breach(
+        "canal-dredging",
+        "2022-01-16",
+        json!({ "item": "河渠条数" }),
+        (8.0, 9.0, 1.0),
+        "条",
+        &["清淤疏浚河渠 8 条", "9 条"],
+    );
+    // "5条、10.9公里": both met
+    quiet("rural-roads", "2022-01-16");
+
     quiet("high-value-bases", "2021-12-16");
     breach(
         "high-value-bases",
@@ -499,8 +519,9 @@ fn no_data_rules() {
     quiet("social-reports-overdue", "2021-07-16");
 
     // Before the fixtures' first due date every monthly metric is overdue.
+    // (5 monthly figures, the 5 projects' and the 2 facilities' status reports)
     let found = findings("economy-reports-overdue", "2021-01-05");
-    assert_eq!(found.len(), 5, "{found:#?}");
+    assert_eq!(found.len(), 12, "{found:#?}");
     assert!(found.iter().all(|f| f["kind"] == "no_data"));
     for rule in [
         "economy-reports-overdue",
@@ -512,4 +533,17 @@ fn no_data_rules() {
             quiet(rule, &format!("2021-{month:02}-16"));
         }
     }
+    // Daily air data: complete all year; four days after the fixtures end
+    // (2021-12-31) every pollutant of 南宫 is missing.
+    for at in ["2021-03-01", "2021-06-16", "2021-12-31", "2022-01-03"] {
+        quiet("air-data-overdue", at);
+    }
+    let found = findings("air-data-overdue", "2022-01-04");
+    assert_eq!(found.len(), 6, "{found:#?}");
+    assert!(found.iter().all(|f| f["kind"] == "no_data"
+        && f["subject"]["county"] == "南宫"
+        && f["message"]
+            .as_str()
+            .unwrap()
+            .contains("最近一条为 2021-12-31")));
 }

@@ -2,6 +2,8 @@
 //! the shipped rules the same numbers the rule itself uses (so the line on
 //! the page is the line the rule judges by).
 
+mod common;
+
 use std::path::Path;
 
 use rhai::Dynamic;
@@ -112,7 +114,8 @@ fn float(v: Dynamic) -> f64 {
 
 #[test]
 fn shipped_charts_use_the_rules_own_numbers() {
-    let config = config();
+    let shipped = common::shipped_workspace();
+    let config = Config::load(&shipped.path().join("rulewatch.ron")).unwrap();
     let engine = new_engine(&config.limits);
     let (rules, problems) = load_rules(&engine, &config);
     assert!(problems.iter().all(|p| !p.is_error), "{problems:?}");

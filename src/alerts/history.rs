@@ -9,27 +9,6 @@ use crate::alerts::state::{subject_key, State, Transition};
 use crate::readings::Labels;
 use crate::time::Millis;
 
-pub(crate) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS alert_history (
-    id           INTEGER PRIMARY KEY AUTOINCREMENT,
-    time         INTEGER NOT NULL,          -- ms since the epoch
-    rule         TEXT NOT NULL,
-    subject      TEXT NOT NULL,             -- canonical JSON of the labels
-    event        TEXT NOT NULL,             -- see HistoryEvent
-    from_state   TEXT,
-    to_state     TEXT,
-    notice       TEXT,                      -- the notice kind a mail event carries
-    value        REAL,
-    message      TEXT NOT NULL,
-    content_hash TEXT NOT NULL,             -- the rule file's content at the time
-    recipient    TEXT,
-    message_id   TEXT,
-    error        TEXT
-);
-CREATE INDEX IF NOT EXISTS alert_history_rule_time ON alert_history (rule, time);
-CREATE INDEX IF NOT EXISTS alert_history_time ON alert_history (time);
-";
-
 /// What a history row records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

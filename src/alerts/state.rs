@@ -13,6 +13,14 @@
 //!                        │  absent: data returned (mail); reminder every `repeat`
 //! ```
 //!
+//! A **final verdict** (a finding with `details.final == true`: a year's
+//! target judged when its figures are complete, see `verdict()` in the rule
+//! API) enters `final` from any state, is mailed once (no reminders), and is
+//! never resolved: not by the next year's data, not by the finding going
+//! away. A rule with a `year` closes at the end of that year plus its grace
+//! period (`AlertRule::closes_at`): from then on its alerts are frozen as they
+//! are, nothing fires, reminds or resolves.
+//!
 //! A rule *error* is a rule-level state of its own (`admin` is told once per
 //! distinct error message, and again when the rule evaluates cleanly). While
 //! a rule errors its other alerts are frozen: an evaluation that failed says
@@ -52,6 +60,9 @@ pub struct AlertRule {
     pub for_: Millis,
     /// Reminder interval while firing or without data (0 = no reminders).
     pub repeat: Millis,
+    /// A rule of one work-report year closes at the end of that year plus
+    /// its grace period: from then on its alerts are frozen (`None`: never).
+    pub closes_at: Option<Millis>,
 }
 
 impl AlertRule {
@@ -67,6 +78,7 @@ impl AlertRule {
             recipients: rule.meta.recipients.clone(),
             for_: rule.meta.for_,
             repeat: rule.meta.repeat,
+            closes_at: rule.meta.closes_at,
         }
     }
 }
@@ -81,6 +93,8 @@ pub enum State {
     Firing,
     NoData,
     Error,
+    /// A year's final verdict: missed, mailed once, never resolved.
+    Final,
 }
 
 impl State {
@@ -91,6 +105,7 @@ impl State {
             State::Firing => "firing",
             State::NoData => "no_data",
             State::Error => "error",
+            State::Final => "final",
         }
     }
 
@@ -101,6 +116,7 @@ impl State {
             "firing" => State::Firing,
             "no_data" => State::NoData,
             "error" => State::Error,
+            "final" => State::Final,
             _ => return None,
         })
     }
@@ -137,6 +153,20 @@ impl Alert {
     pub fn value(&self) -> Option<f64> {
         self.details.get("value").and_then(|v| v.as_f64())
     }
+
+    /// The work-report year of a final verdict (`details.year`).
+    pub fn verdict_year(&self) -> Option<i64> {
+        if self.state != State::Final {
+            return None;
+        }
+        self.details.get("year").and_then(|v| v.as_i64())
+    }
+}
+
+/// Whether a finding is a year's final verdict (`details.final == true`).
+pub fn is_final(finding: &Finding) -> bool {
+    finding.kind == FindingKind::Breach
+        && finding.details.get("final") == Some(&serde_json::Value::Bool(true))
 }
 
 /// A change of state, for the history.
@@ -172,6 +202,9 @@ pub enum NoticeKind {
     RuleError,
     /// The rule evaluates again (to `admin`).
     RuleRecovered,
+    /// A year's target missed, judged on complete figures: sent once
+    /// (`2021年度结果：未完成`).
+    FinalVerdict,
 }
 
 impl NoticeKind {
@@ -185,6 +218,7 @@ impl NoticeKind {
             NoticeKind::DataReturned => "data_returned",
             NoticeKind::RuleError => "rule_error",
             NoticeKind::RuleRecovered => "rule_recovered",
+            NoticeKind::FinalVerdict => "final_verdict",
         }
     }
 
@@ -198,6 +232,7 @@ impl NoticeKind {
             NoticeKind::DataReturned,
             NoticeKind::RuleError,
             NoticeKind::RuleRecovered,
+            NoticeKind::FinalVerdict,
         ]
         .into_iter()
         .find(|k| k.as_str() == text)
@@ -293,6 +328,12 @@ pub struct Evaluation {
 ///   state is entered (or updated), everything else is left as it was.
 pub fn evaluate(prev: &[Alert], rule: &AlertRule, now: Millis, findings: &[Finding]) -> Evaluation {
     let mut out = Evaluation::default();
+    if rule.closes_at.is_some_and(|closes| now >= closes) {
+        // The rule's year (and grace) is over: its results stand as they are.
+        out.alerts = prev.iter().filter(|a| a.rule == rule.id).cloned().collect();
+        sort_alerts(&mut out.alerts);
+        return out;
+    }
     let mut error_prev: Option<&Alert> = None;
     let mut subjects_prev: BTreeMap<&Labels, &Alert> = BTreeMap::new();
     for alert in prev.iter().filter(|a| a.rule == rule.id) {
@@ -397,8 +438,14 @@ pub fn evaluate(prev: &[Alert], rule: &AlertRule, now: Millis, findings: &[Findi
         }
     }
 
-    // Subjects that are gone.
+    // Subjects that are gone. A final verdict stays: it is the year's result.
     for (subject, old) in &subjects_prev {
+        if old.state == State::Final {
+            if !current.contains_key(subject) {
+                out.alerts.push((*old).clone());
+            }
+            continue;
+        }
         if current.contains_key(subject) {
             continue;
         }
@@ -438,6 +485,20 @@ pub fn evaluate(prev: &[Alert], rule: &AlertRule, now: Millis, findings: &[Findi
             rule.repeat > 0 && old.last_sent.is_none_or(|sent| now - sent >= rule.repeat)
         };
         let alert = match (finding.kind, old) {
+            // A final verdict stands whatever comes after it (within its year).
+            (_, Some(old)) if old.state == State::Final => Alert {
+                last_eval: now,
+                ..old.clone()
+            },
+            (FindingKind::Breach, _) if is_final(finding) => {
+                let from = old.map_or(State::Inactive, |o| o.state);
+                let mut alert = fresh(State::Final);
+                alert.fired_at = Some(now);
+                alert.last_sent = Some(now);
+                out.transitions.push(transition(from, &alert));
+                out.notices.push(notice(NoticeKind::FinalVerdict, &alert));
+                alert
+            }
             (FindingKind::Breach, None)
             | (
                 FindingKind::Breach,
@@ -538,6 +599,7 @@ mod tests {
 
     fn rule(for_: Millis, repeat: Millis) -> AlertRule {
         AlertRule {
+            closes_at: None,
             id: "unemployment-rate".into(),
             title: "城镇登记失业率 ≤ 4.5%".into(),
             severity: Severity::Critical,
@@ -797,5 +859,80 @@ mod tests {
         assert!(t
             .iter()
             .all(|t| t.to == State::Inactive && t.from == State::Firing));
+    }
+
+    fn verdict(county: &str) -> Finding {
+        let mut f = finding(FindingKind::Breach, county, 67.5);
+        f.details.insert("final".into(), true.into());
+        f.details.insert("year".into(), 2021.into());
+        f
+    }
+
+    /// A year's missed target: mailed once, never reminded, never resolved,
+    /// whatever the following evaluations find.
+    #[test]
+    fn a_final_verdict_is_sent_once_and_stands() {
+        let day = 24 * HOUR;
+        let mut c = Clock::new(rule(0, 7 * day));
+        // December's pace breach fires first, then the year's verdict.
+        assert_eq!(c.at(0, &[breach("南宫")]), [NoticeKind::Firing]);
+        let e = evaluate(&c.alerts, &c.rule, 30 * day, &[verdict("南宫")]);
+        assert_eq!(e.transitions.len(), 1);
+        assert_eq!(
+            (e.transitions[0].from, e.transitions[0].to),
+            (State::Firing, State::Final)
+        );
+        assert_eq!(
+            e.notices.iter().map(|n| n.kind).collect::<Vec<_>>(),
+            [NoticeKind::FinalVerdict]
+        );
+        c.alerts = e.alerts;
+        assert_eq!(c.alerts[0].verdict_year(), Some(2021));
+        // The same verdict again, weeks later: no reminder.
+        assert_eq!(c.at(60 * day, &[verdict("南宫")]), []);
+        // Next year's figure: the rule finds nothing, the verdict stays.
+        let e = evaluate(&c.alerts, &c.rule, 90 * day, &[]);
+        assert!(e.transitions.is_empty() && e.notices.is_empty(), "{e:?}");
+        assert_eq!(e.alerts.len(), 1);
+        assert_eq!(e.alerts[0].state, State::Final);
+        c.alerts = e.alerts;
+        // Even a plain breach or no data later does not replace it.
+        assert_eq!(c.at(100 * day, &[breach("南宫")]), []);
+        assert_eq!(c.state("南宫"), State::Final);
+        let mut nd = breach("南宫");
+        nd.kind = FindingKind::NoData;
+        assert_eq!(c.at(110 * day, &[nd]), []);
+        assert_eq!(c.state("南宫"), State::Final);
+        // A verdict straight from nothing.
+        let mut c = Clock::new(rule(HOUR, 0));
+        assert_eq!(c.at(0, &[verdict("威县")]), [NoticeKind::FinalVerdict]);
+        assert_eq!(c.state("威县"), State::Final);
+        assert_eq!(State::parse("final"), Some(State::Final));
+        assert_eq!(
+            NoticeKind::parse("final_verdict"),
+            Some(NoticeKind::FinalVerdict)
+        );
+    }
+
+    /// After its year and grace, a rule's alerts are frozen: no reminders,
+    /// nothing new, nothing resolved.
+    #[test]
+    fn a_closed_rule_stops_reminding() {
+        let day = 24 * HOUR;
+        let mut r = rule(0, day);
+        r.closes_at = Some(10 * day);
+        let mut c = Clock::new(r);
+        assert_eq!(c.at(0, &[breach("南宫")]), [NoticeKind::Firing]);
+        assert_eq!(c.at(day, &[breach("南宫")]), [NoticeKind::Reminder]);
+        assert_eq!(c.at(9 * day, &[breach("南宫")]), [NoticeKind::Reminder]);
+        let before = c.alerts.clone();
+        for t in [10 * day, 11 * day, 400 * day] {
+            let e = evaluate(&c.alerts, &c.rule, t, &[breach("南宫"), breach("威县")]);
+            assert!(e.notices.is_empty() && e.transitions.is_empty(), "{e:?}");
+            assert_eq!(e.alerts, before);
+            let e = evaluate(&c.alerts, &c.rule, t, &[]);
+            assert!(e.notices.is_empty() && e.transitions.is_empty(), "{e:?}");
+            assert_eq!(e.alerts, before);
+        }
     }
 }

@@ -9,7 +9,6 @@
 //! does it again), so no notice is lost or queued twice.
 
 use std::path::Path;
-use std::time::Duration;
 
 use rusqlite::{params, Connection, Row, TransactionBehavior};
 
@@ -19,106 +18,23 @@ use crate::alerts::state::{self, subject_key, Alert, AlertRule, State};
 use crate::rules::finding::Finding;
 use crate::time::Millis;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS alert_state (
-    rule         TEXT NOT NULL,
-    slot         TEXT NOT NULL,     -- 'alert', or 'error' for the rule-level error state
-    subject      TEXT NOT NULL,     -- canonical JSON of the labels
-    state        TEXT NOT NULL,     -- pending | firing | no_data | error
-    active_since INTEGER NOT NULL,
-    fired_at     INTEGER,
-    last_sent    INTEGER,
-    last_eval    INTEGER NOT NULL,
-    message      TEXT NOT NULL,
-    details      TEXT NOT NULL,     -- JSON object
-    PRIMARY KEY (rule, slot, subject)
-);
-";
-
-/// The outbox `notify` queues messages in (see `notify::outbox`), created
-/// with the other tables of the file so that a notice can be queued in the
-/// transaction of its state change. A row is one message to one target on
-/// one channel (`mail` today; chat robots next).
-const OUTBOX_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS outbox (
-    id             INTEGER PRIMARY KEY AUTOINCREMENT,
-    message_id     TEXT NOT NULL UNIQUE,   -- stable per notification: dedup
-    channel        TEXT NOT NULL DEFAULT 'mail', -- how it goes: mail (chat robots next)
-    recipient      TEXT NOT NULL,          -- the target on that channel: a mail address
-    kind           TEXT NOT NULL,          -- alert | admin
-    subject        TEXT NOT NULL,
-    text_body      TEXT NOT NULL,
-    html_body      TEXT NOT NULL,
-    items          TEXT NOT NULL,          -- JSON list of MailItem
-    created        INTEGER NOT NULL,
-    status         TEXT NOT NULL,          -- queued | sent | failed
-    attempts       INTEGER NOT NULL DEFAULT 0,
-    next_attempt   INTEGER NOT NULL,
-    last_error     TEXT,
-    sent_at        INTEGER,
-    admin_notified INTEGER NOT NULL DEFAULT 0  -- 0 no, 1 told delayed, 2 told failed
-);
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt);
--- Images a message's HTML part shows by cid:, queued with it.
-CREATE TABLE IF NOT EXISTS outbox_inline (
-    message_id   TEXT NOT NULL,
-    cid          TEXT NOT NULL,
-    content_type TEXT NOT NULL,
-    data         BLOB NOT NULL,
-    PRIMARY KEY (message_id, cid)
-) WITHOUT ROWID;
--- Charts a message shows, drawn when it is sent (never inside the write
--- transaction that queues it): what to draw, as JSON.
-CREATE TABLE IF NOT EXISTS outbox_charts (
-    message_id   TEXT NOT NULL,
-    cid          TEXT NOT NULL,
-    request      TEXT NOT NULL,
-    PRIMARY KEY (message_id, cid)
-) WITHOUT ROWID;
-";
-
-/// How long a write waits for another writer (the readings store, the
-/// sender) before giving up: bulk ingest holds the lock for well under a second.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("alert store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("alert store: {0}")]
+    Db(#[from] crate::db::DbError),
     #[error("alert store: background task failed: {0}")]
     Task(String),
 }
 
-/// Opens (creating if needed) the store file with the alert, history and
-/// outbox tables. WAL, so the daemon's readers never wait for writers;
-/// `synchronous=FULL` on this connection: a queued mail or a state change,
-/// once committed, survives power loss as well as a crash (a few commits per
-/// evaluation, so the cost does not matter).
+/// Opens (creating if needed) the store file for alerts, their history and
+/// the outbox ([`crate::db`] owns the tables). `synchronous=FULL` on this
+/// connection: a queued mail or a state change, once committed, survives
+/// power loss as well as a crash (a few commits per evaluation, so the cost
+/// does not matter).
 pub fn open_db(path: &Path) -> Result<Connection, StoreError> {
-    if let Some(dir) = path.parent() {
-        if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                rusqlite::Error::InvalidPath(format!("{}: {e}", dir.display()).into())
-            })?;
-        }
-    }
-    let conn = Connection::open(path)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.execute_batch(SCHEMA)?;
-    conn.execute_batch(history::SCHEMA)?;
-    conn.execute_batch(OUTBOX_SCHEMA)?;
-    // Files made before outbox rows named their channel: every row was mail.
-    let has_channel: bool = conn.query_row(
-        "SELECT COUNT(*) > 0 FROM pragma_table_info('outbox') WHERE name = 'channel'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has_channel {
-        conn.execute_batch("ALTER TABLE outbox ADD COLUMN channel TEXT NOT NULL DEFAULT 'mail'")?;
-    }
-    Ok(conn)
+    Ok(crate::db::open(path, crate::db::Durability::Full)?)
 }
 
 /// What [`AlertStore::record`] did.
@@ -194,6 +110,13 @@ impl AlertStore {
     pub fn open(path: &Path) -> Result<AlertStore, StoreError> {
         Ok(AlertStore {
             conn: open_db(path)?,
+        })
+    }
+
+    /// A private store in memory (rule tests: thrown away after the case).
+    pub fn in_memory() -> Result<AlertStore, StoreError> {
+        Ok(AlertStore {
+            conn: crate::db::open_in_memory()?,
         })
     }
 

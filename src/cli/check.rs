@@ -1,10 +1,14 @@
-//! `rulewatch check`: the config and every rule file, every problem listed.
+//! `rulewatch check`: the config and every rule file, every problem listed
+//! with its source line, a caret and the fix; and a warning for each metric
+//! a rule reads that the store has never seen (when the store exists).
 
 use std::path::Path;
 
 use crate::config::Config;
+use crate::diag::Diagnostic;
+use crate::readings::store::Store;
 use crate::rules::engine::new_engine;
-use crate::rules::load_rules;
+use crate::rules::{load_rules, mistakes, source, Rule};
 
 use super::Exit;
 
@@ -16,20 +20,21 @@ pub fn run(config_path: &Path, _args: Args) -> Exit {
         Ok(c) => c,
         Err(problems) => {
             for p in &problems {
-                println!("{p}");
+                print!("{}", p.render());
             }
             return Exit::Problems;
         }
     };
     let engine = new_engine(&config.limits);
-    let (rules, problems) = load_rules(&engine, &config);
+    let (rules, mut problems) = load_rules(&engine, &config);
+    problems.extend(unseen_metrics(&config, &rules));
     for p in &problems {
-        println!("{p}");
+        print!("{}", p.render());
     }
     let errors = problems.iter().filter(|p| p.is_error).count();
     if errors > 0 {
         eprintln!(
-            "{errors} error(s) in {} rule file(s); {} rule(s) loaded",
+            "{errors} 处错误，在 {} 个规则文件中；{} 条规则可用（{errors} error(s)）",
             problems
                 .iter()
                 .filter(|p| p.is_error)
@@ -47,4 +52,47 @@ pub fn run(config_path: &Path, _args: Args) -> Exit {
         config.rules_dir.display()
     );
     Exit::Ok
+}
+
+/// A warning for each metric a rule reads (by name, as a string literal)
+/// that the store has never stored, with the nearest stored name. Nothing
+/// when there is no store yet, or it is empty: then every name is unseen.
+fn unseen_metrics(config: &Config, rules: &[Rule]) -> Vec<Diagnostic> {
+    if !config.store_path.is_file() {
+        return Vec::new();
+    }
+    let Ok(store) = Store::open(&config.store_path) else {
+        return Vec::new();
+    };
+    let stored = store.metrics();
+    if stored.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for rule in rules {
+        let tokens = source::scan(&rule.source);
+        for (metric, line, col, width) in mistakes::metric_names(&tokens) {
+            if stored.binary_search(&metric).is_ok() {
+                continue;
+            }
+            let d = Diagnostic::warning(
+                &rule.path,
+                line,
+                col,
+                format!("数据库里还没有指标 `{metric}` 的数据"),
+            )
+            .with_width(width);
+            out.push(
+                match mistakes::nearest(&metric, stored.iter().map(String::as_str)) {
+                    Some(n) => {
+                        d.with_hint(format!("是否想用 \"{n}\"？若此指标尚未上报，可忽略本提醒"))
+                    }
+                    None => {
+                        d.with_hint("检查指标名是否与上报数据一致；若此指标尚未上报，可忽略本提醒")
+                    }
+                },
+            );
+        }
+    }
+    out
 }

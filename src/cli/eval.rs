@@ -42,7 +42,7 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
         Err(e) => return e,
     };
     for p in problems.iter().filter(|p| p.is_error) {
-        eprintln!("{p}");
+        eprint!("{}", p.render());
     }
     let selected: Vec<_> = match &args.rule {
         None => rules.iter().collect(),
@@ -67,7 +67,13 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
                 serde_json::to_string_pretty(&findings).expect("findings serialize")
             );
         }
-        OutputFormat::Text => print_findings(&findings),
+        OutputFormat::Text => {
+            print_findings(&findings);
+            // Each failure again with its source line and the fix.
+            for failure in outcomes.iter().filter_map(|o| o.error.as_ref()) {
+                eprint!("{}", failure.diagnostic().render());
+            }
+        }
     }
     let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
     let breaches = findings
@@ -90,7 +96,8 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
     }
 }
 
-/// A plain table: RULE  KIND  SUBJECT  MESSAGE.
+/// A plain table: RULE  KIND  SUBJECT  MESSAGE; a failed rule's message
+/// starts with its `file:line:col`, as `--format json` gives it in `details`.
 fn print_findings(findings: &[Finding]) {
     if findings.is_empty() {
         println!("no findings: every rule passed");
@@ -103,9 +110,27 @@ fn print_findings(findings: &[Finding]) {
                 f.rule.clone(),
                 f.kind.as_str().to_string(),
                 subject_text(&f.subject),
-                f.message.clone(),
+                match f.kind {
+                    crate::rules::FindingKind::Error => format!("{}: {}", place(f), f.message),
+                    _ => f.message.clone(),
+                },
             ]
         })
         .collect();
     print_table(&["RULE", "KIND", "SUBJECT", "MESSAGE"], &rows);
+}
+
+/// `file:line:col` of an error finding, from its details.
+fn place(f: &Finding) -> String {
+    let file = f
+        .details
+        .get("file")
+        .and_then(|v| v.as_str())
+        .unwrap_or("?");
+    let number = |key: &str| f.details.get(key).and_then(|v| v.as_u64()).unwrap_or(0);
+    match (number("line"), number("col")) {
+        (0, _) => file.to_string(),
+        (line, 0) => format!("{file}:{line}"),
+        (line, col) => format!("{file}:{line}:{col}"),
+    }
 }

@@ -6,17 +6,20 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::readings::ingest::{ingest, sniff_format, IngestError};
 use crate::readings::store::Store;
+use crate::readings::stream::{ingest, sniff_format, IngestError};
 use crate::readings::Format;
 
 use super::{load_config, Exit};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Files to read (.csv, .json, .ndjson/.jsonl); `-` reads stdin
+    /// Files to read (.csv, .json, .ndjson/.jsonl, .xlsx/.xls/.ods); `-` reads stdin
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// Mapping file for wide workbooks (default: `BOOK.xlsx.ron` or `BOOK.ron` beside each; see docs/excel.md)
+    #[arg(long, value_name = "FILE")]
+    pub mapping: Option<PathBuf>,
     /// Format, when the file name does not tell (stdin is sniffed otherwise)
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,
@@ -56,7 +59,17 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
     };
     let mut exit = Exit::Ok;
     for file in &args.files {
-        match ingest_one(&store, file, args.format.map(Format::from), config.timezone) {
+        let result = if crate::readings::excel::is_workbook(file) {
+            super::ingest_workbook::ingest_one(
+                &store,
+                file,
+                args.mapping.as_deref(),
+                config.timezone,
+            )
+        } else {
+            ingest_one(&store, file, args.format.map(Format::from), config.timezone)
+        };
+        match result {
             Ok(()) => {}
             Err(e) => exit = e,
         }
@@ -99,7 +112,7 @@ fn ingest_one(
         )
     } else {
         let Some(format) = format.or_else(|| Format::from_path(file)) else {
-            eprintln!("{name}: error: unknown file type: name it .csv, .json or .ndjson, or pass --format");
+            eprintln!("{name}: error: unknown file type: name it .csv, .json, .ndjson, .xlsx, .xls or .ods, or pass --format");
             return Err(Exit::Problems);
         };
         let f = std::fs::File::open(file).map_err(|e| {

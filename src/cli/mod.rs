@@ -11,6 +11,7 @@ mod backtest;
 mod check;
 mod eval;
 mod ingest;
+mod ingest_workbook;
 mod preview;
 mod run;
 mod shared;
@@ -51,7 +52,7 @@ pub struct Cli {
 pub enum Command {
     /// Check the config and every rule file; print each problem as PATH:LINE:COL: error: MESSAGE
     Check(check::Args),
-    /// Store readings from .csv, .json, .ndjson files (`-` = stdin)
+    /// Store readings from .csv, .json, .ndjson files (`-` = stdin) and .xlsx, .xls, .ods workbooks
     Ingest(ingest::Args),
     /// Evaluate rules once against the store and print the findings (sends nothing)
     Eval(eval::Args),

@@ -33,7 +33,7 @@ pub fn find_rule<'a>(
 ) -> Result<&'a Rule, Exit> {
     rules.iter().find(|r| r.meta.id == id).ok_or_else(|| {
         for p in problems.iter().filter(|p| p.is_error) {
-            eprintln!("{p}");
+            eprint!("{}", p.render());
         }
         eprintln!(
             "error: no rule with id `{id}` loaded from `{}`",

@@ -59,7 +59,7 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
         match &result.outcome {
             Err(problems) => {
                 for p in problems {
-                    println!("{p}");
+                    print!("{}", p.render());
                 }
                 println!("test {} ... FAILED", path.display());
                 failed += 1;

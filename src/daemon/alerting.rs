@@ -199,7 +199,13 @@ impl Alerting {
         };
         let _ = writeln!(out, "# HELP rulewatch_alerts Active alerts by state.");
         let _ = writeln!(out, "# TYPE rulewatch_alerts gauge");
-        for state in [State::Pending, State::Firing, State::NoData, State::Error] {
+        for state in [
+            State::Pending,
+            State::Firing,
+            State::NoData,
+            State::Error,
+            State::Final,
+        ] {
             let n = by_state
                 .iter()
                 .find(|(s, _)| *s == state)

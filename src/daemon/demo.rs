@@ -56,7 +56,7 @@ pub fn load_fixtures_if_empty(
         let format = Format::from_path(&file).expect("filtered above");
         let f = std::fs::File::open(&file).map_err(|e| format!("`{}`: {e}", file.display()))?;
         let summary =
-            crate::readings::ingest::ingest(store, std::io::BufReader::new(f), format, tz, |_| {})
+            crate::readings::stream::ingest(store, std::io::BufReader::new(f), format, tz, |_| {})
                 .map_err(|e| format!("`{}`: {e}", file.display()))?;
         stored += summary.readings as u64;
     }

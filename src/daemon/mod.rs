@@ -57,7 +57,7 @@ const MAIL_DRAIN: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error(transparent)]
-    Store(#[from] crate::readings::store::StoreError),
+    Store(#[from] crate::readings::store::ReadingStoreError),
     #[error("cannot listen on `{addr}`: {source}")]
     Listen {
         addr: String,
@@ -259,8 +259,12 @@ async fn shutdown(daemon: &Arc<Daemon>, server: tokio::task::JoinHandle<std::io:
     let flushed = tokio::task::spawn_blocking(move || {
         // Fold the write-ahead log into the database file, so the store is
         // one self-contained file while the daemon is down (backups, copies).
-        crate::readings::store::open_connection(d.store.path())
-            .and_then(|c| c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);"))
+        crate::db::open(d.store.path(), crate::db::Durability::Normal)
+            .map_err(|e| e.to_string())
+            .and_then(|c| {
+                c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+                    .map_err(|e| e.to_string())
+            })
     })
     .await;
     match flushed {

@@ -1,6 +1,6 @@
 //! The rule set as the daemon holds it: each rule with its last evaluation
 //! and load error, the files that do not load, and what a (re)load changed.
-//! Plain data, shared by the daemon's parts (re-exported by [`super::state`]).
+//! Plain data, shared by the daemon's parts (`state` re-exports it).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;

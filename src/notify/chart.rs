@@ -114,9 +114,13 @@ pub fn finish_html(html: &str, drawn: &HashSet<String>) -> String {
     out
 }
 
-/// Whether a notice's mail carries a chart: firing and its reminders.
+/// Whether a notice's mail carries a chart: firing, its reminders, and a
+/// year's final verdict.
 pub fn wants_chart(kind: NoticeKind) -> bool {
-    matches!(kind, NoticeKind::Firing | NoticeKind::Reminder)
+    matches!(
+        kind,
+        NoticeKind::Firing | NoticeKind::Reminder | NoticeKind::FinalVerdict
+    )
 }
 
 /// Charts from the readings store, by each rule's `chart` metadata (looked

@@ -19,7 +19,8 @@ use parking_lot::Mutex;
 use rusqlite::Connection;
 use tokio::sync::Notify;
 
-use crate::alerts::store::{open_db, StoreError};
+use crate::alerts::store::StoreError;
+use crate::db;
 use crate::notify::channel::{ChatLimits, MailNotifier, Notifier};
 use crate::notify::chart::{finish_html, ChartSource, InlineImage};
 use crate::notify::chat;
@@ -118,7 +119,7 @@ impl Sender {
         settings: MailSettings,
     ) -> Result<Sender, StoreError> {
         Ok(Sender {
-            db: Arc::new(Mutex::new(open_db(store_path)?)),
+            db: Arc::new(Mutex::new(db::open(store_path, db::Durability::Full)?)),
             notifiers: vec![Box::new(MailNotifier::new(settings.from.clone(), mailer))],
             charts: None,
             settings,

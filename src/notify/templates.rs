@@ -74,6 +74,7 @@ pub fn kind_label(kind: NoticeKind) -> &'static str {
         NoticeKind::DataReturned => "数据已到",
         NoticeKind::RuleError => "规则求值出错",
         NoticeKind::RuleRecovered => "规则恢复正常",
+        NoticeKind::FinalVerdict => "年度结果：未完成",
     }
 }
 
@@ -131,6 +132,11 @@ pub fn subject_line(notices: &[&Notice]) -> String {
         NoticeKind::NoData | NoticeKind::NoDataReminder => {
             format!("[{}][缺数据] ", head.severity.label_zh())
         }
+        // words.md: `2021年度结果：未完成`, never 已恢复
+        NoticeKind::FinalVerdict => match head.details.get("year").and_then(|y| y.as_i64()) {
+            Some(year) => format!("[{year}年度结果：未完成] "),
+            None => "[年度结果：未完成] ".to_string(),
+        },
     };
     let mut line = tag;
     line.push_str(&one_line(&head.title));
@@ -191,6 +197,9 @@ pub(crate) fn rows(n: &Notice, tz: Tz) -> Vec<(&'static str, String)> {
         "file",
         "line",
         "col",
+        // a year's verdict: the subject and the label already say it
+        "final",
+        "year",
     ];
     let others: Vec<String> = n
         .details
@@ -372,6 +381,24 @@ mod tests {
             details,
             recipients: vec!["renshe@example.cn".into()],
         }
+    }
+
+    /// words.md: a year's final verdict reads `2021年度结果：未完成`, never 已恢复.
+    #[test]
+    fn a_final_verdict_is_named_as_the_years_result() {
+        let mut v = notice(NoticeKind::FinalVerdict, "南宫");
+        v.details.insert("final".into(), true.into());
+        v.details.insert("year".into(), 2021.into());
+        let line = subject_line(&[&v]);
+        assert_eq!(line, "[2021年度结果：未完成] 城镇登记失业率 ≤ 4.5%（南宫）");
+        assert!(!line.contains("已恢复"));
+        assert_eq!(kind_label(NoticeKind::FinalVerdict), "年度结果：未完成");
+        let text = render(&[&v], SH).text;
+        assert!(text.contains("年度结果：未完成"), "{text}");
+        assert!(
+            !text.contains("final=") && !text.contains("year="),
+            "{text}"
+        );
     }
 
     #[test]

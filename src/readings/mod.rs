@@ -1,8 +1,11 @@
-//! Readings: the model, the parsers for JSON / NDJSON / CSV, and the store.
+//! Readings: the model, the parsers for JSON / NDJSON / CSV and workbooks, the store, and
+//! the seam rules read them through ([`source`]).
 
-pub mod ingest;
+pub mod excel;
 pub mod model;
 pub mod parse;
+pub mod source;
 pub mod store;
+pub mod stream;
 
 pub use model::{Batch, BatchPoint, Format, ItemError, Labels, ParseError, SeriesKey};

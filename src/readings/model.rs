@@ -81,6 +81,17 @@ impl Batch {
     }
 }
 
+/// Longest metric or label name accepted at ingest, in bytes: names are
+/// identifiers (`pm25`, `county`), and a stored name reaches every rule that
+/// reads its series.
+pub const MAX_NAME_BYTES: usize = 128;
+/// Longest label value accepted at ingest, in bytes (about 340 Chinese
+/// characters): far above a county or section name, far below the rule
+/// sandbox's string limit, so stored data can never stop a rule.
+pub const MAX_LABEL_VALUE_BYTES: usize = 1024;
+/// Most labels one reading may carry: far below the sandbox's map limit.
+pub const MAX_LABELS: usize = 64;
+
 /// `[A-Za-z_][A-Za-z0-9_]*`: metric names, and label names.
 pub fn is_valid_name(name: &str) -> bool {
     let mut chars = name.chars();

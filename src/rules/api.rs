@@ -13,7 +13,9 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map, INT};
 use super::domain;
 use super::engine::current;
 use super::finding::{Finding, FindingKind};
-use crate::readings::store::{Series, Store};
+use crate::readings::model::MAX_LABEL_VALUE_BYTES;
+use crate::readings::source::ReadingSource;
+use crate::readings::store::Series;
 use crate::readings::Labels;
 use crate::time::{self, Millis, Window};
 
@@ -46,14 +48,14 @@ impl std::fmt::Display for Time {
 /// Everything the API needs from the current evaluation, copied out so the
 /// context is not borrowed while the store is scanned.
 struct Query {
-    store: std::sync::Arc<Store>,
+    readings: Arc<dyn ReadingSource>,
     now: Millis,
     tz: Tz,
 }
 
 fn query() -> Result<Query> {
     current(|c| Query {
-        store: c.store.clone(),
+        readings: c.readings.clone(),
         now: c.now,
         tz: c.tz,
     })
@@ -93,10 +95,24 @@ fn labels_of(map: &Map, what: &str) -> Result<Labels> {
     Ok(labels)
 }
 
+/// Labels as a rule sees them. Ingest refuses label values over
+/// [`MAX_LABEL_VALUE_BYTES`]; one stored before that limit is cut to it here,
+/// so that no stored reading can push a rule past the sandbox's string limit.
 fn labels_map(labels: &Labels) -> Map {
     labels
         .iter()
-        .map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone())))
+        .map(|(k, v)| {
+            let v = if v.len() > MAX_LABEL_VALUE_BYTES {
+                let mut end = MAX_LABEL_VALUE_BYTES;
+                while !v.is_char_boundary(end) {
+                    end -= 1;
+                }
+                v[..end].to_string()
+            } else {
+                v.clone()
+            };
+            (k.as_str().into(), Dynamic::from(v))
+        })
         .collect()
 }
 
@@ -242,14 +258,29 @@ fn float_or_unit(v: Option<f64>) -> Dynamic {
 // ---------------------------------------------------------------- data
 
 fn latest(metric: &str, filter: &Map) -> Result<Dynamic> {
+    latest_within(metric, filter, None)
+}
+
+/// The latest reading inside a window (`latest_in`), or at all (`latest`).
+fn latest_within(metric: &str, filter: &Map, window_text: Option<&str>) -> Result<Dynamic> {
     let q = query()?;
     let filter = labels_of(filter, "latest filter")?;
+    let range = match window_text {
+        Some(w) => window(w, &q)?,
+        None => time::Range {
+            from: Millis::MIN,
+            to: q.now,
+        },
+    };
     let found = q
-        .store
+        .readings
         .with_series(metric, &filter, Millis::MIN, |series| {
             let mut best: Option<(Millis, f64, &Series)> = None;
             for s in series {
-                if let Some((t, v)) = s.last_at_or_before(q.now) {
+                if let Some((t, v)) = s
+                    .last_at_or_before(range.to)
+                    .filter(|(t, _)| *t >= range.from)
+                {
                     if best.is_none_or(|(bt, _, _)| t > bt) {
                         best = Some((t, v, s));
                     }
@@ -281,7 +312,7 @@ fn agg(metric: &str, filter: &Map, window_text: &str, func: &str) -> Result<Dyna
     let filter = labels_of(filter, "agg filter")?;
     let range = window(window_text, &q)?;
     let mut acc = Acc::new(Func::parse(func)?);
-    q.store
+    q.readings
         .with_series(metric, &filter, range.from, |series| {
             for s in series {
                 let (t, v) = s.range(range.from, range.to);
@@ -298,7 +329,7 @@ fn group(metric: &str, filter: &Map, by: &str, window_text: &str, func: &str) ->
     let range = window(window_text, &q)?;
     let func = Func::parse(func)?;
     let groups = q
-        .store
+        .readings
         .with_series(metric, &filter, range.from, |series| {
             let mut groups: FxHashMap<&str, GroupAcc> = FxHashMap::default();
             groups.reserve(256);
@@ -445,7 +476,7 @@ fn overdue_values(
     let q = query()?;
     let period = due_period(cadence, lag, &q)?;
     let (seen, reported) = q
-        .store
+        .readings
         .with_series(metric, &Labels::new(), period.from, |series| {
             let mut seen = std::collections::BTreeSet::new();
             let mut reported = std::collections::BTreeSet::new();
@@ -479,7 +510,7 @@ fn is_overdue(metric: &str, filter: &Map, cadence: &str, lag: &str) -> Result<bo
     let filter = labels_of(filter, "is_overdue filter")?;
     let period = due_period(cadence, lag, &q)?;
     let reported = q
-        .store
+        .readings
         .with_series(metric, &filter, period.from, |series| {
             let mut any = false;
             for s in series {
@@ -525,6 +556,26 @@ fn report(kind: FindingKind, subject: &Map, message: &str, details: Option<&Map>
     })
     .or_else(fail)?
     .or_else(fail)
+}
+
+/// `verdict(subject, met, message, details)`: the final result of the rule's
+/// work-report year. Missed: a breach with `details.final = true` and
+/// `details.year`, which the alert machine mails once and never resolves.
+/// Met: nothing to tell (no finding).
+fn verdict(subject: &Map, met: bool, message: &str, details: Option<&Map>) -> Result<()> {
+    let year = current(|c| c.year).or_else(fail)?.ok_or_else(|| {
+        "verdict() judges the rule's work-report year: put `year: 2021` (the report's year) in RULE"
+            .to_string()
+    })?;
+    if met {
+        return Ok(());
+    }
+    let mut details = details.cloned().unwrap_or_default();
+    details.insert("final".into(), Dynamic::TRUE);
+    details.insert("year".into(), Dynamic::from_int(year as INT));
+    // words.md: a year's final verdict reads `2021年度结果：未完成`.
+    let message = format!("{year}年度结果：未完成。{message}");
+    report(FindingKind::Breach, subject, &message, Some(&details))
 }
 
 // ---------------------------------------------------------------- registration
@@ -574,19 +625,34 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn("breach", |subject: Map, message: &str, details: Map| {
         report(FindingKind::Breach, &subject, message, Some(&details))
     });
+    engine.register_fn("latest_in", |metric: &str, filter: Map, window: &str| {
+        latest_within(metric, &filter, Some(window))
+    });
+    engine.register_fn(
+        "verdict",
+        |subject: Map, met: bool, message: &str, details: Map| {
+            verdict(&subject, met, message, Some(&details))
+        },
+    );
+    engine.register_fn("verdict", |subject: Map, met: bool, message: &str| {
+        verdict(&subject, met, message, None)
+    });
+    engine.register_fn("report_year", || -> Result<INT> {
+        current(|c| c.year)
+            .or_else(fail)?
+            .map(|y| y as INT)
+            .ok_or_else(|| "report_year(): this rule has no `year` in RULE".into())
+    });
     engine.register_fn("no_data", |subject: Map, message: &str| {
         report(FindingKind::NoData, &subject, message, None)
     });
 
     // Domain helpers.
-    engine.register_fn("iaqi", |pollutant: &str, c: Dynamic| -> Result<f64> {
-        domain::iaqi(pollutant, number(&c, "concentration")?).or_else(fail)
-    });
+    // `iaqi`, `composite_index`, `air_limit`, `air_edition`: by the edition
+    // of the air standards in force at the reading's time.
+    super::air_standard::register(engine);
     engine.register_fn("aqi_category", |aqi: Dynamic| -> Result<ImmutableString> {
         Ok(domain::aqi_category(number(&aqi, "aqi")?).into())
-    });
-    engine.register_fn("composite_index", |stats: Map| -> Result<f64> {
-        domain::composite_index(&number_map(&stats)?).or_else(fail)
     });
     engine.register_fn("water_class", |params: Map, body: &str| -> Result<INT> {
         domain::water_class(&number_map(&params)?, body).or_else(fail)

@@ -21,12 +21,15 @@ use crate::time::{months_span, to_local, Millis};
 pub const IAQI_LEVELS: [f64; 8] = [0.0, 50.0, 100.0, 150.0, 200.0, 300.0, 400.0, 500.0];
 
 /// What happens to a concentration above a series' last breakpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum AboveTop {
     /// The series reaches IAQI 500; anything above it is reported as 500.
     Cap500,
     /// The standard gives no IAQI there; the text says what is used instead.
     NoIaqi(&'static str),
+    /// The standard gives this IAQI for anything above the last breakpoint
+    /// (HJ 633-2026: SO2 1-hour above 800 → 200, O3 8-hour above 800 → 300).
+    Fixed(f64),
 }
 
 /// One breakpoint series (one column) of HJ 633-2012 table 1.
@@ -142,19 +145,26 @@ pub fn iaqi_names() -> Vec<&'static str> {
 /// states no convention; implementations use ceil or half-even), so it is
 /// left to the rule.
 pub fn iaqi(pollutant: &str, concentration: f64) -> Result<f64, String> {
-    let series = HJ_633_2012
-        .iter()
-        .find(|s| s.name == pollutant)
-        .ok_or_else(|| {
-            format!(
-                "unknown pollutant `{pollutant}`: expected one of {}",
-                iaqi_names()
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })?;
+    iaqi_by_table(&HJ_633_2012, pollutant, concentration)
+}
+
+/// [`iaqi`] over a given breakpoint table (one edition of HJ 633: see
+/// `air_standard`).
+pub fn iaqi_by_table(
+    table: &[IaqiSeries],
+    pollutant: &str,
+    concentration: f64,
+) -> Result<f64, String> {
+    let series = table.iter().find(|s| s.name == pollutant).ok_or_else(|| {
+        format!(
+            "unknown pollutant `{pollutant}`: expected one of {}",
+            iaqi_names()
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
     if !concentration.is_finite() {
         return Err(format!(
             "{} concentration `{concentration}` is not a finite number",
@@ -173,6 +183,7 @@ pub fn iaqi(pollutant: &str, concentration: f64) -> Result<f64, String> {
         return match series.above_top {
             AboveTop::Cap500 => Ok(500.0),
             AboveTop::NoIaqi(why) => Err(format!("{why} (got `{concentration}`)")),
+            AboveTop::Fixed(value) => Ok(value),
         };
     }
     // The formula is continuous, so a value on a breakpoint gives the same
@@ -243,9 +254,17 @@ pub const COMPOSITE_DIVISORS_2012: [(&str, f64); 6] = [
 /// missing or unknown key, or a negative / non-finite value, is an error.
 /// Smaller is better.
 pub fn composite_index(stats: &BTreeMap<String, f64>) -> Result<f64, String> {
-    let known = |k: &str| COMPOSITE_DIVISORS_2012.iter().any(|(n, _)| *n == k);
+    composite_index_by(&COMPOSITE_DIVISORS_2012, stats)
+}
+
+/// [`composite_index`] with given divisors (one edition: see `air_standard`).
+pub fn composite_index_by(
+    divisors: &[(&str, f64); 6],
+    stats: &BTreeMap<String, f64>,
+) -> Result<f64, String> {
+    let known = |k: &str| divisors.iter().any(|(n, _)| *n == k);
     let names = || {
-        COMPOSITE_DIVISORS_2012
+        divisors
             .iter()
             .map(|(n, _)| *n)
             .collect::<Vec<_>>()
@@ -257,7 +276,7 @@ pub fn composite_index(stats: &BTreeMap<String, f64>) -> Result<f64, String> {
             names()
         ));
     }
-    let missing: Vec<&str> = COMPOSITE_DIVISORS_2012
+    let missing: Vec<&str> = divisors
         .iter()
         .map(|(n, _)| *n)
         .filter(|n| !stats.contains_key(*n))
@@ -270,7 +289,7 @@ pub fn composite_index(stats: &BTreeMap<String, f64>) -> Result<f64, String> {
         ));
     }
     let mut sum = 0.0;
-    for (name, divisor) in COMPOSITE_DIVISORS_2012 {
+    for &(name, divisor) in divisors {
         let c = stats[name];
         if !c.is_finite() || c < 0.0 {
             return Err(format!(

@@ -15,7 +15,7 @@ use rhai::{Dynamic, Engine};
 
 use super::finding::Finding;
 use crate::config::Limits;
-use crate::readings::store::Store;
+use crate::readings::source::ReadingSource;
 use crate::time::Millis;
 
 // Rule scripts only decide; the heavy lifting is native. These bounds sit
@@ -32,10 +32,13 @@ pub const MAX_MAP_SIZE: usize = 10_000;
 
 /// What the rule API functions see while one rule is evaluated.
 pub struct EvalContext {
-    pub store: Arc<Store>,
+    /// Where the rule API reads readings (the store, or a rule test's own).
+    pub readings: Arc<dyn ReadingSource>,
     pub now: Millis,
     pub tz: Tz,
     pub rule_id: String,
+    /// The work-report year the rule judges (`year` in `RULE`).
+    pub year: Option<i32>,
     pub findings: Vec<Finding>,
     /// Subjects reported so far: an alert is one (rule, subject).
     pub subjects: std::collections::HashSet<crate::readings::Labels>,

@@ -12,7 +12,7 @@ use super::engine::{new_engine, with_context, EvalContext};
 use super::finding::{Finding, FindingKind};
 use super::loader::Rule;
 use crate::config::{Config, Limits};
-use crate::readings::store::Store;
+use crate::readings::source::ReadingSource;
 use crate::readings::Labels;
 use crate::time::Millis;
 
@@ -24,12 +24,25 @@ pub struct RuleFailure {
     pub line: usize,
     pub col: usize,
     pub message: String,
+    /// What to do about it (`提示：…`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl RuleFailure {
+    /// As a diagnostic, to print with the source line and the hint.
+    pub fn diagnostic(&self) -> crate::diag::Diagnostic {
+        let d = crate::diag::Diagnostic::error(&self.path, self.line, self.col, &self.message);
+        match &self.hint {
+            Some(h) => d.with_hint(h),
+            None => d,
+        }
+    }
 }
 
 impl std::fmt::Display for RuleFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let d = crate::diag::Diagnostic::error(&self.path, self.line, self.col, &self.message);
-        write!(f, "{d}")
+        write!(f, "{}", self.diagnostic())
     }
 }
 
@@ -54,6 +67,9 @@ impl RuleOutcome {
             details.insert("file".into(), e.path.display().to_string().into());
             details.insert("line".into(), e.line.into());
             details.insert("col".into(), e.col.into());
+            if let Some(hint) = &e.hint {
+                details.insert("hint".into(), hint.clone().into());
+            }
             out.push(Finding {
                 rule: self.rule.clone(),
                 kind: FindingKind::Error,
@@ -66,19 +82,19 @@ impl RuleOutcome {
     }
 }
 
-/// Evaluates rules against the store.
+/// Evaluates rules against readings (the store, or a rule test's).
 pub struct Evaluator {
     engine: Engine,
-    store: Arc<Store>,
+    readings: Arc<dyn ReadingSource>,
     tz: Tz,
     limits: Limits,
 }
 
 impl Evaluator {
-    pub fn new(config: &Config, store: Arc<Store>) -> Evaluator {
+    pub fn new(config: &Config, readings: Arc<dyn ReadingSource>) -> Evaluator {
         Evaluator {
             engine: new_engine(&config.limits),
-            store,
+            readings,
             tz: config.timezone,
             limits: config.limits.clone(),
         }
@@ -87,10 +103,6 @@ impl Evaluator {
     /// The sandboxed engine (for compiling rules).
     pub fn engine(&self) -> &Engine {
         &self.engine
-    }
-
-    pub fn store(&self) -> &Arc<Store> {
-        &self.store
     }
 
     pub fn timezone(&self) -> Tz {
@@ -102,10 +114,11 @@ impl Evaluator {
     pub fn evaluate(&self, rule: &Rule, now: Millis) -> RuleOutcome {
         let started = Instant::now();
         let ctx = EvalContext {
-            store: self.store.clone(),
+            readings: self.readings.clone(),
             now,
             tz: self.tz,
             rule_id: rule.meta.id.clone(),
+            year: rule.meta.year,
             findings: Vec::new(),
             subjects: Default::default(),
             deadline: started + Duration::from_millis(self.limits.rule_timeout.max(0) as u64),
@@ -117,19 +130,20 @@ impl Evaluator {
         });
         let error = match result {
             Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(failure(rule, &e)),
+            Ok(Err(e)) => Some(failure(rule, &e, &self.engine, &self.limits)),
             Err(panic) => Some(RuleFailure {
                 path: rule.path.clone(),
                 line: 0,
                 col: 0,
                 message: format!(
-                    "internal error while evaluating: {}",
+                    "内部错误（internal error while evaluating）：{}",
                     panic
                         .downcast_ref::<String>()
                         .map(String::as_str)
                         .or_else(|| panic.downcast_ref::<&str>().copied())
                         .unwrap_or("panic")
                 ),
+                hint: Some("这是 rulewatch 的问题，不是规则的：请把这条消息交给管理员".into()),
             }),
         };
         RuleOutcome {
@@ -186,7 +200,7 @@ impl Evaluator {
 
 /// Turns a Rhai error into a message with the most precise position there is:
 /// inside a function call, the position inside the function.
-fn failure(rule: &Rule, err: &EvalAltResult) -> RuleFailure {
+fn failure(rule: &Rule, err: &EvalAltResult, engine: &Engine, limits: &Limits) -> RuleFailure {
     let mut inner = err;
     let mut pos = err.position();
     let mut context = Vec::new();
@@ -200,39 +214,17 @@ fn failure(rule: &Rule, err: &EvalAltResult) -> RuleFailure {
             pos = inner.position();
         }
     }
-    let message = match inner {
-        EvalAltResult::ErrorTerminated(..) => {
-            "stopped: the rule ran past its time limit (wall-clock limit reached)".to_string()
-        }
-        EvalAltResult::ErrorTooManyOperations(..) => {
-            "stopped: the rule ran past its operations limit (an endless loop?)".to_string()
-        }
-        EvalAltResult::ErrorStackOverflow(..) => format!(
-            "stopped: functions nested deeper than {} calls (unbounded recursion?)",
-            super::engine::MAX_CALL_LEVELS
-        ),
-        EvalAltResult::ErrorDataTooLarge(what, ..) => {
-            format!("stopped: {what} grew past its size limit")
-        }
-        EvalAltResult::ErrorRuntime(v, _) => v.to_string(),
-        other => {
-            let mut s = other.to_string();
-            // Rhai appends " (line N, position M)"; we print our own.
-            if let Some(i) = s.rfind(" (line ") {
-                s.truncate(i);
-            }
-            s
-        }
-    };
+    let (message, hint) = super::mistakes::runtime_error(inner, engine, limits, &rule.source);
     let message = if context.is_empty() {
         message
     } else {
-        format!("{message} (in function {})", context.join(" → "))
+        format!("{message}（在函数 {} 中）", context.join(" → "))
     };
     RuleFailure {
         path: rule.path.clone(),
         line: pos.line().unwrap_or(0),
         col: pos.position().unwrap_or(0),
         message,
+        hint,
     }
 }

@@ -8,7 +8,9 @@ use rhai::{Engine, AST};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::mistakes;
 use super::schedule::Schedule;
+use super::source::{scan, Kind, Token};
 use crate::config::Config;
 use crate::diag::{line_col, Diagnostic};
 use crate::readings::Labels;
@@ -73,7 +75,16 @@ struct MetaFile {
     description: Option<String>,
     #[serde(default)]
     chart: Option<ChartFile>,
+    #[serde(default)]
+    year: Option<i64>,
+    #[serde(default)]
+    grace: Option<String>,
 }
+
+/// How long after its year a year's rule still evaluates, by default: the
+/// December figures are due by 15 January; late ones and corrections get
+/// until the end of February.
+pub const DEFAULT_YEAR_GRACE: Millis = 59 * crate::time::DAY;
 
 /// The optional `chart: #{ … }` entry of `RULE`, as written.
 #[derive(Debug, Deserialize)]
@@ -267,6 +278,13 @@ pub struct RuleMeta {
     pub repeat: Millis,
     /// What to chart on the status page and in mails (`chart: #{ … }`).
     pub chart: Option<ChartSpec>,
+    /// The work-report year the rule judges (`year: 2021`).
+    pub year: Option<i32>,
+    /// How long after its year the rule still evaluates (`grace: "59d"`).
+    pub grace: Millis,
+    /// End of `year` plus `grace` in the configured zone: from then on the
+    /// rule's alerts are frozen (the year's results stand).
+    pub closes_at: Option<Millis>,
 }
 
 /// A loaded rule: metadata, source, and the compiled script.
@@ -323,16 +341,20 @@ pub fn load_rules(engine: &Engine, config: &Config) -> (Vec<Rule>, Vec<Diagnosti
                 problems.extend(warnings);
                 if let Some(first) = seen.get(&rule.meta.id) {
                     let (line, col) = meta_position(&rule.source, "id");
-                    problems.push(Diagnostic::error(
-                        &path,
-                        line,
-                        col,
-                        format!(
-                            "duplicate rule id `{}`: `{}` already uses it",
-                            rule.meta.id,
-                            first.display()
-                        ),
-                    ));
+                    problems.push(
+                        Diagnostic::error(
+                            &path,
+                            line,
+                            col,
+                            format!(
+                                "规则编号 `{}` 重复：`{}` 已经用了它",
+                                rule.meta.id,
+                                first.display()
+                            ),
+                        )
+                        .with_width(2)
+                        .with_hint("每条规则的 id 要不同：给本文件换一个编号"),
+                    );
                     continue;
                 }
                 seen.insert(rule.meta.id.clone(), path.clone());
@@ -355,19 +377,17 @@ pub fn load_rule(
             path,
             0,
             0,
-            format!("cannot read rule: {e}"),
+            format!("读不到规则文件：{e}"),
         )]
     })?;
     let source = String::from_utf8(bytes).map_err(|e| {
         let offset = e.utf8_error().valid_up_to();
         let text = String::from_utf8_lossy(&e.as_bytes()[..offset]).into_owned();
         let (line, col) = line_col(&text, offset);
-        vec![Diagnostic::error(
-            path,
-            line,
-            col,
-            "rule file is not valid UTF-8",
-        )]
+        vec![
+            Diagnostic::error(path, line, col, "规则文件不是 UTF-8 编码")
+                .with_hint("用 UTF-8 编码保存（记事本“另存为”时选 UTF-8）"),
+        ]
     })?;
     parse_rule(engine, config, path, source)
 }
@@ -379,22 +399,25 @@ pub fn parse_rule(
     path: &Path,
     source: String,
 ) -> Result<(Rule, Vec<Diagnostic>), Vec<Diagnostic>> {
-    let ast = engine.compile(&source).map_err(|e| {
-        let pos = e.position();
-        let (line, col) = (pos.line().unwrap_or(0), pos.position().unwrap_or(0));
-        let mut message = e.err_type().to_string();
-        // `for` is a Rhai keyword, so `for: "1h"` cannot be a map key unquoted.
-        let at_line = source.lines().nth(line.saturating_sub(1)).unwrap_or("");
-        if message.contains("'import'") {
-            message.push_str(
-                ": rules cannot load modules or files; a rule is one self-contained file",
-            );
+    let tokens = scan(&source);
+    let ast = match engine.compile(&source) {
+        Ok(ast) => ast,
+        Err(e) => {
+            let mut errors = mistakes::compile_error(path, &source, &e);
+            // Full-width marks: read on as if the author had typed them in
+            // ASCII, so one `check` shows the file's other mistakes too.
+            let fixed = mistakes::with_ascii_punctuation(&source, &tokens);
+            if fixed != source {
+                if let Err(more) = parse_rule(engine, config, path, fixed) {
+                    errors.extend(more);
+                }
+            }
+            errors.sort_by_key(|d| (d.line, d.col));
+            errors.dedup();
+            return Err(errors);
         }
-        if at_line.trim_start().starts_with("for:") || at_line.contains(" for:") {
-            message.push_str("; `for` is a keyword: write the key quoted, `\"for\": \"1h\"`");
-        }
-        vec![Diagnostic::error(path, line, col, message)]
-    })?;
+    };
+    let misspelled = mistakes::unknown_names(path, engine, &tokens);
     let err_at = |key: &str, message: String| {
         let (line, col) = meta_position(&source, key);
         Diagnostic::error(path, line, col, message)
@@ -404,38 +427,65 @@ pub fn parse_rule(
         .find(|(name, _, _)| *name == "RULE")
         .map(|(_, _, v)| v)
     else {
-        let message = if source.contains("const RULE") {
-            "`const RULE` must be a literal map (#{ id: \"…\", … }) with no computed values"
+        let problem = if source.contains("const RULE") {
+            err_at("", "`const RULE` 只能是直接写出的映射，不能有计算".into()).with_hint(
+                "每一项都写成字面值，如 title: \"城镇登记失业率 ≤ 4.5%\"，不要引用变量或调用函数",
+            )
         } else {
-            "missing `const RULE = #{ id, title, severity, schedule, notify, … };` at the top of the rule"
+            err_at("", "缺少规则说明 `const RULE = #{ … };`".into()).with_hint(
+                "在文件开头写上 const RULE = #{ id: \"…\", title: \"…\", severity: \"warning\", notify: [\"组名\"] };",
+            )
         };
-        return Err(vec![err_at("", message.to_string())]);
+        return Err(vec![problem]);
     };
-    let meta: MetaFile = rhai::serde::from_dynamic(&value).map_err(|e| {
-        let message = e.to_string();
-        // Point at the field serde names, when it names one.
-        let key = message
-            .split('`')
-            .nth(1)
-            .filter(|k| source.contains(&format!("{k}:")))
-            .unwrap_or("")
-            .to_string();
-        vec![err_at(&key, format!("bad RULE metadata: {message}"))]
-    })?;
+    let meta: MetaFile = rhai::serde::from_dynamic(&value)
+        .map_err(|e| vec![metadata_error(path, &source, &e.to_string())])?;
 
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
+    let at_value = |key: &str, value: &str, message: String| {
+        let (line, col) = value_position(&source, &tokens, key, value);
+        Diagnostic::error(path, line, col, message).with_width(value.chars().count() + 2)
+    };
     if !super::is_valid_id(&meta.id) {
-        errors.push(err_at(
+        let suggested: String = meta
+            .id
+            .to_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let suggested = suggested.trim_matches('-');
+        let mut d = at_value(
             "id",
-            format!("rule id `{}` may hold only a-z, 0-9 and `-`", meta.id),
-        ));
+            &meta.id,
+            format!("规则编号 `{}` 只能含小写字母 a-z、数字 0-9 和 -", meta.id),
+        );
+        d = if suggested.is_empty() {
+            d.with_hint("用拼音或英文缩写，如 id: \"unemployment-rate\"")
+        } else {
+            d.with_hint(format!("如 id: \"{suggested}\""))
+        };
+        errors.push(d);
     }
     if meta.title.trim().is_empty() {
-        errors.push(err_at("title", "title is empty".into()));
+        errors.push(
+            at_value("title", &meta.title, "title 是空的".into())
+                .with_hint("写一句说明目标的标题，如 title: \"城镇登记失业率 ≤ 4.5%\""),
+        );
     }
-    let severity = Severity::parse(&meta.severity).unwrap_or_else(|e| {
-        errors.push(err_at("severity", e));
+    let severity = Severity::parse(&meta.severity).unwrap_or_else(|_| {
+        let d = at_value(
+            "severity",
+            &meta.severity,
+            format!("没有严重程度 `{}`", meta.severity),
+        );
+        let hint = "用 info、warning 或 critical（提示 / 警告 / 严重）";
+        errors.push(
+            match mistakes::nearest(&meta.severity, ["info", "warning", "critical"]) {
+                Some(n) => d.with_hint(format!("是否想用 \"{n}\"？{hint}")),
+                None => d.with_hint(hint),
+            },
+        );
         Severity::Warning
     });
     let schedule_text = meta
@@ -445,46 +495,114 @@ pub fn parse_rule(
     let schedule = match Schedule::parse(&schedule_text) {
         Ok(s) => {
             if s.restricts_both_days() {
-                let (line, col) = meta_position(&source, "schedule");
-                warnings.push(Diagnostic::warning(
-                    path,
-                    line,
-                    col,
-                    format!("schedule `{schedule_text}` sets both day-of-month and day-of-week: here they must BOTH match (classic cron matches either)"),
-                ));
+                let (line, col) = value_position(&source, &tokens, "schedule", &schedule_text);
+                warnings.push(
+                    Diagnostic::warning(
+                        path,
+                        line,
+                        col,
+                        format!("执行时间 `{schedule_text}` 同时限定了日期和星期：这里两者都满足才执行（传统 cron 是满足其一）"),
+                    )
+                    .with_width(schedule_text.chars().count() + 2)
+                    .with_hint("只保留其中一个，另一个写 *"),
+                );
             }
             Some(s)
         }
         Err(e) => {
-            errors.push(err_at("schedule", e));
+            errors.push(schedule_error(
+                at_value("schedule", &schedule_text, String::new()),
+                &schedule_text,
+                &e,
+            ));
             None
         }
     };
-    let mut duration = |key: &str, text: &Option<String>, default: Millis| match text {
+    let mut duration = |key: &str, text: &Option<String>, default: Millis| {
+        match text {
         None => default,
-        Some(t) => parse_duration(t).unwrap_or_else(|e| {
-            errors.push(err_at(key, format!("`{key}`: {e}")));
+        Some(t) => parse_duration(t).unwrap_or_else(|_| {
+            errors.push(
+                at_value(key, t, format!("时长 `{t}` 写得不对"))
+                    .with_hint(format!("写成数字加单位：\"{key}\": \"30m\"、\"1h\"、\"7d\"（s 秒、m 分、h 小时、d 天、w 周）")),
+            );
             default
         }),
+    }
     };
     let for_ = duration("for", &meta.for_, config.defaults.for_);
     let repeat = duration("repeat", &meta.repeat, config.defaults.repeat);
+    let grace = duration("grace", &meta.grace, DEFAULT_YEAR_GRACE);
     if meta.notify.is_empty() {
-        errors.push(err_at(
+        errors.push(
+            err_at("notify", "notify 是空的：没有收件人".into()).with_hint(format!(
+                "至少写一个收件组，如 notify: [\"{}\"]；组名见 {} 的 recipients",
+                config
+                    .recipients
+                    .keys()
+                    .next()
+                    .map_or("组名", String::as_str),
+                config_name(config)
+            )),
+        );
+    }
+    let mut groups_ok = true;
+    for group in meta.notify.iter().filter(|g| !g.contains('@')) {
+        if config.recipients.contains_key(group) {
+            continue;
+        }
+        groups_ok = false;
+        let known: Vec<&str> = config.recipients.keys().map(String::as_str).collect();
+        let d = at_value(
             "notify",
-            "notify is empty: name at least one recipient group".into(),
+            group,
+            format!("收件组 `{group}` 在 {} 里没有定义", config_name(config)),
+        );
+        let add = format!(
+            "在 {} 的 recipients 里加上 \"{group}\": [\"地址@example.cn\"]",
+            config_name(config)
+        );
+        errors.push(match mistakes::nearest(group, known.iter().copied()) {
+            Some(n) => d.with_hint(format!("是否想用 \"{n}\"？或{add}")),
+            None if known.is_empty() => d.with_hint(add),
+            None => d.with_hint(format!("已定义的收件组：{}；或{add}", known.join("、"))),
+        });
+    }
+    let recipients = if groups_ok {
+        config.resolve_recipients(&meta.notify).unwrap_or_else(|e| {
+            errors.push(err_at("notify", format!("收件地址有误：{e}")));
+            Vec::new()
+        })
+    } else {
+        Vec::new()
+    };
+    let year = match meta.year {
+        None => None,
+        Some(y) if (2000..=2100).contains(&y) => Some(y as i32),
+        Some(y) => {
+            errors.push(err_at(
+                "year",
+                format!("`year: {y}` 不是工作报告的年份（应为 2000–2100 之间的四位数年份，如 year: 2021）"),
+            ));
+            None
+        }
+    };
+    if meta.year.is_none() && meta.grace.is_some() {
+        errors.push(err_at(
+            "grace",
+            "`grace` 要和 `year` 一起写：它是年度结束后仍接受迟报数据的宽限期（如 year: 2021, grace: \"59d\"）"
+                .into(),
         ));
     }
-    let recipients = config.resolve_recipients(&meta.notify).unwrap_or_else(|e| {
-        errors.push(err_at("notify", e));
-        Vec::new()
-    });
+    let closes_at = year.map(|y| crate::time::months_span(y + 1, 1, 1, config.timezone).0 + grace);
     let chart = meta.chart.and_then(|c| {
         chart_spec(c)
-            .map_err(|e| errors.push(err_at("chart", e)))
+            .map_err(|e| errors.push(err_at("chart", format!("图表设置（chart）有误：{e}"))))
             .ok()
     });
+    errors.extend(misspelled);
     if !errors.is_empty() {
+        errors.sort_by_key(|d| (d.line, d.col));
         return Err(errors);
     }
     let content_hash = hex::encode(Sha256::digest(source.as_bytes()));
@@ -502,6 +620,9 @@ pub fn parse_rule(
                 for_,
                 repeat,
                 chart,
+                year,
+                grace,
+                closes_at,
             },
             path: path.to_path_buf(),
             source,
@@ -510,6 +631,103 @@ pub fn parse_rule(
         },
         warnings,
     ))
+}
+
+/// The config file's name as the author knows it (`rulewatch.ron`).
+fn config_name(config: &Config) -> String {
+    config.path.file_name().map_or_else(
+        || "rulewatch.ron".into(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// Where the string `value` of `key:` is written inside `const RULE` (the
+/// opening quote); the key's position when the value is not found there.
+fn value_position(source: &str, tokens: &[Token], key: &str, value: &str) -> (usize, usize) {
+    let (key_line, key_col) = meta_position(source, key);
+    let start = tokens
+        .iter()
+        .position(|t| (t.line, t.col) >= (key_line, key_col));
+    let found = start.and_then(|s| {
+        tokens[s..]
+            .iter()
+            .take_while(|t| !t.is(';'))
+            // Stop at the next key of the map.
+            .enumerate()
+            .take_while(|(i, t)| *i < 2 || !t.is(':'))
+            .find(|(_, t)| t.kind == Kind::Str(value.to_string()))
+            .map(|(_, t)| (t.line, t.col))
+    });
+    found.unwrap_or((key_line, key_col))
+}
+
+/// Why `RULE` does not read as rule metadata, in the author's words.
+fn metadata_error(path: &Path, source: &str, message: &str) -> Diagnostic {
+    let message = message.strip_prefix("Syntax error: ").unwrap_or(message);
+    let quoted: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
+    let at = |key: &str| {
+        let (line, col) = meta_position(source, key);
+        (line, col)
+    };
+    if let (Some(field), true) = (quoted.first(), message.starts_with("unknown field")) {
+        let (line, col) = at(field);
+        let allowed: Vec<&str> = quoted[1..].to_vec();
+        let d = Diagnostic::error(path, line, col, format!("RULE 里没有 `{field}` 这一项"))
+            .with_width(field.chars().count());
+        let list = allowed.join("、");
+        return match mistakes::nearest(field, allowed.iter().copied()) {
+            Some(n) => d.with_hint(format!("是否想写 {n}？可写的项：{list}")),
+            None => d.with_hint(format!("可写的项：{list}")),
+        };
+    }
+    if let (Some(field), true) = (quoted.first(), message.starts_with("missing field")) {
+        let (line, col) = at("");
+        let example = match *field {
+            "id" => "id: \"unemployment-rate\"（小写字母、数字和 -）",
+            "title" => "title: \"城镇登记失业率 ≤ 4.5%\"",
+            "severity" => "severity: \"warning\"（info / warning / critical）",
+            "notify" => "notify: [\"组名\"]（组名见配置文件的 recipients）",
+            "metric" => "metric: \"unemployment_rate\"",
+            _ => "",
+        };
+        let d = Diagnostic::error(path, line, col, format!("RULE 缺少 `{field}`"))
+            .with_width("const RULE".len());
+        return if example.is_empty() {
+            d
+        } else {
+            d.with_hint(format!("在 RULE 里加上 {example}"))
+        };
+    }
+    if message.contains("expected a sequence") {
+        let (line, col) = at("notify");
+        return Diagnostic::error(path, line, col, "notify 要写成列表")
+            .with_width("notify".len())
+            .with_hint("即使只有一个收件组，也写在方括号里：notify: [\"hr\"]");
+    }
+    let (line, col) = at(quoted.first().copied().unwrap_or(""));
+    Diagnostic::error(path, line, col, format!("RULE 的写法有误：{message}"))
+        .with_hint("每一项写成 键: 值，文字加双引号，数字直接写，如 severity: \"warning\"")
+}
+
+/// A schedule that does not parse; a five-field (classic) cron gets the
+/// six-field form of the same meaning.
+fn schedule_error(at: Diagnostic, text: &str, detail: &str) -> Diagnostic {
+    let fields = text.split_whitespace().count();
+    let six = format!("0 {}", text.trim());
+    if fields == 5 && Schedule::parse(&six).is_ok() {
+        return Diagnostic {
+            message: format!("执行时间 `{text}` 只有 5 段：这里要 6 段，第一段是秒"),
+            ..at
+        }
+        .with_hint(format!("写成 \"{six}\"（意思不变，在最前面加上秒 0）"));
+    }
+    Diagnostic {
+        message: format!("执行时间 `{text}` 写得不对（{detail}）"),
+        ..at
+    }
+    .with_hint(
+        "6 段：秒 分 时 日 月 星期，如 \"0 0 9 16 * *\" 是每月16日 09:00；或 @daily、@monthly",
+    )
 }
 
 /// Position of `key:` inside the `const RULE` map (or of `const RULE` itself

@@ -190,12 +190,11 @@ fn runtime_error_has_file_and_line() {
     let e = o.error.unwrap();
     assert_eq!(e.path, PathBuf::from("rules/r.rhai"));
     assert_eq!(e.line, 3, "{e:?}");
-    let o = f.run(
-        "\nlet r = latest(\"pm25\");\nlet v = r.valeu;\n",
-        "2021-02-01",
-    );
+    let o = f.run("\nlet r = #{ value: 1 };\nlet v = r.valeu;\n", "2021-02-01");
     let e = o.error.unwrap();
     assert_eq!(e.line, 4, "{e:?}");
+    assert_eq!(e.message, "没有字段 valeu");
+    assert_eq!(e.hint.as_deref(), Some("是否想用 .value？"));
     let o = f.run("\nagg(\"pm25\", #{}, \"30x\", \"avg\");\n", "2021-02-01");
     let e = o.error.unwrap();
     assert!(e.message.contains("30x"), "{e:?}");
@@ -206,7 +205,11 @@ fn runtime_error_has_file_and_line() {
 fn sandbox_stops_infinite_loops() {
     let f = air();
     let e = f.run("loop { }", "2021-02-01").error.unwrap();
-    assert!(e.message.contains("operations limit"), "{e:?}");
+    assert_eq!(
+        e.message,
+        "运算次数超过上限 200000（limits.max_operations），规则被中止"
+    );
+    assert!(e.hint.unwrap().contains("循环"));
 }
 
 #[test]
@@ -216,7 +219,7 @@ fn sandbox_stops_unbounded_recursion() {
         .run("fn f(n) { f(n + 1) }\nf(0);", "2021-02-01")
         .error
         .unwrap();
-    assert!(e.message.contains("nested deeper"), "{e:?}");
+    assert!(e.message.starts_with("函数调用嵌套超过上限 32 层"), "{e:?}");
 }
 
 #[test]
@@ -226,12 +229,15 @@ fn sandbox_bounds_strings_and_arrays() {
         .run("let s = \"x\"; loop { s += s; }", "2021-02-01")
         .error
         .unwrap();
-    assert!(e.message.contains("size limit"), "{e:?}");
+    assert!(
+        e.message.starts_with("字符串长度超过上限 65536 字节"),
+        "{e:?}"
+    );
     let e = f
         .run("let a = [1]; loop { a += a; }", "2021-02-01")
         .error
         .unwrap();
-    assert!(e.message.contains("size limit"), "{e:?}");
+    assert!(e.message.starts_with("数组超过上限 100000 项"), "{e:?}");
 }
 
 #[test]
@@ -256,7 +262,10 @@ fn sandbox_has_a_wall_clock_limit() {
     )
     .unwrap();
     let e = evaluator.evaluate(&rule, 0).error.unwrap();
-    assert!(e.message.contains("time limit"), "{e:?}");
+    assert_eq!(
+        e.message,
+        "运行时间超过上限 200ms（limits.rule_timeout），规则被中止"
+    );
 }
 
 #[test]
@@ -315,13 +324,180 @@ fn metadata_errors_point_at_the_field() {
     };
     let e = bad("// c\nconst RULE = #{\n  id: \"Bad Id\",\n  title: \"T\",\n  severity: \"loud\",\n  schedule: \"0 9 * * *\",\n  notify: [\"nobody\"],\n  repeat: \"7\",\n};");
     let lines: Vec<usize> = e.iter().map(|d| d.line).collect();
-    assert_eq!(lines, [3, 5, 6, 8, 7], "{e:?}");
+    assert_eq!(lines, [3, 5, 6, 7, 8], "{e:?}");
     let e = bad("const RULE = #{ id: \"a\", title: \"T\", severity: \"info\", notfy: [] };");
     assert!(e[0].message.contains("notfy"), "{e:?}");
     let e = bad("const RULE = #{ id: \"a\", title: \"T\", severity: \"info\", notify: [\"env\"],\n \"for\": \"1x\" };");
-    assert_eq!((e[0].line, e[0].col), (2, 2), "{e:?}");
+    // At the value written, not the key.
+    assert_eq!((e[0].line, e[0].col), (2, 9), "{e:?}");
     let e = bad("const RULE = #{ id: \"a\",\n for: \"1h\" };");
-    assert!(e[0].message.contains("`for` is a keyword"), "{e:?}");
+    assert!(e[0].message.contains("`for` 是 Rhai 的关键字"), "{e:?}");
+    assert_eq!(
+        e[0].hint.as_deref(),
+        Some("写成 \"for\": \"1h\"（持续多久才告警）")
+    );
     let e = bad("let x = 1;");
-    assert!(e[0].message.contains("missing `const RULE"), "{e:?}");
+    assert!(e[0].message.contains("缺少规则说明 `const RULE"), "{e:?}");
+    // a work-report year, and its grace
+    let e = bad("const RULE = #{ id: \"a\", title: \"T\", severity: \"info\", notify: [\"env\"],\n year: 21 };");
+    assert!(e[0].message.contains("`year: 21`"), "{e:?}");
+    assert_eq!(e[0].line, 2, "{e:?}");
+    let e = bad("const RULE = #{ id: \"a\", title: \"T\", severity: \"info\", notify: [\"env\"],\n grace: \"30d\" };");
+    assert!(e[0].message.contains("`grace` 要和 `year` 一起写"), "{e:?}");
+    let e = bad("const RULE = #{ id: \"a\", title: \"T\", severity: \"info\", notify: [\"env\"], year: 2021,\n grace: \"a month\" };");
+    assert!(e[0].message.contains("`a month`"), "{e:?}");
+    assert!(
+        e[0].hint.as_deref().unwrap_or("").contains("\"grace\""),
+        "{e:?}"
+    );
+    // closes at the end of the year plus the grace, in the configured zone
+    let (r, _) = parse_rule(
+        f.evaluator.engine(),
+        &f.config,
+        &PathBuf::from("r.rhai"),
+        "const RULE = #{ id: \"a\", title: \"T\", severity: \"info\", notify: [\"env\"], year: 2021 };".into(),
+    )
+    .unwrap();
+    assert_eq!(r.meta.year, Some(2021));
+    assert_eq!(r.meta.closes_at, Some(t("2022-03-01")));
+    let (r, _) = parse_rule(
+        f.evaluator.engine(),
+        &f.config,
+        &PathBuf::from("r.rhai"),
+        "const RULE = #{ id: \"a\", title: \"T\", severity: \"info\", notify: [\"env\"], year: 2021, grace: \"0s\" };".into(),
+    )
+    .unwrap();
+    assert_eq!(r.meta.closes_at, Some(t("2022-01-01")));
+}
+
+/// The air helpers pick the edition in force at the reading's (or the
+/// evaluation's) time: both sides of 2026-03-01 and 2031-01-01.
+#[test]
+fn air_helpers_follow_the_edition_in_force() {
+    let f = fixture(&[
+        ("pm25", &[("county", "南宫")], "2026-02-28T12:00", 75.0),
+        ("pm25", &[("county", "南宫")], "2026-03-01T12:00", 75.0),
+    ]);
+    let body = r#"breach(#{}, `${air_edition()} ${iaqi("pm25", 75.0)} ${air_limit("pm25", "24h", 2)} ${air_limit("pm25", "annual", 2)} ${air_limit("pm25", "annual", 1)} ${air_limit("pm10", "24h", 2)}`);"#;
+    assert_eq!(
+        f.messages(body, "2021-06-16"),
+        ["2012 100.0 75.0 35.0 15.0 150.0"]
+    );
+    assert_eq!(
+        f.messages(body, "2026-02-28T23:59"),
+        ["2012 100.0 75.0 35.0 15.0 150.0"]
+    );
+    let iaqi_75_2026 = 100.0 + 50.0 * 15.0 / 55.0;
+    assert_eq!(
+        f.messages(body, "2026-03-01T00:00"),
+        [format!("2026 {iaqi_75_2026} 60.0 30.0 15.0 120.0")]
+    );
+    assert_eq!(
+        f.messages(body, "2030-12-31T23:59"),
+        [format!("2026 {iaqi_75_2026} 60.0 30.0 15.0 120.0")]
+    );
+    assert_eq!(
+        f.messages(body, "2031-01-01T00:00"),
+        [format!("2031 {iaqi_75_2026} 50.0 25.0 10.0 100.0")]
+    );
+
+    // A reading from `latest` is judged by the edition of its own day, even
+    // when the evaluation runs after the change; a bare number by the
+    // evaluation's.
+    let body = r#"let r = latest("pm25"); breach(#{}, `${r.time.date} ${iaqi("pm25", r)} ${iaqi("pm25", r.value)} ${air_edition(r.time)}`);"#;
+    assert_eq!(
+        f.messages(body, "2026-03-01T09:00"),
+        [format!("2026-02-28 100.0 {iaqi_75_2026} 2012")]
+    );
+    assert_eq!(
+        f.messages(body, "2026-03-02T09:00"),
+        [format!("2026-03-01 {iaqi_75_2026} {iaqi_75_2026} 2026")]
+    );
+
+    // An explicit edition, by name or by time, overrides the default.
+    let body = r#"breach(#{}, `${iaqi("pm25", 75.0, "2012")} ${air_limit("pm25", "24h", 2, "2031")} ${air_limit("pm25", "24h", 2, time("2026-03-01"))} ${composite_index(#{ so2: 60.0, no2: 40.0, pm10: 70.0, pm25: 35.0, co: 4.0, o3: 160.0 }, "2012")}`);"#;
+    assert_eq!(f.messages(body, "2031-06-01"), ["100.0 50.0 60.0 6.0"]);
+    // composite_index by default: 2012 divisors in 2021, 2026 ones after
+    let body = r#"breach(#{}, `${composite_index(#{ so2: 60.0, no2: 40.0, pm10: 60.0, pm25: 30.0, co: 4.0, o3: 160.0 })}`);"#;
+    let before = 1.0 + 1.0 + 60.0 / 70.0 + 30.0 / 35.0 + 1.0 + 1.0;
+    assert_eq!(f.messages(body, "2021-02-05"), [format!("{before}")]);
+    assert_eq!(f.messages(body, "2026-03-05"), ["6.0"]);
+
+    let o = f.run(r#"air_limit("pm25", "24h", 2, "2013");"#, "2021-02-05");
+    let e = o.error.unwrap();
+    assert!(
+        e.message.contains("`2013`") && e.message.contains("\"2026\""),
+        "{e:?}"
+    );
+}
+
+/// `verdict()` turns a missed year into a final finding; `latest_in` and the
+/// year window see only that year, whatever arrives after it.
+#[test]
+fn a_year_verdict_and_the_year_window() {
+    let f = fixture(&[
+        ("ecommerce_retail", &[], "2021-11-30", 61.0),
+        ("ecommerce_retail", &[], "2021-12-31", 67.5),
+        ("ecommerce_retail", &[], "2022-01-31", 5.0),
+    ]);
+    let head = "const RULE = #{ id: \"r\", title: \"T\", severity: \"warning\", notify: [\"env\"], year: 2021 };\n";
+    let body = r#"
+let r = latest_in("ecommerce_retail", #{}, `${report_year()}`);
+if r.time.month == 12 {
+    verdict(#{}, r.value >= 70.0, `${report_year()}年全年电商零售额 ${r.value} 亿元, 未完成全年目标 70 亿元`, #{ value: r.value, threshold: 70.0 });
+    verdict(#{ item: "met" }, true, "完成");
+}
+"#;
+    let run = |at: &str| {
+        let (rule, _) = parse_rule(
+            f.evaluator.engine(),
+            &f.config,
+            &PathBuf::from("rules/r.rhai"),
+            format!("{head}{body}"),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        f.evaluator.evaluate(&rule, t(at))
+    };
+    // December 2021 not yet in: nothing
+    let o = run("2021-12-16");
+    assert!(o.error.is_none() && o.findings.is_empty(), "{o:?}");
+    // The year's figures complete, and still after January 2022 arrives
+    for at in ["2022-01-16", "2022-02-16"] {
+        let o = run(at);
+        assert!(o.error.is_none(), "{:?}", o.error);
+        assert_eq!(o.findings.len(), 1, "{at}: the met verdict reports nothing");
+        let v = &o.findings[0];
+        assert_eq!(v.kind, FindingKind::Breach);
+        assert_eq!(v.details["final"], serde_json::json!(true));
+        assert_eq!(v.details["year"], serde_json::json!(2021));
+        assert_eq!(v.details["value"], serde_json::json!(67.5));
+        assert!(
+            v.message.starts_with("2021年度结果：未完成。2021年全年"),
+            "{}",
+            v.message
+        );
+    }
+    // `latest` itself moves on to 2022; `agg` over the year window does not
+    let body = r#"breach(#{}, `${latest("ecommerce_retail").value} ${agg("ecommerce_retail", #{}, "2021", "last")} ${agg("ecommerce_retail", #{}, "2021", "count")}`);"#;
+    assert_eq!(f.messages(body, "2022-02-16"), ["5.0 67.5 2.0"]);
+
+    // Without `year` in RULE, verdict() says what is missing.
+    let o = f.run(r#"verdict(#{}, false, "x");"#, "2022-01-16");
+    let e = o.error.unwrap();
+    assert!(e.message.contains("year: 2021"), "{e:?}");
+}
+
+#[test]
+fn a_huge_stored_label_value_does_not_stop_rules() {
+    // Stored before ingest limited label values (issue 11): 100 KiB, past
+    // the sandbox's 64 KiB string limit. Rules reading it still run.
+    let huge = "县".repeat(100 * 1024 / 3 + 1);
+    let f = fixture(&[("pm25", &[("county", &huge)], "2021-01-10", 80.0)]);
+    let body =
+        r#"let r = latest("pm25", #{}); breach(#{}, `${r.value} ${r.labels.county.len()}`);"#;
+    let cut = crate::readings::model::MAX_LABEL_VALUE_BYTES / 3;
+    assert_eq!(f.messages(body, "2021-02-01"), [format!("80.0 {cut}")]);
+    let body =
+        r#"for g in group("pm25", #{}, "county", "month", "max") { breach(#{}, `${g.value}`); }"#;
+    assert_eq!(f.messages(body, "2021-01-31"), ["80.0"]);
 }

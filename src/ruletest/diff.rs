@@ -64,6 +64,7 @@ fn state_text(g: &Got) -> &'static str {
         GotState::Pending => "pending",
         GotState::Firing | GotState::NoData | GotState::Error => "firing",
         GotState::Resolved => "resolved",
+        GotState::Final => "final",
     }
 }
 

@@ -141,6 +141,8 @@ pub enum ExpectedState {
     Firing,
     /// Ended at this evaluation (a breach gone, data back, the rule recovered).
     Resolved,
+    /// A year's final verdict (missed): it stands.
+    Final,
 }
 
 impl ExpectedState {
@@ -149,6 +151,7 @@ impl ExpectedState {
             ExpectedState::Pending => "pending",
             ExpectedState::Firing => "firing",
             ExpectedState::Resolved => "resolved",
+            ExpectedState::Final => "final",
         }
     }
 }
@@ -165,6 +168,7 @@ pub enum Mail {
     DataReturned,
     RuleError,
     RuleRecovered,
+    FinalVerdict,
     None,
 }
 
@@ -179,6 +183,7 @@ impl Mail {
             Mail::DataReturned => "data_returned",
             Mail::RuleError => "rule_error",
             Mail::RuleRecovered => "rule_recovered",
+            Mail::FinalVerdict => "final_verdict",
             Mail::None => "none",
         }
     }

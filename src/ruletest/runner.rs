@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use rhai::Engine;
 
@@ -15,7 +14,7 @@ use crate::alerts::{AlertRule, AlertStore, NoticeKind, State};
 use crate::config::Config;
 use crate::diag::Diagnostic;
 use crate::notify::MailSettings;
-use crate::readings::store::Store;
+use crate::readings::source::MemoryReadings;
 use crate::readings::{Batch, Labels};
 use crate::rules::engine::new_engine;
 use crate::rules::loader::{load_rule, load_rules};
@@ -30,6 +29,8 @@ pub enum GotState {
     Firing,
     NoData,
     Error,
+    /// A year's final verdict.
+    Final,
     /// Ended at this evaluation.
     Resolved,
 }
@@ -41,6 +42,7 @@ impl GotState {
             GotState::Firing => "firing",
             GotState::NoData => "no_data",
             GotState::Error => "error",
+            GotState::Final => "final",
             GotState::Resolved => "resolved",
         }
     }
@@ -51,6 +53,7 @@ impl GotState {
             None => self != GotState::Resolved,
             Some(ExpectedState::Resolved) => self == GotState::Resolved,
             Some(ExpectedState::Pending) => self == GotState::Pending,
+            Some(ExpectedState::Final) => self == GotState::Final,
             // No data and a failing rule are notified at once: "firing".
             Some(ExpectedState::Firing) => {
                 matches!(self, GotState::Firing | GotState::NoData | GotState::Error)
@@ -180,7 +183,10 @@ impl<'a> Runner<'a> {
                 match load_rule(&self.engine, self.config, &path) {
                     Ok((rule, _warnings)) => rule,
                     Err(problems) => {
-                        errors.push(here(format!("rule `{}` does not load:", r.text)));
+                        errors.push(here(format!(
+                            "规则 `{}` 无法加载，原因如下（rule does not load）：",
+                            r.text
+                        )));
                         errors.extend(problems);
                         continue;
                     }
@@ -269,26 +275,16 @@ impl<'a> Runner<'a> {
     }
 
     fn try_run_case(&self, case: &Case, rules: &[Rule]) -> Result<Vec<Mismatch>, String> {
-        let dir = TempDir::new().map_err(|e| format!("cannot make a temporary store: {e}"))?;
-        let db = dir.path.join("store.db");
-        let store = Arc::new(Store::open(&db).map_err(|e| e.to_string())?);
+        // The case's own readings and alerts, in memory: nothing to sync
+        // or clean up, and no case sees another's.
         let mut batch = Batch::new();
         for r in &case.readings {
             batch.push(&r.metric, r.labels.clone(), r.time, r.value);
         }
-        if !batch.is_empty() {
-            store.write(&batch).map_err(|e| e.to_string())?;
-        }
-        let mut alerts = AlertStore::open(&db).map_err(|e| e.to_string())?;
-        // The store is thrown away after the case: waiting for the disk at
-        // every commit (the daemon's `synchronous=FULL`) buys nothing here
-        // and made the shipped suite I/O-bound (~90 ms a case).
-        alerts
-            .connection()
-            .execute_batch("PRAGMA synchronous=OFF;")
-            .map_err(|e| format!("alert store: {e}"))?;
+        let readings = MemoryReadings::new(&batch);
+        let mut alerts = AlertStore::in_memory().map_err(|e| e.to_string())?;
         let settings = MailSettings::from_config(self.config);
-        let evaluator = Evaluator::new(self.config, store);
+        let evaluator = Evaluator::new(self.config, readings);
         let alert_rules: Vec<AlertRule> = rules.iter().map(AlertRule::from_rule).collect();
         let tz = self.config.timezone;
 
@@ -359,6 +355,7 @@ impl<'a> Runner<'a> {
                 let (kind, state) = match a.state {
                     State::Pending => (Kind::Breach, GotState::Pending),
                     State::Firing => (Kind::Breach, GotState::Firing),
+                    State::Final => (Kind::Breach, GotState::Final),
                     State::NoData => (Kind::NoData, GotState::NoData),
                     State::Error => (Kind::Error, GotState::Error),
                     State::Inactive => continue,
@@ -479,36 +476,6 @@ fn compare(eval: &Eval, got: &[Got], rules: &[Rule]) -> Option<Mismatch> {
         None
     } else {
         Some(m)
-    }
-}
-
-/// A temporary folder, removed when dropped.
-pub struct TempDir {
-    pub path: PathBuf,
-}
-
-impl TempDir {
-    /// In `/dev/shm` where there is one: a test store lives for a few
-    /// milliseconds, and on a disk its SQLite syncs (schema, WAL set-up)
-    /// made the shipped suite wait on I/O for most of its run.
-    pub fn new() -> std::io::Result<TempDir> {
-        let name = format!("rulewatch-test-{}", uuid::Uuid::new_v4());
-        let shm = Path::new("/dev/shm");
-        if shm.is_dir() {
-            let path = shm.join(&name);
-            if std::fs::create_dir(&path).is_ok() {
-                return Ok(TempDir { path });
-            }
-        }
-        let path = std::env::temp_dir().join(name);
-        std::fs::create_dir_all(&path)?;
-        Ok(TempDir { path })
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 

@@ -22,6 +22,8 @@ use crate::status::{LastRun, RuleEntry, StatusSource, TestStatus};
 use crate::time::Millis;
 
 pub struct Snapshot {
+    /// The readings the page and the mail charts show.
+    pub store: Arc<Store>,
     pub config: Config,
     /// Draws the charts of the mails [`Snapshot::replay`] queued (hand it to
     /// the sender: charts are drawn when sending).
@@ -54,11 +56,14 @@ impl Snapshot {
             .iter()
             .filter_map(|r| r.meta.chart.clone().map(|c| (r.meta.id.clone(), c)))
             .collect();
-        let mail_charts = Arc::new(StoreCharts::new(store, config.timezone, move |id: &str| {
-            specs.get(id).cloned()
-        }));
+        let mail_charts = Arc::new(StoreCharts::new(
+            store.clone(),
+            config.timezone,
+            move |id: &str| specs.get(id).cloned(),
+        ));
         Ok(Snapshot {
             mail_charts,
+            store,
             evaluator,
             rules: rules
                 .into_iter()
@@ -128,7 +133,7 @@ impl StatusSource for Snapshot {
     }
 
     fn store(&self) -> &Store {
-        self.evaluator.store()
+        &self.store
     }
 
     fn alerts(&self, rule: Option<&str>) -> Result<Vec<Alert>, String> {

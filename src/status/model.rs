@@ -59,7 +59,8 @@ impl StateLabel {
     fn of_alert(state: State) -> StateLabel {
         match state {
             State::Error => StateLabel::Error,
-            State::Firing => StateLabel::Firing,
+            // (a year's final verdict: its own label comes with the page's year view)
+            State::Firing | State::Final => StateLabel::Firing,
             State::NoData => StateLabel::NoData,
             State::Pending => StateLabel::Pending,
             State::Inactive => StateLabel::Ok,

@@ -320,7 +320,8 @@ pub fn rule(source: &dyn StatusSource, id: &str) -> Option<String> {
         for a in &s.alerts {
             let state = match a.state {
                 crate::alerts::State::Error => StateLabel::Error,
-                crate::alerts::State::Firing => StateLabel::Firing,
+                // (a year's final verdict: its own label comes with the page's year view)
+                crate::alerts::State::Firing | crate::alerts::State::Final => StateLabel::Firing,
                 crate::alerts::State::NoData => StateLabel::NoData,
                 _ => StateLabel::Pending,
             };
@@ -480,6 +481,7 @@ fn window_zh(w: crate::time::Window) -> String {
         Window::LastQuarter => "上季度".into(),
         Window::Year => "本年".into(),
         Window::LastYear => "上年".into(),
+        Window::CalendarYear(y) => format!("{y}年"),
         Window::All => "全部".into(),
     }
 }
@@ -499,6 +501,7 @@ fn state_zh(s: Option<crate::alerts::State>) -> &'static str {
         Some(State::Firing) => "告警",
         Some(State::NoData) => "无数据",
         Some(State::Error) => "错误",
+        Some(State::Final) => "年度结果：未完成",
     }
 }
 

@@ -25,6 +25,73 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The shipped rule files: those git tracks under `rules/` (paths relative
+/// to `root`). An official's own unfinished rule dropped into the working
+/// tree's `rules/` is not shipped, and no test reads it. Without git (a
+/// tarball), every file under `rules/`.
+pub fn shipped_rule_files(root: &Path) -> Vec<PathBuf> {
+    let listed = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["ls-files", "-z", "--", "rules"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
+    let mut files: Vec<PathBuf> = match listed {
+        Some(o) => o
+            .stdout
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| PathBuf::from(String::from_utf8_lossy(p).into_owned()))
+            // A file deleted in the working tree is not there to copy.
+            .filter(|p| root.join(p).is_file())
+            .collect(),
+        None => {
+            let mut all = Vec::new();
+            let mut stack = vec![root.join("rules")];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                    let p = e.path();
+                    if p.is_dir() {
+                        stack.push(p);
+                    } else {
+                        all.push(p.strip_prefix(root).unwrap().to_path_buf());
+                    }
+                }
+            }
+            all
+        }
+    };
+    files.sort();
+    files
+}
+
+/// Copies the shipped rule files of `root` into `to` (as `to/rules/…`).
+pub fn copy_shipped_rules_from(root: &Path, to: &Path) {
+    for f in shipped_rule_files(root) {
+        let target = to.join(&f);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(root.join(&f), &target).unwrap();
+    }
+}
+
+/// Copies this repository's shipped rules into `to/rules/`.
+pub fn copy_shipped_rules(to: &Path) {
+    copy_shipped_rules_from(repo(), to)
+}
+
+/// A temp folder with the shipped config and rules (no store).
+pub fn shipped_workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo().join("rulewatch.ron"),
+        dir.path().join("rulewatch.ron"),
+    )
+    .unwrap();
+    copy_shipped_rules(dir.path());
+    dir
+}
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -49,7 +116,7 @@ pub fn fixtures_workspace() -> &'static FixturesWorkspace {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("rulewatch.ron");
         std::fs::copy(repo().join("rulewatch.ron"), &config).unwrap();
-        copy_dir(&repo().join("rules"), &dir.path().join("rules"));
+        copy_shipped_rules(dir.path());
         let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("fixtures/2021"))
             .unwrap()
             .map(|e| e.unwrap().path())

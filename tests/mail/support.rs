@@ -290,6 +290,7 @@ pub fn rule(id: &str, for_: Millis, repeat: Millis, recipients: &[&str]) -> Aler
         content_hash: "5f2b9c0d1e7a".into(),
         recipients: recipients.iter().map(|s| s.to_string()).collect(),
         for_,
+        closes_at: None,
         repeat,
     }
 }

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use rulewatch::config::Config;
-use rulewatch::readings::ingest::ingest;
 use rulewatch::readings::store::Store;
+use rulewatch::readings::stream::ingest;
 use rulewatch::readings::Format;
 use rulewatch::ruletest::snapshot::Snapshot;
 use rulewatch::time::parse_time;
@@ -17,7 +17,7 @@ pub const SH: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
 // The helpers every integration test shares.
 #[path = "../common/mod.rs"]
 mod common;
-pub use common::{copy_dir, repo};
+pub use common::repo;
 
 pub struct Workspace {
     pub dir: tempfile::TempDir,
@@ -31,7 +31,7 @@ impl Workspace {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("rulewatch.ron");
         std::fs::copy(repo().join("rulewatch.ron"), &config_path).unwrap();
-        copy_dir(&repo().join("rules"), &dir.path().join("rules"));
+        common::copy_shipped_rules(dir.path());
         if !extra.is_empty() {
             let extra_dir = dir.path().join("rules/extra");
             std::fs::create_dir_all(&extra_dir).unwrap();

@@ -46,7 +46,7 @@ pub async fn require_token(State(d): State<Arc<Daemon>>, req: Request, next: Nex
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0.to_string());
             tracing::warn!(path = %req.uri().path(), peer = ?peer, "write refused: {message}");
-            let mut resp = super::error(StatusCode::UNAUTHORIZED, message);
+            let mut resp = super::refusal(StatusCode::UNAUTHORIZED, message);
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"rulewatch\""),

@@ -58,6 +58,20 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
+/// [`error`] for a request refused before its body was read (a wrong token,
+/// an unknown content type, a body declared too large): the server closes
+/// the connection rather than read a body it does not want, so it says so
+/// (`Connection: close`), and the client does not send its next request on
+/// a connection that is going away.
+pub fn refusal(status: StatusCode, message: impl Into<String>) -> Response {
+    let mut resp = error(status, message);
+    resp.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    resp
+}
+
 async fn not_found(uri: axum::http::Uri) -> Response {
     error(
         StatusCode::NOT_FOUND,

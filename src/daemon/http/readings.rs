@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::error;
+use super::{error, refusal};
 use crate::daemon::ingest;
 use crate::daemon::state::Daemon;
 use crate::readings::parse::parse;
@@ -38,7 +38,7 @@ pub async fn post(State(d): State<Arc<Daemon>>, headers: HeaderMap, body: Body) 
         .and_then(|v| v.to_str().ok());
     let Some(format) = content_type.and_then(Format::from_content_type) else {
         let shown: String = content_type.unwrap_or("none").chars().take(80).collect();
-        return error(
+        return refusal(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("unsupported content type `{shown}`: send `application/json`, `application/x-ndjson` or `text/csv`"),
         );
@@ -119,7 +119,7 @@ pub async fn post(State(d): State<Arc<Daemon>>, headers: HeaderMap, body: Body) 
 }
 
 fn too_large(limit: usize) -> Response {
-    error(
+    refusal(
         StatusCode::PAYLOAD_TOO_LARGE,
         format!("request body over the limit of {limit} bytes: split the batch, or load large files with `rulewatch ingest`"),
     )

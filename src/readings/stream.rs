@@ -7,7 +7,7 @@ use chrono_tz::Tz;
 
 use super::model::{Format, ItemError, ParseError};
 use super::parse::parse;
-use super::store::{Store, StoreError, WriteSummary};
+use super::store::{ReadingStoreError, Store, WriteSummary};
 
 /// 8 MiB of input per chunk: ~90k readings, large enough that per-chunk
 /// overhead vanishes, small enough to keep memory flat.
@@ -21,7 +21,7 @@ pub enum IngestError {
     #[error("{0}")]
     Rejected(ParseError),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] ReadingStoreError),
     #[error("cannot read input: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -1,0 +1,329 @@
+//! Parsers for readings: JSON (one object or an array of them), NDJSON and CSV.
+//!
+//! A batch is all or nothing: every bad item is found and reported (the first
+//! [`MAX_ERRORS`] with where and what, the rest counted), and a batch with any
+//! bad item is never returned, not even in part.
+//!
+//! Beyond the contract: an empty label value means the label is absent, as an
+//! empty CSV cell does, so a reading has one identity in every format; a UTF-8
+//! byte-order mark is skipped; CSV header names and `metric`, `time` and
+//! `value` cells are trimmed, label values are kept as they are.
+//!
+//! Speed matters (ingest, SQLite write included, must beat a million readings a
+//! second), so:
+//! - a reading of the usual plain shape (flat, no escapes) is read by a small
+//!   hand-written scanner; anything else by serde visitors that borrow strings
+//!   from the input and never stop at the first problem of an item;
+//! - a series is looked up by its raw metric + labels bytes before any
+//!   [`SeriesKey`] is built, so names are validated and label maps allocated
+//!   once per series, not once per reading;
+//! - the last few time strings are cached (hourly data repeats each one across
+//!   thousands of series);
+//! - big inputs are cut at item boundaries and the pieces parsed on several
+//!   threads, then merged in order with line and item numbers kept right.
+//!
+//! Files: this one drives (cuts, threads, merges, interns series);
+//! [`errors`] words problems; [`json`], [`ndjson`] and [`csv`] read each format.
+
+mod csv;
+mod errors;
+mod json;
+mod ndjson;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+
+use chrono_tz::Tz;
+
+use super::model::{Batch, Format, ItemError, ParseError, SeriesKey};
+use crate::time::{parse_time, Millis};
+
+use self::csv::{csv_cut, parse_csv};
+use self::errors::{label_value_problems, name_problems, no_readings, utf8_errors, Problem};
+use self::json::parse_json;
+use self::ndjson::parse_ndjson;
+
+/// Bad items listed with their place; the rest are only counted (a file of a
+/// million bad lines should not answer with a million lines).
+pub const MAX_ERRORS: usize = 100;
+
+/// Inputs smaller than this are parsed on one thread: starting threads would
+/// cost more than it saves.
+const PARALLEL_MIN_BYTES: usize = 1 << 20;
+
+/// At most this many parser threads: ingest shares the machine with rule
+/// evaluation and the HTTP server.
+const MAX_THREADS: usize = 4;
+
+/// How many distinct time strings are remembered: data usually arrives time
+/// by time, so one suffices; a few cover interleaved metrics.
+const TIME_CACHE: usize = 4;
+
+/// Parses a whole input. All or nothing: any bad reading rejects the batch and
+/// the error lists every bad item with its line (and column) or index.
+pub fn parse(input: &[u8], format: Format, tz: Tz) -> Result<Batch, ParseError> {
+    parse_on(input, format, tz, None)
+}
+
+/// [`parse`] on `threads` threads (`None`: as many as the input is worth).
+fn parse_on(
+    input: &[u8],
+    format: Format,
+    tz: Tz,
+    threads: Option<usize>,
+) -> Result<Batch, ParseError> {
+    let text = std::str::from_utf8(input).map_err(|_| utf8_errors(input))?;
+    // A byte-order mark (spreadsheets write one) is not part of the data.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.trim().is_empty() {
+        return Err(no_readings());
+    }
+    let (chunks, line_base) = match format {
+        Format::Json => (parse_json(text, tz, threads)?, 0),
+        Format::Ndjson => (parse_ndjson(text, tz, threads), 0),
+        Format::Csv => parse_csv(text, tz, threads)?,
+    };
+    merge(chunks, line_base)
+}
+
+// ---------------------------------------------------------------------------
+// Results of one piece of the input, and merging them.
+
+/// What parsing one piece of the input gave. Lines and items of errors are
+/// relative to the piece; [`merge`] makes them absolute.
+#[derive(Default)]
+struct Chunk {
+    batch: Batch,
+    errors: Vec<ItemError>,
+    /// Bad items in all (`errors` is capped).
+    bad: usize,
+    /// Line breaks in the piece: the next piece's line numbers start after them.
+    lines: usize,
+    /// Items (good or bad) in the piece: the next piece's item indices start after them.
+    items: usize,
+    /// A JSON array element that is not JSON at all: the document is malformed.
+    malformed: bool,
+}
+
+impl Chunk {
+    /// Counts a bad item, and lists it (building the error only if listed).
+    fn fail(&mut self, error: impl FnOnce() -> ItemError) {
+        self.bad += 1;
+        if self.errors.len() < MAX_ERRORS {
+            self.errors.push(error());
+        }
+    }
+}
+
+/// Puts the pieces together in order; `line_base` is the number of lines
+/// before the first piece (a CSV header).
+fn merge(chunks: Vec<Chunk>, line_base: usize) -> Result<Batch, ParseError> {
+    let mut errors = Vec::new();
+    let mut total = 0;
+    let (mut line_base, mut item_base) = (line_base, 0);
+    let mut batch: Option<Batch> = None;
+    let points: usize = chunks.iter().map(|c| c.batch.len()).sum();
+    for chunk in chunks {
+        total += chunk.bad;
+        for mut e in chunk.errors {
+            if errors.len() == MAX_ERRORS {
+                break;
+            }
+            if e.line > 0 {
+                e.line += line_base;
+            }
+            if let Some(item) = &mut e.item {
+                *item += item_base;
+            }
+            errors.push(e);
+        }
+        line_base += chunk.lines;
+        item_base += chunk.items;
+        if total == 0 {
+            match &mut batch {
+                None => {
+                    let mut first = chunk.batch;
+                    first.points.reserve(points - first.points.len());
+                    batch = Some(first);
+                }
+                Some(b) => b.extend(chunk.batch),
+            }
+        }
+    }
+    if total > 0 {
+        return Err(ParseError { errors, total });
+    }
+    match batch {
+        Some(b) if !b.is_empty() => Ok(b),
+        _ => Err(no_readings()),
+    }
+}
+
+/// Runs `f` on every part, the first on this thread and the rest on their own.
+fn run_parallel<T: Sync>(parts: &[T], f: impl Fn(&T) -> Chunk + Sync) -> Vec<Chunk> {
+    let Some((first, rest)) = parts.split_first() else {
+        return Vec::new();
+    };
+    if rest.is_empty() {
+        return vec![f(first)];
+    }
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = rest.iter().map(|p| s.spawn(move || f(p))).collect();
+        let mut out = vec![f(first)];
+        for h in handles {
+            out.push(
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+        }
+        out
+    })
+}
+
+/// How many threads an input of `len` bytes is worth (or as `forced`).
+fn threads_for(len: usize, forced: Option<usize>) -> usize {
+    if let Some(n) = forced {
+        return n.max(1);
+    }
+    if len < PARALLEL_MIN_BYTES {
+        return 1;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores
+        .min(MAX_THREADS)
+        .min(len / (PARALLEL_MIN_BYTES / 2))
+        .max(1)
+}
+
+/// Cuts `text` into about `n` pieces, each but the last ending just after a
+/// line break that ends a record (for CSV: one outside quotes).
+fn split_records(text: &str, n: usize, csv: bool) -> Vec<&str> {
+    let b = text.as_bytes();
+    let mut pieces = Vec::with_capacity(n);
+    let mut start = 0;
+    for k in 1..n {
+        let target = (b.len() / n * k).max(start);
+        let cut = if csv {
+            csv_cut(b, start, target)
+        } else {
+            memchr_newline(b, target).map(|i| i + 1)
+        };
+        match cut {
+            Some(cut) if cut < b.len() => {
+                pieces.push(&text[start..cut]);
+                start = cut;
+            }
+            _ => break,
+        }
+    }
+    pieces.push(&text[start..]);
+    pieces
+}
+
+fn memchr_newline(b: &[u8], from: usize) -> Option<usize> {
+    b[from..].iter().position(|&c| c == b'\n').map(|i| from + i)
+}
+
+fn count_newlines(b: &[u8]) -> usize {
+    b.iter().filter(|&&c| c == b'\n').count()
+}
+
+// ---------------------------------------------------------------------------
+// Sink: turns checked fields into points, interning series.
+
+/// Builds one piece's batch.
+struct Sink {
+    batch: Batch,
+    /// Raw metric + labels bytes (each part followed by 0xFF, a byte UTF-8
+    /// never has) → index in `batch.series`.
+    series: HashMap<Box<[u8]>, u32>,
+    key: Vec<u8>,
+    times: TimeCache,
+    tz: Tz,
+}
+
+impl Sink {
+    fn new(tz: Tz) -> Self {
+        Sink {
+            batch: Batch::new(),
+            series: HashMap::new(),
+            key: Vec::with_capacity(64),
+            times: TimeCache::default(),
+            tz,
+        }
+    }
+
+    /// The series of `metric` with `labels` (sorted by name, no duplicates,
+    /// no empty values), validating names the first time it is seen.
+    fn series<'a>(
+        &mut self,
+        metric: &str,
+        labels: impl Iterator<Item = (&'a str, &'a str)> + Clone,
+    ) -> Result<u32, Vec<Problem>> {
+        self.key.clear();
+        self.key.extend_from_slice(metric.as_bytes());
+        self.key.push(0xFF);
+        for (name, value) in labels.clone() {
+            self.key.extend_from_slice(name.as_bytes());
+            self.key.push(0xFF);
+            self.key.extend_from_slice(value.as_bytes());
+            self.key.push(0xFF);
+        }
+        if let Some(&i) = self.series.get(self.key.as_slice()) {
+            return Ok(i);
+        }
+        let mut problems = name_problems(Some(metric), labels.clone().map(|(name, _)| name));
+        problems.extend(label_value_problems(labels.clone()));
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let key = SeriesKey {
+            metric: metric.to_owned(),
+            labels: labels.map(|(n, v)| (n.to_owned(), v.to_owned())).collect(),
+        };
+        let i = self.batch.intern(key);
+        self.series.insert(self.key.as_slice().into(), i);
+        Ok(i)
+    }
+
+    fn time(&mut self, text: &str) -> Result<Millis, String> {
+        self.times.get(text, self.tz)
+    }
+}
+
+/// The last few time strings and their instants.
+#[derive(Default)]
+struct TimeCache {
+    slots: Vec<(String, Millis)>,
+    last: usize,
+    next: usize,
+}
+
+impl TimeCache {
+    fn get(&mut self, text: &str, tz: Tz) -> Result<Millis, String> {
+        if let Some((k, t)) = self.slots.get(self.last) {
+            if k == text {
+                return Ok(*t);
+            }
+        }
+        if let Some(i) = self.slots.iter().position(|(k, _)| k == text) {
+            self.last = i;
+            return Ok(self.slots[i].1);
+        }
+        let t = parse_time(text, tz)?;
+        if self.slots.len() < TIME_CACHE {
+            self.slots.push((text.to_owned(), t));
+            self.last = self.slots.len() - 1;
+        } else {
+            let slot = &mut self.slots[self.next];
+            slot.0.clear();
+            slot.0.push_str(text);
+            slot.1 = t;
+            self.last = self.next;
+            self.next = (self.next + 1) % TIME_CACHE;
+        }
+        Ok(t)
+    }
+}

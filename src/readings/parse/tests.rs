@@ -1,0 +1,799 @@
+//! The parsers' tests: every format, every kind of bad item, threads.
+
+use super::csv::{field_start, record_end};
+use super::errors::quote;
+use super::json::{read_plain, ItemSeed, Raw};
+use super::*;
+use serde::de::DeserializeSeed;
+
+const SH: Tz = chrono_tz::Asia::Shanghai;
+
+fn ok(input: &str, format: Format) -> Batch {
+    parse(input.as_bytes(), format, SH).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn err(input: &[u8], format: Format) -> ParseError {
+    match parse(input, format, SH) {
+        Ok(b) => panic!("accepted {} readings", b.len()),
+        Err(e) => e,
+    }
+}
+
+/// The only error of a rejected input.
+fn only(input: &str, format: Format) -> ItemError {
+    let e = err(input.as_bytes(), format);
+    assert_eq!((e.total, e.errors.len()), (1, 1), "{e}");
+    e.errors[0].clone()
+}
+
+fn t(s: &str) -> Millis {
+    parse_time(s, SH).unwrap()
+}
+
+fn labels(b: &Batch, i: usize) -> Vec<(&str, &str)> {
+    let key = &b.series[b.points[i].series as usize];
+    key.labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+fn metric(b: &Batch, i: usize) -> &str {
+    &b.series[b.points[i].series as usize].metric
+}
+
+// ---- good input ----
+
+#[test]
+fn json_object() {
+    let b = ok(
+        r#"{"metric":"pm25","value":48.2,"time":"2021-03-01T10:00:00+08:00","labels":{"county":"南宫"}}"#,
+        Format::Json,
+    );
+    assert_eq!(b.len(), 1);
+    assert_eq!(metric(&b, 0), "pm25");
+    assert_eq!(b.points[0].value, 48.2);
+    assert_eq!(b.points[0].time, t("2021-03-01T10:00:00+08:00"));
+    assert_eq!(labels(&b, 0), [("county", "南宫")]);
+}
+
+#[test]
+fn json_array_with_local_times_and_integers() {
+    let b = ok(
+        r#"[
+          {"metric":"pm25","value":48,"time":"2021-03-01T10:00","labels":{"county":"南宫","station":"s1"}},
+          {"labels":{"station":"s1","county":"南宫"},"time":"2021-03-01","value":-1.5e2,"metric":"pm25"},
+          {"metric":"gdp_growth","value":6.5,"time":"2021-03-01 09:00:00"},
+          {"metric":"x","value":1,"time":"2021-03-01T00:00:00Z","labels":{}}
+        ]"#,
+        Format::Json,
+    );
+    assert_eq!(b.len(), 4);
+    assert_eq!(b.points[0].time, t("2021-03-01T10:00:00+08:00"));
+    assert_eq!(b.points[1].time, t("2021-03-01T00:00:00+08:00"));
+    assert_eq!(b.points[2].time, t("2021-03-01T09:00:00+08:00"));
+    assert_eq!(b.points[0].value, 48.0);
+    assert_eq!(b.points[1].value, -150.0);
+    assert_eq!(
+        b.points[0].series, b.points[1].series,
+        "label order does not matter"
+    );
+    assert_eq!(labels(&b, 0), [("county", "南宫"), ("station", "s1")]);
+    assert!(labels(&b, 2).is_empty());
+    assert_eq!(b.series.len(), 3);
+}
+
+#[test]
+fn json_escapes_and_empty_label_values() {
+    let b = ok(
+        r#"{"metric":"p\u006d25","value":1,"time":"2021-03-01","labels":{"county":"南\"宫","station":""}}"#,
+        Format::Json,
+    );
+    assert_eq!(metric(&b, 0), "pm25");
+    assert_eq!(
+        labels(&b, 0),
+        [("county", "南\"宫")],
+        "an empty value is no label"
+    );
+}
+
+#[test]
+fn ndjson_with_blank_lines_and_crlf() {
+    let b = ok(
+        "{\"metric\":\"pm25\",\"value\":57.3,\"time\":\"2026-09-28T04:00:00+08:00\",\"labels\":{\"county\":\"c0001\"}}\r\n\
+         \r\n   \n\
+         {\"metric\":\"pm25\",\"value\":50,\"time\":\"2026-09-28T05:00\",\"labels\":{\"county\":\"c0001\"}}\n",
+        Format::Ndjson,
+    );
+    assert_eq!(b.len(), 2);
+    assert_eq!(b.series.len(), 1);
+    assert_eq!(b.points[1].time - b.points[0].time, crate::time::HOUR);
+}
+
+#[test]
+fn csv_with_labels_quotes_and_local_times() {
+    let b = ok(
+        "\u{feff}value,metric,time,county,section\r\n\
+         57.3,pm25,2026-09-28T04:00:00+08:00,c0001,\r\n\
+         1e2,pm25,2026-09-28,\"c,0\"\"2\",\r\n\
+         3,water_class,2026-09-28 08:00,,\"r\n1\"\r\n",
+        Format::Csv,
+    );
+    assert_eq!(b.len(), 3);
+    assert_eq!(labels(&b, 0), [("county", "c0001")]);
+    assert_eq!(labels(&b, 1), [("county", "c,0\"2")]);
+    assert_eq!(labels(&b, 2), [("section", "r\n1")]);
+    assert_eq!(b.points[1].value, 100.0);
+    assert_eq!(b.points[1].time, t("2026-09-28T00:00:00+08:00"));
+    assert_eq!(b.points[2].time, t("2026-09-28T08:00:00+08:00"));
+    assert_eq!(metric(&b, 2), "water_class");
+}
+
+#[test]
+fn formats_agree_on_series() {
+    let json = ok(
+        r#"[{"metric":"pm25","value":1,"time":"2021-03-01","labels":{"county":"a","section":""}}]"#,
+        Format::Json,
+    );
+    let csv = ok(
+        "metric,time,value,county,section\npm25,2021-03-01,1,a,\n",
+        Format::Csv,
+    );
+    assert_eq!(json.series, csv.series);
+    assert_eq!(json.points, csv.points);
+}
+
+// ---- bad input: one test per case ----
+
+#[test]
+fn malformed_json_has_serde_position() {
+    let e = only("[\n  {\"metric\":\"pm25\" \"value\":1}\n]", Format::Json);
+    assert_eq!((e.line, e.col, e.item), (2, 20, None), "{e}");
+    assert!(
+        e.message.contains("malformed JSON: expected `,` or `}`"),
+        "{e}"
+    );
+
+    let e = only("{\"metric\":\"南宫\" x}", Format::Json);
+    assert_eq!((e.line, e.col), (1, 16), "columns count characters: {e}");
+
+    let e = only(
+        "[{\"metric\":\"a\",\"value\":1,\"time\":\"2021-03-01\"}",
+        Format::Json,
+    );
+    assert!(e.message.contains("unexpected end of input"), "{e}");
+
+    let e = only(
+        "{\"metric\":\"a\",\"value\":1,\"time\":\"2021-03-01\"}\n{}",
+        Format::Json,
+    );
+    assert_eq!((e.line, e.col), (2, 1), "{e}");
+    assert!(e.message.contains("NDJSON"), "hints at NDJSON: {e}");
+}
+
+#[test]
+fn malformed_ndjson_line() {
+    let input = "{\"metric\":\"a\",\"value\":1,\"time\":\"2021-03-01\"}\n{\"metric\":\"a\",,}\n";
+    let e = only(input, Format::Ndjson);
+    assert_eq!((e.line, e.col, e.item), (2, 15, Some(1)), "{e}");
+    assert!(e.message.starts_with("malformed JSON"), "{e}");
+}
+
+#[test]
+fn value_not_a_number() {
+    let e = only(
+        r#"{"metric":"a","value":"abc","time":"2021-03-01"}"#,
+        Format::Json,
+    );
+    assert_eq!(e.message, "value `abc` is not a number");
+    assert_eq!((e.line, e.col), (1, 23), "points at the value: {e}");
+    let e = only(
+        r#"{"metric":"a","value":"57.3","time":"2021-03-01"}"#,
+        Format::Json,
+    );
+    assert!(
+        e.message
+            .contains("is a string, not a number: write it without quotes"),
+        "{e}"
+    );
+    let e = only(
+        r#"{"metric":"a","value":null,"time":"2021-03-01"}"#,
+        Format::Ndjson,
+    );
+    assert_eq!(e.message, "value must be a number, not `null`");
+}
+
+#[test]
+fn value_not_finite() {
+    let e = only(
+        r#"{"metric":"a","value":NaN,"time":"2021-03-01"}"#,
+        Format::Ndjson,
+    );
+    assert_eq!((e.line, e.col, e.item), (1, 23, Some(0)));
+    assert!(e.message.starts_with("`NaN` is not a finite number"), "{e}");
+    let e = only(
+        r#"{"metric":"a","value":-Infinity,"time":"2021-03-01"}"#,
+        Format::Ndjson,
+    );
+    assert!(
+        e.message.starts_with("`-Infinity` is not a finite number"),
+        "{e}"
+    );
+    assert_eq!(e.col, 23);
+    let e = only(
+        r#"[{"metric":"a","value":1e400,"time":"2021-03-01"}]"#,
+        Format::Json,
+    );
+    assert_eq!(e.message, "number `1e400` is out of range");
+    assert_eq!(
+        (e.line, e.col, e.item),
+        (1, 2, Some(0)),
+        "element start: {e}"
+    );
+    let e = only("metric,time,value\na,2021-03-01,inf\n", Format::Csv);
+    assert_eq!(e.message, "value `inf` is not a finite number");
+    let e = only("metric,time,value\na,2021-03-01,-1e999\n", Format::Csv);
+    assert_eq!(e.message, "value `-1e999` is out of range");
+}
+
+#[test]
+fn missing_time() {
+    let e = only(r#"{"metric":"a","value":1}"#, Format::Json);
+    assert_eq!(e.message, "missing `time`");
+    let e = only(r#"{"value":1}"#, Format::Json);
+    assert_eq!(e.message, "missing `metric` and `time`");
+    let e = only("metric,time,value\na,,1\n", Format::Csv);
+    assert_eq!((e.line, e.col, e.item), (2, 3, Some(0)), "{e}");
+    assert_eq!(e.message, "missing `time`");
+}
+
+#[test]
+fn bad_time() {
+    let e = only(
+        r#"{"metric":"a","value":1,"time":"2021-13-01"}"#,
+        Format::Ndjson,
+    );
+    assert!(
+        e.message
+            .starts_with("bad time `2021-13-01`: expected RFC 3339"),
+        "{e}"
+    );
+    assert_eq!(e.col, 32);
+    let e = only(
+        r#"{"metric":"a","value":1,"time":1614560400}"#,
+        Format::Json,
+    );
+    assert!(e.message.starts_with("`time` must be a string"), "{e}");
+    let e = parse(
+        br#"{"metric":"a","value":1,"time":"2021-03-14T02:30"}"#,
+        Format::Json,
+        chrono_tz::America::New_York,
+    )
+    .unwrap_err();
+    assert!(e.errors[0].message.contains("daylight-saving"), "{e}");
+}
+
+#[test]
+fn missing_metric() {
+    let e = only(
+        "[{\"metric\":\"a\",\"value\":1,\"time\":\"2021-03-01\"},\n {\"value\":1,\"time\":\"2021-03-01\"}]",
+        Format::Json,
+    );
+    assert_eq!((e.line, e.col, e.item), (2, 2, Some(1)), "{e}");
+    assert_eq!(e.message, "missing `metric`");
+    let e = only(
+        r#"{"metric":"","value":1,"time":"2021-03-01"}"#,
+        Format::Json,
+    );
+    assert_eq!(e.message, "metric name is empty");
+}
+
+#[test]
+fn bad_metric_name() {
+    let e = only(
+        r#"{"metric":"pm-25","value":1,"time":"2021-03-01"}"#,
+        Format::Ndjson,
+    );
+    assert_eq!(
+        e.message,
+        "metric name `pm-25` is invalid: use letters, digits and `_`"
+    );
+    assert_eq!(e.col, 11);
+    let e = only("metric,time,value\n2x,2021-03-01,1\n", Format::Csv);
+    assert_eq!(
+        e.message,
+        "metric name `2x` is invalid: it must not start with a digit"
+    );
+    assert_eq!((e.line, e.col), (2, 1));
+}
+
+#[test]
+fn unknown_field() {
+    let e = only(
+        r#"{"metric":"a","valu":1,"time":"2021-03-01"}"#,
+        Format::Ndjson,
+    );
+    assert_eq!(
+        e.message,
+        "unknown field `valu` (did you mean `value`?); missing `value`"
+    );
+    assert_eq!(e.col, 15, "points at the key");
+    let e = only(
+        r#"{"metric":"a","value":1,"time":"2021-03-01","unit":"%"}"#,
+        Format::Json,
+    );
+    assert!(
+        e.message.starts_with("unknown field `unit` (a reading has"),
+        "{e}"
+    );
+    let e = only(
+        r#"{"metric":"a","value":1,"value":2,"time":"2021-03-01"}"#,
+        Format::Json,
+    );
+    assert_eq!(e.message, "field `value` is given twice");
+}
+
+#[test]
+fn label_value_not_a_string() {
+    let e = only(
+        r#"{"metric":"a","value":1,"time":"2021-03-01","labels":{"county":"x","year":2021}}"#,
+        Format::Ndjson,
+    );
+    assert_eq!(e.message, "label `year` must be a string, not a number");
+    assert_eq!(e.col, 68);
+    let e = only(
+        r#"{"metric":"a","value":1,"time":"2021-03-01","labels":["x"]}"#,
+        Format::Json,
+    );
+    assert!(e.message.starts_with("`labels` must be an object"), "{e}");
+}
+
+#[test]
+fn bad_label_name() {
+    let e = only(
+        r#"{"metric":"a","value":1,"time":"2021-03-01","labels":{"county name":"x"}}"#,
+        Format::Ndjson,
+    );
+    assert_eq!(
+        e.message,
+        "label name `county name` is invalid: use letters, digits and `_`"
+    );
+    assert_eq!(e.col, 55);
+    let e = only(
+        r#"{"metric":"a","value":1,"time":"2021-03-01","labels":{"a":"x","a":"y"}}"#,
+        Format::Json,
+    );
+    assert_eq!(e.message, "label `a` is given twice");
+    let e = only(
+        "metric,time,value,county-name\na,2021-03-01,1,x\n",
+        Format::Csv,
+    );
+    assert_eq!((e.line, e.col, e.item), (1, 19, None));
+    assert!(
+        e.message
+            .starts_with("column name `county-name` is invalid"),
+        "{e}"
+    );
+}
+
+#[test]
+fn not_utf8() {
+    let mut input = b"metric,time,value,county\n".to_vec();
+    input.extend_from_slice(b"pm25,2021-03-01,1,\xc4\xcf\xb9\xac\n"); // 南宫 in GBK
+    let e = err(&input, Format::Csv);
+    assert_eq!(e.total, 1, "one error per line: {e}");
+    assert_eq!((e.errors[0].line, e.errors[0].col), (2, 19));
+    assert!(e.errors[0].message.contains("byte 19 of the line"), "{e}");
+    let e = err(b"\n\xe5\x8d\x97\xff\n", Format::Ndjson);
+    assert_eq!((e.errors[0].line, e.errors[0].col), (2, 2));
+    assert!(
+        e.errors[0]
+            .message
+            .contains("byte 4 of the line is `\\xFF`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn no_readings() {
+    for (input, format) in [
+        ("", Format::Json),
+        ("  \n\t", Format::Ndjson),
+        ("\n\n", Format::Ndjson),
+        ("[]", Format::Json),
+        (" [ ] ", Format::Json),
+        ("metric,time,value,county\n", Format::Csv),
+        ("metric,time,value\n\n", Format::Csv),
+        ("", Format::Csv),
+    ] {
+        let e = only(input, format);
+        assert_eq!(e.message, "no readings in input", "{input:?}");
+    }
+}
+
+#[test]
+fn csv_missing_value_column() {
+    let e = only("metric,time,county\na,2021-03-01,x\n", Format::Csv);
+    assert_eq!(e.line, 1);
+    assert!(e.message.starts_with("missing column `value`"), "{e}");
+    let e = only("metric,time,Value\na,2021-03-01,1\n", Format::Csv);
+    assert!(e.message.contains("case-sensitive: found `Value`"), "{e}");
+    let e = only("metric,time,value,time\n", Format::Csv);
+    assert_eq!((e.line, e.col), (1, 19));
+    assert_eq!(e.message, "column `time` appears twice");
+}
+
+#[test]
+fn csv_wrong_field_count() {
+    let e = only(
+        "metric,time,value,county\na,2021-03-01,1,x\na,2021-03-02,1\n",
+        Format::Csv,
+    );
+    assert_eq!((e.line, e.col, e.item), (3, 1, Some(1)), "{e}");
+    assert_eq!(e.message, "row has 3 fields but the header has 4");
+    let e = only(
+        "metric,time,value,note\nm,2021-03-01,x,\"a\nb\"\n",
+        Format::Csv,
+    );
+    assert_eq!(e.message, "value `x` is not a number");
+    assert_eq!(quote("a\nb"), "`a\\nb`", "an error stays on one line");
+    assert_eq!(quote(&"x".repeat(61)).chars().count(), 62);
+}
+
+#[test]
+fn csv_value_not_a_number() {
+    let e = only(
+        "metric,time,value\n\na,2021-03-01,1\na,2021-03-02,\"1,5\"\n",
+        Format::Csv,
+    );
+    assert_eq!((e.line, e.col, e.item), (4, 14, Some(1)), "{e}");
+    assert_eq!(e.message, "value `1,5` is not a number");
+}
+
+#[test]
+fn csv_quoted_newline_keeps_lines_right() {
+    let e = only(
+        "metric,time,value,note\na,2021-03-01,1,\"two\nlines\"\nb-1,2021-03-01,1,x\n",
+        Format::Csv,
+    );
+    assert_eq!((e.line, e.col, e.item), (4, 1, Some(1)), "{e}");
+}
+
+#[test]
+fn not_an_object() {
+    let e = only("[1]", Format::Json);
+    assert_eq!(e.message, "a reading must be an object, not a number");
+    let e = only("\"x\"", Format::Json);
+    assert!(e.message.starts_with("expected a reading object"), "{e}");
+}
+
+#[test]
+fn every_bad_item_is_reported_and_nothing_returned() {
+    let input = [
+        r#"{"metric":"a","value":1,"time":"2021-03-01"}"#,
+        r#"{"metric":"a","value":"x","time":"2021-03-01"}"#,
+        r#"{"metric":"a","value":1,"time":"2021-03-01"}"#,
+        r#"{"metric":"a b","value":1,"time":"nope"}"#,
+        r#"{"metric":"a","value":1"#,
+    ]
+    .join("\n");
+    let e = err(input.as_bytes(), Format::Ndjson);
+    assert_eq!(e.total, 3);
+    let at: Vec<_> = e.errors.iter().map(|e| (e.line, e.item)).collect();
+    assert_eq!(at, [(2, Some(1)), (4, Some(3)), (5, Some(4))]);
+    assert!(
+        e.errors[1].message.contains("bad time `nope`")
+            && e.errors[1].message.contains("metric name `a b` is invalid"),
+        "all problems of an item: {e}"
+    );
+    assert_eq!(
+        e.to_string().lines().next().unwrap(),
+        "2:23: item 1: value `x` is not a number"
+    );
+}
+
+#[test]
+fn errors_are_capped_and_counted() {
+    let mut input = String::from("metric,time,value\n");
+    for _ in 0..250 {
+        input.push_str("a,2021-03-01,x\n");
+    }
+    let e = err(input.as_bytes(), Format::Csv);
+    assert_eq!((e.errors.len(), e.total), (MAX_ERRORS, 250));
+    assert_eq!(e.errors[99].line, 101);
+    assert!(e.to_string().ends_with("… and 150 more"));
+}
+
+/// NDJSON of `n` readings, with bad ones at the given indices.
+fn ndjson(n: usize, bad: &[usize]) -> String {
+    let mut s = String::new();
+    for i in 0..n {
+        let value = if bad.contains(&i) { "\"bad\"" } else { "1.5" };
+        s.push_str(&format!(
+            "{{\"metric\":\"pm25\",\"value\":{value},\"time\":\"2026-09-28T{:02}:00:00+08:00\",\"labels\":{{\"county\":\"c{:04}\"}}}}\n",
+            i / 100 % 24,
+            i % 100
+        ));
+        if i % 7 == 0 {
+            s.push('\n');
+        }
+    }
+    s
+}
+
+#[test]
+fn threads_keep_order_lines_and_items() {
+    let input = ndjson(3000, &[]);
+    let one = parse_on(input.as_bytes(), Format::Ndjson, SH, Some(1)).unwrap();
+    let three = parse_on(input.as_bytes(), Format::Ndjson, SH, Some(3)).unwrap();
+    assert_eq!(one.len(), 3000);
+    assert_eq!(one.series.len(), 100);
+    let flat = |b: &Batch| -> Vec<_> {
+        b.points
+            .iter()
+            .map(|p| (b.series[p.series as usize].clone(), p.time, p.value))
+            .collect()
+    };
+    assert_eq!(flat(&one), flat(&three));
+
+    let input = ndjson(3000, &[5, 2999]);
+    let one = parse_on(input.as_bytes(), Format::Ndjson, SH, Some(1)).unwrap_err();
+    let three = parse_on(input.as_bytes(), Format::Ndjson, SH, Some(3)).unwrap_err();
+    assert_eq!(one, three);
+    assert_eq!(one.errors[1].item, Some(2999));
+    assert_eq!(one.errors[1].line, 2999 + 1 + 2999_usize.div_ceil(7));
+}
+
+#[test]
+fn threads_for_csv_and_json_arrays() {
+    let mut csv = String::from("metric,time,value,note\n");
+    for i in 0..2000 {
+        let note = if i % 3 == 0 { "\"a\nb\"" } else { "x" };
+        let value = if i == 1500 { "y" } else { "2" };
+        csv.push_str(&format!("m,2021-03-01,{value},{note}\n"));
+    }
+    let one = parse_on(csv.as_bytes(), Format::Csv, SH, Some(1)).unwrap_err();
+    let four = parse_on(csv.as_bytes(), Format::Csv, SH, Some(4)).unwrap_err();
+    assert_eq!(one, four);
+    assert_eq!(one.errors[0].item, Some(1500));
+    assert_eq!(one.errors[0].line, 2 + 1500 + 500);
+
+    let items: Vec<String> = (0..1000)
+        .map(|i| {
+            let metric = if i == 700 { "7x" } else { "m" };
+            format!("{{\"metric\":\"{metric}\",\n\"value\":{i},\"time\":\"2021-03-01\"}}")
+        })
+        .collect();
+    let json = format!("[{}]", items.join(",\n"));
+    let one = parse_on(json.as_bytes(), Format::Json, SH, Some(1)).unwrap_err();
+    let three = parse_on(json.as_bytes(), Format::Json, SH, Some(3)).unwrap_err();
+    assert_eq!(one, three);
+    assert_eq!((one.errors[0].item, one.errors[0].line), (Some(700), 1401));
+    let json = json.replace("7x", "m7");
+    let three = parse_on(json.as_bytes(), Format::Json, SH, Some(3)).unwrap();
+    assert!(three
+        .points
+        .iter()
+        .enumerate()
+        .all(|(i, p)| p.value == i as f64));
+}
+
+#[test]
+fn plain_reader_agrees_with_serde() {
+    let serde = |text: &str| {
+        let mut raw = Raw::default();
+        let mut de = serde_json::Deserializer::from_str(text);
+        let not_object = ItemSeed(&mut raw).deserialize(&mut de).unwrap();
+        de.end().unwrap();
+        assert!(not_object.is_none());
+        format!("{raw:?}")
+    };
+    let plain = |text: &str| {
+        let mut raw = Raw::default();
+        read_plain(text, &mut raw).then(|| format!("{raw:?}"))
+    };
+    let line = r#"{"metric":"pm25","value":57.3,"time":"2026-09-28T04:00:00+08:00","labels":{"county":"c0001"}}"#;
+    assert_eq!(plain(line).as_deref(), Some(serde(line).as_str()));
+    let spaced = " {\t\"labels\" : { \"a\" : \"南宫\" , \"b\":\"\" } ,\r\n \"time\":\"t\", \"value\" : -0 , \"metric\":\"m\" } ";
+    assert_eq!(plain(spaced), Some(serde(spaced)));
+    for number in [
+        "0",
+        "-0",
+        "-0.0",
+        "1e5",
+        "1E+5",
+        "-2.5e-3",
+        "0.1",
+        "57.3",
+        "3.141592653589793",
+        "1e-7",
+        "9007199254740993",
+        "18446744073709551615",
+        "-9223372036854775808",
+        "1.7976931348623157e308",
+        "5e-324",
+    ] {
+        let text = format!(r#"{{"value":{number},"labels":{{}}}}"#);
+        assert_eq!(plain(&text), Some(serde(&text)), "{number}");
+    }
+    for not_plain in [
+        r#"{"metric":"a\"b"}"#,
+        r#"{"metric":"a","valu":1}"#,
+        r#"{"metric":"a","metric":"b"}"#,
+        r#"{"labels":null}"#,
+        r#"{"labels":{"a":1}}"#,
+        r#"{"value":"1"}"#,
+        r#"{"value":NaN}"#,
+        r#"{"value":01}"#,
+        r#"{"value":1.}"#,
+        r#"{"value":.5}"#,
+        r#"{"value":+1}"#,
+        r#"{"value":1e}"#,
+        r#"{"value":1e400}"#,
+        r#"{"value":1,}"#,
+        r#"{"value":1} x"#,
+        r#"{}"#,
+        r#"[]"#,
+        "{\"metric\":\"a\tb\"}",
+    ] {
+        assert_eq!(plain(not_plain), None, "{not_plain}");
+    }
+}
+
+#[test]
+fn quoting_cuts() {
+    let b = b"a,\"x\ny\",c\nd,e\"f,g\n";
+    assert_eq!(csv_cut(b, 0, 3), Some(10), "not inside the quotes");
+    assert_eq!(
+        csv_cut(b, 0, 12),
+        Some(18),
+        "a quote inside a field is literal"
+    );
+    assert_eq!(record_end(b, 0), 10);
+    assert_eq!(field_start(b, 0, 2), 8);
+    assert_eq!(field_start(b, 10, 2), 16);
+}
+
+// ---- found by fuzzing the HTTP ingest (issue 11) ----
+
+#[test]
+fn csv_header_ending_with_a_lone_cr_keeps_every_row() {
+    // The csv crate ends the header at the CR: the rows before the first LF
+    // were silently lost (2 readings stored, 200 answered).
+    let b = ok(
+        "metric,time,value\rpm25,2026-09-28,1\rpm25,2026-09-29,2\npm25,2026-09-30,3\n",
+        Format::Csv,
+    );
+    assert_eq!(b.len(), 3);
+    assert_eq!(
+        b.points.iter().map(|p| p.value).collect::<Vec<_>>(),
+        [1.0, 2.0, 3.0]
+    );
+    assert_eq!(record_end(b"a,b\rc\n", 0), 4);
+    assert_eq!(record_end(b"a,b\r\nc\n", 0), 5);
+    assert_eq!(record_end(b"\"a\rb\",c\rd", 0), 8);
+}
+
+#[test]
+fn csv_lone_cr_then_a_quoted_newline_is_cut_right_on_threads() {
+    // A row ending in a lone CR, the next one's first field quoted with a
+    // newline inside: the parallel splitter took the quote as literal and
+    // cut inside it, so a valid file over 1 MiB was refused.
+    let mut input = String::from("county,metric,time,value\n");
+    let mut n = 0;
+    while input.len() < (1 << 20) + 4096 {
+        input.push_str(&format!("c{n},pm25,2026-09-28,{n}\r"));
+        input.push_str(&format!("\"c{n}\nx\",pm25,2026-09-28,{n}\n"));
+        n += 1;
+    }
+    let one =
+        parse_on(input.as_bytes(), Format::Csv, SH, Some(1)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(one.len(), 2 * n);
+    for threads in [2, 3, 4] {
+        let many = parse_on(input.as_bytes(), Format::Csv, SH, Some(threads))
+            .unwrap_or_else(|e| panic!("{threads} threads: {e}"));
+        assert_eq!(many.len(), one.len());
+        assert_eq!(many.series, one.series);
+    }
+    assert_eq!(labels(&one, 1), [("county", "c0\nx")]);
+}
+
+#[test]
+fn names_and_label_values_have_length_limits() {
+    use crate::readings::model::{MAX_LABELS, MAX_LABEL_VALUE_BYTES, MAX_NAME_BYTES};
+    let long_value = "x".repeat(MAX_LABEL_VALUE_BYTES + 1);
+    let ok_value = "县".repeat(MAX_LABEL_VALUE_BYTES / 3);
+    let b = ok(
+        &format!("{{\"metric\":\"pm25\",\"value\":1,\"time\":\"2021-03-01\",\"labels\":{{\"county\":\"{ok_value}\"}}}}"),
+        Format::Ndjson,
+    );
+    assert_eq!(b.len(), 1);
+    let e = only(
+        &format!("{{\"metric\":\"pm25\",\"value\":1,\"time\":\"2021-03-01\",\"labels\":{{\"county\":\"{long_value}\"}}}}"),
+        Format::Ndjson,
+    );
+    assert!(e.message.contains("label `county` value"), "{}", e.message);
+    assert!(
+        e.message
+            .contains(&format!("at most {MAX_LABEL_VALUE_BYTES}")),
+        "{}",
+        e.message
+    );
+    let e = only(
+        &format!("metric,time,value,county\npm25,2021-03-01,1,{long_value}\n"),
+        Format::Csv,
+    );
+    assert!(e.message.contains("too long"), "{}", e.message);
+    assert_eq!((e.line, e.col), (2, 19));
+    let long_name = "m".repeat(MAX_NAME_BYTES + 1);
+    let e = only(
+        &format!("{{\"metric\":\"{long_name}\",\"value\":1,\"time\":\"2021-03-01\"}}"),
+        Format::Ndjson,
+    );
+    assert!(e.message.contains("metric name"), "{}", e.message);
+    assert!(e.message.contains("too long"), "{}", e.message);
+    let e = err(
+        format!("metric,time,value,{long_name}\npm25,2021-03-01,1,a\n").as_bytes(),
+        Format::Csv,
+    );
+    assert!(e.errors[0].message.contains("column name"), "{e}");
+    let many: Vec<String> = (0..=MAX_LABELS)
+        .map(|i| format!("\"l{i}\":\"v\""))
+        .collect();
+    let e = only(
+        &format!(
+            "{{\"metric\":\"pm25\",\"value\":1,\"time\":\"2021-03-01\",\"labels\":{{{}}}}}",
+            many.join(",")
+        ),
+        Format::Ndjson,
+    );
+    assert!(
+        e.message
+            .contains(&format!("at most {MAX_LABELS} per reading")),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn json_arrays_are_cut_without_noting_every_element() {
+    // A large array of bare numbers kept 16 bytes per 2-byte element while
+    // parsed (a 60 MiB body peaked at 556 MiB): only the cuts are kept now.
+    let n = 200_000;
+    let input = format!(
+        "[{}]",
+        (0..n)
+            .map(|i| (i % 10).to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let (count, cuts) = super::json::split_array(input.as_bytes(), 0, 4).unwrap();
+    assert_eq!(count, n);
+    assert_eq!(cuts.len(), 4);
+    assert_eq!(cuts[0], (1, 0));
+    for threads in [1, 3] {
+        let e = parse_on(input.as_bytes(), Format::Json, SH, Some(threads)).unwrap_err();
+        assert_eq!(e.total, n);
+        assert_eq!(e.errors.len(), MAX_ERRORS);
+        assert_eq!(e.errors[1].item, Some(1));
+        assert_eq!(e.errors[1].col, 4);
+    }
+    // Elements in every piece are numbered and read right.
+    let items: Vec<String> = (0..3000)
+        .map(|i| {
+            format!(
+                r#"{{"metric":"m","value":{i},"time":"2021-03-01","labels":{{"k":"{}"}}}}"#,
+                i % 7
+            )
+        })
+        .collect();
+    let input = format!("[ {} ]", items.join(" ,\n "));
+    let one = parse_on(input.as_bytes(), Format::Json, SH, Some(1)).unwrap();
+    let four = parse_on(input.as_bytes(), Format::Json, SH, Some(4)).unwrap();
+    assert_eq!(one.len(), 3000);
+    assert_eq!(
+        one.points.iter().map(|p| p.value).collect::<Vec<_>>(),
+        four.points.iter().map(|p| p.value).collect::<Vec<_>>()
+    );
+    assert_eq!(one.series, four.series);
+}

@@ -1,0 +1,561 @@
+//! The readings store: an embedded SQLite file (the durable source of truth)
+//! plus an in-memory, columnar copy of the series rules have asked for.
+//!
+//! Schema (declared in [`crate::db`]): `series` interns (metric, labels) to
+//! an id; `blocks` holds each series' readings one UTC day per row, keyed by
+//! (series, day) in a WITHOUT ROWID table, the day's (time, value) pairs
+//! packed in a BLOB. A series' time range is then one contiguous B-tree scan
+//! of few rows, and a bulk load writes one row per series-day instead of one
+//! per reading (row-per-reading topped out near 0.6 M readings/s; see the
+//! README's benchmarks). Evaluations read the memory copy: a series is loaded
+//! the first time a rule asks for it (from the earliest time asked so far)
+//! and kept current by every later write, so repeated evaluations never scan
+//! SQLite.
+//!
+//! Files: [`columns`] (the memory copy), [`search`] (finding a time in it),
+//! [`blocks`] (the BLOB layout), [`write`] (transactions); this file opens
+//! the store and answers reads.
+
+mod blocks;
+pub(super) mod columns;
+mod search;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use parking_lot::{Mutex, RwLock};
+use rusqlite::{params, Connection, OptionalExtension};
+
+pub use columns::{Series, SeriesId};
+pub use write::{WriteSummary, WriteTx};
+
+use super::model::{Labels, SeriesKey};
+use crate::db::{self, DbError, Durability};
+use crate::time::Millis;
+use blocks::{block_start, decode_block};
+use columns::Memory;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadingStoreError {
+    #[error("store `{path}`: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Opening the file (its folder, its schema): the error names the file.
+    #[error(transparent)]
+    Open(#[from] DbError),
+}
+
+pub struct Store {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+    memory: RwLock<Memory>,
+    /// The `store_meta` generation the memory copy reflects.
+    generation: std::sync::atomic::AtomicI64,
+}
+
+impl Store {
+    /// Opens (creating if missing) the store file and its folder.
+    pub fn open(path: &Path) -> Result<Store, ReadingStoreError> {
+        let err = |source| ReadingStoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let writer = db::open(path, Durability::Normal)?;
+        db::tune_for_bulk_writes(&writer).map_err(err)?;
+        let reader = db::open(path, Durability::Normal)?;
+        let store = Store {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+            memory: RwLock::new(Memory::default()),
+            generation: std::sync::atomic::AtomicI64::new(0),
+        };
+        let generation = store.stored_generation().map_err(err)?;
+        store.load_series_index().map_err(err)?;
+        store.generation.store(generation, Ordering::SeqCst);
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn load_series_index(&self) -> rusqlite::Result<()> {
+        let reader = self.reader.lock();
+        let mut stmt = reader.prepare("SELECT id, metric, labels FROM series")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut memory = self.memory.write();
+        for row in rows {
+            let (id, metric, labels) = row?;
+            if memory.series.contains_key(&id) {
+                continue;
+            }
+            let labels: Labels = serde_json::from_str(&labels).unwrap_or_default();
+            memory.add_series(id, SeriesKey { metric, labels }, Millis::MAX);
+        }
+        Ok(())
+    }
+
+    fn stored_generation(&self) -> rusqlite::Result<i64> {
+        self.reader.lock().query_row(
+            "SELECT value FROM store_meta WHERE key = 'generation'",
+            [],
+            |r| r.get(0),
+        )
+    }
+
+    /// Another process wrote readings since our memory copy was made: forget
+    /// what memory holds (it is reloaded on demand) and learn new series.
+    fn follow_other_writers(&self) -> Result<(), ReadingStoreError> {
+        let err = |source| ReadingStoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        };
+        let stored = self.stored_generation().map_err(err)?;
+        if stored == self.generation.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        // Hold the writer so our own commits cannot interleave with the reset.
+        let _writer = self.writer.lock();
+        let stored = self.stored_generation().map_err(err)?;
+        {
+            let mut memory = self.memory.write();
+            for s in memory.series.values_mut() {
+                s.loaded_from = Millis::MAX;
+                s.times = Vec::new();
+                s.values = Vec::new();
+            }
+        }
+        self.load_series_index().map_err(err)?;
+        self.generation.store(stored, Ordering::SeqCst);
+        tracing::debug!(store = %self.path.display(), "readings written by another process: memory copy reset");
+        Ok(())
+    }
+
+    /// Runs `f` over the series of `metric` matching `filter`, each loaded
+    /// into memory from at least `from` on.
+    pub fn with_series<R>(
+        &self,
+        metric: &str,
+        filter: &Labels,
+        from: Millis,
+        f: impl FnOnce(&mut dyn Iterator<Item = &Series>) -> R,
+    ) -> Result<R, ReadingStoreError> {
+        self.follow_other_writers()?;
+        loop {
+            self.ensure_loaded(metric, filter, from)?;
+            let memory = self.memory.read();
+            let matching = || memory.matching(metric, filter);
+            // A write that reset a series (a file ingest) may have come in
+            // between: then load again rather than answer from half the data.
+            if matching().all(|s| s.loaded_from <= from) {
+                return Ok(f(&mut matching()));
+            }
+        }
+    }
+
+    /// Loads from SQLite whatever part of the matching series before their
+    /// `loaded_from` and at or after `from` is not yet in memory.
+    fn ensure_loaded(
+        &self,
+        metric: &str,
+        filter: &Labels,
+        from: Millis,
+    ) -> Result<(), ReadingStoreError> {
+        let missing: Vec<(SeriesId, Millis)> = {
+            let memory = self.memory.read();
+            let Some(ids) = memory.by_metric.get(metric) else {
+                return Ok(());
+            };
+            ids.iter()
+                .filter_map(|id| memory.series.get(id))
+                .filter(|s| s.loaded_from > from && s.matches(filter))
+                .map(|s| (s.id, s.loaded_from))
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let err = |source| ReadingStoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        };
+        let reader = self.reader.lock();
+        let mut stmt = reader
+            .prepare_cached(
+                "SELECT data FROM blocks WHERE series_id = ?1 AND start >= ?2 AND start < ?3 ORDER BY start",
+            )
+            .map_err(err)?;
+        let mut loaded = Vec::with_capacity(missing.len());
+        for (id, until) in missing {
+            let mut times = Vec::new();
+            let mut values = Vec::new();
+            let mut rows = stmt
+                .query(params![id, block_start(from), until])
+                .map_err(err)?;
+            while let Some(row) = rows.next().map_err(err)? {
+                let data = row
+                    .get_ref(0)
+                    .map_err(err)?
+                    .as_blob()
+                    .map_err(|e| err(e.into()))?;
+                for (t, v) in decode_block(data) {
+                    if t >= from && t < until {
+                        times.push(t);
+                        values.push(v);
+                    }
+                }
+            }
+            loaded.push((id, until, times, values));
+        }
+        drop(stmt);
+        drop(reader);
+        let mut memory = self.memory.write();
+        for (id, until, mut times, mut values) in loaded {
+            let Some(s) = memory.series.get_mut(&id) else {
+                continue;
+            };
+            // Another caller may have loaded part of the range meanwhile
+            // (memory then starts between `from` and `until`): keep only what
+            // memory lacks. If memory was reset instead (it starts after
+            // `until`), our piece would leave a gap: the caller loads again.
+            if s.loaded_from > until || s.loaded_from <= from {
+                continue;
+            }
+            let keep = times.partition_point(|&t| t < s.loaded_from);
+            times.truncate(keep);
+            values.truncate(keep);
+            times.append(&mut s.times);
+            values.append(&mut s.values);
+            s.times = times;
+            s.values = values;
+            s.loaded_from = from;
+        }
+        Ok(())
+    }
+
+    /// Every metric name stored, sorted.
+    pub fn metrics(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.memory.read().by_metric.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// How many readings the file holds.
+    pub fn count_readings(&self) -> Result<u64, ReadingStoreError> {
+        let reader = self.reader.lock();
+        reader
+            .query_row("SELECT coalesce(sum(count), 0) FROM blocks", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as u64)
+            .map_err(|source| ReadingStoreError::Sqlite {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    /// The latest reading time of a metric (any series), for status pages.
+    pub fn last_time(&self, metric: &str) -> Result<Option<Millis>, ReadingStoreError> {
+        let err = |source| ReadingStoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        };
+        let reader = self.reader.lock();
+        let mut stmt = reader
+            .prepare_cached(
+                "SELECT b.data FROM blocks b JOIN series s ON s.id = b.series_id
+                 WHERE s.metric = ?1 ORDER BY b.start DESC LIMIT 1",
+            )
+            .map_err(err)?;
+        let last = stmt
+            .query_row([metric], |r| r.get::<_, Vec<u8>>(0))
+            .optional()
+            .map_err(err)?;
+        Ok(last.and_then(|data| decode_block(&data).map(|(t, _)| t).last()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::readings::Batch;
+
+    fn labels(county: &str) -> Labels {
+        [("county".to_string(), county.to_string())].into()
+    }
+
+    fn batch(points: &[(&str, &str, Millis, f64)]) -> Batch {
+        let mut b = Batch::new();
+        for &(metric, county, t, v) in points {
+            b.push(metric, labels(county), t, v);
+        }
+        b
+    }
+
+    fn values(
+        store: &Store,
+        metric: &str,
+        county: &str,
+        from: Millis,
+        to: Millis,
+    ) -> Vec<(Millis, f64)> {
+        store
+            .with_series(metric, &labels(county), from, |it| {
+                it.flat_map(|s| {
+                    let (t, v) = s.range(from, to);
+                    t.iter().copied().zip(v.iter().copied()).collect::<Vec<_>>()
+                })
+                .collect()
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn write_read_and_upsert() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("a/b.db")).unwrap();
+        store
+            .write(&batch(&[
+                ("pm25", "南宫", 10, 1.0),
+                ("pm25", "南宫", 5, 0.5),
+                ("pm25", "清河", 5, 9.0),
+            ]))
+            .unwrap();
+        store.write(&batch(&[("pm25", "南宫", 10, 2.0)])).unwrap();
+        assert_eq!(
+            values(&store, "pm25", "南宫", 0, 100),
+            vec![(5, 0.5), (10, 2.0)]
+        );
+        assert_eq!(store.count_readings().unwrap(), 3);
+        drop(store);
+        // Reopened: read back from SQLite, lazily.
+        let store = Store::open(&dir.path().join("a/b.db")).unwrap();
+        assert_eq!(values(&store, "pm25", "南宫", 6, 100), vec![(10, 2.0)]);
+        assert_eq!(values(&store, "pm25", "南宫", Millis::MIN, 100).len(), 2);
+        assert_eq!(
+            values(&store, "pm25", "南宫", 0, 100),
+            vec![(5, 0.5), (10, 2.0)]
+        );
+        store.write(&batch(&[("pm25", "南宫", 7, 3.0)])).unwrap();
+        assert_eq!(
+            values(&store, "pm25", "南宫", 0, 100),
+            vec![(5, 0.5), (7, 3.0), (10, 2.0)]
+        );
+        assert_eq!(store.metrics(), vec!["pm25".to_string()]);
+    }
+
+    #[test]
+    fn write_many_is_one_transaction_and_keeps_memory_current() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let a = batch(&[("pm25", "南宫", 10, 1.0), ("pm25", "清河", 10, 2.0)]);
+        let b = batch(&[("pm25", "南宫", 20, 3.0), ("pm10", "南宫", 20, 4.0)]);
+        let s = store.write_many(&[&a, &b], true).unwrap();
+        let counts: Vec<_> = s.iter().map(|s| (s.readings, s.new_series)).collect();
+        assert_eq!(counts, [(2, 2), (2, 1)]);
+        assert_eq!(
+            values(&store, "pm25", "南宫", 0, 100),
+            vec![(10, 1.0), (20, 3.0)]
+        );
+        assert_eq!(store.count_readings().unwrap(), 4);
+        // A failure anywhere stores none of it.
+        let late = 40 * crate::time::DAY;
+        store
+            .writer
+            .lock()
+            .execute_batch(&format!("CREATE TRIGGER no_late BEFORE INSERT ON blocks WHEN NEW.start >= {late} BEGIN SELECT RAISE(ABORT, 'too late'); END;"))
+            .unwrap();
+        let c = batch(&[("pm25", "南宫", 30, 5.0)]);
+        let d = batch(&[("so2", "南宫", late, 500.0)]);
+        assert!(store.write_many(&[&c, &d], true).is_err());
+        assert_eq!(store.count_readings().unwrap(), 4);
+        assert_eq!(
+            values(&store, "pm25", "南宫", 0, 100),
+            vec![(10, 1.0), (20, 3.0)]
+        );
+        assert_eq!(
+            store.metrics(),
+            vec!["pm10".to_string(), "pm25".to_string()]
+        );
+        // Equal (series, time) in two batches: the later one wins.
+        let e = batch(&[("pm25", "南宫", 20, 7.0)]);
+        let f = batch(&[("pm25", "南宫", 20, 8.0)]);
+        store.write_many(&[&e, &f], false).unwrap();
+        assert_eq!(
+            values(&store, "pm25", "南宫", 0, 100),
+            vec![(10, 1.0), (20, 8.0)]
+        );
+        // The connection is back to its usual setting.
+        let sync: i64 = store
+            .writer
+            .lock()
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 1, "NORMAL");
+    }
+
+    #[test]
+    fn concurrent_writers_creating_the_same_series() {
+        // Each round, four threads write to the same brand-new series: one
+        // creates it, the others must find it (not create it again).
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        for round in 0..30 {
+            let county = format!("c{round}");
+            std::thread::scope(|scope| {
+                for t in 0..4 {
+                    let (store, county) = (&store, county.clone());
+                    scope.spawn(move || {
+                        store.write(&batch(&[("pm25", &county, t, 1.0)])).unwrap();
+                    });
+                }
+            });
+        }
+        assert_eq!(store.count_readings().unwrap(), 120);
+    }
+
+    #[test]
+    fn follows_readings_written_by_another_process() {
+        // Two stores on one file stand for the daemon and `rulewatch ingest`.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let daemon = Store::open(&path).unwrap();
+        let cli = Store::open(&path).unwrap();
+        daemon.write(&batch(&[("pm25", "南宫", 1, 1.0)])).unwrap();
+        assert_eq!(values(&daemon, "pm25", "南宫", 0, 100), vec![(1, 1.0)]);
+        cli.write(&batch(&[
+            ("pm25", "南宫", 2, 2.0),
+            ("pm25", "清河", 2, 5.0),
+        ]))
+        .unwrap();
+        // The daemon sees the new reading and the new series…
+        assert_eq!(
+            values(&daemon, "pm25", "南宫", 0, 100),
+            vec![(1, 1.0), (2, 2.0)]
+        );
+        assert_eq!(values(&daemon, "pm25", "清河", 0, 100), vec![(2, 5.0)]);
+        // …and can write to a series the other process created.
+        let mut tx = daemon.begin().unwrap();
+        tx.add(&batch(&[("pm10", "巨鹿", 3, 3.0)])).unwrap();
+        tx.commit().unwrap();
+        cli.write(&batch(&[("pm10", "巨鹿", 4, 4.0)])).unwrap();
+        daemon.write(&batch(&[("pm10", "巨鹿", 5, 5.0)])).unwrap();
+        assert_eq!(
+            values(&daemon, "pm10", "巨鹿", 0, 100),
+            vec![(3, 3.0), (4, 4.0), (5, 5.0)]
+        );
+        assert_eq!(
+            values(&cli, "pm10", "巨鹿", 0, 100),
+            vec![(3, 3.0), (4, 4.0), (5, 5.0)]
+        );
+    }
+
+    #[test]
+    fn concurrent_readers_of_different_windows_see_every_reading() {
+        // One rule asks for 30 days while another asks for 1: whichever
+        // loads first, both must see all their readings.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            let store = Store::open(&path).unwrap();
+            let mut b = Batch::new();
+            for county in 0..200 {
+                for h in 0..(30 * 24) {
+                    b.push(
+                        "pm25",
+                        labels(&format!("c{county}")),
+                        h * crate::time::HOUR,
+                        1.0,
+                    );
+                }
+            }
+            store.write(&b).unwrap();
+        }
+        let end = 30 * 24 * crate::time::HOUR;
+        let count = |store: &Store, from: Millis| {
+            store
+                .with_series("pm25", &Labels::new(), from, |it| {
+                    it.map(|s| s.range(from, end).0.len()).sum::<usize>()
+                })
+                .unwrap()
+        };
+        for _ in 0..10 {
+            let store = Store::open(&path).unwrap();
+            let (long, short) = std::thread::scope(|scope| {
+                let long = scope.spawn(|| count(&store, 0));
+                let short = scope.spawn(|| count(&store, end - crate::time::DAY));
+                (long.join().unwrap(), short.join().unwrap())
+            });
+            assert_eq!(long, 200 * 30 * 24);
+            assert_eq!(short, 200 * 24);
+        }
+    }
+
+    #[test]
+    fn readings_across_days_and_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let day = crate::time::DAY;
+        let mut tx = store.begin().unwrap();
+        tx.add(&batch(&[
+            ("pm25", "南宫", day - 1, 1.0),
+            ("pm25", "南宫", day, 2.0),
+        ]))
+        .unwrap();
+        tx.add(&batch(&[
+            ("pm25", "南宫", day + 5, 3.0),
+            ("pm25", "南宫", day, 2.5),
+        ]))
+        .unwrap();
+        tx.commit().unwrap();
+        assert_eq!(store.count_readings().unwrap(), 3);
+        assert_eq!(
+            values(&store, "pm25", "南宫", 0, 10 * day),
+            vec![(day - 1, 1.0), (day, 2.5), (day + 5, 3.0)]
+        );
+        assert_eq!(store.last_time("pm25").unwrap(), Some(day + 5));
+        // A dropped transaction stores nothing.
+        let mut tx = store.begin().unwrap();
+        tx.add(&batch(&[("pm25", "南宫", 3 * day, 9.0)])).unwrap();
+        drop(tx);
+        assert_eq!(store.count_readings().unwrap(), 3);
+    }
+
+    #[test]
+    fn a_failed_write_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = Store::open(&path).unwrap();
+        // Make the readings insert fail part-way through by a trigger.
+        store
+            .writer
+            .lock()
+            .execute_batch("CREATE TRIGGER no_big BEFORE INSERT ON blocks WHEN NEW.count > 1 BEGIN SELECT RAISE(ABORT, 'too big'); END;")
+            .unwrap();
+        let err = store.write(&batch(&[
+            ("pm25", "南宫", 1, 1.0),
+            ("pm25", "新", 2, 500.0),
+            ("pm25", "新", 3, 500.0),
+        ]));
+        assert!(err.is_err());
+        assert_eq!(store.count_readings().unwrap(), 0);
+        assert!(
+            store
+                .with_series("pm25", &Labels::new(), 0, |it| it.count())
+                .unwrap()
+                == 0
+        );
+    }
+}
