@@ -23,7 +23,7 @@ struct ConfigFile {
     api_token_env: Option<String>,
     mail: MailFile,
     #[serde(default)]
-    recipients: BTreeMap<String, Vec<String>>,
+    recipients: BTreeMap<String, GroupFile>,
     #[serde(default)]
     admin: Vec<String>,
     /// Display names of label keys, detail keys and metric ids (`county` →
@@ -37,6 +37,10 @@ struct ConfigFile {
     /// How a recipient group is greeted (`hr` → 人社局): `致：人社局`.
     #[serde(default)]
     group_names: BTreeMap<String, String>,
+    /// The address officials reach the status page at (e.g.
+    /// `https://kaohe.example.cn`): chat messages link to the rule's page there.
+    #[serde(default)]
+    public_url: Option<String>,
     #[serde(default)]
     defaults: DefaultsFile,
     #[serde(default)]
@@ -72,6 +76,160 @@ pub enum ReadAccess {
     Tokens,
     /// A reverse proxy that signs users in sets this header; requests without it are refused.
     ProxyHeader { name: String },
+}
+
+/// One recipient group: either a list of mail addresses (`["a@b.cn"]`) or
+/// `(mail: [...], robots: [...])`, mail addresses and chat robots.
+#[derive(Debug, Default)]
+struct GroupFile {
+    mail: Vec<String>,
+    robots: Vec<RobotFile>,
+}
+
+/// The richer form of a group, strict like the rest of the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupTable {
+    #[serde(default)]
+    mail: Vec<String>,
+    #[serde(default)]
+    robots: Vec<RobotFile>,
+}
+
+impl<'de> Deserialize<'de> for GroupFile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = GroupFile;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    r#"a list of mail addresses `["a@b.cn"]` or `(mail: [...], robots: [...])`"#,
+                )
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<GroupFile, A::Error> {
+                let mail =
+                    Vec::<String>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(GroupFile {
+                    mail,
+                    robots: Vec::new(),
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<GroupFile, A::Error> {
+                let t = GroupTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(GroupFile {
+                    mail: t.mail,
+                    robots: t.robots,
+                })
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+/// A chat robot as written in a group: `DingTalk(token_env: "DT_ENV", …)`.
+/// Tokens, keys and signing secrets are named by environment variable only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+enum RobotFile {
+    DingTalk {
+        token_env: String,
+        #[serde(default)]
+        secret_env: Option<String>,
+        #[serde(default)]
+        at_mobiles: Vec<String>,
+        #[serde(default)]
+        base_url: Option<String>,
+        #[serde(default = "default_robot_timeout")]
+        timeout: String,
+    },
+    WeCom {
+        key_env: String,
+        #[serde(default)]
+        at_mobiles: Vec<String>,
+        #[serde(default)]
+        base_url: Option<String>,
+        #[serde(default = "default_robot_timeout")]
+        timeout: String,
+    },
+    Feishu {
+        token_env: String,
+        #[serde(default)]
+        secret_env: Option<String>,
+        /// Feishu custom bots mention members by open_id (`ou_…`), not by
+        /// phone number.
+        #[serde(default)]
+        at_user_ids: Vec<String>,
+        #[serde(default)]
+        base_url: Option<String>,
+        #[serde(default = "default_robot_timeout")]
+        timeout: String,
+    },
+}
+
+// 10 s per request: the platforms answer in well under a second; a robot
+// that stalls longer is retried later instead of holding up the other messages.
+fn default_robot_timeout() -> String {
+    "10s".into()
+}
+
+/// Which chat platform a robot is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RobotKind {
+    DingTalk,
+    WeCom,
+    Feishu,
+}
+
+impl RobotKind {
+    /// As in the outbox's `channel` column and in robot targets.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RobotKind::DingTalk => "dingtalk",
+            RobotKind::WeCom => "wecom",
+            RobotKind::Feishu => "feishu",
+        }
+    }
+
+    /// The public webhook address; private deployments set `base_url`.
+    pub fn default_base_url(self) -> &'static str {
+        match self {
+            RobotKind::DingTalk => "https://oapi.dingtalk.com/robot/send",
+            RobotKind::WeCom => "https://qyapi.weixin.qq.com/cgi-bin/webhook/send",
+            RobotKind::Feishu => "https://open.feishu.cn/open-apis/bot/v2/hook",
+        }
+    }
+}
+
+/// A chat robot of a recipient group, checked. Holds only the names of the
+/// environment variables with its token and secret, never their values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Robot {
+    pub group: String,
+    pub kind: RobotKind,
+    /// Holds the access token (DingTalk, Feishu) or key (WeCom), or the
+    /// whole webhook address copied from the platform.
+    pub token_env: String,
+    /// Holds the signing secret (加签; DingTalk and Feishu).
+    pub secret_env: Option<String>,
+    /// Mentioned (@) in messages about `critical` findings: phone numbers
+    /// (DingTalk, WeCom) or open_ids (Feishu).
+    pub mentions: Vec<String>,
+    pub base_url: String,
+    pub timeout: Millis,
+}
+
+impl Robot {
+    /// The robot's name in the outbox and in rules' resolved recipients:
+    /// `dingtalk:env:DT_ENV_TOKEN` (platform, group, token variable).
+    pub fn target(&self) -> String {
+        format!("{}:{}:{}", self.kind.as_str(), self.group, self.token_env)
+    }
 }
 
 /// `digest: (schedule: "0 0 9 1 * *")`: the monthly summary mail.
@@ -288,7 +446,12 @@ pub struct Config {
     pub listen: String,
     pub api_token_env: Option<String>,
     pub mail: Mail,
+    /// Mail addresses of each recipient group.
     pub recipients: BTreeMap<String, Vec<String>>,
+    /// Chat robots of the recipient groups.
+    pub robots: Vec<Robot>,
+    /// Where officials reach the status page, without a final `/`.
+    pub public_url: Option<String>,
     pub admin: Vec<String>,
     /// Display names (config `labels:`), see `status::words::Words`.
     pub labels: BTreeMap<String, String>,
@@ -419,7 +582,40 @@ impl Config {
         if let Err(e) = lettre_mailbox(&file.mail.from) {
             error("from", e);
         }
-        for (group, addresses) in &file.recipients {
+        let mut robots = Vec::new();
+        for (group, entry) in &file.recipients {
+            for robot in &entry.robots {
+                match check_robot(group, robot) {
+                    Ok(r) => {
+                        if robots.iter().any(|o: &Robot| o.target() == r.target()) {
+                            error(
+                                group,
+                                format!(
+                                    "recipient group `{group}` lists the robot `{}` twice",
+                                    r.token_env
+                                ),
+                            );
+                        }
+                        robots.push(r)
+                    }
+                    Err(e) => error(group, format!("recipient group `{group}`: {e}")),
+                }
+            }
+        }
+        let public_url = file
+            .public_url
+            .as_deref()
+            .map(|u| u.trim_end_matches('/').to_string());
+        if let Some(u) = &public_url {
+            if !is_http_url(u) {
+                error(
+                    "public_url",
+                    format!("public_url `{u}` is not an address like `https://kaohe.example.cn`"),
+                );
+            }
+        }
+        for (group, entry) in &file.recipients {
+            let addresses = &entry.mail;
             if !is_valid_id(group)
                 && !group
                     .chars()
@@ -529,7 +725,13 @@ impl Config {
                 from: file.mail.from,
                 transport,
             },
-            recipients: file.recipients,
+            recipients: file
+                .recipients
+                .into_iter()
+                .map(|(group, entry)| (group, entry.mail))
+                .collect(),
+            robots,
+            public_url,
             admin: file.admin,
             labels: file.labels,
             owners: file.owners,
@@ -546,7 +748,12 @@ impl Config {
         })
     }
 
-    /// The addresses a rule's `notify` list names: group names are expanded,
+    /// The robot a target made by [`Robot::target`] names.
+    pub fn robot(&self, target: &str) -> Option<&Robot> {
+        self.robots.iter().find(|r| r.target() == target)
+    }
+
+    /// The addresses (and robot targets) a rule's `notify` list names: group names are expanded,
     /// entries with an `@` are addresses. Err names the unknown group.
     pub fn resolve_recipients(&self, notify: &[String]) -> Result<Vec<String>, String> {
         let mut out: Vec<String> = Vec::new();
@@ -556,6 +763,12 @@ impl Config {
                 out.push(entry.clone());
             } else if let Some(addresses) = self.recipients.get(entry) {
                 out.extend(addresses.iter().cloned());
+                out.extend(
+                    self.robots
+                        .iter()
+                        .filter(|r| &r.group == entry)
+                        .map(Robot::target),
+                );
             } else {
                 let known: Vec<&str> = self.recipients.keys().map(String::as_str).collect();
                 return Err(format!(
@@ -568,6 +781,19 @@ impl Config {
         out.sort();
         out.dedup();
         Ok(out)
+    }
+
+    /// Everyone group `group` reaches: its mail addresses and its robots'
+    /// targets (`dingtalk:hr:DT_HR`); empty for an unknown group.
+    pub fn group_targets(&self, group: &str) -> Vec<String> {
+        let mut out = self.recipients.get(group).cloned().unwrap_or_default();
+        out.extend(
+            self.robots
+                .iter()
+                .filter(|r| r.group == group)
+                .map(Robot::target),
+        );
+        out
     }
 
     /// How group `group` is greeted: its `group_names` entry, else the group name.
@@ -594,6 +820,109 @@ impl Config {
             })
             .collect()
     }
+}
+
+fn is_http_url(text: &str) -> bool {
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"));
+    rest.is_some_and(|r| !r.is_empty() && !r.chars().any(char::is_whitespace))
+}
+
+fn is_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// A robot as written, checked: variable names, phone numbers, address.
+fn check_robot(group: &str, robot: &RobotFile) -> Result<Robot, String> {
+    let (kind, token_env, secret_env, at_mobiles, base_url, timeout) = match robot {
+        RobotFile::DingTalk {
+            token_env,
+            secret_env,
+            at_mobiles,
+            base_url,
+            timeout,
+        } => (
+            RobotKind::DingTalk,
+            token_env,
+            secret_env.clone(),
+            at_mobiles,
+            base_url,
+            timeout,
+        ),
+        RobotFile::WeCom {
+            key_env,
+            at_mobiles,
+            base_url,
+            timeout,
+        } => (
+            RobotKind::WeCom,
+            key_env,
+            None,
+            at_mobiles,
+            base_url,
+            timeout,
+        ),
+        RobotFile::Feishu {
+            token_env,
+            secret_env,
+            at_user_ids,
+            base_url,
+            timeout,
+        } => {
+            for id in at_user_ids {
+                if !id.starts_with("ou_")
+                    || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                {
+                    return Err(format!(
+                        "at_user_ids: `{id}` is not a Feishu open_id like `ou_84aad35d084aa403a838cf73ee18467`"
+                    ));
+                }
+            }
+            (
+                RobotKind::Feishu,
+                token_env,
+                secret_env.clone(),
+                at_user_ids,
+                base_url,
+                timeout,
+            )
+        }
+    };
+    for var in std::iter::once(token_env).chain(secret_env.as_ref()) {
+        if !is_env_name(var) {
+            return Err(format!(
+                "`{var}` is not an environment variable name (letters, digits and `_`); put the token or secret in that variable, not in the file"
+            ));
+        }
+    }
+    for m in at_mobiles.iter().filter(|_| kind != RobotKind::Feishu) {
+        let digits = m.strip_prefix("+86").unwrap_or(m);
+        if digits.len() != 11 || !digits.chars().all(|c| c.is_ascii_digit()) {
+            return Err(format!(
+                "at_mobiles: `{m}` is not an 11-digit mobile number"
+            ));
+        }
+    }
+    let base_url = match base_url {
+        Some(u) if !is_http_url(u) => {
+            return Err(format!("base_url `{u}` is not an http(s) address"));
+        }
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => kind.default_base_url().to_string(),
+    };
+    let timeout = parse_duration(timeout).map_err(|e| format!("timeout: {e}"))?;
+    Ok(Robot {
+        group: group.to_string(),
+        kind,
+        token_env: token_env.clone(),
+        secret_env,
+        mentions: at_mobiles.clone(),
+        base_url,
+        timeout: timeout.max(1),
+    })
 }
 
 fn lettre_mailbox(text: &str) -> Result<(), String> {
@@ -718,5 +1047,83 @@ mod tests {
             "    bureaus: { \"人社局\": (token: \"x\") },\n    admin:",
         );
         assert!(parse(&unknown).is_err());
+    }
+
+    #[test]
+    fn a_group_lists_mail_and_robots() {
+        let text = GOOD.replace(
+            r#"recipients: { "env": ["huanbao@example.cn"] },"#,
+            r#"recipients: {
+        "env": ["huanbao@example.cn"],
+        "hr": (
+            mail: ["renshe@example.cn"],
+            robots: [
+                DingTalk(token_env: "DT_HR", secret_env: "DT_HR_SECRET", at_mobiles: ["13800000000"]),
+                WeCom(key_env: "WECOM_HR", base_url: "http://127.0.0.1:9/cgi-bin/webhook/send/"),
+                Feishu(token_env: "FS_HR"),
+            ],
+        ),
+        "yb": (robots: [WeCom(key_env: "WECOM_YB")]),
+    },
+    public_url: "https://kaohe.example.cn/","#,
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(c.public_url.as_deref(), Some("https://kaohe.example.cn"));
+        assert_eq!(c.recipients["env"], vec!["huanbao@example.cn".to_string()]);
+        assert!(c.recipients["yb"].is_empty());
+        assert_eq!(
+            c.resolve_recipients(&["hr".into()]).unwrap(),
+            vec![
+                "dingtalk:hr:DT_HR".to_string(),
+                "feishu:hr:FS_HR".to_string(),
+                "renshe@example.cn".to_string(),
+                "wecom:hr:WECOM_HR".to_string(),
+            ]
+        );
+        // An owner group (`owners:`) reaches its robots as well as its mail.
+        assert_eq!(
+            c.group_targets("hr"),
+            vec![
+                "renshe@example.cn".to_string(),
+                "dingtalk:hr:DT_HR".to_string(),
+                "wecom:hr:WECOM_HR".to_string(),
+                "feishu:hr:FS_HR".to_string(),
+            ]
+        );
+        let dt = c.robot("dingtalk:hr:DT_HR").unwrap();
+        assert_eq!(dt.secret_env.as_deref(), Some("DT_HR_SECRET"));
+        assert_eq!(dt.base_url, "https://oapi.dingtalk.com/robot/send");
+        assert_eq!(dt.timeout, 10 * crate::time::SECOND);
+        assert_eq!(
+            c.robot("wecom:hr:WECOM_HR").unwrap().base_url,
+            "http://127.0.0.1:9/cgi-bin/webhook/send"
+        );
+    }
+
+    #[test]
+    fn bad_robots_are_errors_with_position() {
+        let with = |group: &str| {
+            GOOD.replace(
+                r#"recipients: { "env": ["huanbao@example.cn"] },"#,
+                &format!("recipients: {{\n        \"env\": {group},\n    }},"),
+            )
+        };
+        // A token in the file instead of a variable name.
+        let e = &parse(&with(r#"(robots: [WeCom(key_env: "693a91f6-7xxx")])"#)).unwrap_err()[0];
+        assert_eq!(e.line, 7, "{}", e.message);
+        assert!(e.message.contains("environment variable"), "{}", e.message);
+        let e = &parse(&with(
+            r#"(robots: [DingTalk(token_env: "T", at_mobiles: ["138"])])"#,
+        ))
+        .unwrap_err()[0];
+        assert!(e.message.contains("`138`"), "{}", e.message);
+        // Unknown fields and platforms name themselves.
+        let e =
+            &parse(&with(r#"(robots: [WeCom(key_env: "K", secret_env: "S")])"#)).unwrap_err()[0];
+        assert!(e.message.contains("secret_env"), "{}", e.message);
+        let e = &parse(&with(r#"(robots: [Slack(token_env: "K")])"#)).unwrap_err()[0];
+        assert!(e.message.contains("Slack"), "{}", e.message);
+        let e = &parse(&with(r#"(mails: [])"#)).unwrap_err()[0];
+        assert!(e.message.contains("mails"), "{}", e.message);
     }
 }

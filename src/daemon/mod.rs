@@ -106,12 +106,18 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
     // the sender worker on its own connection, the alert store.
     let mailer = crate::notify::Mailer::from_config(&config.mail)
         .map_err(|e| DaemonError::Mail(e.to_string()))?;
-    let sender = crate::notify::Sender::open(
+    let mut sender = crate::notify::Sender::open(
         &config.store_path,
         mailer,
         crate::notify::MailSettings::from_config(&config),
     )
     .map_err(|e| DaemonError::Mail(e.to_string()))?;
+    // Chat robots: their tokens and secrets are read from their variables here.
+    for robots in crate::notify::chat::ChatNotifier::all_from_config(&config)
+        .map_err(|e| DaemonError::Mail(e.to_string()))?
+    {
+        sender = sender.with_notifier(Box::new(robots));
+    }
     let alerting = {
         let config = config.clone();
         let (wake, stats) = (sender.waker(), sender.stats());

@@ -81,20 +81,25 @@ pub struct SendError {
     /// `false` when the same mail can never succeed (5xx, a bad address).
     pub temporary: bool,
     pub message: String,
+    /// The server said when to try again (a chat robot's rate limit): the
+    /// retry waits at least this long.
+    pub retry_after: Option<crate::time::Millis>,
 }
 
 impl SendError {
-    fn temporary(message: String) -> SendError {
+    pub fn temporary(message: String) -> SendError {
         SendError {
             temporary: true,
             message,
+            retry_after: None,
         }
     }
 
-    fn permanent(message: String) -> SendError {
+    pub fn permanent(message: String) -> SendError {
         SendError {
             temporary: false,
             message,
+            retry_after: None,
         }
     }
 }
@@ -540,6 +545,7 @@ impl SmtpMailer {
                         Failure::Other(_) => true,
                     },
                     message: self.scrub(message),
+                    retry_after: None,
                 })
             }
         }

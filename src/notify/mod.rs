@@ -20,6 +20,7 @@
 
 pub mod channel;
 pub mod chart;
+pub mod chat;
 pub mod digest;
 pub mod mail;
 pub mod outbox;
@@ -63,6 +64,9 @@ pub struct MailSettings {
     /// Address → how its reader is greeted (`致：人社局`), from the groups
     /// (config `group_names:`) the address belongs to.
     pub greetings: BTreeMap<String, String>,
+    /// Where officials reach the status page: chat messages link to the
+    /// rule's page there.
+    pub public_url: Option<String>,
 }
 
 impl MailSettings {
@@ -74,6 +78,7 @@ impl MailSettings {
             words: Words::with(&config.labels),
             routing: Routing::from_config(config),
             greetings: greetings(config),
+            public_url: config.public_url.clone(),
         }
     }
 
@@ -86,6 +91,7 @@ impl MailSettings {
             words: Words::default(),
             routing: Routing::default(),
             greetings: BTreeMap::new(),
+            public_url: None,
         }
     }
 }
@@ -134,6 +140,10 @@ pub struct MailItem {
     pub value: Option<f64>,
     pub message: String,
     pub content_hash: String,
+    /// A `critical` finding that is still bad news: chat messages @ the
+    /// group's responsible people for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub critical: bool,
 }
 
 /// A message ready for the outbox.
@@ -143,7 +153,7 @@ pub struct OutgoingMail {
     pub message_id: String,
     /// How it goes out.
     pub channel: ChannelKind,
-    /// Who gets it on that channel (a mail address).
+    /// Who gets it on that channel (a mail address, or a robot target).
     pub recipient: String,
     pub kind: MailKind,
     pub subject: String,
@@ -173,14 +183,75 @@ pub fn compose(recipient: &str, notices: &[&Notice], tz: Tz) -> OutgoingMail {
     compose_with_charts(recipient, notices, tz, false)
 }
 
-/// [`compose_with_charts`] with built-in display names and no greeting.
+/// The items of a message, as kept in the outbox.
+fn mail_items(sorted: &[&Notice]) -> Vec<MailItem> {
+    sorted
+        .iter()
+        .map(|n| MailItem {
+            rule: n.rule.clone(),
+            subject: n.subject.clone(),
+            notice: n.kind.as_str().to_string(),
+            at: n.at,
+            value: n.value(),
+            message: n.message.clone(),
+            content_hash: n.content_hash.clone(),
+            critical: n.severity == crate::alerts::state::Severity::Critical
+                && !n.kind.is_recovery()
+                && n.kind.audience() == Audience::Rule,
+        })
+        .collect()
+}
+
+/// Stage 2 for a reader on any channel: a mail for an address, a markdown
+/// message (same content, see [`chat`]) for a robot target.
+pub fn compose_for(
+    target: &str,
+    notices: &[&Notice],
+    settings: &MailSettings,
+    charts: bool,
+) -> OutgoingMail {
+    let channel = ChannelKind::of_target(target);
+    if channel == ChannelKind::Mail {
+        return compose_mail(target, notices, settings, charts);
+    }
+    let mut sorted = notices.to_vec();
+    templates::sort_notices(&mut sorted);
+    let rendered = chat::render(
+        &sorted,
+        settings.timezone,
+        &settings.words,
+        settings.public_url.as_deref(),
+    );
+    let ids: Vec<String> = sorted.iter().map(|n| n.id()).collect();
+    let mut parts: Vec<&str> = vec!["notices", target];
+    parts.extend(ids.iter().map(String::as_str));
+    let kind = if sorted.iter().all(|n| n.kind.audience() == Audience::Admin) {
+        MailKind::Admin
+    } else {
+        MailKind::Alert
+    };
+    OutgoingMail {
+        message_id: message_id(parts),
+        channel,
+        recipient: target.to_string(),
+        kind,
+        subject: rendered.subject,
+        text: rendered.text,
+        html: String::new(),
+        items: mail_items(&sorted),
+        inline: Vec::new(),
+        charts: Vec::new(),
+    }
+}
+
+/// [`compose_mail`] with built-in display names and no greeting.
 pub fn compose_with_charts(
     recipient: &str,
     notices: &[&Notice],
     tz: Tz,
     charts: bool,
 ) -> OutgoingMail {
-    compose_for(
+    compose_mail(
         recipient,
         notices,
         &MailSettings::new("", Vec::new(), tz),
@@ -191,8 +262,8 @@ pub fn compose_with_charts(
 /// [`compose`], with `charts`: a chart (PNG, inline `cid:`) under each
 /// firing and reminder item, drawn when the mail is sent (an item whose rule
 /// has no chart, or no data for it, shows none). The text part is the same
-/// either way.
-pub fn compose_for(
+/// either way. Display names and the greeting come from `settings`.
+pub fn compose_mail(
     recipient: &str,
     notices: &[&Notice],
     settings: &MailSettings,
@@ -235,18 +306,7 @@ pub fn compose_for(
         subject: rendered.subject,
         text: rendered.text,
         html: rendered.html,
-        items: sorted
-            .iter()
-            .map(|n| MailItem {
-                rule: n.rule.clone(),
-                subject: n.subject.clone(),
-                notice: n.kind.as_str().to_string(),
-                at: n.at,
-                value: n.value(),
-                message: n.message.clone(),
-                content_hash: n.content_hash.clone(),
-            })
-            .collect(),
+        items: mail_items(&sorted),
         inline: Vec::new(),
         charts: pending,
     }
@@ -299,6 +359,7 @@ pub fn compose_note(
                 value: None,
                 message: title.to_string(),
                 content_hash: String::new(),
+                critical: false,
             }],
             inline: Vec::new(),
             charts: Vec::new(),

@@ -295,6 +295,45 @@ pub fn mark_sent(conn: &mut Connection, mail: &QueuedMail, now: Millis) -> rusql
     tx.commit()
 }
 
+/// Several messages went out as one (a chat robot's grouped message): all
+/// marked sent in one transaction.
+pub fn mark_sent_all(
+    conn: &mut Connection,
+    mails: &[QueuedMail],
+    now: Millis,
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    for mail in mails {
+        tx.execute(
+            "UPDATE outbox SET status = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL
+              WHERE id = ?1",
+            params![mail.id, now],
+        )?;
+        item_history(
+            &tx,
+            now,
+            HistoryEvent::Sent,
+            &mail.message_id,
+            &mail.recipient,
+            &mail.items,
+            None,
+        )?;
+    }
+    tx.commit()
+}
+
+/// Not tried now (a chat robot's rate window is full): due again at `at`,
+/// without counting as a failed attempt.
+pub fn postpone(conn: &Connection, mails: &[QueuedMail], at: Millis) -> rusqlite::Result<()> {
+    for mail in mails {
+        conn.execute(
+            "UPDATE outbox SET next_attempt = ?2 WHERE id = ?1 AND status = 'queued'",
+            params![mail.id, at],
+        )?;
+    }
+    Ok(())
+}
+
 /// What [`mark_failed`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureOutcome {
@@ -374,19 +413,24 @@ pub fn mark_failed(
                 Some(error),
             )?;
         }
-        let (title, what) = if temporary {
-            (
+        let chat = mail.channel != "mail";
+        let (title, what) = match (temporary, chat) {
+            (true, _) => (
                 format!(
-                    "告警邮件 {attempts} 次投递未成功，仍在重试：{}",
+                    "{} {attempts} 次投递未成功，仍在重试：{}",
+                    if chat { "群机器人消息" } else { "告警邮件" },
                     mail.recipient
                 ),
                 "rulewatch 会继续按退避间隔重试，送达后不再另行通知。",
-            )
-        } else {
-            (
+            ),
+            (false, false) => (
                 format!("告警邮件被拒收，已放弃投递：{}", mail.recipient),
                 "邮件服务器永久拒收（5xx 或地址无效），rulewatch 不再重试；请检查收件地址或服务器配置。",
-            )
+            ),
+            (false, true) => (
+                format!("群机器人消息被拒收，已放弃投递：{}", mail.recipient),
+                "群机器人平台拒收此消息（格式或长度不符），rulewatch 不再重试；同一内容已随邮件发出。",
+            ),
         };
         let text = format!(
             "{what}\n\n收件人：{}\n主题：{}\nMessage-ID：{}\n尝试次数：{attempts}\n最后错误：{error}",

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::alerts::state::{Audience, Notice};
 use crate::config::Config;
 
-/// The config's `owners:` map, resolved to addresses.
+/// The config's `owners:` map, resolved to addresses (and robot targets).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Routing {
     /// `metric` or `label:value` → the owner group's addresses.
@@ -29,7 +29,8 @@ impl Routing {
     pub fn from_config(config: &Config) -> Routing {
         let mut routing = Routing::default();
         for (key, group) in &config.owners {
-            let addresses = config.recipients.get(group).cloned().unwrap_or_default();
+            // The owner's mail addresses and chat robots alike.
+            let addresses = config.group_targets(group);
             routing.owning.extend(addresses.iter().cloned());
             routing.owners.insert(key.clone(), addresses);
         }
