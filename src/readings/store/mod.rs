@@ -13,11 +13,13 @@
 //! SQLite.
 //!
 //! Files: [`columns`] (the memory copy), [`search`] (finding a time in it),
-//! [`blocks`] (the BLOB layout), [`write`] (transactions); this file opens
+//! [`blocks`] (the BLOB layout), [`write`] (transactions), [`prune`]
+//! (retention: old days deleted in small steps); this file opens
 //! the store and answers reads.
 
 mod blocks;
 pub(super) mod columns;
+mod prune;
 mod search;
 mod write;
 
@@ -28,6 +30,7 @@ use parking_lot::{Mutex, RwLock};
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub use columns::{Series, SeriesId};
+pub use prune::Pruned;
 pub use write::{WriteSummary, WriteTx};
 
 use super::model::{Labels, SeriesKey};
