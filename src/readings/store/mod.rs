@@ -52,6 +52,18 @@ pub enum ReadingStoreError {
     Open(#[from] DbError),
 }
 
+impl ReadingStoreError {
+    /// No room to write (a full disk, or the store's size cap): nothing of
+    /// the write was stored, and the same write succeeds once there is room.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            ReadingStoreError::Sqlite { source, .. }
+            | ReadingStoreError::Open(DbError::Sqlite { source, .. }) => db::is_disk_full(source),
+            ReadingStoreError::Open(_) => false,
+        }
+    }
+}
+
 pub struct Store {
     path: PathBuf,
     writer: Mutex<Connection>,
