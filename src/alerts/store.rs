@@ -33,7 +33,8 @@ impl StoreError {
     /// transaction stored nothing.
     pub fn is_disk_full(&self) -> bool {
         match self {
-            StoreError::Sqlite(e) | StoreError::Db(crate::db::DbError::Sqlite { source: e, .. }) => {
+            StoreError::Sqlite(e)
+            | StoreError::Db(crate::db::DbError::Sqlite { source: e, .. }) => {
                 crate::db::is_disk_full(e)
             }
             _ => false,

@@ -146,7 +146,9 @@ fn writer(store: Arc<Store>, mut rx: mpsc::Receiver<Job>, stats: &IngestStats) {
             Err(e) => {
                 drop(batches);
                 for job in jobs {
-                    let _ = job.reply.send((Err(WriteFailed::from_store(&e)), job.batch));
+                    let _ = job
+                        .reply
+                        .send((Err(WriteFailed::from_store(&e)), job.batch));
                 }
             }
         }

@@ -53,6 +53,10 @@ pub struct Builder {
     max_body: Option<usize>,
     rule_timeout: Option<String>,
     log_filter: String,
+    /// Config lines added as they are (e.g. `retention: (…),`).
+    extra_config: Vec<String>,
+    /// A store file copied into place before the daemon starts.
+    store_from: Option<PathBuf>,
 }
 
 pub fn daemon() -> Builder {
@@ -62,6 +66,8 @@ pub fn daemon() -> Builder {
         max_body: None,
         rule_timeout: None,
         log_filter: "info".into(),
+        extra_config: Vec::new(),
+        store_from: None,
     }
 }
 
@@ -88,6 +94,18 @@ impl Builder {
 
     pub fn log(mut self, filter: &str) -> Self {
         self.log_filter = filter.to_string();
+        self
+    }
+
+    /// Adds a line to the config (a top-level key with its trailing comma).
+    pub fn config_line(mut self, line: &str) -> Self {
+        self.extra_config.push(line.to_string());
+        self
+    }
+
+    /// Starts on a copy of the store file at `path` (`data/rulewatch.db`).
+    pub fn store_from(mut self, path: &Path) -> Self {
+        self.store_from = Some(path.to_path_buf());
         self
     }
 
@@ -131,8 +149,15 @@ impl Builder {
                 "    limits: (max_operations: 1000000000000, rule_timeout: \"{t}\"),\n"
             ));
         }
+        for line in &self.extra_config {
+            config.push_str(&format!("    {line}\n"));
+        }
         config.push_str(")\n");
         std::fs::write(dir.path().join("rulewatch.ron"), config).unwrap();
+        if let Some(from) = &self.store_from {
+            std::fs::create_dir_all(dir.path().join("data")).unwrap();
+            std::fs::copy(from, dir.path().join("data/rulewatch.db")).unwrap();
+        }
         let log_path = dir.path().join("daemon.log");
         let log = std::fs::File::create(&log_path).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rulewatch"));

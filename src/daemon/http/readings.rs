@@ -117,7 +117,12 @@ pub async fn post(State(d): State<Arc<Daemon>>, headers: HeaderMap, body: Body) 
             let last = FULL_LOGGED.load(std::sync::atomic::Ordering::Relaxed);
             if now - last >= crate::time::MINUTE
                 && FULL_LOGGED
-                    .compare_exchange(last, now, std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed)
+                    .compare_exchange(
+                        last,
+                        now,
+                        std::sync::atomic::Ordering::Relaxed,
+                        std::sync::atomic::Ordering::Relaxed,
+                    )
                     .is_ok()
             {
                 tracing::error!(error = %e.message, store = %d.config.store_path.display(), "{STORE_FULL}");
