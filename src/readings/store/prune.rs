@@ -5,7 +5,7 @@
 //! of hourly data deletes millions of day blocks. Each call deletes at most
 //! a given number of blocks in its own short transaction, so a writer waits
 //! for one step (milliseconds), never for the whole pass; the caller
-//! ([`crate::daemon`]'s retention task) pauses between steps.
+//! (the daemon's retention task) pauses between steps.
 //!
 //! Readings go by whole UTC days (a day's block is deleted once all of its
 //! day lies before the cut): a reading is kept up to a day longer than asked,
