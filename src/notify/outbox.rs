@@ -278,9 +278,11 @@ pub fn counts(conn: &Connection) -> rusqlite::Result<OutboxCounts> {
 /// The server accepted `mail`: mark it sent and write it to the history.
 ///
 /// On a full disk (or at the store's size cap) the history rows may find no
-/// room: then the mark alone is made, a change of the row in place that
-/// needs no new space, because a mail not marked would go out again. The
-/// history then lacks the `sent` rows of that mail (said in the log).
+/// room: then the mark is made without them (a change of one row, which
+/// often still fits), because a mail not marked would go out again; the log
+/// says the history lacks them. If even that finds no room, the error is
+/// returned and the sender keeps the mail as delivered (it is not sent
+/// again) until the mark can be made.
 pub fn mark_sent(conn: &mut Connection, mail: &QueuedMail, now: Millis) -> rusqlite::Result<()> {
     match mark_sent_with_history(conn, mail, now) {
         Err(e) if crate::db::is_disk_full(&e) => {

@@ -102,6 +102,9 @@ pub struct Sender {
     policy: RetryPolicy,
     stats: Arc<MailStats>,
     wake: Arc<Notify>,
+    /// Message-IDs delivered whose `sent` mark found no room (a full disk):
+    /// never delivered again; marked as soon as there is room.
+    unmarked: Mutex<HashSet<String>>,
 }
 
 impl Sender {
@@ -120,6 +123,7 @@ impl Sender {
             policy: RetryPolicy::default(),
             stats: Arc::default(),
             wake: Arc::new(Notify::new()),
+            unmarked: Mutex::default(),
         })
     }
 
@@ -235,13 +239,33 @@ impl Sender {
         let mut round = Round::default();
         let due = self.db(move |c| outbox::due(c, now, BATCH)).await?;
         for mail in due {
+            if self.unmarked.lock().contains(&mail.message_id) {
+                // Delivered in an earlier round; only its mark is missing.
+                let id = mail.message_id.clone();
+                self.db(move |c| outbox::mark_sent(c, &mail, now)).await?;
+                self.unmarked.lock().remove(&id);
+                tracing::info!(message_id = %id, "存储空间恢复，已补记邮件为已发送 / delivered mail marked sent now that there is room");
+                continue;
+            }
             let mail = self.draw_charts(mail).await;
             let result = self.deliver(&mail).await;
             match result {
                 Ok(()) => {
                     let id = mail.message_id.clone();
                     let recipient = mail.recipient.clone();
-                    self.db(move |c| outbox::mark_sent(c, &mail, now)).await?;
+                    if let Err(e) = self.db(move |c| outbox::mark_sent(c, &mail, now)).await {
+                        if e.is_disk_full() {
+                            self.unmarked.lock().insert(id.clone());
+                            self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                            tracing::error!(
+                                message_id = %id, %recipient,
+                                "存储空间已满：邮件已发出，但无法标记为已发送，空间恢复后补记，不会重发；请清理磁盘或缩短 retention 保留期限 / \
+                                 store full: mail sent but not yet marked sent (marked once there is room, never sent again); \
+                                 free disk space or shorten `retention`"
+                            );
+                        }
+                        return Err(e);
+                    }
                     self.stats.sent.fetch_add(1, Ordering::Relaxed);
                     round.sent += 1;
                     tracing::info!(message_id = %id, %recipient, "mail sent");
