@@ -352,3 +352,52 @@ fn backup_while_the_daemon_takes_readings_is_a_consistent_store() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("不能是存储库本身"));
 }
+
+#[test]
+fn rulewatch_ingest_at_a_full_store_stores_nothing_of_the_file_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store.db");
+    let config = write_config(dir.path(), &store);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replacen(
+            "(timezone",
+            "(retention: (max_store_bytes: 1048576), timezone",
+            1,
+        ),
+    )
+    .unwrap();
+    // 40 series × 3,000 hours: about 2 MiB of readings, twice the cap.
+    let body: String = (0..40)
+        .map(|s| ndjson("pm25", &format!("s{s}"), 0, 3000))
+        .collect();
+    std::fs::write(dir.path().join("big.ndjson"), body).unwrap();
+    std::fs::write(dir.path().join("small.ndjson"), ndjson("pm25", "x", 0, 10)).unwrap();
+    let ingest = |file: &str| {
+        Command::new(env!("CARGO_BIN_EXE_rulewatch"))
+            .current_dir(dir.path())
+            .args(["ingest", "--config"])
+            .arg(&config)
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    let out = ingest("big.ndjson");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("big.ndjson: 存储空间已满，本文件的读数一条也未保存"),
+        "{err}"
+    );
+    assert!(err.contains("nothing from this file stored"), "{err}");
+    assert_eq!(readings_in(&store), 0);
+    // A file that fits still goes in.
+    let out = ingest("small.ndjson");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(readings_in(&store), 10);
+}
