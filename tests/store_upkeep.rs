@@ -123,6 +123,7 @@ fn a_full_store_refuses_readings_with_507_keeps_evaluating_and_recovers_by_itsel
     assert_eq!(d.messages("pm25-high"), ["v1: pm25 120.0"]);
     assert_eq!(d.get("/healthz").status, 200);
     assert!(d.logs().contains("存储空间已满"), "{}", d.logs());
+    assert_eq!(d.metric("rulewatch_store_max_bytes"), Some(1_048_576.0));
 
     // Space returns (an operator deletes the filler): the next requests
     // succeed without a restart.
@@ -263,6 +264,11 @@ fn the_daemon_prunes_old_readings_and_history_as_configured() {
     d.wait_for(30, "the pass to be logged", |d| {
         d.logs().contains("保留期限清理完成").then_some(())
     });
+    assert_eq!(
+        d.metric("rulewatch_retention_deleted_total{what=\"readings\"}"),
+        Some(48.0)
+    );
+    assert!(d.metric("rulewatch_store_bytes").unwrap() > 0.0);
 }
 
 fn chrono_now_ms() -> i64 {

@@ -172,7 +172,7 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
             }
             tokio::spawn(schedule::watch_offset_changes(daemon.clone()));
             tokio::spawn(status::digest_loop(daemon.clone()));
-            tokio::spawn(retention::run(daemon.clone()));
+            retention::start(&daemon);
         }
         // The jobs stay created (reload keeps them in step) but never start.
         Some(demo) => {

@@ -10,6 +10,8 @@
 //! What is never deleted: open alerts (`alert_state`), their history since
 //! they became active, and unsent mail.
 
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,9 +47,70 @@ pub struct PassSummary {
     pub pages: u64,
 }
 
+/// What retention deleted since start, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct RetentionStats {
+    readings: AtomicU64,
+    history: AtomicU64,
+    sent_mail: AtomicU64,
+}
+
+/// Starts the pruning task and adds the store's size and what retention
+/// deleted to `/metrics`.
+pub fn start(daemon: &Arc<Daemon>) {
+    let stats = Arc::new(RetentionStats::default());
+    let (s, path, cap) = (
+        stats.clone(),
+        daemon.store.path().to_path_buf(),
+        daemon.config.retention.max_store_bytes,
+    );
+    daemon
+        .metrics
+        .add_extra(Box::new(move |out| render_metrics(out, &path, cap, &s)));
+    tokio::spawn(run(daemon.clone(), stats));
+}
+
+fn render_metrics(out: &mut String, store: &std::path::Path, cap: Option<u64>, s: &RetentionStats) {
+    let size = |suffix: &str| {
+        let mut p = store.as_os_str().to_owned();
+        p.push(suffix);
+        std::fs::metadata(p).map_or(0, |m| m.len())
+    };
+    let _ = writeln!(
+        out,
+        "# HELP rulewatch_store_bytes Size of the store file and its write-ahead log."
+    );
+    let _ = writeln!(out, "# TYPE rulewatch_store_bytes gauge");
+    let _ = writeln!(out, "rulewatch_store_bytes {}", size("") + size("-wal"));
+    if let Some(cap) = cap {
+        let _ = writeln!(
+            out,
+            "# HELP rulewatch_store_max_bytes The store's size cap (retention.max_store_bytes)."
+        );
+        let _ = writeln!(out, "# TYPE rulewatch_store_max_bytes gauge");
+        let _ = writeln!(out, "rulewatch_store_max_bytes {cap}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP rulewatch_retention_deleted_total Rows retention deleted since start."
+    );
+    let _ = writeln!(out, "# TYPE rulewatch_retention_deleted_total counter");
+    for (what, n) in [
+        ("readings", &s.readings),
+        ("history", &s.history),
+        ("sent_mail", &s.sent_mail),
+    ] {
+        let _ = writeln!(
+            out,
+            "rulewatch_retention_deleted_total{{what=\"{what}\"}} {}",
+            n.load(Ordering::Relaxed)
+        );
+    }
+}
+
 /// Prunes every `retention.every` until shutdown (nothing to do when the
 /// config keeps everything for good and the store has nothing to give back).
-pub async fn run(daemon: Arc<Daemon>) {
+async fn run(daemon: Arc<Daemon>, stats: Arc<RetentionStats>) {
     let retention = daemon.config.retention.clone();
     let every = Duration::from_millis(retention.every.max(1) as u64);
     let mut wait = FIRST_PASS.min(every);
@@ -69,12 +132,21 @@ pub async fn run(daemon: Arc<Daemon>) {
         })
         .await;
         match done {
-            Ok(Ok(s)) if s == PassSummary::default() => tracing::debug!("retention: nothing to delete"),
-            Ok(Ok(s)) => tracing::info!(
+            Ok(Ok(s)) if s == PassSummary::default() => {
+                tracing::debug!("retention: nothing to delete")
+            }
+            Ok(Ok(s)) => {
+                stats.readings.fetch_add(s.readings, Ordering::Relaxed);
+                stats.history.fetch_add(s.history as u64, Ordering::Relaxed);
+                stats
+                    .sent_mail
+                    .fetch_add(s.sent_mail as u64, Ordering::Relaxed);
+                tracing::info!(
                 readings = s.readings, history = s.history, sent_mail = s.sent_mail, pages_freed = s.pages,
                 "保留期限清理完成：删除读数 {} 条、历史记录 {} 条、已发邮件 {} 封 / retention pass done",
                 s.readings, s.history, s.sent_mail
-            ),
+                )
+            }
             Ok(Err(e)) => tracing::error!(
                 error = %e,
                 "保留期限清理未完成，下次再试；存储库 {} / retention pass failed, tried again at the next pass",
