@@ -59,6 +59,12 @@ pub enum DbError {
          or restore a backup made by this one"
     )]
     TooNew { path: PathBuf, found: i64 },
+    #[error(
+        "存储库 `{path}` 所在磁盘已满（或已到 max_store_bytes 上限），存储结构未能从版本 {from} 升级到 {SCHEMA_VERSION}，存储库未改动：\
+         请清理磁盘后重新启动 / store `{path}`: no room to migrate the schema from version {from} to {SCHEMA_VERSION} \
+         (the store is unchanged): free disk space and start again"
+    )]
+    NoRoomToMigrate { path: PathBuf, from: i64 },
 }
 
 /// How far a commit on a connection is synced to disk.
@@ -213,7 +219,16 @@ fn ensure_schema(conn: &Connection, path: &Path) -> Result<(), DbError> {
             found,
         });
     }
-    let done = migrate::migrate(conn).map_err(err)?;
+    let done = migrate::migrate(conn).map_err(|source| {
+        if is_disk_full(&source) {
+            DbError::NoRoomToMigrate {
+                path: path.to_path_buf(),
+                from: found,
+            }
+        } else {
+            err(source)
+        }
+    })?;
     if done.from > 0 && done.from < done.to {
         tracing::info!(
             store = %path.display(), from = done.from, to = done.to,
@@ -516,10 +531,8 @@ mod tests {
         let conn = Connection::open(&path).unwrap();
         conn.pragma_update(None, "max_page_count", pages).unwrap();
         let e = ensure_schema(&conn, &path).unwrap_err();
-        match &e {
-            DbError::Sqlite { source, .. } => assert!(is_disk_full(source), "{e}"),
-            other => panic!("{other}"),
-        }
+        assert!(matches!(e, DbError::NoRoomToMigrate { from: 1, .. }), "{e}");
+        assert!(e.to_string().starts_with("存储库 `"), "{e}");
         assert_eq!(schema_version(&conn).unwrap(), 1);
         assert_eq!(
             count(

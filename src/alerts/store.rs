@@ -37,6 +37,7 @@ impl StoreError {
             | StoreError::Db(crate::db::DbError::Sqlite { source: e, .. }) => {
                 crate::db::is_disk_full(e)
             }
+            StoreError::Db(crate::db::DbError::NoRoomToMigrate { .. }) => true,
             _ => false,
         }
     }

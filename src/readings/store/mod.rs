@@ -59,6 +59,7 @@ impl ReadingStoreError {
         match self {
             ReadingStoreError::Sqlite { source, .. }
             | ReadingStoreError::Open(DbError::Sqlite { source, .. }) => db::is_disk_full(source),
+            ReadingStoreError::Open(DbError::NoRoomToMigrate { .. }) => true,
             ReadingStoreError::Open(_) => false,
         }
     }
