@@ -26,6 +26,17 @@ struct ConfigFile {
     recipients: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     admin: Vec<String>,
+    /// Display names of label keys, detail keys and metric ids (`county` →
+    /// 县（市、区）), on top of the built-in ones (`status::words`).
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    /// Which recipient group owns a metric (`new_urban_jobs` → `hr`): a
+    /// finding about that metric goes to its owner (see `notify::route`).
+    #[serde(default)]
+    owners: BTreeMap<String, String>,
+    /// How a recipient group is greeted (`hr` → 人社局): `致：人社局`.
+    #[serde(default)]
+    group_names: BTreeMap<String, String>,
     #[serde(default)]
     defaults: DefaultsFile,
     #[serde(default)]
@@ -36,6 +47,33 @@ struct ConfigFile {
     digest: DigestFile,
     #[serde(default)]
     retention: RetentionFile,
+    /// `bureaus: { "人社局": (token_env: "RW_TOKEN_HR", metrics: [...]) }`:
+    /// per-bureau tokens for the upload page and the API.
+    #[serde(default)]
+    bureaus: BTreeMap<String, Bureau>,
+}
+
+/// A bureau that writes its own figures: its token (read from the
+/// environment variable `token_env`, never written in the config) may write
+/// only `metrics`; an empty list makes it a read-only token.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bureau {
+    pub token_env: String,
+    #[serde(default)]
+    pub metrics: Vec<String>,
+}
+
+/// Who may read the status page and the read API.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+pub enum ReadAccess {
+    /// Anyone who reaches the port (the default; warned about beyond loopback).
+    #[default]
+    Open,
+    /// A signed-in session (page) or a bearer token (API): the API token or a bureau's.
+    Tokens,
+    /// A reverse proxy that signs users in sets this header; requests without it are refused.
+    ProxyHeader { name: String },
 }
 
 /// `retention: (readings: "2y", metrics: { "pm25_hourly": "400d" }, history: "5y",
@@ -159,6 +197,10 @@ pub enum Transport {
         /// Per-send limit (connect + dialogue), e.g. `"30s"`.
         #[serde(default = "default_smtp_timeout")]
         timeout: String,
+        /// A private CA (PEM) trusted besides the system roots, for servers
+        /// whose certificate an intranet CA signed. Verification stays on.
+        #[serde(default)]
+        ca_file: Option<std::path::PathBuf>,
     },
 }
 
@@ -242,12 +284,19 @@ fn default_rule_timeout() -> String {
 struct HttpFile {
     #[serde(default = "default_max_body")]
     max_body_bytes: usize,
+    #[serde(default)]
+    read_access: ReadAccess,
+    /// Wide-form mapping files the upload page offers, by the name shown.
+    #[serde(default)]
+    mappings: BTreeMap<String, PathBuf>,
 }
 
 impl Default for HttpFile {
     fn default() -> Self {
         HttpFile {
             max_body_bytes: default_max_body(),
+            read_access: ReadAccess::default(),
+            mappings: BTreeMap::new(),
         }
     }
 }
@@ -299,10 +348,20 @@ pub struct Config {
     pub mail: Mail,
     pub recipients: BTreeMap<String, Vec<String>>,
     pub admin: Vec<String>,
+    /// Display names (config `labels:`), see `status::words::Words`.
+    pub labels: BTreeMap<String, String>,
+    /// Metric → the recipient group that owns it (config `owners:`).
+    pub owners: BTreeMap<String, String>,
+    /// Recipient group → the name it is greeted by (config `group_names:`).
+    pub group_names: BTreeMap<String, String>,
     pub defaults: Defaults,
     pub limits: Limits,
     pub max_body_bytes: usize,
     pub digest: Digest,
+    pub bureaus: BTreeMap<String, Bureau>,
+    pub read_access: ReadAccess,
+    /// Mapping files the upload page offers (resolved paths), by name.
+    pub upload_mappings: BTreeMap<String, PathBuf>,
     pub retention: Retention,
 }
 
@@ -487,6 +546,22 @@ impl Config {
                 }
             }
         }
+        for (metric, group) in &file.owners {
+            if !file.recipients.contains_key(group) {
+                error(
+                    metric,
+                    format!("owners: `{metric}` is owned by recipient group `{group}`, which `recipients` does not define"),
+                );
+            }
+        }
+        for group in file.group_names.keys() {
+            if !file.recipients.contains_key(group) {
+                error(
+                    group,
+                    format!("group_names: `{group}` is not a recipient group of `recipients`"),
+                );
+            }
+        }
         for address in &file.admin {
             if let Err(e) = lettre_mailbox(address) {
                 error("admin", format!("admin: {e}"));
@@ -513,6 +588,36 @@ impl Config {
                 );
             }
         }
+
+        for (name, bureau) in &file.bureaus {
+            if bureau.token_env.is_empty()
+                || !bureau
+                    .token_env
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                error(
+                    "token_env",
+                    format!(
+                        "部门“{name}”的 token_env 应是环境变量名（如 RW_TOKEN_HR），不是口令本身 / bureau `{name}`: `token_env` names an environment variable"
+                    ),
+                );
+            }
+        }
+        if let ReadAccess::ProxyHeader { name } = &file.http.read_access {
+            if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                error(
+                    "read_access",
+                    format!("read_access: `{name}` is not an HTTP header name"),
+                );
+            }
+        }
+        let upload_mappings = file
+            .http
+            .mappings
+            .iter()
+            .map(|(name, p)| (name.clone(), resolve(p)))
+            .collect();
 
         let transport = match file.mail.transport {
             Transport::File { dir } => Transport::File { dir: resolve(&dir) },
@@ -593,12 +698,18 @@ impl Config {
             },
             recipients: file.recipients,
             admin: file.admin,
+            labels: file.labels,
+            owners: file.owners,
+            group_names: file.group_names,
             defaults,
             limits,
             max_body_bytes: file.http.max_body_bytes,
             digest: Digest {
                 schedule: digest_schedule,
             },
+            bureaus: file.bureaus,
+            read_access: file.http.read_access,
+            upload_mappings,
             retention,
         })
     }
@@ -627,10 +738,29 @@ impl Config {
         Ok(out)
     }
 
+    /// How group `group` is greeted: its `group_names` entry, else the group name.
+    pub fn group_name<'a>(&'a self, group: &'a str) -> &'a str {
+        self.group_names.get(group).map_or(group, String::as_str)
+    }
+
     /// The API token, read from the environment variable the config names.
     pub fn api_token(&self) -> Option<String> {
         let var = self.api_token_env.as_ref()?;
         std::env::var(var).ok().filter(|t| !t.is_empty())
+    }
+}
+
+impl Config {
+    /// Each bureau's token, from its environment variable; bureaus whose
+    /// variable is unset or empty are left out (the daemon warns).
+    pub fn bureau_tokens(&self) -> Vec<(String, Option<String>)> {
+        self.bureaus
+            .iter()
+            .map(|(name, b)| {
+                let token = std::env::var(&b.token_env).ok().filter(|t| !t.is_empty());
+                (name.clone(), token)
+            })
+            .collect()
     }
 }
 
@@ -776,5 +906,38 @@ mod tests {
         let e = &parse(&text).unwrap_err()[0];
         assert_eq!(e.line, 3);
         assert!(e.message.contains("nowhere"));
+    }
+
+    #[test]
+    fn bureaus_and_read_access_are_read_strictly() {
+        let text = GOOD.replace(
+            "    admin:",
+            "    bureaus: { \"人社局\": (token_env: \"RW_TOKEN_HR\", metrics: [\"unemployment_rate\"]) },\n    http: (read_access: ProxyHeader(name: \"X-Remote-User\"), mappings: { \"人社月报\": \"人社.ron\" }),\n    admin:",
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(
+            c.bureaus["人社局"].metrics,
+            vec!["unemployment_rate".to_string()]
+        );
+        assert_eq!(
+            c.read_access,
+            ReadAccess::ProxyHeader {
+                name: "X-Remote-User".into()
+            }
+        );
+        assert!(c.upload_mappings["人社月报"].ends_with("人社.ron"));
+        assert_eq!(parse(GOOD).unwrap().read_access, ReadAccess::Open);
+
+        let secret = GOOD.replace(
+            "    admin:",
+            "    bureaus: { \"人社局\": (token_env: \"s3cret token!\") },\n    admin:",
+        );
+        let e = &parse(&secret).unwrap_err()[0];
+        assert!(e.message.contains("环境变量名"), "{}", e.message);
+        let unknown = GOOD.replace(
+            "    admin:",
+            "    bureaus: { \"人社局\": (token: \"x\") },\n    admin:",
+        );
+        assert!(parse(&unknown).is_err());
     }
 }

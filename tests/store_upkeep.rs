@@ -59,7 +59,7 @@ fn rulewatch(d: &Daemon, args: &[&str]) -> std::process::Output {
 fn a_full_store_refuses_readings_with_507_keeps_evaluating_and_recovers_by_itself() {
     let d = daemon()
         .rule("pm25.rhai", pm25_rule("pm25-high", "v1", "0 0 9 1 1 *"))
-        .config_line("retention: (max_store_bytes: 1048576),")
+        .config("retention: (max_store_bytes: 1048576),")
         .start();
     let store = d.path("data/rulewatch.db");
     // A breach is stored before the store fills up.
@@ -233,9 +233,7 @@ fn write_config(dir: &Path, store: &Path) -> std::path::PathBuf {
 fn the_daemon_prunes_old_readings_and_history_as_configured() {
     let d = daemon()
         .rule("pm25.rhai", pm25_rule("pm25-high", "v1", "0 0 9 1 1 *"))
-        .config_line(
-            r#"retention: (readings: "400d", metrics: { "gdp": "forever" }, every: "1s"),"#,
-        )
+        .config(r#"retention: (readings: "400d", metrics: { "gdp": "forever" }, every: "1s"),"#)
         .start();
     let store = d.path("data/rulewatch.db");
     // 2021 is years ago: pm10 of then goes, gdp of then stays, today's pm10 stays.

@@ -45,6 +45,12 @@ pub struct WriteFailed {
     pub disk_full: bool,
 }
 
+impl std::fmt::Display for WriteFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 impl WriteFailed {
     fn from_store(e: &crate::readings::store::ReadingStoreError) -> WriteFailed {
         WriteFailed {

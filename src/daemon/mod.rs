@@ -26,11 +26,13 @@ pub mod http;
 pub mod ingest;
 pub mod instants;
 pub mod jobs;
+pub mod lock;
 pub mod metrics;
 pub mod reload;
 pub mod retention;
 pub mod ruleset;
 pub mod schedule;
+pub mod service;
 pub mod state;
 pub mod status;
 
@@ -157,6 +159,15 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
             source,
         })?;
     let local = listener.local_addr().ok();
+    if local.is_some_and(|a| !a.ip().is_loopback())
+        && daemon.config.read_access == crate::config::ReadAccess::Open
+    {
+        tracing::warn!(
+            listen = %daemon.config.listen,
+            "警告：状态页和查询接口对能访问 {} 的任何人开放，其中有本县内部考核数据。请在配置中设置 http: (read_access: Tokens) 或 ProxyHeader(name: \"X-Remote-User\")，或只监听 127.0.0.1（见 docs/operations.md） / WARNING: the status page and read API are open to anyone who reaches this non-loopback address: set http.read_access",
+            daemon.config.listen
+        );
+    }
 
     let jobs = jobs::Jobs::new(daemon.config.timezone)
         .await
@@ -166,6 +177,18 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
     match demo {
         None => {
             if let Some(jobs) = daemon.jobs.lock().await.as_ref() {
+                if service::watchdog_enabled() {
+                    let d = daemon.clone();
+                    jobs.add_heartbeat(service::HEARTBEAT_CRON, move || {
+                        let rules = d.rules.read();
+                        service::heartbeat(&service::status_line(
+                            rules.rules.len(),
+                            rules.broken_count(),
+                        ));
+                    })
+                    .await
+                    .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+                }
                 jobs.start()
                     .await
                     .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
@@ -206,6 +229,10 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
             version = env!("CARGO_PKG_VERSION"),
             "rulewatch running"
         );
+        service::ready(&service::status_line(
+            rules.rules.len(),
+            rules.broken_count(),
+        ));
     }
 
     let reason = tokio::select! {
@@ -221,6 +248,7 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
         reason,
         "shutting down: finishing evaluations and requests in flight"
     );
+    service::stopping();
     shutdown(&daemon, server).await;
     // Last: the sender. Mail the final evaluations queued goes out now if
     // the server takes it; whatever is left stays queued for the next start.

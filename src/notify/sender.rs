@@ -105,6 +105,54 @@ pub struct Sender {
     /// Message-IDs delivered whose `sent` mark found no room (a full disk):
     /// never delivered again; marked as soon as there is room.
     unmarked: Mutex<HashSet<String>>,
+    delivered: DeliveredLog,
+}
+
+/// `STORE.delivered`: the Message-IDs a server has accepted, appended the
+/// moment its `250` arrives, before the outbox row is marked sent.
+///
+/// Marking needs the store's write lock, which ingest and evaluation hold
+/// in turns: under load that wait, not the network, was the window in which
+/// a kill made the mail go out twice after the restart. One `write` of a
+/// line to this file survives SIGKILL (the kernel has it), so the next round
+/// marks such a row sent instead of sending it again. The file is emptied
+/// once every id in it is marked.
+#[derive(Debug, Clone)]
+struct DeliveredLog {
+    path: std::path::PathBuf,
+}
+
+impl DeliveredLog {
+    fn beside(store_path: &Path) -> DeliveredLog {
+        let mut p = store_path.as_os_str().to_owned();
+        p.push(".delivered");
+        DeliveredLog { path: p.into() }
+    }
+
+    fn ids(&self) -> std::collections::HashSet<String> {
+        std::fs::read_to_string(&self.path)
+            .map(|t| t.lines().map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    fn append(&self, message_id: &str) {
+        use std::io::Write;
+        let line = format!("{message_id}\n");
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = written {
+            tracing::warn!(file = %self.path.display(), error = %e, "cannot note a delivered mail (a crash now would send it again)");
+        }
+    }
+
+    fn clear(&self) {
+        if std::fs::metadata(&self.path).is_ok_and(|m| m.len() > 0) {
+            let _ = std::fs::write(&self.path, b"");
+        }
+    }
 }
 
 impl Sender {
@@ -124,6 +172,7 @@ impl Sender {
             stats: Arc::default(),
             wake: Arc::new(Notify::new()),
             unmarked: Mutex::default(),
+            delivered: DeliveredLog::beside(store_path),
         })
     }
 
@@ -238,24 +287,30 @@ impl Sender {
     pub async fn run_once(&self, now: Millis) -> Result<Round, StoreError> {
         let mut round = Round::default();
         let due = self.db(move |c| outbox::due(c, now, BATCH)).await?;
+        let whole_queue = due.len() < BATCH;
+        let already = self.delivered.ids();
         for mail in due {
-            if self.unmarked.lock().contains(&mail.message_id) {
-                // Delivered in an earlier round; only its mark is missing.
-                let id = mail.message_id.clone();
-                self.db(move |c| outbox::mark_sent(c, &mail, now)).await?;
-                self.unmarked.lock().remove(&id);
-                tracing::info!(message_id = %id, "存储空间恢复，已补记邮件为已发送 / delivered mail marked sent now that there is room");
-                continue;
-            }
-            let mail = self.draw_charts(mail).await;
-            let result = self.deliver(&mail).await;
+            // Delivered before the store filled up; only its mark is missing.
+            let held = self.unmarked.lock().contains(&mail.message_id);
+            let result = if held || already.contains(&mail.message_id) {
+                // Accepted by the server before a crash, or before the
+                // store filled up, and not yet marked.
+                tracing::info!(message_id = %mail.message_id, "mail was delivered before: marked sent, not sent again");
+                Ok(())
+            } else {
+                let mail = self.draw_charts(mail.clone()).await;
+                let result = self.deliver(&mail).await;
+                if result.is_ok() {
+                    self.delivered.append(&mail.message_id);
+                }
+                result
+            };
             match result {
                 Ok(()) => {
                     let id = mail.message_id.clone();
                     let recipient = mail.recipient.clone();
                     if let Err(e) = self.db(move |c| outbox::mark_sent(c, &mail, now)).await {
-                        if e.is_disk_full() {
-                            self.unmarked.lock().insert(id.clone());
+                        if e.is_disk_full() && self.unmarked.lock().insert(id.clone()) {
                             self.stats.sent.fetch_add(1, Ordering::Relaxed);
                             tracing::error!(
                                 message_id = %id, %recipient,
@@ -265,6 +320,11 @@ impl Sender {
                             );
                         }
                         return Err(e);
+                    }
+                    if held {
+                        self.unmarked.lock().remove(&id);
+                        tracing::info!(message_id = %id, "存储空间恢复，已补记邮件为已发送 / delivered mail marked sent now that there is room");
+                        continue;
                     }
                     self.stats.sent.fetch_add(1, Ordering::Relaxed);
                     round.sent += 1;
@@ -313,6 +373,11 @@ impl Sender {
                     }
                 }
             }
+        }
+        // Every id noted is now marked (a failed mark returned above); a
+        // partial batch means no due row was left out of this round.
+        if whole_queue {
+            self.delivered.clear();
         }
         Ok(round)
     }

@@ -53,8 +53,11 @@ pub struct Builder {
     max_body: Option<usize>,
     rule_timeout: Option<String>,
     log_filter: String,
-    /// Config lines added as they are (e.g. `retention: (…),`).
+    digest_schedule: Option<String>,
+    /// Config lines added as they are (`bureaus: {…},`).
     extra_config: Vec<String>,
+    env: Vec<(String, String)>,
+    files: Vec<(String, Vec<u8>)>,
     /// A store file copied into place before the daemon starts.
     store_from: Option<PathBuf>,
 }
@@ -66,7 +69,10 @@ pub fn daemon() -> Builder {
         max_body: None,
         rule_timeout: None,
         log_filter: "info".into(),
+        digest_schedule: None,
         extra_config: Vec::new(),
+        env: Vec::new(),
+        files: Vec::new(),
         store_from: None,
     }
 }
@@ -92,14 +98,31 @@ impl Builder {
         self
     }
 
-    pub fn log(mut self, filter: &str) -> Self {
-        self.log_filter = filter.to_string();
+    pub fn digest_schedule(mut self, cron: &str) -> Self {
+        self.digest_schedule = Some(cron.to_string());
         self
     }
 
-    /// Adds a line to the config (a top-level key with its trailing comma).
-    pub fn config_line(mut self, line: &str) -> Self {
+    /// A line of config (a whole top-level entry, with its trailing comma).
+    pub fn config(mut self, line: &str) -> Self {
         self.extra_config.push(line.to_string());
+        self
+    }
+
+    /// An environment variable of the daemon.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// A file in the daemon's folder (beside the config).
+    pub fn file(mut self, rel: &str, bytes: impl Into<Vec<u8>>) -> Self {
+        self.files.push((rel.to_string(), bytes.into()));
+        self
+    }
+
+    pub fn log(mut self, filter: &str) -> Self {
+        self.log_filter = filter.to_string();
         self
     }
 
@@ -149,8 +172,14 @@ impl Builder {
                 "    limits: (max_operations: 1000000000000, rule_timeout: \"{t}\"),\n"
             ));
         }
+        if let Some(cron) = &self.digest_schedule {
+            config.push_str(&format!("    digest: (schedule: \"{cron}\"),\n"));
+        }
         for line in &self.extra_config {
             config.push_str(&format!("    {line}\n"));
+        }
+        for (rel, bytes) in &self.files {
+            std::fs::write(dir.path().join(rel), bytes).unwrap();
         }
         config.push_str(")\n");
         std::fs::write(dir.path().join("rulewatch.ron"), config).unwrap();
@@ -169,6 +198,9 @@ impl Builder {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
         match &self.token {
             Some(t) => cmd.env("RW_TEST_TOKEN", t),
             None => cmd.env_remove("RW_TEST_TOKEN"),

@@ -15,14 +15,15 @@ use axum::body::{Body, HttpBody};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::json;
 
+use super::access::Principal;
 use super::{error, refusal};
 use crate::daemon::ingest;
 use crate::daemon::state::Daemon;
 use crate::readings::parse::parse;
-use crate::readings::{Format, ParseError};
+use crate::readings::{Batch, Format, ParseError};
 
 /// What went wrong with a batch, as the client is told.
 enum Failure {
@@ -41,7 +42,12 @@ const STORE_FULL: &str = "存储空间已满，本批读数未保存：请清理
 /// every request is refused.
 static FULL_LOGGED: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 
-pub async fn post(State(d): State<Arc<Daemon>>, headers: HeaderMap, body: Body) -> Response {
+pub async fn post(
+    State(d): State<Arc<Daemon>>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let started = Instant::now();
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -81,6 +87,12 @@ pub async fn post(State(d): State<Arc<Daemon>>, headers: HeaderMap, body: Body) 
     let parsed = tokio::task::spawn_blocking(move || parse(&bytes, format, tz))
         .await
         .map_err(|e| Failure::Crashed(e.to_string()));
+    if let Ok(Ok(batch)) = &parsed {
+        let refused = refused_metrics(&principal, batch);
+        if !refused.is_empty() {
+            return forbidden(&principal, &refused);
+        }
+    }
     let result = match parsed {
         Ok(Ok(batch)) => d.ingest.write(batch).await.map_err(Failure::Store),
         Ok(Err(e)) => Err(Failure::Rejected(e)),
@@ -144,6 +156,31 @@ pub async fn post(State(d): State<Arc<Daemon>>, headers: HeaderMap, body: Body) 
             )
         }
     }
+}
+
+/// The metrics of `batch` that `principal` may not write, each once.
+pub fn refused_metrics(principal: &Principal, batch: &Batch) -> Vec<String> {
+    let mut refused: Vec<String> = batch
+        .series
+        .iter()
+        .filter(|k| !principal.may_write(&k.metric))
+        .map(|k| k.metric.clone())
+        .collect();
+    refused.sort();
+    refused.dedup();
+    refused
+}
+
+fn forbidden(principal: &Principal, refused: &[String]) -> Response {
+    tracing::warn!(who = %principal.name(), metrics = ?refused, "write refused: metrics of another bureau");
+    let body = json!({
+        "error": format!(
+            "{}的口令不能报送这些指标：{}。每个部门只能报送配置中 bureaus 为其列出的指标；如确需报送，请管理员在配置中加上 / the token of `{}` may not write: {}; nothing stored",
+            principal.name(), refused.join("、"), principal.name(), refused.join(", ")
+        ),
+        "metrics": refused,
+    });
+    (StatusCode::FORBIDDEN, Json(body)).into_response()
 }
 
 fn too_large(limit: usize) -> Response {
