@@ -49,6 +49,8 @@ struct ConfigFile {
     http: HttpFile,
     #[serde(default)]
     digest: DigestFile,
+    #[serde(default)]
+    retention: RetentionFile,
     /// `bureaus: { "人社局": (token_env: "RW_TOKEN_HR", metrics: [...]) }`:
     /// per-bureau tokens for the upload page and the API.
     #[serde(default)]
@@ -206,6 +208,39 @@ impl RobotKind {
     }
 }
 
+/// `retention: (readings: "2y", metrics: { "pm25_hourly": "400d" }, history: "5y",
+/// sent_mail: "365d", max_store_bytes: 10737418240)`: how long the store keeps
+/// what, and how large it may grow. Every key is optional.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionFile {
+    #[serde(default = "keep_forever")]
+    readings: String,
+    #[serde(default)]
+    metrics: BTreeMap<String, String>,
+    #[serde(default = "keep_forever")]
+    history: String,
+    #[serde(default = "default_sent_mail")]
+    sent_mail: String,
+    #[serde(default)]
+    max_store_bytes: Option<u64>,
+    #[serde(default = "default_prune_every")]
+    every: String,
+}
+
+impl Default for RetentionFile {
+    fn default() -> Self {
+        RetentionFile {
+            readings: keep_forever(),
+            metrics: BTreeMap::new(),
+            history: keep_forever(),
+            sent_mail: default_sent_mail(),
+            max_store_bytes: None,
+            every: default_prune_every(),
+        }
+    }
+}
+
 /// A chat robot of a recipient group, checked. Holds only the names of the
 /// environment variables with its token and secret, never their values.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,6 +266,29 @@ impl Robot {
         format!("{}:{}:{}", self.kind.as_str(), self.group, self.token_env)
     }
 }
+
+// Readings and the alert history are the record officials are asked about
+// years later ("when did we first know"): kept unless the config says otherwise.
+fn keep_forever() -> String {
+    "forever".into()
+}
+// Sent mail bodies: a year covers the annual review; the history keeps who
+// got which mail (Message-ID, time) for as long as `history` says.
+fn default_sent_mail() -> String {
+    "365d".into()
+}
+// Hourly: a pass deletes what aged out since the last one, a few seconds of
+// small transactions at most.
+fn default_prune_every() -> String {
+    "1h".into()
+}
+
+/// Sent mail is kept at least this long: the outbox row of a mail is what
+/// keeps a digest sent late (up to 7 days after its instant) or a note to
+/// admin from being queued twice.
+const MIN_SENT_MAIL: Millis = 31 * crate::time::DAY;
+/// A store smaller than this cannot hold its own tables and a day of data.
+const MIN_STORE_BYTES: u64 = 1 << 20;
 
 /// `digest: (schedule: "0 0 9 1 * *")`: the monthly summary mail.
 #[derive(Debug, Deserialize)]
@@ -467,6 +525,56 @@ pub struct Config {
     pub read_access: ReadAccess,
     /// Mapping files the upload page offers (resolved paths), by name.
     pub upload_mappings: BTreeMap<String, PathBuf>,
+    pub retention: Retention,
+}
+
+/// How long the store keeps what (`None`: for good), and its size cap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    /// Readings of metrics not named in `metrics`.
+    pub readings: Option<Millis>,
+    /// Per metric, overriding `readings`.
+    pub metrics: BTreeMap<String, Option<Millis>>,
+    /// Alert history rows (rows of alerts still open are kept).
+    pub history: Option<Millis>,
+    /// Sent messages in the outbox (unsent ones are never deleted).
+    pub sent_mail: Option<Millis>,
+    /// The store file's size cap: at it, writes fail as on a full disk.
+    pub max_store_bytes: Option<u64>,
+    /// How often the daemon prunes.
+    pub every: Millis,
+}
+
+impl Retention {
+    /// How long readings of `metric` are kept (`None`: for good).
+    pub fn readings_for(&self, metric: &str) -> Option<Millis> {
+        self.metrics.get(metric).copied().unwrap_or(self.readings)
+    }
+
+    /// Whether anything is ever deleted.
+    pub fn prunes(&self) -> bool {
+        self.readings.is_some()
+            || self.metrics.values().any(Option::is_some)
+            || self.history.is_some()
+            || self.sent_mail.is_some()
+    }
+}
+
+/// A retention period: `forever`, a duration (`90d`, `2w`) or years (`2y`:
+/// 366 days each, so two calendar years are always covered).
+fn parse_keep(text: &str) -> Result<Option<Millis>, String> {
+    let t = text.trim();
+    if t == "forever" {
+        return Ok(None);
+    }
+    if let Some(years) = t.strip_suffix('y') {
+        if let Ok(n) = years.parse::<i64>() {
+            return Ok(Some(n.saturating_mul(366 * crate::time::DAY)));
+        }
+    }
+    parse_duration(t).map(Some).map_err(|e| {
+        format!("保留期限 `{t}` 无法识别：请写 `forever`、天数如 `400d` 或年数如 `2y` / {e}; or write `forever` or years like `2y`")
+    })
 }
 
 /// The config file used when `--config` is not given: `./rulewatch.ron`, then `$RULEWATCH_CONFIG`.
@@ -711,6 +819,65 @@ impl Config {
             Transport::File { dir } => Transport::File { dir: resolve(&dir) },
             smtp => smtp,
         };
+        let retention = {
+            let r = &file.retention;
+            let mut keep = |key: &str, text: &str, min: Millis| match parse_keep(text) {
+                Ok(Some(d)) if d < min => {
+                    error(
+                        key,
+                        format!(
+                            "保留期限 `{text}` 太短：至少 {} 天 / retention `{text}` is too short: at least {} days",
+                            min / crate::time::DAY,
+                            min / crate::time::DAY
+                        ),
+                    );
+                    None
+                }
+                Ok(d) => d,
+                Err(e) => {
+                    error(key, e);
+                    None
+                }
+            };
+            let day = crate::time::DAY;
+            let readings = keep("readings", &r.readings, day);
+            let metrics = r
+                .metrics
+                .iter()
+                .map(|(m, t)| (m.clone(), keep(m, t, day)))
+                .collect();
+            let history = keep("history", &r.history, day);
+            let sent_mail = keep("sent_mail", &r.sent_mail, MIN_SENT_MAIL);
+            let every = parse_duration(&r.every).unwrap_or_else(|e| {
+                error("every", e);
+                crate::time::HOUR
+            });
+            if every < crate::time::SECOND {
+                error(
+                    "every",
+                    format!(
+                        "retention.every `{}` 太短：至少 1s / too short: at least 1s",
+                        r.every
+                    ),
+                );
+            }
+            if let Some(n) = r.max_store_bytes.filter(|&n| n < MIN_STORE_BYTES) {
+                error(
+                    "max_store_bytes",
+                    format!(
+                        "存储库上限 {n} 字节太小：至少 {MIN_STORE_BYTES} 字节（1 MiB）/ max_store_bytes {n} is too small: at least {MIN_STORE_BYTES} (1 MiB)"
+                    ),
+                );
+            }
+            Retention {
+                readings,
+                metrics,
+                history,
+                sent_mail,
+                max_store_bytes: r.max_store_bytes,
+                every: every.max(crate::time::SECOND),
+            }
+        };
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -745,6 +912,7 @@ impl Config {
             bureaus: file.bureaus,
             read_access: file.http.read_access,
             upload_mappings,
+            retention,
         })
     }
 
@@ -1006,6 +1174,59 @@ mod tests {
         let e = &parse(&text).unwrap_err()[0];
         assert_eq!((e.line, e.col), (2, 5));
         assert!(e.message.contains("Asia/Nangong"));
+    }
+
+    #[test]
+    fn retention_defaults_keep_readings_and_history_for_good() {
+        let c = parse(GOOD).unwrap();
+        let r = &c.retention;
+        assert_eq!(r.readings_for("pm25"), None);
+        assert_eq!(r.history, None);
+        assert_eq!(r.sent_mail, Some(365 * crate::time::DAY));
+        assert_eq!(r.max_store_bytes, None);
+        assert_eq!(r.every, crate::time::HOUR);
+    }
+
+    #[test]
+    fn retention_per_metric_and_in_years() {
+        let text = GOOD.replace(
+            "    admin:",
+            "    retention: (readings: \"2y\", metrics: { \"gdp\": \"forever\", \"pm25\": \"400d\" },\n        history: \"5y\", sent_mail: \"90d\", max_store_bytes: 10737418240, every: \"10m\"),\n    admin:",
+        );
+        let r = parse(&text).unwrap().retention;
+        let day = crate::time::DAY;
+        assert_eq!(r.readings_for("pm25"), Some(400 * day));
+        assert_eq!(r.readings_for("gdp"), None);
+        assert_eq!(r.readings_for("co"), Some(2 * 366 * day));
+        assert_eq!(r.history, Some(5 * 366 * day));
+        assert_eq!(r.sent_mail, Some(90 * day));
+        assert_eq!(r.max_store_bytes, Some(10 << 30));
+        assert_eq!(r.every, 10 * crate::time::MINUTE);
+        assert!(r.prunes());
+    }
+
+    #[test]
+    fn bad_retention_points_at_the_key() {
+        let text = GOOD.replace(
+            "    admin:",
+            "    retention: (\n        readings: \"2 years\",\n        sent_mail: \"7d\",\n        max_store_bytes: 1000),\n    admin:",
+        );
+        let problems = parse(&text).unwrap_err();
+        let at: Vec<(usize, bool)> = problems
+            .iter()
+            .map(|p| {
+                (
+                    p.line,
+                    p.message.starts_with("保留期限") || p.message.starts_with("存储库上限"),
+                )
+            })
+            .collect();
+        assert_eq!(at, [(8, true), (9, true), (10, true)], "{problems:?}");
+        assert!(
+            problems[1].message.contains("31"),
+            "{}",
+            problems[1].message
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! - [`reload`]: hot reload of the rules folder
 //! - [`demo`]: `--demo`, the fixtures replayed on a fast clock instead of the cron jobs
 //! - [`metrics`]: counters for `/metrics`
+//! - [`retention`]: old data deleted as the config says, in small steps
 //! - [`status`]: the daemon as the status page's and the digest's source
 
 pub mod alerting;
@@ -28,6 +29,7 @@ pub mod jobs;
 pub mod lock;
 pub mod metrics;
 pub mod reload;
+pub mod retention;
 pub mod ruleset;
 pub mod schedule;
 pub mod service;
@@ -82,6 +84,8 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
     let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
 
+    // Every connection this process opens stops at the configured size.
+    crate::db::set_size_limit(config.retention.max_store_bytes);
     let store_path = config.store_path.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&store_path))
         .await
@@ -197,6 +201,7 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
             }
             tokio::spawn(schedule::watch_offset_changes(daemon.clone()));
             tokio::spawn(status::digest_loop(daemon.clone()));
+            retention::start(&daemon);
         }
         // The jobs stay created (reload keeps them in step) but never start.
         Some(demo) => {

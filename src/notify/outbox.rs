@@ -276,7 +276,38 @@ pub fn counts(conn: &Connection) -> rusqlite::Result<OutboxCounts> {
 }
 
 /// The server accepted `mail`: mark it sent and write it to the history.
+///
+/// On a full disk (or at the store's size cap) the history rows may find no
+/// room: then the mark is made without them (a change of one row, which
+/// often still fits), because a mail not marked would go out again; the log
+/// says the history lacks them. If even that finds no room, the error is
+/// returned and the sender keeps the mail as delivered (it is not sent
+/// again) until the mark can be made.
 pub fn mark_sent(conn: &mut Connection, mail: &QueuedMail, now: Millis) -> rusqlite::Result<()> {
+    match mark_sent_with_history(conn, mail, now) {
+        Err(e) if crate::db::is_disk_full(&e) => {
+            conn.execute(
+                "UPDATE outbox SET status = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL
+                  WHERE id = ?1",
+                params![mail.id, now],
+            )?;
+            tracing::warn!(
+                message_id = %mail.message_id,
+                "存储空间已满：邮件已发出并标记为已发送，但未写入历史记录；请清理磁盘或缩短 retention 保留期限 / \
+                 store full: the mail was sent and marked sent, its history rows were not written; \
+                 free disk space or shorten `retention`"
+            );
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+fn mark_sent_with_history(
+    conn: &mut Connection,
+    mail: &QueuedMail,
+    now: Millis,
+) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute(
         "UPDATE outbox SET status = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL
@@ -332,6 +363,33 @@ pub fn postpone(conn: &Connection, mails: &[QueuedMail], at: Millis) -> rusqlite
         )?;
     }
     Ok(())
+}
+
+/// Deletes at most `max_rows` messages sent before `before` (with their
+/// images and chart requests), oldest first, in one short transaction
+/// (retention; call again until it deletes nothing). Queued and failed
+/// messages are never deleted. The history keeps who got which message.
+pub fn prune_sent(conn: &Connection, before: Millis, max_rows: usize) -> rusqlite::Result<usize> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let ids: Vec<String> = tx
+        .prepare_cached(
+            "DELETE FROM outbox WHERE id IN (
+               SELECT id FROM outbox WHERE status = 'sent' AND sent_at < ?1 ORDER BY sent_at LIMIT ?2)
+             RETURNING message_id",
+        )?
+        .query_map(
+            params![before, i64::try_from(max_rows).unwrap_or(i64::MAX)],
+            |r| r.get(0),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in &ids {
+        tx.prepare_cached("DELETE FROM outbox_inline WHERE message_id = ?1")?
+            .execute([id])?;
+        tx.prepare_cached("DELETE FROM outbox_charts WHERE message_id = ?1")?
+            .execute([id])?;
+    }
+    tx.commit()?;
+    Ok(ids.len())
 }
 
 /// What [`mark_failed`] decided.

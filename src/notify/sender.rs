@@ -105,6 +105,9 @@ pub struct Sender {
     policy: RetryPolicy,
     stats: Arc<MailStats>,
     wake: Arc<Notify>,
+    /// Message-IDs delivered whose `sent` mark found no room (a full disk):
+    /// never delivered again; marked as soon as there is room.
+    unmarked: Mutex<HashSet<String>>,
     delivered: DeliveredLog,
     /// When each chat robot (channel, target) was last sent to, within the
     /// last minute: its rate limit is kept here.
@@ -174,6 +177,7 @@ impl Sender {
             policy: RetryPolicy::default(),
             stats: Arc::default(),
             wake: Arc::new(Notify::new()),
+            unmarked: Mutex::default(),
             delivered: DeliveredLog::beside(store_path),
             chat_sent: Mutex::default(),
         })
@@ -345,17 +349,28 @@ impl Sender {
         for group in self.group(due) {
             // Accepted by the server before a crash, not yet marked: marked
             // sent now, not sent again.
-            let (done, group): (Vec<QueuedMail>, Vec<QueuedMail>) = group
-                .into_iter()
-                .partition(|m| already.contains(&m.message_id));
+            // Or delivered before the store filled up (held in memory).
+            let (done, group): (Vec<QueuedMail>, Vec<QueuedMail>) = {
+                let held = self.unmarked.lock();
+                group
+                    .into_iter()
+                    .partition(|m| already.contains(&m.message_id) || held.contains(&m.message_id))
+            };
             if !done.is_empty() {
                 for m in &done {
                     tracing::info!(message_id = %m.message_id, "mail was delivered before a restart: marked sent, not sent again");
                 }
-                let n = done.len();
+                let ids: Vec<String> = done.iter().map(|m| m.message_id.clone()).collect();
                 self.db(move |c| outbox::mark_sent_all(c, &done, now))
                     .await?;
-                round.sent += n;
+                // Those held in memory were counted sent when delivered.
+                let mut held = self.unmarked.lock();
+                for id in &ids {
+                    if !held.remove(id) {
+                        self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                        round.sent += 1;
+                    }
+                }
             }
             if group.is_empty() {
                 continue;
@@ -385,8 +400,33 @@ impl Sender {
             match result {
                 Ok(()) => {
                     let n = group.len();
-                    self.db(move |c| outbox::mark_sent_all(c, &group, now))
-                        .await?;
+                    let ids: Vec<String> = group.iter().map(|m| m.message_id.clone()).collect();
+                    // One message alone keeps the store-full fallback of
+                    // `mark_sent` (marked without its history rows).
+                    let marked = if n == 1 {
+                        let mail = group.into_iter().next().expect("one message");
+                        self.db(move |c| outbox::mark_sent(c, &mail, now)).await
+                    } else {
+                        self.db(move |c| outbox::mark_sent_all(c, &group, now))
+                            .await
+                    };
+                    if let Err(e) = marked {
+                        if e.is_disk_full() {
+                            let mut held = self.unmarked.lock();
+                            for id in ids {
+                                if held.insert(id) {
+                                    self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                            tracing::error!(
+                                message_id = %id, %recipient,
+                                "存储空间已满：邮件已发出，但无法标记为已发送，空间恢复后补记，不会重发；请清理磁盘或缩短 retention / \
+                                 store full: mail sent but not yet marked sent (marked once there is room, never sent again); \
+                                 free disk space or shorten `retention`"
+                            );
+                        }
+                        return Err(e);
+                    }
                     self.stats.sent.fetch_add(n as u64, Ordering::Relaxed);
                     round.sent += n;
                     tracing::info!(message_id = %id, %recipient, grouped = n, "mail sent");

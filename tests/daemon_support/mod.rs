@@ -58,6 +58,8 @@ pub struct Builder {
     extra_config: Vec<String>,
     env: Vec<(String, String)>,
     files: Vec<(String, Vec<u8>)>,
+    /// A store file copied into place before the daemon starts.
+    store_from: Option<PathBuf>,
 }
 
 pub fn daemon() -> Builder {
@@ -71,6 +73,7 @@ pub fn daemon() -> Builder {
         extra_config: Vec::new(),
         env: Vec::new(),
         files: Vec::new(),
+        store_from: None,
     }
 }
 
@@ -120,6 +123,12 @@ impl Builder {
 
     pub fn log(mut self, filter: &str) -> Self {
         self.log_filter = filter.to_string();
+        self
+    }
+
+    /// Starts on a copy of the store file at `path` (`data/rulewatch.db`).
+    pub fn store_from(mut self, path: &Path) -> Self {
+        self.store_from = Some(path.to_path_buf());
         self
     }
 
@@ -174,6 +183,10 @@ impl Builder {
         }
         config.push_str(")\n");
         std::fs::write(dir.path().join("rulewatch.ron"), config).unwrap();
+        if let Some(from) = &self.store_from {
+            std::fs::create_dir_all(dir.path().join("data")).unwrap();
+            std::fs::copy(from, dir.path().join("data/rulewatch.db")).unwrap();
+        }
         let log_path = dir.path().join("daemon.log");
         let log = std::fs::File::create(&log_path).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rulewatch"));

@@ -28,9 +28,19 @@ use crate::readings::{Batch, Format, ParseError};
 /// What went wrong with a batch, as the client is told.
 enum Failure {
     Rejected(ParseError),
-    Store(String),
+    Store(ingest::WriteFailed),
     Crashed(String),
 }
+
+/// What a client is told when the store has no room (`507`): nothing of the
+/// batch is stored, and sending it again once there is room stores it.
+const STORE_FULL: &str = "存储空间已满，本批读数未保存：请清理存储库所在磁盘，或缩短 rulewatch.ron 中 retention 的保留期限（或调高 max_store_bytes），之后重新发送本批 / \
+     store full, nothing stored: free disk space where the store is, or shorten `retention` \
+     (or raise `max_store_bytes`) in rulewatch.ron, then send this batch again";
+
+/// When a full store was last logged (ms): once a minute is enough while
+/// every request is refused.
+static FULL_LOGGED: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 
 pub async fn post(
     State(d): State<Arc<Daemon>>,
@@ -113,11 +123,29 @@ pub async fn post(
             });
             (StatusCode::BAD_REQUEST, Json(body)).into_response()
         }
+        Err(Failure::Store(e)) if e.disk_full => {
+            d.metrics.rejected();
+            let now = chrono::Utc::now().timestamp_millis();
+            let last = FULL_LOGGED.load(std::sync::atomic::Ordering::Relaxed);
+            if now - last >= crate::time::MINUTE
+                && FULL_LOGGED
+                    .compare_exchange(
+                        last,
+                        now,
+                        std::sync::atomic::Ordering::Relaxed,
+                        std::sync::atomic::Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                tracing::error!(error = %e.message, store = %d.config.store_path.display(), "{STORE_FULL}");
+            }
+            error(StatusCode::INSUFFICIENT_STORAGE, STORE_FULL)
+        }
         Err(Failure::Store(e)) => {
-            tracing::error!(error = %e, "storing a batch failed");
+            tracing::error!(error = %e.message, "storing a batch failed");
             error(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("storing the batch failed, nothing stored: {e}"),
+                format!("storing the batch failed, nothing stored: {}", e.message),
             )
         }
         Err(Failure::Crashed(e)) => {

@@ -535,6 +535,16 @@ async fn confirm(
                 page::stored(&signed, &pending.file, summary.readings),
             )
         }
+        Err(e) if e.disk_full => {
+            tracing::error!(error = %e, who = %who, file = %pending.file, "存储空间已满，上传的数据未保存：请清理磁盘或缩短 retention 保留期限 / store full: the upload was not stored");
+            html(
+                StatusCode::INSUFFICIENT_STORAGE,
+                crate::web::page::error_page(
+                    "存储空间已满，未保存任何数据",
+                    "系统的存储空间已满，本次上传的数据一条也没有保存。请联系系统管理员清理存储空间，之后重新上传同一文件。",
+                ),
+            )
+        }
         Err(e) => {
             tracing::error!(error = %e, "storing an upload failed");
             html(
