@@ -66,6 +66,18 @@ pub fn parse(input: &[u8], format: Format, tz: Tz) -> Result<Batch, ParseError> 
     parse_on(input, format, tz, None)
 }
 
+/// [`parse`] cut into `threads` pieces however small the input, for the fuzz
+/// targets (`fuzz/`): cutting must never change what is read. Not API.
+#[doc(hidden)]
+pub fn parse_with_threads(
+    input: &[u8],
+    format: Format,
+    tz: Tz,
+    threads: usize,
+) -> Result<Batch, ParseError> {
+    parse_on(input, format, tz, Some(threads))
+}
+
 /// [`parse`] on `threads` threads (`None`: as many as the input is worth).
 fn parse_on(
     input: &[u8],
