@@ -94,7 +94,10 @@ pub fn check_readings(input: &[u8], format: Format) {
             batch.len(),
             readings(batch)
         ),
-        (Err(e), Some(want)) => panic!("rejected {} readings the reference accepts: {e}", want.len()),
+        (Err(e), Some(want)) => panic!(
+            "rejected {} readings the reference accepts: {e}",
+            want.len()
+        ),
     }
 }
 
@@ -102,13 +105,19 @@ pub fn check_readings(input: &[u8], format: Format) {
 /// all, and points at lines that exist.
 fn check_error(input: &[u8], e: &ParseError) {
     assert!(!e.errors.is_empty(), "an error without problems");
-    assert!(e.errors.len() <= MAX_ERRORS, "more problems listed than the cap");
+    assert!(
+        e.errors.len() <= MAX_ERRORS,
+        "more problems listed than the cap"
+    );
     assert!(e.total >= e.errors.len(), "total below the problems listed");
     let lines = input.iter().filter(|&&c| c == b'\n').count() + 1;
     for item in &e.errors {
         assert!(item.line <= lines, "line {} of {lines}: {item}", item.line);
         assert!(!item.message.is_empty());
-        assert!(!item.message.contains('\n'), "a problem is one line: {item}");
+        assert!(
+            !item.message.contains('\n'),
+            "a problem is one line: {item}"
+        );
     }
     let _ = e.to_string();
 }
