@@ -8,7 +8,9 @@ use libfuzzer_sys::fuzz_target;
 use rulewatch::config::Config;
 
 fuzz_target!(|text: &str| {
-    if let Err(problems) = Config::parse(Path::new("/etc/rulewatch/rulewatch.ron"), text) {
+    // As if in the repository's root, where the seeds' `rules` folder exists.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rulewatch.ron");
+    if let Err(problems) = Config::parse(&path, text) {
         assert!(!problems.is_empty());
         rulewatch_fuzz::render_all(&problems, text);
     }

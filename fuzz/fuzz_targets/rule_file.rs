@@ -4,7 +4,7 @@
 //! are small, and Rhai's compile time grows with size.
 #![no_main]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
@@ -17,11 +17,16 @@ const CONFIG: &str = r#"(timezone: "Asia/Shanghai", rules: "rules", store: "s.db
     recipients: { "env": ["e@example.cn"], "环保局": ["h@example.cn"] },
     limits: (max_operations: 200000, rule_timeout: "1s"))"#;
 
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
 fn setup() -> &'static (Config, rhai::Engine) {
     static SETUP: OnceLock<(Config, rhai::Engine)> = OnceLock::new();
     SETUP.get_or_init(|| {
-        let config = Config::parse(Path::new("/srv/rulewatch/rulewatch.ron"), CONFIG)
-            .expect("the fuzz config is valid");
+        // Beside the repository's `rules/` folder, which the config checks exists.
+        let config =
+            Config::parse(&repo().join("rulewatch.ron"), CONFIG).expect("the fuzz config is valid");
         let engine = new_engine(&config.limits);
         (config, engine)
     })
@@ -32,8 +37,8 @@ fuzz_target!(|text: &str| {
         return;
     }
     let (config, engine) = setup();
-    let path = Path::new("/srv/rulewatch/rules/r.rhai");
-    match parse_rule(engine, config, path, text.to_owned()) {
+    let path = repo().join("rules/r.rhai");
+    match parse_rule(engine, config, &path, text.to_owned()) {
         Ok((_, warnings)) => rulewatch_fuzz::render_all(&warnings, text),
         Err(problems) => {
             assert!(!problems.is_empty());
