@@ -126,6 +126,8 @@ pub(super) fn field_start(b: &[u8], start: usize, k: usize) -> usize {
     b.len()
 }
 
+type CsvReader<'a> = ::csv::Reader<Chain<&'a [u8], &'a [u8]>>;
+
 /// A reader of `text`, a part of the input starting at a record, and how many
 /// bytes its positions are ahead of `text`'s. The csv crate skips a
 /// byte-order mark at the start of what it reads; at the start of the input
@@ -134,7 +136,7 @@ pub(super) fn field_start(b: &[u8], start: usize, k: usize) -> usize {
 /// dropped a mark that is data there: a row was then read one way on one
 /// thread and another way on several. So elsewhere the reader starts at a
 /// blank line (skipped) before a mark.
-fn csv_reader(text: &str, input_start: bool) -> (::csv::Reader<Chain<&[u8], &[u8]>>, usize) {
+fn csv_reader(text: &str, input_start: bool) -> (CsvReader<'_>, usize) {
     let shift = usize::from(!input_start && text.starts_with('\u{feff}'));
     let reader = ::csv::ReaderBuilder::new()
         .has_headers(false)
