@@ -40,7 +40,7 @@ impl Columns {
 
 /// RFC 4180 quoting, as the csv crate reads it, byte by byte.
 #[derive(Clone, Copy, PartialEq)]
-enum Quoting {
+pub(super) enum Quoting {
     /// At the start of a field.
     Start,
     /// In an unquoted field (a quote here is literal).
