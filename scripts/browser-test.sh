@@ -217,6 +217,57 @@ start_daemon "$work/daemon"
 visit "$work/daemon" "$url"
 python3 "$work/check.py" "daemon" "$work/daemon" || status=1
 
+# A rendered HTML mail (the daemon's file transport wrote .eml files) and a
+# probe of the page's font stack: Ⅴ (U+2164) must not render blank (it does
+# in WenQuanYi Micro Hei alone), so its width is compared with a space's.
+for _ in $(seq 1 40); do ls "$work/daemon/outbox/"*.eml >/dev/null 2>&1 && break; sleep 0.5; done
+python3 - "$work/daemon" <<'PY'
+import email, glob, sys
+d = sys.argv[1]
+for f in sorted(glob.glob(f"{d}/outbox/*.eml")):
+    m = email.message_from_binary_file(open(f, "rb"))
+    for part in m.walk():
+        if part.get_content_type() == "text/html" and "致：" in str(part.get_payload(decode=True), "utf-8"):
+            open(f"{d}/mail.html", "wb").write(part.get_payload(decode=True))
+            sys.exit(0)
+PY
+chrome "$work/daemon/mail" --dump-dom "file://$work/daemon/mail.html"
+chrome "$work/daemon/mailshot" --screenshot="$work/daemon/mail.png" --window-size=900,1400 "file://$work/daemon/mail.html"
+{
+    echo '<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8"><style>'
+    cat src/web/style.css
+    echo '</style></head><body><span id="v">Ⅴ</span><span id="s">&#32;&#32;</span><span id="x">劣Ⅴ类</span><span id="x0">劣类</span><p id="out"></p><script>'
+    echo 'const w = id => document.getElementById(id).getBoundingClientRect().width;'
+    echo 'document.getElementById("out").textContent = "widths " + w("v") + " " + w("x") + " " + w("x0");'
+    echo '</script></body></html>'
+} >"$work/daemon/glyph.html"
+chrome "$work/daemon/glyph" --dump-dom "file://$work/daemon/glyph.html"
+python3 - "$work/daemon" <<'PY' || status=1
+import re, sys
+d = sys.argv[1]
+ok = True
+def check(c, what):
+    global ok
+    ok = ok and c
+    print(f"  {'ok  ' if c else 'FAIL'}  {what}")
+html = open(f"{d}/mail.out", encoding="utf-8").read()
+text = re.sub(r"<[^>]+>", " ", html)
+check("rulewatch" in text and "致：" in text, "mail: rendered, greets its group")
+raw = re.findall(r"\b[a-z_]{2,}=[^\s<]+", text)
+check(not raw, f"mail: no raw key=value {raw[:3]}")
+for name in ["index", "detail"]:
+    page = re.sub(r"<(style|script)[^>]*>.*?</\1>", " ", open(f"{d}/{name}.out", encoding="utf-8").read(), flags=re.S)
+    page = re.sub(r"<pre>.*?</pre>", " ", page, flags=re.S)  # the rule source shown as written
+    raw = re.findall(r"\b(?:county|section|item|metric|project|concentration_unit)=[^\s<]+", re.sub(r"<[^>]+>", " ", page))
+    check(not raw, f"{name}: no raw key=value {raw[:3]}")
+m = re.search(r"widths ([\d.]+) ([\d.]+) ([\d.]+)", open(f"{d}/glyph.out", encoding="utf-8").read())
+check(m is not None, "glyph probe ran")
+if m:
+    v, x, x0 = map(float, m.groups())
+    check(v > 4 and x - x0 > 4, f"Ⅴ has a visible width in the page's fonts (Ⅴ {v}px; 劣Ⅴ类 − 劣类 = {x - x0:.1f}px)")
+sys.exit(0 if ok else 1)
+PY
+
 workspace "$work/replay" tests/fixtures/web/markup-title.rhai
 start_replay "$work/replay"
 visit "$work/replay" "$url"
@@ -237,6 +288,9 @@ if [ "${UPDATE_SCREENSHOT:-}" = 1 ]; then
     chrome "$work/docs/rule" --screenshot=docs/rule-page.png --window-size=1000,2000 "$url/rules/unemployment-rate"
     echo "browser-test: screenshots written to docs/"
 fi
+
+# The upload page: sign-in, a workbook uploaded, previewed and confirmed.
+scripts/browser-upload-test.sh || status=1
 
 if [ $status = 0 ]; then echo "browser test: passed"; else echo "browser test: FAILED"; fi
 exit $status

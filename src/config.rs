@@ -23,9 +23,24 @@ struct ConfigFile {
     api_token_env: Option<String>,
     mail: MailFile,
     #[serde(default)]
-    recipients: BTreeMap<String, Vec<String>>,
+    recipients: BTreeMap<String, GroupFile>,
     #[serde(default)]
     admin: Vec<String>,
+    /// Display names of label keys, detail keys and metric ids (`county` →
+    /// 县（市、区）), on top of the built-in ones (`status::words`).
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    /// Which recipient group owns a metric (`new_urban_jobs` → `hr`): a
+    /// finding about that metric goes to its owner (see `notify::route`).
+    #[serde(default)]
+    owners: BTreeMap<String, String>,
+    /// How a recipient group is greeted (`hr` → 人社局): `致：人社局`.
+    #[serde(default)]
+    group_names: BTreeMap<String, String>,
+    /// The address officials reach the status page at (e.g.
+    /// `https://kaohe.example.cn`): chat messages link to the rule's page there.
+    #[serde(default)]
+    public_url: Option<String>,
     #[serde(default)]
     defaults: DefaultsFile,
     #[serde(default)]
@@ -34,7 +49,246 @@ struct ConfigFile {
     http: HttpFile,
     #[serde(default)]
     digest: DigestFile,
+    #[serde(default)]
+    retention: RetentionFile,
+    /// `bureaus: { "人社局": (token_env: "RW_TOKEN_HR", metrics: [...]) }`:
+    /// per-bureau tokens for the upload page and the API.
+    #[serde(default)]
+    bureaus: BTreeMap<String, Bureau>,
 }
+
+/// A bureau that writes its own figures: its token (read from the
+/// environment variable `token_env`, never written in the config) may write
+/// only `metrics`; an empty list makes it a read-only token.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bureau {
+    pub token_env: String,
+    #[serde(default)]
+    pub metrics: Vec<String>,
+}
+
+/// Who may read the status page and the read API.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+pub enum ReadAccess {
+    /// Anyone who reaches the port (the default; warned about beyond loopback).
+    #[default]
+    Open,
+    /// A signed-in session (page) or a bearer token (API): the API token or a bureau's.
+    Tokens,
+    /// A reverse proxy that signs users in sets this header; requests without it are refused.
+    ProxyHeader { name: String },
+}
+
+/// One recipient group: either a list of mail addresses (`["a@b.cn"]`) or
+/// `(mail: [...], robots: [...])`, mail addresses and chat robots.
+#[derive(Debug, Default)]
+struct GroupFile {
+    mail: Vec<String>,
+    robots: Vec<RobotFile>,
+}
+
+/// The richer form of a group, strict like the rest of the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupTable {
+    #[serde(default)]
+    mail: Vec<String>,
+    #[serde(default)]
+    robots: Vec<RobotFile>,
+}
+
+impl<'de> Deserialize<'de> for GroupFile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = GroupFile;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    r#"a list of mail addresses `["a@b.cn"]` or `(mail: [...], robots: [...])`"#,
+                )
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<GroupFile, A::Error> {
+                let mail =
+                    Vec::<String>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(GroupFile {
+                    mail,
+                    robots: Vec::new(),
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<GroupFile, A::Error> {
+                let t = GroupTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(GroupFile {
+                    mail: t.mail,
+                    robots: t.robots,
+                })
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+/// A chat robot as written in a group: `DingTalk(token_env: "DT_ENV", …)`.
+/// Tokens, keys and signing secrets are named by environment variable only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+enum RobotFile {
+    DingTalk {
+        token_env: String,
+        #[serde(default)]
+        secret_env: Option<String>,
+        #[serde(default)]
+        at_mobiles: Vec<String>,
+        #[serde(default)]
+        base_url: Option<String>,
+        #[serde(default = "default_robot_timeout")]
+        timeout: String,
+    },
+    WeCom {
+        key_env: String,
+        #[serde(default)]
+        at_mobiles: Vec<String>,
+        #[serde(default)]
+        base_url: Option<String>,
+        #[serde(default = "default_robot_timeout")]
+        timeout: String,
+    },
+    Feishu {
+        token_env: String,
+        #[serde(default)]
+        secret_env: Option<String>,
+        /// Feishu custom bots mention members by open_id (`ou_…`), not by
+        /// phone number.
+        #[serde(default)]
+        at_user_ids: Vec<String>,
+        #[serde(default)]
+        base_url: Option<String>,
+        #[serde(default = "default_robot_timeout")]
+        timeout: String,
+    },
+}
+
+// 10 s per request: the platforms answer in well under a second; a robot
+// that stalls longer is retried later instead of holding up the other messages.
+fn default_robot_timeout() -> String {
+    "10s".into()
+}
+
+/// Which chat platform a robot is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RobotKind {
+    DingTalk,
+    WeCom,
+    Feishu,
+}
+
+impl RobotKind {
+    /// As in the outbox's `channel` column and in robot targets.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RobotKind::DingTalk => "dingtalk",
+            RobotKind::WeCom => "wecom",
+            RobotKind::Feishu => "feishu",
+        }
+    }
+
+    /// The public webhook address; private deployments set `base_url`.
+    pub fn default_base_url(self) -> &'static str {
+        match self {
+            RobotKind::DingTalk => "https://oapi.dingtalk.com/robot/send",
+            RobotKind::WeCom => "https://qyapi.weixin.qq.com/cgi-bin/webhook/send",
+            RobotKind::Feishu => "https://open.feishu.cn/open-apis/bot/v2/hook",
+        }
+    }
+}
+
+/// `retention: (readings: "2y", metrics: { "pm25_hourly": "400d" }, history: "5y",
+/// sent_mail: "365d", max_store_bytes: 10737418240)`: how long the store keeps
+/// what, and how large it may grow. Every key is optional.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionFile {
+    #[serde(default = "keep_forever")]
+    readings: String,
+    #[serde(default)]
+    metrics: BTreeMap<String, String>,
+    #[serde(default = "keep_forever")]
+    history: String,
+    #[serde(default = "default_sent_mail")]
+    sent_mail: String,
+    #[serde(default)]
+    max_store_bytes: Option<u64>,
+    #[serde(default = "default_prune_every")]
+    every: String,
+}
+
+impl Default for RetentionFile {
+    fn default() -> Self {
+        RetentionFile {
+            readings: keep_forever(),
+            metrics: BTreeMap::new(),
+            history: keep_forever(),
+            sent_mail: default_sent_mail(),
+            max_store_bytes: None,
+            every: default_prune_every(),
+        }
+    }
+}
+
+/// A chat robot of a recipient group, checked. Holds only the names of the
+/// environment variables with its token and secret, never their values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Robot {
+    pub group: String,
+    pub kind: RobotKind,
+    /// Holds the access token (DingTalk, Feishu) or key (WeCom), or the
+    /// whole webhook address copied from the platform.
+    pub token_env: String,
+    /// Holds the signing secret (加签; DingTalk and Feishu).
+    pub secret_env: Option<String>,
+    /// Mentioned (@) in messages about `critical` findings: phone numbers
+    /// (DingTalk, WeCom) or open_ids (Feishu).
+    pub mentions: Vec<String>,
+    pub base_url: String,
+    pub timeout: Millis,
+}
+
+impl Robot {
+    /// The robot's name in the outbox and in rules' resolved recipients:
+    /// `dingtalk:env:DT_ENV_TOKEN` (platform, group, token variable).
+    pub fn target(&self) -> String {
+        format!("{}:{}:{}", self.kind.as_str(), self.group, self.token_env)
+    }
+}
+
+// Readings and the alert history are the record officials are asked about
+// years later ("when did we first know"): kept unless the config says otherwise.
+fn keep_forever() -> String {
+    "forever".into()
+}
+// Sent mail bodies: a year covers the annual review; the history keeps who
+// got which mail (Message-ID, time) for as long as `history` says.
+fn default_sent_mail() -> String {
+    "365d".into()
+}
+// Hourly: a pass deletes what aged out since the last one, a few seconds of
+// small transactions at most.
+fn default_prune_every() -> String {
+    "1h".into()
+}
+
+/// Sent mail is kept at least this long: the outbox row of a mail is what
+/// keeps a digest sent late (up to 7 days after its instant) or a note to
+/// admin from being queued twice.
+const MIN_SENT_MAIL: Millis = 31 * crate::time::DAY;
+/// A store smaller than this cannot hold its own tables and a day of data.
+const MIN_STORE_BYTES: u64 = 1 << 20;
 
 /// `digest: (schedule: "0 0 9 1 * *")`: the monthly summary mail.
 #[derive(Debug, Deserialize)]
@@ -101,6 +355,10 @@ pub enum Transport {
         /// Per-send limit (connect + dialogue), e.g. `"30s"`.
         #[serde(default = "default_smtp_timeout")]
         timeout: String,
+        /// A private CA (PEM) trusted besides the system roots, for servers
+        /// whose certificate an intranet CA signed. Verification stays on.
+        #[serde(default)]
+        ca_file: Option<std::path::PathBuf>,
     },
 }
 
@@ -184,12 +442,19 @@ fn default_rule_timeout() -> String {
 struct HttpFile {
     #[serde(default = "default_max_body")]
     max_body_bytes: usize,
+    #[serde(default)]
+    read_access: ReadAccess,
+    /// Wide-form mapping files the upload page offers, by the name shown.
+    #[serde(default)]
+    mappings: BTreeMap<String, PathBuf>,
 }
 
 impl Default for HttpFile {
     fn default() -> Self {
         HttpFile {
             max_body_bytes: default_max_body(),
+            read_access: ReadAccess::default(),
+            mappings: BTreeMap::new(),
         }
     }
 }
@@ -239,12 +504,77 @@ pub struct Config {
     pub listen: String,
     pub api_token_env: Option<String>,
     pub mail: Mail,
+    /// Mail addresses of each recipient group.
     pub recipients: BTreeMap<String, Vec<String>>,
+    /// Chat robots of the recipient groups.
+    pub robots: Vec<Robot>,
+    /// Where officials reach the status page, without a final `/`.
+    pub public_url: Option<String>,
     pub admin: Vec<String>,
+    /// Display names (config `labels:`), see `status::words::Words`.
+    pub labels: BTreeMap<String, String>,
+    /// Metric → the recipient group that owns it (config `owners:`).
+    pub owners: BTreeMap<String, String>,
+    /// Recipient group → the name it is greeted by (config `group_names:`).
+    pub group_names: BTreeMap<String, String>,
     pub defaults: Defaults,
     pub limits: Limits,
     pub max_body_bytes: usize,
     pub digest: Digest,
+    pub bureaus: BTreeMap<String, Bureau>,
+    pub read_access: ReadAccess,
+    /// Mapping files the upload page offers (resolved paths), by name.
+    pub upload_mappings: BTreeMap<String, PathBuf>,
+    pub retention: Retention,
+}
+
+/// How long the store keeps what (`None`: for good), and its size cap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    /// Readings of metrics not named in `metrics`.
+    pub readings: Option<Millis>,
+    /// Per metric, overriding `readings`.
+    pub metrics: BTreeMap<String, Option<Millis>>,
+    /// Alert history rows (rows of alerts still open are kept).
+    pub history: Option<Millis>,
+    /// Sent messages in the outbox (unsent ones are never deleted).
+    pub sent_mail: Option<Millis>,
+    /// The store file's size cap: at it, writes fail as on a full disk.
+    pub max_store_bytes: Option<u64>,
+    /// How often the daemon prunes.
+    pub every: Millis,
+}
+
+impl Retention {
+    /// How long readings of `metric` are kept (`None`: for good).
+    pub fn readings_for(&self, metric: &str) -> Option<Millis> {
+        self.metrics.get(metric).copied().unwrap_or(self.readings)
+    }
+
+    /// Whether anything is ever deleted.
+    pub fn prunes(&self) -> bool {
+        self.readings.is_some()
+            || self.metrics.values().any(Option::is_some)
+            || self.history.is_some()
+            || self.sent_mail.is_some()
+    }
+}
+
+/// A retention period: `forever`, a duration (`90d`, `2w`) or years (`2y`:
+/// 366 days each, so two calendar years are always covered).
+fn parse_keep(text: &str) -> Result<Option<Millis>, String> {
+    let t = text.trim();
+    if t == "forever" {
+        return Ok(None);
+    }
+    if let Some(years) = t.strip_suffix('y') {
+        if let Ok(n) = years.parse::<i64>() {
+            return Ok(Some(n.saturating_mul(366 * crate::time::DAY)));
+        }
+    }
+    parse_duration(t).map(Some).map_err(|e| {
+        format!("保留期限 `{t}` 无法识别：请写 `forever`、天数如 `400d` 或年数如 `2y` / {e}; or write `forever` or years like `2y`")
+    })
 }
 
 /// The config file used when `--config` is not given: `./rulewatch.ron`, then `$RULEWATCH_CONFIG`.
@@ -360,7 +690,40 @@ impl Config {
         if let Err(e) = lettre_mailbox(&file.mail.from) {
             error("from", e);
         }
-        for (group, addresses) in &file.recipients {
+        let mut robots = Vec::new();
+        for (group, entry) in &file.recipients {
+            for robot in &entry.robots {
+                match check_robot(group, robot) {
+                    Ok(r) => {
+                        if robots.iter().any(|o: &Robot| o.target() == r.target()) {
+                            error(
+                                group,
+                                format!(
+                                    "recipient group `{group}` lists the robot `{}` twice",
+                                    r.token_env
+                                ),
+                            );
+                        }
+                        robots.push(r)
+                    }
+                    Err(e) => error(group, format!("recipient group `{group}`: {e}")),
+                }
+            }
+        }
+        let public_url = file
+            .public_url
+            .as_deref()
+            .map(|u| u.trim_end_matches('/').to_string());
+        if let Some(u) = &public_url {
+            if !is_http_url(u) {
+                error(
+                    "public_url",
+                    format!("public_url `{u}` is not an address like `https://kaohe.example.cn`"),
+                );
+            }
+        }
+        for (group, entry) in &file.recipients {
+            let addresses = &entry.mail;
             if !is_valid_id(group)
                 && !group
                     .chars()
@@ -377,6 +740,22 @@ impl Config {
                 if let Err(e) = lettre_mailbox(address) {
                     error(group, format!("recipient group `{group}`: {e}"));
                 }
+            }
+        }
+        for (metric, group) in &file.owners {
+            if !file.recipients.contains_key(group) {
+                error(
+                    metric,
+                    format!("owners: `{metric}` is owned by recipient group `{group}`, which `recipients` does not define"),
+                );
+            }
+        }
+        for group in file.group_names.keys() {
+            if !file.recipients.contains_key(group) {
+                error(
+                    group,
+                    format!("group_names: `{group}` is not a recipient group of `recipients`"),
+                );
             }
         }
         for address in &file.admin {
@@ -406,9 +785,98 @@ impl Config {
             }
         }
 
+        for (name, bureau) in &file.bureaus {
+            if bureau.token_env.is_empty()
+                || !bureau
+                    .token_env
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                error(
+                    "token_env",
+                    format!(
+                        "部门“{name}”的 token_env 应是环境变量名（如 RW_TOKEN_HR），不是口令本身 / bureau `{name}`: `token_env` names an environment variable"
+                    ),
+                );
+            }
+        }
+        if let ReadAccess::ProxyHeader { name } = &file.http.read_access {
+            if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                error(
+                    "read_access",
+                    format!("read_access: `{name}` is not an HTTP header name"),
+                );
+            }
+        }
+        let upload_mappings = file
+            .http
+            .mappings
+            .iter()
+            .map(|(name, p)| (name.clone(), resolve(p)))
+            .collect();
+
         let transport = match file.mail.transport {
             Transport::File { dir } => Transport::File { dir: resolve(&dir) },
             smtp => smtp,
+        };
+        let retention = {
+            let r = &file.retention;
+            let mut keep = |key: &str, text: &str, min: Millis| match parse_keep(text) {
+                Ok(Some(d)) if d < min => {
+                    error(
+                        key,
+                        format!(
+                            "保留期限 `{text}` 太短：至少 {} 天 / retention `{text}` is too short: at least {} days",
+                            min / crate::time::DAY,
+                            min / crate::time::DAY
+                        ),
+                    );
+                    None
+                }
+                Ok(d) => d,
+                Err(e) => {
+                    error(key, e);
+                    None
+                }
+            };
+            let day = crate::time::DAY;
+            let readings = keep("readings", &r.readings, day);
+            let metrics = r
+                .metrics
+                .iter()
+                .map(|(m, t)| (m.clone(), keep(m, t, day)))
+                .collect();
+            let history = keep("history", &r.history, day);
+            let sent_mail = keep("sent_mail", &r.sent_mail, MIN_SENT_MAIL);
+            let every = parse_duration(&r.every).unwrap_or_else(|e| {
+                error("every", e);
+                crate::time::HOUR
+            });
+            if every < crate::time::SECOND {
+                error(
+                    "every",
+                    format!(
+                        "retention.every `{}` 太短：至少 1s / too short: at least 1s",
+                        r.every
+                    ),
+                );
+            }
+            if let Some(n) = r.max_store_bytes.filter(|&n| n < MIN_STORE_BYTES) {
+                error(
+                    "max_store_bytes",
+                    format!(
+                        "存储库上限 {n} 字节太小：至少 {MIN_STORE_BYTES} 字节（1 MiB）/ max_store_bytes {n} is too small: at least {MIN_STORE_BYTES} (1 MiB)"
+                    ),
+                );
+            }
+            Retention {
+                readings,
+                metrics,
+                history,
+                sent_mail,
+                max_store_bytes: r.max_store_bytes,
+                every: every.max(crate::time::SECOND),
+            }
         };
         if !problems.is_empty() {
             return Err(problems);
@@ -424,18 +892,36 @@ impl Config {
                 from: file.mail.from,
                 transport,
             },
-            recipients: file.recipients,
+            recipients: file
+                .recipients
+                .into_iter()
+                .map(|(group, entry)| (group, entry.mail))
+                .collect(),
+            robots,
+            public_url,
             admin: file.admin,
+            labels: file.labels,
+            owners: file.owners,
+            group_names: file.group_names,
             defaults,
             limits,
             max_body_bytes: file.http.max_body_bytes,
             digest: Digest {
                 schedule: digest_schedule,
             },
+            bureaus: file.bureaus,
+            read_access: file.http.read_access,
+            upload_mappings,
+            retention,
         })
     }
 
-    /// The addresses a rule's `notify` list names: group names are expanded,
+    /// The robot a target made by [`Robot::target`] names.
+    pub fn robot(&self, target: &str) -> Option<&Robot> {
+        self.robots.iter().find(|r| r.target() == target)
+    }
+
+    /// The addresses (and robot targets) a rule's `notify` list names: group names are expanded,
     /// entries with an `@` are addresses. Err names the unknown group.
     pub fn resolve_recipients(&self, notify: &[String]) -> Result<Vec<String>, String> {
         let mut out: Vec<String> = Vec::new();
@@ -445,6 +931,12 @@ impl Config {
                 out.push(entry.clone());
             } else if let Some(addresses) = self.recipients.get(entry) {
                 out.extend(addresses.iter().cloned());
+                out.extend(
+                    self.robots
+                        .iter()
+                        .filter(|r| &r.group == entry)
+                        .map(Robot::target),
+                );
             } else {
                 let known: Vec<&str> = self.recipients.keys().map(String::as_str).collect();
                 return Err(format!(
@@ -459,11 +951,146 @@ impl Config {
         Ok(out)
     }
 
+    /// Everyone group `group` reaches: its mail addresses and its robots'
+    /// targets (`dingtalk:hr:DT_HR`); empty for an unknown group.
+    pub fn group_targets(&self, group: &str) -> Vec<String> {
+        let mut out = self.recipients.get(group).cloned().unwrap_or_default();
+        out.extend(
+            self.robots
+                .iter()
+                .filter(|r| r.group == group)
+                .map(Robot::target),
+        );
+        out
+    }
+
+    /// How group `group` is greeted: its `group_names` entry, else the group name.
+    pub fn group_name<'a>(&'a self, group: &'a str) -> &'a str {
+        self.group_names.get(group).map_or(group, String::as_str)
+    }
+
     /// The API token, read from the environment variable the config names.
     pub fn api_token(&self) -> Option<String> {
         let var = self.api_token_env.as_ref()?;
         std::env::var(var).ok().filter(|t| !t.is_empty())
     }
+}
+
+impl Config {
+    /// Each bureau's token, from its environment variable; bureaus whose
+    /// variable is unset or empty are left out (the daemon warns).
+    pub fn bureau_tokens(&self) -> Vec<(String, Option<String>)> {
+        self.bureaus
+            .iter()
+            .map(|(name, b)| {
+                let token = std::env::var(&b.token_env).ok().filter(|t| !t.is_empty());
+                (name.clone(), token)
+            })
+            .collect()
+    }
+}
+
+fn is_http_url(text: &str) -> bool {
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"));
+    rest.is_some_and(|r| !r.is_empty() && !r.chars().any(char::is_whitespace))
+}
+
+fn is_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// A robot as written, checked: variable names, phone numbers, address.
+fn check_robot(group: &str, robot: &RobotFile) -> Result<Robot, String> {
+    let (kind, token_env, secret_env, at_mobiles, base_url, timeout) = match robot {
+        RobotFile::DingTalk {
+            token_env,
+            secret_env,
+            at_mobiles,
+            base_url,
+            timeout,
+        } => (
+            RobotKind::DingTalk,
+            token_env,
+            secret_env.clone(),
+            at_mobiles,
+            base_url,
+            timeout,
+        ),
+        RobotFile::WeCom {
+            key_env,
+            at_mobiles,
+            base_url,
+            timeout,
+        } => (
+            RobotKind::WeCom,
+            key_env,
+            None,
+            at_mobiles,
+            base_url,
+            timeout,
+        ),
+        RobotFile::Feishu {
+            token_env,
+            secret_env,
+            at_user_ids,
+            base_url,
+            timeout,
+        } => {
+            for id in at_user_ids {
+                if !id.starts_with("ou_")
+                    || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                {
+                    return Err(format!(
+                        "at_user_ids: `{id}` is not a Feishu open_id like `ou_84aad35d084aa403a838cf73ee18467`"
+                    ));
+                }
+            }
+            (
+                RobotKind::Feishu,
+                token_env,
+                secret_env.clone(),
+                at_user_ids,
+                base_url,
+                timeout,
+            )
+        }
+    };
+    for var in std::iter::once(token_env).chain(secret_env.as_ref()) {
+        if !is_env_name(var) {
+            return Err(format!(
+                "`{var}` is not an environment variable name (letters, digits and `_`); put the token or secret in that variable, not in the file"
+            ));
+        }
+    }
+    for m in at_mobiles.iter().filter(|_| kind != RobotKind::Feishu) {
+        let digits = m.strip_prefix("+86").unwrap_or(m);
+        if digits.len() != 11 || !digits.chars().all(|c| c.is_ascii_digit()) {
+            return Err(format!(
+                "at_mobiles: `{m}` is not an 11-digit mobile number"
+            ));
+        }
+    }
+    let base_url = match base_url {
+        Some(u) if !is_http_url(u) => {
+            return Err(format!("base_url `{u}` is not an http(s) address"));
+        }
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => kind.default_base_url().to_string(),
+    };
+    let timeout = parse_duration(timeout).map_err(|e| format!("timeout: {e}"))?;
+    Ok(Robot {
+        group: group.to_string(),
+        kind,
+        token_env: token_env.clone(),
+        secret_env,
+        mentions: at_mobiles.clone(),
+        base_url,
+        timeout: timeout.max(1),
+    })
 }
 
 fn lettre_mailbox(text: &str) -> Result<(), String> {
@@ -550,10 +1177,174 @@ mod tests {
     }
 
     #[test]
+    fn retention_defaults_keep_readings_and_history_for_good() {
+        let c = parse(GOOD).unwrap();
+        let r = &c.retention;
+        assert_eq!(r.readings_for("pm25"), None);
+        assert_eq!(r.history, None);
+        assert_eq!(r.sent_mail, Some(365 * crate::time::DAY));
+        assert_eq!(r.max_store_bytes, None);
+        assert_eq!(r.every, crate::time::HOUR);
+    }
+
+    #[test]
+    fn retention_per_metric_and_in_years() {
+        let text = GOOD.replace(
+            "    admin:",
+            "    retention: (readings: \"2y\", metrics: { \"gdp\": \"forever\", \"pm25\": \"400d\" },\n        history: \"5y\", sent_mail: \"90d\", max_store_bytes: 10737418240, every: \"10m\"),\n    admin:",
+        );
+        let r = parse(&text).unwrap().retention;
+        let day = crate::time::DAY;
+        assert_eq!(r.readings_for("pm25"), Some(400 * day));
+        assert_eq!(r.readings_for("gdp"), None);
+        assert_eq!(r.readings_for("co"), Some(2 * 366 * day));
+        assert_eq!(r.history, Some(5 * 366 * day));
+        assert_eq!(r.sent_mail, Some(90 * day));
+        assert_eq!(r.max_store_bytes, Some(10 << 30));
+        assert_eq!(r.every, 10 * crate::time::MINUTE);
+        assert!(r.prunes());
+    }
+
+    #[test]
+    fn bad_retention_points_at_the_key() {
+        let text = GOOD.replace(
+            "    admin:",
+            "    retention: (\n        readings: \"2 years\",\n        sent_mail: \"7d\",\n        max_store_bytes: 1000),\n    admin:",
+        );
+        let problems = parse(&text).unwrap_err();
+        let at: Vec<(usize, bool)> = problems
+            .iter()
+            .map(|p| {
+                (
+                    p.line,
+                    p.message.starts_with("保留期限") || p.message.starts_with("存储库上限"),
+                )
+            })
+            .collect();
+        assert_eq!(at, [(8, true), (9, true), (10, true)], "{problems:?}");
+        assert!(
+            problems[1].message.contains("31"),
+            "{}",
+            problems[1].message
+        );
+    }
+
+    #[test]
     fn missing_rules_folder_is_an_error() {
         let text = GOOD.replace("rules: \"rules\"", "rules: \"nowhere\"");
         let e = &parse(&text).unwrap_err()[0];
         assert_eq!(e.line, 3);
         assert!(e.message.contains("nowhere"));
+    }
+
+    #[test]
+    fn bureaus_and_read_access_are_read_strictly() {
+        let text = GOOD.replace(
+            "    admin:",
+            "    bureaus: { \"人社局\": (token_env: \"RW_TOKEN_HR\", metrics: [\"unemployment_rate\"]) },\n    http: (read_access: ProxyHeader(name: \"X-Remote-User\"), mappings: { \"人社月报\": \"人社.ron\" }),\n    admin:",
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(
+            c.bureaus["人社局"].metrics,
+            vec!["unemployment_rate".to_string()]
+        );
+        assert_eq!(
+            c.read_access,
+            ReadAccess::ProxyHeader {
+                name: "X-Remote-User".into()
+            }
+        );
+        assert!(c.upload_mappings["人社月报"].ends_with("人社.ron"));
+        assert_eq!(parse(GOOD).unwrap().read_access, ReadAccess::Open);
+
+        let secret = GOOD.replace(
+            "    admin:",
+            "    bureaus: { \"人社局\": (token_env: \"s3cret token!\") },\n    admin:",
+        );
+        let e = &parse(&secret).unwrap_err()[0];
+        assert!(e.message.contains("环境变量名"), "{}", e.message);
+        let unknown = GOOD.replace(
+            "    admin:",
+            "    bureaus: { \"人社局\": (token: \"x\") },\n    admin:",
+        );
+        assert!(parse(&unknown).is_err());
+    }
+
+    #[test]
+    fn a_group_lists_mail_and_robots() {
+        let text = GOOD.replace(
+            r#"recipients: { "env": ["huanbao@example.cn"] },"#,
+            r#"recipients: {
+        "env": ["huanbao@example.cn"],
+        "hr": (
+            mail: ["renshe@example.cn"],
+            robots: [
+                DingTalk(token_env: "DT_HR", secret_env: "DT_HR_SECRET", at_mobiles: ["13800000000"]),
+                WeCom(key_env: "WECOM_HR", base_url: "http://127.0.0.1:9/cgi-bin/webhook/send/"),
+                Feishu(token_env: "FS_HR"),
+            ],
+        ),
+        "yb": (robots: [WeCom(key_env: "WECOM_YB")]),
+    },
+    public_url: "https://kaohe.example.cn/","#,
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(c.public_url.as_deref(), Some("https://kaohe.example.cn"));
+        assert_eq!(c.recipients["env"], vec!["huanbao@example.cn".to_string()]);
+        assert!(c.recipients["yb"].is_empty());
+        assert_eq!(
+            c.resolve_recipients(&["hr".into()]).unwrap(),
+            vec![
+                "dingtalk:hr:DT_HR".to_string(),
+                "feishu:hr:FS_HR".to_string(),
+                "renshe@example.cn".to_string(),
+                "wecom:hr:WECOM_HR".to_string(),
+            ]
+        );
+        // An owner group (`owners:`) reaches its robots as well as its mail.
+        assert_eq!(
+            c.group_targets("hr"),
+            vec![
+                "renshe@example.cn".to_string(),
+                "dingtalk:hr:DT_HR".to_string(),
+                "wecom:hr:WECOM_HR".to_string(),
+                "feishu:hr:FS_HR".to_string(),
+            ]
+        );
+        let dt = c.robot("dingtalk:hr:DT_HR").unwrap();
+        assert_eq!(dt.secret_env.as_deref(), Some("DT_HR_SECRET"));
+        assert_eq!(dt.base_url, "https://oapi.dingtalk.com/robot/send");
+        assert_eq!(dt.timeout, 10 * crate::time::SECOND);
+        assert_eq!(
+            c.robot("wecom:hr:WECOM_HR").unwrap().base_url,
+            "http://127.0.0.1:9/cgi-bin/webhook/send"
+        );
+    }
+
+    #[test]
+    fn bad_robots_are_errors_with_position() {
+        let with = |group: &str| {
+            GOOD.replace(
+                r#"recipients: { "env": ["huanbao@example.cn"] },"#,
+                &format!("recipients: {{\n        \"env\": {group},\n    }},"),
+            )
+        };
+        // A token in the file instead of a variable name.
+        let e = &parse(&with(r#"(robots: [WeCom(key_env: "693a91f6-7xxx")])"#)).unwrap_err()[0];
+        assert_eq!(e.line, 7, "{}", e.message);
+        assert!(e.message.contains("environment variable"), "{}", e.message);
+        let e = &parse(&with(
+            r#"(robots: [DingTalk(token_env: "T", at_mobiles: ["138"])])"#,
+        ))
+        .unwrap_err()[0];
+        assert!(e.message.contains("`138`"), "{}", e.message);
+        // Unknown fields and platforms name themselves.
+        let e =
+            &parse(&with(r#"(robots: [WeCom(key_env: "K", secret_env: "S")])"#)).unwrap_err()[0];
+        assert!(e.message.contains("secret_env"), "{}", e.message);
+        let e = &parse(&with(r#"(robots: [Slack(token_env: "K")])"#)).unwrap_err()[0];
+        assert!(e.message.contains("Slack"), "{}", e.message);
+        let e = &parse(&with(r#"(mails: [])"#)).unwrap_err()[0];
+        assert!(e.message.contains("mails"), "{}", e.message);
     }
 }

@@ -6,24 +6,32 @@
 //! writer and reader, the alert store, the sender, `rulewatch ingest` beside
 //! the daemon). They must agree on the pragmas (WAL, so readers never wait
 //! for the writer; a busy timeout, so writers wait for each other) and on the
-//! schema; a later version migrates the file forward from
-//! [`SCHEMA_VERSION`], which is kept in the file (`PRAGMA user_version`).
+//! schema. The schema's version is kept in the file (`PRAGMA
+//! user_version`); [`migrate`] brings an older store forward, a newer one is
+//! refused. Also here: the store's size cap ([`set_size_limit`]), telling a
+//! full disk from other errors ([`is_disk_full`]), giving freed space back
+//! ([`reclaim`]) and consistent copies ([`backup`]).
 //!
 //! At the bottom of the layers: this module knows tables, not readings or
 //! alerts; the `readings`, `alerts` and `notify` modules read
 //! and write them.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rusqlite::Connection;
 
-/// The schema this binary reads and writes. 1: series/blocks/store_meta,
-/// alert_state, alert_history, outbox/outbox_inline/outbox_charts as created
-/// below. A store made before versions were recorded reads 0 and holds the
-/// same tables (or none), but its outbox may lack the `channel` column
-/// (every row was mail then): opening it adds the column and records 1.
-pub const SCHEMA_VERSION: i64 = 1;
+pub mod backup;
+mod migrate;
+pub use migrate::Migrated;
+
+/// The schema this binary reads and writes; [`migrate`] brings older
+/// stores here. 1: series/blocks/store_meta, alert_state, alert_history,
+/// outbox/outbox_inline/outbox_charts as declared below. 2: an index of
+/// sent mail by time (retention). 0: a store from before versions were
+/// recorded (the tables of 1, perhaps without the outbox's `channel`).
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// How long a write waits for another writer (the readings store, the alert
 /// store, the sender, a CLI ingest) before giving up: bulk ingest holds the
@@ -45,10 +53,18 @@ pub enum DbError {
         source: std::io::Error,
     },
     #[error(
-        "store `{path}`: written by a newer rulewatch (schema version {found}, this one knows up to {SCHEMA_VERSION}): \
-         run the newer version, or restore a backup made by this one"
+        "存储库 `{path}` 由更新版本的 rulewatch 写入（结构版本 {found}，本程序只认识到 {SCHEMA_VERSION}）：\
+         请运行更新的版本，或恢复本版本做的备份 / store `{path}` was written by a newer rulewatch \
+         (schema version {found}, this one knows up to {SCHEMA_VERSION}): run the newer version, \
+         or restore a backup made by this one"
     )]
     TooNew { path: PathBuf, found: i64 },
+    #[error(
+        "存储库 `{path}` 所在磁盘已满（或已到 max_store_bytes 上限），存储结构未能从版本 {from} 升级到 {SCHEMA_VERSION}，存储库未改动：\
+         请清理磁盘后重新启动 / store `{path}`: no room to migrate the schema from version {from} to {SCHEMA_VERSION} \
+         (the store is unchanged): free disk space and start again"
+    )]
+    NoRoomToMigrate { path: PathBuf, from: i64 },
 }
 
 /// How far a commit on a connection is synced to disk.
@@ -78,6 +94,16 @@ pub fn open(path: &Path, durability: Durability) -> Result<Connection, DbError> 
         source,
     };
     let conn = Connection::open(path).map_err(err)?;
+    // Only a file never written can change its vacuum mode without being
+    // rewritten (VACUUM), and switching to WAL writes it: so first. A store
+    // from before keeps `none` (see `reclaim` and `docs/operations.md`).
+    let empty: bool = conn
+        .query_row("SELECT count(*) = 0 FROM sqlite_master", [], |r| r.get(0))
+        .map_err(err)?;
+    if empty {
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+            .map_err(err)?;
+    }
     configure(&conn, durability).map_err(err)?;
     ensure_schema(&conn, path)?;
     Ok(conn)
@@ -95,8 +121,59 @@ pub fn open_in_memory() -> Result<Connection, DbError> {
     Ok(conn)
 }
 
+/// The store's size cap in pages (0: none), for every connection this
+/// process opens: SQLite's limit is per connection, and the daemon's
+/// connections (readings, alerts, sender) must all stop at the same size.
+static MAX_PAGES: AtomicU64 = AtomicU64::new(0);
+
+/// Caps the store file at about `bytes` for the connections this process
+/// opens from now on (`retention.max_store_bytes`). At the cap a write fails
+/// as on a full disk ([`is_disk_full`]) and stores nothing; space freed by
+/// retention is used again. `None`: no cap (the disk is the limit).
+pub fn set_size_limit(bytes: Option<u64>) {
+    let pages = bytes.map_or(0, |b| (b / PAGE_SIZE).max(1));
+    MAX_PAGES.store(pages, Ordering::SeqCst);
+}
+
+/// SQLite's default page size, which rulewatch never changes.
+const PAGE_SIZE: u64 = 4096;
+
+/// Whether `e` means there is no room to write: the disk (or the file system
+/// quota) is full, or the store reached its size cap. Such a write stored
+/// nothing; the same write succeeds once there is room again.
+pub fn is_disk_full(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DiskFull))
+}
+
+/// Gives up to `pages` free pages of the file back to the disk, if the store
+/// was made with `auto_vacuum=INCREMENTAL` (every store made since schema 2;
+/// older ones reuse freed pages for new data but keep their size). Short:
+/// a few thousand pages take milliseconds. Returns the pages freed.
+pub fn reclaim(conn: &Connection, pages: u64) -> rusqlite::Result<u64> {
+    let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+    if mode != 2 {
+        return Ok(0);
+    }
+    let before: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    if before == 0 {
+        return Ok(0);
+    }
+    // One result row per page freed: step to the end (a single step frees one).
+    let mut stmt = conn.prepare(&format!("PRAGMA incremental_vacuum({pages})"))?;
+    let mut rows = stmt.query([])?;
+    while rows.next()?.is_some() {}
+    drop(rows);
+    drop(stmt);
+    let after: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    Ok(before.saturating_sub(after).max(0) as u64)
+}
+
 fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    let max_pages = MAX_PAGES.load(Ordering::SeqCst);
+    if max_pages > 0 {
+        conn.pragma_update(None, "max_page_count", max_pages as i64)?;
+    }
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(
         None,
@@ -125,8 +202,8 @@ pub fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |r| r.get(0))
 }
 
-/// Creates the tables of a new (or pre-version) store and records the
-/// version, in one transaction; does nothing to a current one.
+/// Creates the tables of a new store, or migrates an older one forward
+/// (see [`migrate`]); does nothing to a current one.
 fn ensure_schema(conn: &Connection, path: &Path) -> Result<(), DbError> {
     let err = |source| DbError::Sqlite {
         path: path.to_path_buf(),
@@ -142,35 +219,27 @@ fn ensure_schema(conn: &Connection, path: &Path) -> Result<(), DbError> {
             found,
         });
     }
-    // Several connections may open a new file at once: the first to take
-    // the write lock creates; the others find the version recorded.
-    conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
-    let created = (|| {
-        if schema_version(conn)? < SCHEMA_VERSION {
-            for schema in [READINGS, ALERT_STATE, ALERT_HISTORY, OUTBOX] {
-                conn.execute_batch(schema)?;
+    let done = migrate::migrate(conn).map_err(|source| {
+        if is_disk_full(&source) {
+            DbError::NoRoomToMigrate {
+                path: path.to_path_buf(),
+                from: found,
             }
-            // Outboxes made before rows named their channel: every row was mail.
-            let has_channel: bool = conn.query_row(
-                "SELECT COUNT(*) > 0 FROM pragma_table_info('outbox') WHERE name = 'channel'",
-                [],
-                |r| r.get(0),
-            )?;
-            if !has_channel {
-                conn.execute_batch(
-                    "ALTER TABLE outbox ADD COLUMN channel TEXT NOT NULL DEFAULT 'mail'",
-                )?;
-            }
-            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        } else {
+            err(source)
         }
-        conn.execute_batch("COMMIT")
-    })();
-    if let Err(e) = created {
-        let _ = conn.execute_batch("ROLLBACK");
-        return Err(err(e));
+    })?;
+    if done.from > 0 && done.from < done.to {
+        tracing::info!(
+            store = %path.display(), from = done.from, to = done.to,
+            "存储库结构已从版本 {} 升级到 {} / store schema migrated", done.from, done.to
+        );
     }
     Ok(())
 }
+
+// The tables as version 1 made them; later versions change them only
+// through the steps in `migrate` (a step that shipped is never edited).
 
 /// Readings (`readings::store`). `series` interns (metric, labels)
 /// to an id; `blocks` holds each series' readings one UTC day per row.
@@ -379,6 +448,228 @@ mod tests {
         let e = open(&path, Durability::Normal).unwrap_err().to_string();
         assert!(e.contains("new.db"), "{e}");
         assert!(e.contains("newer rulewatch"), "{e}");
+    }
+
+    /// A copy of the committed store made by rulewatch at schema 1.
+    fn v1_fixture(dir: &Path) -> PathBuf {
+        let path = dir.join("v1.db");
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store/v1.db"),
+            &path,
+        )
+        .unwrap();
+        path
+    }
+
+    fn count(conn: &Connection, sql: &str) -> i64 {
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn the_store_made_by_schema_1_is_migrated_with_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = v1_fixture(dir.path());
+        {
+            let raw = Connection::open(&path).unwrap();
+            assert_eq!(schema_version(&raw).unwrap(), 1);
+        }
+        let conn = open(&path, Durability::Full).unwrap();
+        assert_eq!(schema_version(&conn).unwrap(), SCHEMA_VERSION);
+        assert_eq!(
+            count(
+                &conn,
+                "SELECT count(*) FROM sqlite_master WHERE name = 'outbox_sent'"
+            ),
+            1
+        );
+        // Everything it held is still there.
+        assert_eq!(count(&conn, "SELECT sum(count) FROM blocks"), 159);
+        assert_eq!(count(&conn, "SELECT count(*) FROM series"), 3);
+        assert_eq!(
+            count(
+                &conn,
+                "SELECT count(*) FROM alert_state WHERE state = 'firing'"
+            ),
+            1
+        );
+        assert_eq!(count(&conn, "SELECT count(*) FROM alert_history"), 7);
+        assert_eq!(
+            count(&conn, "SELECT count(*) FROM outbox WHERE status = 'queued'"),
+            2
+        );
+        assert_eq!(
+            count(&conn, "SELECT count(*) FROM outbox WHERE status = 'sent'"),
+            1
+        );
+        // The new index is the one pruning sent mail uses.
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT id FROM outbox WHERE status = 'sent' AND sent_at < 5",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("outbox_sent"), "{plan}");
+        // An old store keeps its vacuum mode (changing it needs a VACUUM).
+        assert_eq!(count(&conn, "PRAGMA auto_vacuum"), 0);
+        // Opening again does nothing more.
+        drop(conn);
+        let again = open(&path, Durability::Normal).unwrap();
+        assert_eq!(schema_version(&again).unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_migration_that_cannot_finish_changes_nothing() {
+        // The disk fills up half-way through: the store stays at version 1,
+        // readable by the binary that made it, and migrates once there is room.
+        let dir = tempfile::tempdir().unwrap();
+        let path = v1_fixture(dir.path());
+        let pages = {
+            let raw = Connection::open(&path).unwrap();
+            count(&raw, "PRAGMA page_count")
+        };
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "max_page_count", pages).unwrap();
+        let e = ensure_schema(&conn, &path).unwrap_err();
+        assert!(matches!(e, DbError::NoRoomToMigrate { from: 1, .. }), "{e}");
+        assert!(e.to_string().starts_with("存储库 `"), "{e}");
+        assert_eq!(schema_version(&conn).unwrap(), 1);
+        assert_eq!(
+            count(
+                &conn,
+                "SELECT count(*) FROM sqlite_master WHERE name = 'outbox_sent'"
+            ),
+            0
+        );
+        conn.pragma_update(None, "max_page_count", pages + 100)
+            .unwrap();
+        ensure_schema(&conn, &path).unwrap();
+        assert_eq!(schema_version(&conn).unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_new_store_gives_freed_space_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let conn = open(&path, Durability::Normal).unwrap();
+        assert_eq!(count(&conn, "PRAGMA auto_vacuum"), 2, "incremental");
+        conn.execute_batch(
+            "INSERT INTO series (metric, labels) VALUES ('pm25', '{}');
+             WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 999)
+             INSERT INTO blocks SELECT 1, i * 86400000, 1, zeroblob(4000) FROM n;
+             PRAGMA wal_checkpoint(TRUNCATE);",
+        )
+        .unwrap();
+        let full = std::fs::metadata(&path).unwrap().len();
+        conn.execute_batch("DELETE FROM blocks WHERE start < 900 * 86400000")
+            .unwrap();
+        assert!(count(&conn, "PRAGMA freelist_count") > 800);
+        let freed = reclaim(&conn, 100).unwrap();
+        assert_eq!(freed, 100, "at most as many pages as asked");
+        while reclaim(&conn, 1000).unwrap() > 0 {}
+        assert_eq!(count(&conn, "PRAGMA freelist_count"), 0);
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
+        let small = std::fs::metadata(&path).unwrap().len();
+        assert!(small * 5 < full, "{small} of {full} bytes");
+        assert_eq!(count(&conn, "SELECT count(*) FROM blocks"), 100);
+    }
+
+    #[test]
+    fn a_store_at_its_size_cap_reports_a_full_disk_and_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let conn = open(&path, Durability::Normal).unwrap();
+        let pages = count(&conn, "PRAGMA page_count");
+        conn.pragma_update(None, "max_page_count", pages + 20)
+            .unwrap();
+        conn.execute_batch("INSERT INTO series (metric, labels) VALUES ('pm25', '{}')")
+            .unwrap();
+        let insert = |n: i64| {
+            conn.execute_batch(&format!(
+                "BEGIN; WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i < {n} - 1)
+                 INSERT OR REPLACE INTO blocks SELECT 1, i * 86400000, 1, zeroblob(2000) FROM k; COMMIT;"
+            ))
+        };
+        let e = insert(200).unwrap_err();
+        let _ = conn.execute_batch("ROLLBACK");
+        assert!(is_disk_full(&e), "{e}");
+        assert_eq!(
+            count(&conn, "SELECT count(*) FROM blocks"),
+            0,
+            "nothing half-stored"
+        );
+        // Something smaller still fits, and space freed is used again.
+        insert(10).unwrap();
+        conn.execute_batch("DELETE FROM blocks").unwrap();
+        insert(10).unwrap();
+        assert_eq!(count(&conn, "SELECT count(*) FROM blocks"), 10);
+        assert!(!is_disk_full(&rusqlite::Error::QueryReturnedNoRows));
+    }
+
+    #[test]
+    fn a_backup_while_writes_go_on_is_a_consistent_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let conn = open(&path, Durability::Normal).unwrap();
+        conn.execute_batch("INSERT INTO series (metric, labels) VALUES ('pm25', '{}')")
+            .unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let dest = dir.path().join("backups/copy.db");
+        std::fs::create_dir(dir.path().join("backups")).unwrap();
+        let (summaries, written) = std::thread::scope(|s| {
+            // A writer committing 10 readings (as 10 one-reading blocks) at a time.
+            let writer = s.spawn(|| {
+                let w = open(&path, Durability::Normal).unwrap();
+                let mut day = 0i64;
+                while !stop.load(Ordering::SeqCst) {
+                    w.execute_batch("BEGIN IMMEDIATE").unwrap();
+                    for _ in 0..10 {
+                        w.execute(
+                            "INSERT INTO blocks VALUES (1, ?1, 1, zeroblob(500))",
+                            [day * 86_400_000],
+                        )
+                        .unwrap();
+                        day += 1;
+                    }
+                    w.execute_batch("COMMIT").unwrap();
+                }
+                day
+            });
+            let mut summaries = Vec::new();
+            for _ in 0..5 {
+                std::thread::sleep(Duration::from_millis(30));
+                summaries.push(backup::backup(&path, &dest).unwrap());
+            }
+            stop.store(true, Ordering::SeqCst);
+            (summaries, writer.join().unwrap())
+        });
+        for s in &summaries {
+            assert_eq!(s.readings % 10, 0, "whole transactions only: {s:?}");
+            assert_eq!(s.schema_version, SCHEMA_VERSION);
+        }
+        assert!(summaries.last().unwrap().readings > 0);
+        assert!(summaries.last().unwrap().readings <= written as u64);
+        // The copy opens as a store on its own: one file, no log beside it.
+        let names: Vec<String> = std::fs::read_dir(dir.path().join("backups"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["copy.db"]);
+        let copy = Connection::open(&dest).unwrap();
+        let mode: String = copy
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "delete");
+        drop(copy);
+        let copy = open(&dest, Durability::Normal).unwrap();
+        assert_eq!(
+            count(&copy, "SELECT sum(count) FROM blocks") as u64,
+            summaries.last().unwrap().readings
+        );
+        // A store that is not there is an error naming it, not an empty copy.
+        let e = backup::backup(&dir.path().join("nope.db"), &dest).unwrap_err();
+        assert!(e.to_string().contains("nope.db"), "{e}");
     }
 
     #[test]

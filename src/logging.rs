@@ -16,6 +16,11 @@ pub fn init_for_cli() {
         .try_init();
 }
 
+/// The daemon's default filter (when `RUST_LOG` is unset): our own info
+/// lines, third-party crates only from warnings up (tokio-cron-scheduler
+/// logs "Job creator created" once per job: 5,000 rules, 5,000 lines).
+pub const DAEMON_FILTER: &str = "info,tokio_cron_scheduler=warn";
+
 /// The daemon's log: `RULEWATCH_LOG_FORMAT=json` for JSON lines. Colours
 /// only on a terminal; under systemd (`$JOURNAL_STREAM` set) no timestamps,
 /// since journald stamps each line itself.
@@ -24,7 +29,7 @@ pub fn init_for_daemon() {
     let json = std::env::var("RULEWATCH_LOG_FORMAT").is_ok_and(|v| v == "json");
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter("info"))
+        .with_env_filter(filter(DAEMON_FILTER))
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = if json {

@@ -241,3 +241,57 @@ fn a_changed_schedule_is_rescheduled() {
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(runs(&d), settled, "the every-second job is gone");
 }
+
+#[test]
+fn a_second_daemon_on_the_same_store_is_refused_and_cli_ingest_still_works() {
+    let d = daemon()
+        .rule("pm25.rhai", pm25_rule("pm25-high", "v1", NEVER))
+        .start();
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_rulewatch"))
+        .current_dir(d.dir.path())
+        .args(["run", "--config", "rulewatch.ron"])
+        .env_remove("JOURNAL_STREAM")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "the second daemon must refuse");
+    assert!(
+        err.contains(&format!("pid {}", d.pid())) && err.contains("rulewatch.db"),
+        "the refusal names the running daemon and the store: {err}"
+    );
+    assert!(err.contains("另一个 rulewatch run"), "Chinese first: {err}");
+    // The first one keeps serving.
+    assert_eq!(d.get("/healthz").status, 200);
+
+    // `rulewatch ingest` writes beside the running daemon.
+    std::fs::write(d.path("more.ndjson"), format!("{BREACH}\n")).unwrap();
+    let ingest = std::process::Command::new(env!("CARGO_BIN_EXE_rulewatch"))
+        .current_dir(d.dir.path())
+        .args(["ingest", "--config", "rulewatch.ron", "more.ndjson"])
+        .output()
+        .unwrap();
+    assert!(
+        ingest.status.success(),
+        "ingest beside the daemon: {}",
+        String::from_utf8_lossy(&ingest.stderr)
+    );
+    assert_eq!(d.messages("pm25-high"), ["v1: pm25 91.5"]);
+}
+
+#[test]
+fn a_digest_missed_while_down_is_queued_late_once() {
+    // Daily at midnight: today's (or yesterday's) instant passed while this
+    // daemon was "down" (not yet started).
+    let d = daemon()
+        .rule("pm25.rhai", pm25_rule("pm25-high", "v1", NEVER))
+        .digest_schedule("0 0 0 * * *")
+        .start();
+    d.wait_for(20, "the late digest", |d| {
+        d.logs().contains("monthly digest queued").then_some(())
+    });
+    d.wait_for(20, "the digest mail in the outbox", |d| {
+        (!d.outbox().is_empty()).then_some(())
+    });
+    // Once: the same month's digest is never queued twice.
+    assert_eq!(d.logs().matches("monthly digest queued").count(), 1);
+}

@@ -477,9 +477,10 @@ fn milestone_rules() {
         "nangong-middle-school-campus",
         "2021-09-01",
         campus.clone(),
-        (0.0, 1.0, 1.0),
+        // Overdue counts from the deadline day: 0 days on the day itself.
+        (0.0, 1.0, 0.0),
         "完成状态(1=完成)",
-        &["2021-09-01", "1 天"],
+        &["2021-09-01", "0 天"],
     );
     assert_eq!(f["details"]["deadline"], "2021-09-01");
     let f = one(
@@ -488,7 +489,7 @@ fn milestone_rules() {
         "breach",
         campus,
     );
-    close(&f, "days_late", 16.0);
+    close(&f, "days_late", 15.0);
     quiet("nangong-middle-school-campus", "2021-10-01");
 
     quiet("elderly-care-center", "2022-01-01");
@@ -499,7 +500,7 @@ fn milestone_rules() {
         "projects-started",
         "2022-01-01",
         json!({ "project": "亿元项目E(合成)" }),
-        (0.0, 1.0, 1.0),
+        (0.0, 1.0, 0.0),
         "开工状态(1=已开工)",
         &["亿元项目E(合成)"],
     );

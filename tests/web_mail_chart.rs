@@ -130,7 +130,9 @@ fn mails_without_a_chart_stay_plain_alternative() {
         .iter()
         .map(|(_, raw)| MessageParser::default().parse(raw).unwrap())
         .find(|m| {
-            m.body_text(0).is_some_and(|t| t.contains("new_urban_jobs"))
+            // Matched by the rule header: the words name no metric id.
+            m.header_raw("X-Rulewatch-Rule")
+                .is_some_and(|r| r.contains("social-reports-overdue"))
                 && !m.body_text(0).unwrap().contains("告警")
         })
         .expect("the overdue-report mail");

@@ -100,7 +100,13 @@ fn rule_page_has_source_metadata_history_and_chart() {
         html.contains(&web::escape(&source)),
         "the whole source, escaped"
     );
-    assert!(html.contains("<dt>评估时间表</dt><dd>0 0 9 16 * *</dd>"));
+    // Schedules and intervals in words, never a cron string (words.md).
+    assert!(
+        html.contains("<dt>评估时间</dt><dd>每月16日 09:00</dd>"),
+        "{html}"
+    );
+    assert!(html.contains("<dt>提醒间隔</dt><dd>每"), "{html}");
+    assert!(!html.contains("0 0 9 16 * *</dd>"));
     assert!(html.contains("<dt>责任单位</dt><dd>人社局</dd>"));
     // History: fired 2021-04-16, resolved 2021-06-16, mails queued.
     assert!(

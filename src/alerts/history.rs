@@ -1,6 +1,7 @@
-//! The history: every transition and every mail, kept for good, queryable by
-//! rule and time (`GET /api/v1/history?rule=&since=`): officials are asked
-//! "when did we first know".
+//! The history: every transition and every mail, kept for good unless the
+//! config's `retention.history` says otherwise ([`prune_step`]), queryable
+//! by rule and time (`GET /api/v1/history?rule=&since=`): officials are
+//! asked "when did we first know".
 
 use rusqlite::{params, Connection, Row};
 use serde::Serialize;
@@ -186,4 +187,25 @@ pub fn query(conn: &Connection, q: &HistoryQuery) -> rusqlite::Result<Vec<Histor
     let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
     let rows = stmt.query_map(params![q.rule, q.since, q.until, limit], entry)?;
     rows.collect()
+}
+
+/// Deletes at most `max_rows` history rows older than `before`, oldest
+/// first, in one short transaction (retention; call again until it deletes
+/// nothing). The rows of an alert still open, from the moment it became
+/// active, are kept whatever their age: its story stays whole while it lasts.
+pub fn prune_step(conn: &Connection, before: Millis, max_rows: usize) -> rusqlite::Result<usize> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let deleted = tx
+        .prepare_cached(
+            "DELETE FROM alert_history WHERE id IN (
+               SELECT h.id FROM alert_history h
+                WHERE h.time < ?1
+                  AND NOT EXISTS (SELECT 1 FROM alert_state s
+                                   WHERE s.rule = h.rule AND s.subject = h.subject
+                                     AND h.time >= s.active_since)
+                ORDER BY h.time LIMIT ?2)",
+        )?
+        .execute(params![before, i64::try_from(max_rows).unwrap_or(i64::MAX)])?;
+    tx.commit()?;
+    Ok(deleted)
 }

@@ -28,6 +28,21 @@ pub enum StoreError {
     Task(String),
 }
 
+impl StoreError {
+    /// No room to write (a full disk, or the store's size cap): the
+    /// transaction stored nothing.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Sqlite(e)
+            | StoreError::Db(crate::db::DbError::Sqlite { source: e, .. }) => {
+                crate::db::is_disk_full(e)
+            }
+            StoreError::Db(crate::db::DbError::NoRoomToMigrate { .. }) => true,
+            _ => false,
+        }
+    }
+}
+
 /// Opens (creating if needed) the store file for alerts, their history and
 /// the outbox ([`crate::db`] owns the tables). `synchronous=FULL` on this
 /// connection: a queued mail or a state change, once committed, survives

@@ -50,6 +50,7 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
         Ok(c) => c,
         Err(e) => return e,
     };
+    crate::db::set_size_limit(config.retention.max_store_bytes);
     let store = match Store::open(&config.store_path) {
         Ok(s) => s,
         Err(e) => {
@@ -181,6 +182,13 @@ fn ingest_one(
                 e.total
             );
             Err(Exit::Problems)
+        }
+        Err(IngestError::Store(e)) if e.is_disk_full() => {
+            eprintln!(
+                "{name}: 存储空间已满，本文件的读数一条也未保存：请清理存储库所在磁盘，或缩短 retention 保留期限（或调高 max_store_bytes），之后重新导入 / \
+                 error: store full, nothing from this file stored: free disk space, or shorten `retention` (or raise `max_store_bytes`), then ingest again ({e})"
+            );
+            Err(Exit::Trouble)
         }
         Err(e) => {
             eprintln!("{name}: error: {e}");

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{self, Config};
 
 mod backtest;
+mod backup;
 mod check;
 mod eval;
 mod ingest;
@@ -64,6 +65,8 @@ pub enum Command {
     Preview(preview::Args),
     /// Run the daemon: evaluate rules on their schedules, serve the HTTP API, reload rules on change
     Run(run::Args),
+    /// Copy the store to FILE, consistently, while the daemon keeps running
+    Backup(backup::Args),
 }
 
 pub fn run() -> ExitCode {
@@ -81,6 +84,7 @@ pub fn run() -> ExitCode {
         Command::Backtest(args) => backtest::run(&config_path, args),
         Command::Preview(args) => preview::run(&config_path, args),
         Command::Run(args) => run::run(&config_path, args),
+        Command::Backup(args) => backup::run(&config_path, args),
     };
     exit.into()
 }

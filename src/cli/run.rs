@@ -48,11 +48,22 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
         Ok(c) => c,
         Err(e) => return e,
     };
+    if args.demo {
+        config.store_path = config.store_path.with_file_name("demo.db");
+    }
+    // One daemon per store: refused before anything is touched (the demo
+    // below deletes its store).
+    let _store_lock = match crate::daemon::lock::acquire(&config.store_path) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Trouble;
+        }
+    };
     let demo = if args.demo {
         // The demo replays from the start each time: a store of its own
         // beside the configured one, made afresh, so that alert state from an
         // earlier demo (or real data) never mixes with the replay.
-        config.store_path = config.store_path.with_file_name("demo.db");
         for suffix in ["", "-wal", "-shm"] {
             let mut p = config.store_path.clone().into_os_string();
             p.push(suffix);

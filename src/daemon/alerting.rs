@@ -213,7 +213,7 @@ impl Alerting {
             let _ = writeln!(out, "rulewatch_alerts{{state=\"{}\"}} {n}", state.as_str());
         }
         if let Some(c) = counts {
-            let _ = writeln!(out, "# HELP rulewatch_mails Mails in the outbox by status (sent and failed are all-time totals).");
+            let _ = writeln!(out, "# HELP rulewatch_mails Mails in the outbox by status (sent: those retention still keeps; failed: all-time).");
             let _ = writeln!(out, "# TYPE rulewatch_mails gauge");
             let _ = writeln!(out, "rulewatch_mails{{status=\"queued\"}} {}", c.queued);
             let _ = writeln!(out, "rulewatch_mails{{status=\"sent\"}} {}", c.sent);

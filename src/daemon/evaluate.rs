@@ -182,6 +182,12 @@ pub async fn record(daemon: &Arc<Daemon>, at: Millis, items: Vec<(Arc<Rule>, Rul
     let result = tokio::task::spawn_blocking(move || d.alerting.record(at, &items)).await;
     match result {
         Ok(Ok(_)) => {}
+        Ok(Err(e)) if e.is_disk_full() => tracing::error!(
+            rules = n, error = %e,
+            "存储空间已满，本次评估的告警变化未能记录，空间恢复后的下一次评估会补记：请清理磁盘，或缩短 rulewatch.ron 中 retention 的保留期限 / \
+             store full: this evaluation's alert changes were not recorded (the next evaluation after space returns records them); \
+             free disk space or shorten `retention`"
+        ),
         Ok(Err(e)) => {
             tracing::error!(rules = n, error = %e, "could not record the evaluation's alerts")
         }

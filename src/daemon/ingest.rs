@@ -34,7 +34,37 @@ pub const BUDGET_BYTES: usize = 256 * 1024 * 1024;
 /// writer's.
 struct Job {
     batch: Batch,
-    reply: oneshot::Sender<(Result<WriteSummary, String>, Batch)>,
+    reply: oneshot::Sender<(Result<WriteSummary, WriteFailed>, Batch)>,
+}
+
+/// Why a batch was not stored (none of it was).
+#[derive(Debug, Clone)]
+pub struct WriteFailed {
+    pub message: String,
+    /// No room: a full disk or the store's size cap (`507` to the client).
+    pub disk_full: bool,
+}
+
+impl std::fmt::Display for WriteFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl WriteFailed {
+    fn from_store(e: &crate::readings::store::ReadingStoreError) -> WriteFailed {
+        WriteFailed {
+            message: e.to_string(),
+            disk_full: e.is_disk_full(),
+        }
+    }
+
+    fn stopped() -> WriteFailed {
+        WriteFailed {
+            message: "the ingest writer has stopped".into(),
+            disk_full: false,
+        }
+    }
 }
 
 /// What the writer did, for `/metrics`.
@@ -71,15 +101,13 @@ impl Ingest {
     }
 
     /// Commits `batch` (with whatever else is waiting) and answers once it is on disk.
-    pub async fn write(&self, batch: Batch) -> Result<WriteSummary, String> {
+    pub async fn write(&self, batch: Batch) -> Result<WriteSummary, WriteFailed> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Job { batch, reply })
             .await
-            .map_err(|_| "the ingest writer has stopped".to_string())?;
-        let (result, batch) = answer
-            .await
-            .map_err(|_| "the ingest writer has stopped".to_string())?;
+            .map_err(|_| WriteFailed::stopped())?;
+        let (result, batch) = answer.await.map_err(|_| WriteFailed::stopped())?;
         drop(batch);
         result
     }
@@ -117,14 +145,16 @@ fn writer(store: Arc<Store>, mut rx: mpsc::Receiver<Job>, stats: &IngestStats) {
                     let r = store
                         .write_many(&[&job.batch], true)
                         .map(|mut s| s.pop().unwrap_or_default())
-                        .map_err(|e| e.to_string());
+                        .map_err(|e| WriteFailed::from_store(&e));
                     let _ = job.reply.send((r, job.batch));
                 }
             }
             Err(e) => {
                 drop(batches);
                 for job in jobs {
-                    let _ = job.reply.send((Err(e.to_string()), job.batch));
+                    let _ = job
+                        .reply
+                        .send((Err(WriteFailed::from_store(&e)), job.batch));
                 }
             }
         }

@@ -16,10 +16,13 @@ use chrono_tz::Tz;
 use crate::time::schedule::Schedule;
 use crate::time::{Millis, DAY, HOUR, SECOND};
 
-/// How far past a scheduled instant a tick may come and still stand for it
-/// when no later instant has arrived: the scheduler fires at or after the
-/// instant, so this only absorbs clock reads a moment apart.
-pub const EARLY_GRACE: Millis = SECOND;
+/// How far *before* a scheduled instant a tick may come and still stand for
+/// it: the scheduler fires at or after the instant, so this only absorbs
+/// clock reads a moment apart. It must stay far below the shortest period
+/// (one second): a whole second made a 1-second schedule evaluate the *next*
+/// instant ~0.9 s early, count the current one as missed at every tick, and
+/// hold its mails until that future instant.
+pub const EARLY_GRACE: Millis = 50;
 
 /// Missed instants further back than this are not searched one by one (an
 /// every-second rule after a suspended laptop would walk the whole gap).
@@ -151,6 +154,29 @@ mod tests {
         );
         // A tick an hour early (a stale offset) stands for nothing.
         assert_eq!(scheduled_instant(&s, SH, cursor, nine - HOUR), Tick::Stray);
+    }
+
+    #[test]
+    fn every_second_ticks_stand_for_their_own_instant() {
+        // A 1-second schedule, ticks up to half a second late: each stands
+        // for the instant it was fired for, never the next one, and none is
+        // counted as missed (the first tick after start included).
+        let s = Schedule::parse("* * * * * *").unwrap();
+        let start = t("2021-03-01T09:00", SH) + 300;
+        let mut cursor = start;
+        for k in 1..=20 {
+            let instant = t("2021-03-01T09:00", SH) + k * SECOND;
+            let fired = instant + (k * 37) % 500;
+            assert_eq!(
+                scheduled_instant(&s, SH, cursor, fired),
+                Tick::Run {
+                    at: instant,
+                    missed: 0
+                },
+                "tick {k}"
+            );
+            cursor = instant;
+        }
     }
 
     #[test]

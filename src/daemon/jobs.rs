@@ -97,6 +97,22 @@ impl Jobs {
         self.scheduler.add(job).await
     }
 
+    /// A job that calls `beat` on every tick of `cron`, beside the rules'
+    /// jobs: the systemd watchdog ping comes from the scheduler's own loop,
+    /// so it stops when the scheduler hangs.
+    pub async fn add_heartbeat(
+        &self,
+        cron: &str,
+        beat: impl Fn() + Send + Sync + 'static,
+    ) -> Result<Uuid, JobSchedulerError> {
+        let beat = Arc::new(beat);
+        let job = Job::new_async_tz(cron, self.tz, move |_uuid, _lock| {
+            let beat = beat.clone();
+            Box::pin(async move { beat() })
+        })?;
+        self.scheduler.add(job).await
+    }
+
     /// Stops ticking. Only sets the scheduler's flag: a tick already taken
     /// still runs, and evaluation refuses to start once shutdown began.
     pub async fn shutdown(&mut self) {

@@ -15,6 +15,7 @@
 //! - [`reload`]: hot reload of the rules folder
 //! - [`demo`]: `--demo`, the fixtures replayed on a fast clock instead of the cron jobs
 //! - [`metrics`]: counters for `/metrics`
+//! - [`retention`]: old data deleted as the config says, in small steps
 //! - [`status`]: the daemon as the status page's and the digest's source
 
 pub mod alerting;
@@ -25,10 +26,13 @@ pub mod http;
 pub mod ingest;
 pub mod instants;
 pub mod jobs;
+pub mod lock;
 pub mod metrics;
 pub mod reload;
+pub mod retention;
 pub mod ruleset;
 pub mod schedule;
+pub mod service;
 pub mod state;
 pub mod status;
 
@@ -80,6 +84,8 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
     let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
 
+    // Every connection this process opens stops at the configured size.
+    crate::db::set_size_limit(config.retention.max_store_bytes);
     let store_path = config.store_path.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&store_path))
         .await
@@ -104,12 +110,18 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
     // the sender worker on its own connection, the alert store.
     let mailer = crate::notify::Mailer::from_config(&config.mail)
         .map_err(|e| DaemonError::Mail(e.to_string()))?;
-    let sender = crate::notify::Sender::open(
+    let mut sender = crate::notify::Sender::open(
         &config.store_path,
         mailer,
         crate::notify::MailSettings::from_config(&config),
     )
     .map_err(|e| DaemonError::Mail(e.to_string()))?;
+    // Chat robots: their tokens and secrets are read from their variables here.
+    for robots in crate::notify::chat::ChatNotifier::all_from_config(&config)
+        .map_err(|e| DaemonError::Mail(e.to_string()))?
+    {
+        sender = sender.with_notifier(Box::new(robots));
+    }
     let alerting = {
         let config = config.clone();
         let (wake, stats) = (sender.waker(), sender.stats());
@@ -153,6 +165,15 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
             source,
         })?;
     let local = listener.local_addr().ok();
+    if local.is_some_and(|a| !a.ip().is_loopback())
+        && daemon.config.read_access == crate::config::ReadAccess::Open
+    {
+        tracing::warn!(
+            listen = %daemon.config.listen,
+            "警告：状态页和查询接口对能访问 {} 的任何人开放，其中有本县内部考核数据。请在配置中设置 http: (read_access: Tokens) 或 ProxyHeader(name: \"X-Remote-User\")，或只监听 127.0.0.1（见 docs/operations.md） / WARNING: the status page and read API are open to anyone who reaches this non-loopback address: set http.read_access",
+            daemon.config.listen
+        );
+    }
 
     let jobs = jobs::Jobs::new(daemon.config.timezone)
         .await
@@ -162,12 +183,25 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
     match demo {
         None => {
             if let Some(jobs) = daemon.jobs.lock().await.as_ref() {
+                if service::watchdog_enabled() {
+                    let d = daemon.clone();
+                    jobs.add_heartbeat(service::HEARTBEAT_CRON, move || {
+                        let rules = d.rules.read();
+                        service::heartbeat(&service::status_line(
+                            rules.rules.len(),
+                            rules.broken_count(),
+                        ));
+                    })
+                    .await
+                    .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+                }
                 jobs.start()
                     .await
                     .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
             }
             tokio::spawn(schedule::watch_offset_changes(daemon.clone()));
             tokio::spawn(status::digest_loop(daemon.clone()));
+            retention::start(&daemon);
         }
         // The jobs stay created (reload keeps them in step) but never start.
         Some(demo) => {
@@ -201,6 +235,10 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
             version = env!("CARGO_PKG_VERSION"),
             "rulewatch running"
         );
+        service::ready(&service::status_line(
+            rules.rules.len(),
+            rules.broken_count(),
+        ));
     }
 
     let reason = tokio::select! {
@@ -216,6 +254,7 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
         reason,
         "shutting down: finishing evaluations and requests in flight"
     );
+    service::stopping();
     shutdown(&daemon, server).await;
     // Last: the sender. Mail the final evaluations queued goes out now if
     // the server takes it; whatever is left stays queued for the next start.

@@ -99,6 +99,8 @@ pub struct Daemon {
     /// Outcomes of one scheduled instant, recorded together.
     pub batches: Batches,
     pub token: Option<ApiToken>,
+    /// Bureau tokens, page sessions, read access, uploads awaiting confirmation.
+    pub access: super::http::access::Access,
     pub alerting: Arc<Alerting>,
     /// HTTP ingest's group-commit writer.
     pub ingest: Ingest,
@@ -121,6 +123,7 @@ impl Daemon {
         load_events: mpsc::UnboundedSender<RuleLoadEvent>,
     ) -> Daemon {
         let token = config.api_token().map(|t| ApiToken::new(&t));
+        let access = super::http::access::Access::new(&config);
         let evaluator = Arc::new(Evaluator::new(&config, store.clone()));
         let ingest = Ingest::start(store.clone());
         let metrics = Metrics::new();
@@ -152,6 +155,7 @@ impl Daemon {
             eval_slots: tokio::sync::Semaphore::new(cores),
             batches: Batches::new(batch_idle),
             token,
+            access,
             alerting,
             ingest,
             load_events,

@@ -15,6 +15,9 @@ use crate::status::{LastRun, RuleEntry, StatusSource, TestStatus};
 use crate::time::Millis;
 
 impl StatusSource for Daemon {
+    fn words(&self) -> crate::status::Words {
+        crate::status::Words::with(&self.config.labels)
+    }
     fn rules(&self) -> Vec<RuleEntry> {
         self.rules
             .read()
@@ -98,14 +101,39 @@ pub fn queue_digest(daemon: &Daemon, at: Millis) {
     }
 }
 
+/// How far back a digest the daemon was down for is still sent late.
+pub const DIGEST_CATCH_UP: Millis = 7 * crate::time::DAY;
+
 /// Sends the monthly digest on `digest.schedule`, until shutdown. Sleeps in
 /// slices of at most an hour (a stepped clock or a suspended machine is
 /// noticed); the next instant is computed in the configured zone each time,
 /// so daylight-saving changes need no special care. A digest missed while
-/// the daemon was down is not sent late.
+/// the daemon was down (its instant in the last [`DIGEST_CATCH_UP`]) is
+/// queued late at start, after one evaluation of every rule, once: the outbox keys a digest by its month, so a
+/// digest already queued is not queued again.
 pub async fn digest_loop(daemon: Arc<Daemon>) {
     use crate::time::HOUR;
     let tz = daemon.config.timezone;
+    let now = chrono::Utc::now().timestamp_millis();
+    let missed = daemon
+        .config
+        .digest
+        .schedule
+        .between(now - DIGEST_CATCH_UP, now, tz)
+        .last()
+        .copied();
+    if let Some(at) = missed {
+        // A digest lists only what this run has judged (a rule's last
+        // evaluation lives in memory), so the late one follows one
+        // evaluation of every rule, as `POST /api/v1/evaluate` would run.
+        let ids: Vec<String> = daemon.rules.read().rules.keys().cloned().collect();
+        let now = chrono::Utc::now().timestamp_millis();
+        if let Err(e) = super::evaluate::evaluate_now(&daemon, ids, now).await {
+            tracing::warn!(error = %e, "evaluation before the late digest did not run in full");
+        }
+        let d = daemon.clone();
+        let _ = tokio::task::spawn_blocking(move || queue_digest(&d, at)).await;
+    }
     let mut next = daemon
         .config
         .digest

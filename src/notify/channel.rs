@@ -1,7 +1,7 @@
 //! The notification seam, seen from the sending side: a [`Notifier`] delivers
-//! the queued messages of one channel. Mail ([`MailNotifier`]) is the one
-//! channel today; the chat robots (DingTalk, WeCom, Feishu) will each be
-//! another `Notifier`, their messages queued in the same outbox with their
+//! the queued messages of one channel. Mail ([`MailNotifier`]) and the chat
+//! robots (DingTalk, WeCom, Feishu: [`super::chat::ChatNotifier`]) are each a
+//! `Notifier`, their messages queued in the same outbox with their
 //! [`ChannelKind`] and target, and sent by the same worker with the same
 //! retries, backoff and reports to `admin`.
 
@@ -18,21 +18,54 @@ use super::outbox::QueuedMail;
 #[serde(rename_all = "snake_case")]
 pub enum ChannelKind {
     Mail,
+    #[serde(rename = "dingtalk")]
+    DingTalk,
+    #[serde(rename = "wecom")]
+    WeCom,
+    Feishu,
 }
 
 impl ChannelKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ChannelKind::Mail => "mail",
+            ChannelKind::DingTalk => "dingtalk",
+            ChannelKind::WeCom => "wecom",
+            ChannelKind::Feishu => "feishu",
         }
     }
 
     pub fn parse(text: &str) -> Option<ChannelKind> {
         match text {
             "mail" => Some(ChannelKind::Mail),
+            "dingtalk" => Some(ChannelKind::DingTalk),
+            "wecom" => Some(ChannelKind::WeCom),
+            "feishu" => Some(ChannelKind::Feishu),
             _ => None,
         }
     }
+
+    /// The channel of a resolved recipient: a mail address, or a robot
+    /// target `dingtalk:GROUP:VAR` (see [`crate::config::Robot::target`]).
+    pub fn of_target(target: &str) -> ChannelKind {
+        if target.contains('@') {
+            return ChannelKind::Mail;
+        }
+        target
+            .split_once(':')
+            .and_then(|(kind, _)| ChannelKind::parse(kind))
+            .unwrap_or(ChannelKind::Mail)
+    }
+}
+
+/// How much a chat robot takes: messages a minute and bytes a message. The
+/// sender groups the due messages of one robot into one message within
+/// `max_bytes` and sends at most `per_minute` a minute; what does not fit
+/// waits for the next minute, nothing is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChatLimits {
+    pub per_minute: usize,
+    pub max_bytes: usize,
 }
 
 /// What [`Notifier::deliver`] returns: boxed, so notifiers of different
@@ -47,6 +80,10 @@ pub trait Notifier: Send + Sync {
     fn describe(&self) -> String;
     /// Delivers one message to its target (charts already drawn).
     fn deliver<'a>(&'a self, message: &'a QueuedMail) -> Delivery<'a>;
+    /// A chat robot's limits (none for mail: each mail goes on its own).
+    fn limits(&self) -> Option<ChatLimits> {
+        None
+    }
 }
 
 /// Mail: a MIME message (text, HTML, inline charts) through a [`Mailer`].

@@ -94,6 +94,14 @@ fn num(v: f64, unit: &str) -> String {
     format!("{}{unit}", format_number(round(v)))
 }
 
+/// A difference: between percentages in 个百分点 (words.md), else in the unit.
+fn diff(v: f64, unit: &str) -> String {
+    match unit {
+        "%" => format!("{}个百分点", format_number(round(v))),
+        _ => num(v, unit),
+    }
+}
+
 fn trend_text(t: &Trend, unit: &str, tz: chrono_tz::Tz) -> String {
     match t {
         Trend::Change { from, to, .. } => {
@@ -104,7 +112,7 @@ fn trend_text(t: &Trend, unit: &str, tz: chrono_tz::Tz) -> String {
                 format!(
                     "较一个月前{}{}（{} → {}）",
                     if d > 0.0 { "上升 " } else { "下降 " },
-                    num(d.abs(), unit),
+                    diff(d.abs(), unit),
                     num(*from, unit),
                     num(*to, unit)
                 )
@@ -135,9 +143,9 @@ fn figure_text(f: &Option<Figure>, status: &RuleStatus) -> (String, String, Stri
     };
     let gap = match (f.gap, f.source) {
         (None, _) => "—".into(),
-        (Some(g), FigureSource::Finding) => format!("差 {}", num(g.abs(), &f.unit)),
-        (Some(g), FigureSource::Reading) if g >= 0.0 => format!("比目标 +{}", num(g, &f.unit)),
-        (Some(g), FigureSource::Reading) => format!("比目标 −{}", num(-g, &f.unit)),
+        (Some(g), FigureSource::Finding) => format!("差 {}", diff(g.abs(), &f.unit)),
+        (Some(g), FigureSource::Reading) if g >= 0.0 => format!("比目标 +{}", diff(g, &f.unit)),
+        (Some(g), FigureSource::Reading) => format!("比目标 −{}", diff(-g, &f.unit)),
     };
     let mut value = num(f.value, &f.unit);
     if !f.subject.is_empty() && f.subject != "—" {
@@ -189,15 +197,21 @@ pub fn digests(
                 owners.insert(o.clone());
             }
             let status = rule_status(source, entry.clone(), alerts, &history, at);
+            // 未评估 is noise to a reader: only what has been judged is listed.
+            if status.state == StateLabel::Unknown {
+                continue;
+            }
             let trend = trend(&status, at, tz);
             items.push(DigestItem { status, trend });
         }
+        // Nothing judged yet (before the first evaluation): no digest.
         if items.is_empty() {
             continue;
         }
         items.sort_by(|a, b| (a.status.state, a.status.id()).cmp(&(b.status.state, b.status.id())));
         let owners: Vec<String> = owners.into_iter().collect();
-        let (subject, text, html) = render(group, &owners, &items, &overdue, at, tz);
+        let name = config.group_name(group);
+        let (subject, text, html) = render(name, &items, &overdue, at, tz);
         out.push(Digest {
             group: group.clone(),
             recipients: recipients.clone(),
@@ -215,7 +229,6 @@ pub fn digests(
 
 fn render(
     group: &str,
-    owners: &[String],
     items: &[DigestItem],
     overdue: &[(String, Alert)],
     at: Millis,
@@ -240,11 +253,15 @@ fn render(
         .map(|(s, n)| format!("{} {n} 项", s.zh()))
         .collect::<Vec<_>>()
         .join("、");
-    let who = if owners.is_empty() {
-        group.to_string()
-    } else {
-        format!("{}（收件组 {group}）", owners.join("、"))
-    };
+    // The greeting names the reader's own group (致：人社局).
+    let who = group.to_string();
+    let verdicts: Vec<&DigestItem> = items
+        .iter()
+        .filter(|i| i.status.state.is_verdict())
+        .collect();
+    let mut years: Vec<i32> = verdicts.iter().filter_map(|i| i.status.year()).collect();
+    years.sort_unstable_by(|a, b| b.cmp(a));
+    years.dedup();
     let subject = format!(
         "[月报] {}年{}月 目标进展：{} 项目标，告警 {} 项，逾期未报 {} 项（{}）",
         local.year(),
@@ -291,6 +308,24 @@ fn render(
             let _ = writeln!(text, "      {}", a.message);
         }
     }
+    for y in &years {
+        let _ = writeln!(text, "\n{y}年度结果");
+        for i in verdicts.iter().filter(|i| i.status.year() == Some(*y)) {
+            let s = &i.status;
+            let (value, target, _) = figure_text(&s.figure, s);
+            let figures = if value == "—" {
+                String::new()
+            } else {
+                format!("：当前 {value}，目标 {target}")
+            };
+            let _ = writeln!(
+                text,
+                "   - 【{}】{}{figures}",
+                s.state.zh(),
+                s.entry.rule.meta.title
+            );
+        }
+    }
     let _ = writeln!(text, "\n二、逾期未报");
     if overdue.is_empty() {
         let _ = writeln!(text, "   无。");
@@ -313,7 +348,7 @@ fn render(
             text,
             "   {}. [{}] {}\n      当前 {value}；目标 {target}；{gap}；{}",
             n + 1,
-            s.state.zh(),
+            s.label(),
             s.entry.rule.meta.title,
             trend_text(&i.trend, unit, tz)
         );
@@ -362,6 +397,26 @@ fn render(
         }
         html.push_str("</ol>\n");
     }
+    for y in &years {
+        let _ = writeln!(html, "<h3>{y}年度结果</h3>\n<ul>");
+        for i in verdicts.iter().filter(|i| i.status.year() == Some(*y)) {
+            let s = &i.status;
+            let (value, target, _) = figure_text(&s.figure, s);
+            let figures = if value == "—" {
+                String::new()
+            } else {
+                format!("：当前 {}，目标 {}", escape(&value), escape(&target))
+            };
+            let _ = writeln!(
+                html,
+                "<li><b style=\"color: {};\">【{}】</b>{}{figures}</li>",
+                color(s.state),
+                s.state.zh(),
+                escape(&s.entry.rule.meta.title)
+            );
+        }
+        html.push_str("</ul>\n");
+    }
     html.push_str("<h3>二、逾期未报</h3>\n");
     if overdue.is_empty() {
         html.push_str("<p>无。</p>\n");
@@ -390,7 +445,7 @@ fn render(
             html,
             "<tr><td style=\"{td} color: {}; font-weight: bold; white-space: nowrap;\">{}</td><td style=\"{td}\">{}</td><td style=\"{td}\">{}</td><td style=\"{td}\">{}</td><td style=\"{td}\">{}</td><td style=\"{td}\">{}</td></tr>",
             color(s.state),
-            s.state.zh(),
+            escape(&s.label()),
             escape(&s.entry.rule.meta.title),
             escape(&value),
             escape(&target),
@@ -407,6 +462,8 @@ fn color(s: StateLabel) -> &'static str {
         StateLabel::Ok => "#2e7d32",
         StateLabel::Pending => "#f9a825",
         StateLabel::Firing => "#c62828",
+        StateLabel::Missed => "#b71c1c",
+        StateLabel::Met => "#1b5e20",
         StateLabel::NoData => "#546e7a",
         StateLabel::Error => "#6a1b9a",
         StateLabel::Unknown => "#9e9e9e",

@@ -3,6 +3,16 @@
 //! A sender reports whether a failure is worth retrying ([`SendError::temporary`]);
 //! the retry loop in [`super::sender`] decides from that.
 //!
+//! SMTP is driven one connection at a time over lettre's
+//! `AsyncSmtpConnection` on a socket we open ourselves, for one reason: the
+//! window between "the server accepted the mail" and "the outbox row is
+//! marked sent" (a crash there repeats the mail). lettre's pooled transport
+//! opens its sockets without TCP_NODELAY and writes the body and the closing
+//! `.` separately, so the end marker waited ~40 ms for the server's delayed
+//! ACK. Here the socket has TCP_NODELAY and the dot-stuffed body goes out with
+//! its end marker in one write; the sender marks the row as soon as the 250
+//! is read.
+//!
 //! Secrets: the SMTP password is read from the environment variable the
 //! config names, kept in a [`Secret`] (whose `Debug`/`Display` print `***`),
 //! and scrubbed from every error message this module makes.
@@ -11,10 +21,18 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lettre::message::{header::ContentType, Attachment, Mailbox, MultiPart, SinglePart};
-use lettre::transport::smtp::authentication::Credentials;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+#[allow(deprecated)]
+use lettre::transport::smtp::client::AsyncNetworkStream;
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
+};
+use lettre::transport::smtp::commands::{Data, Mail as MailCommand, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Category;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::Message;
 
 use crate::config::{Mail, Security, Transport};
 use crate::notify::outbox::QueuedMail;
@@ -63,20 +81,25 @@ pub struct SendError {
     /// `false` when the same mail can never succeed (5xx, a bad address).
     pub temporary: bool,
     pub message: String,
+    /// The server said when to try again (a chat robot's rate limit): the
+    /// retry waits at least this long.
+    pub retry_after: Option<crate::time::Millis>,
 }
 
 impl SendError {
-    fn temporary(message: String) -> SendError {
+    pub fn temporary(message: String) -> SendError {
         SendError {
             temporary: true,
             message,
+            retry_after: None,
         }
     }
 
-    fn permanent(message: String) -> SendError {
+    pub fn permanent(message: String) -> SendError {
         SendError {
             temporary: false,
             message,
+            retry_after: None,
         }
     }
 }
@@ -90,6 +113,8 @@ pub enum MailerError {
     BadTimeout(String),
     #[error("cannot set up SMTP to `{host}`: {message}")]
     Smtp { host: String, message: String },
+    #[error("邮件 `ca_file`：读不了私有 CA 证书 `{path}`（mail `ca_file`: cannot read the private CA file）：{message}")]
+    CaFile { path: String, message: String },
     #[error("cannot create the outbox folder `{dir}`: {message}")]
     Dir { dir: String, message: String },
 }
@@ -127,11 +152,16 @@ pub fn build_message(from: &str, mail: &QueuedMail) -> Result<Message, SendError
         }
         MultiPart::alternative().singlepart(text).multipart(related)
     };
-    Message::builder()
+    let mut builder = Message::builder()
         .from(from)
         .to(to)
         .subject(mail.subject.clone())
-        .message_id(Some(mail.message_id.clone()))
+        .message_id(Some(mail.message_id.clone()));
+    for (name, value) in rulewatch_headers(mail) {
+        let name = HeaderName::new_from_ascii_str(name);
+        builder = builder.raw_header(HeaderValue::new(name, value));
+    }
+    builder
         .multipart(body)
         .map_err(|e| SendError::permanent(format!("cannot build the message: {e}")))
 }
@@ -152,7 +182,59 @@ fn crlf_line_endings(text: &str) -> String {
     out
 }
 
-/// Where mail goes.
+/// Headers that name what a mail is about, so receivers (filters, tests)
+/// can match mails without reading the Chinese text: `X-Rulewatch-Rule`,
+/// `X-Rulewatch-Subject` and `X-Rulewatch-Transition`, one comma-separated
+/// entry per item, in the same order. Subjects are `key=value&key=value` with
+/// every byte outside `A-Za-z0-9-._~` percent-encoded (plain ASCII, whatever
+/// the labels hold; `-` for no labels). A mail with no items (an admin
+/// report) has none.
+pub fn rulewatch_headers(mail: &QueuedMail) -> Vec<(&'static str, String)> {
+    if mail.items.is_empty() {
+        return Vec::new();
+    }
+    let join = |f: &dyn Fn(&crate::notify::MailItem) -> String| {
+        mail.items.iter().map(f).collect::<Vec<_>>().join(", ")
+    };
+    vec![
+        ("X-Rulewatch-Rule", join(&|i| percent_encode(&i.rule))),
+        (
+            "X-Rulewatch-Subject",
+            join(&|i| {
+                let pairs: Vec<String> = i
+                    .subject
+                    .iter()
+                    .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
+                    .collect();
+                if pairs.is_empty() {
+                    "-".to_string()
+                } else {
+                    pairs.join("&")
+                }
+            }),
+        ),
+        (
+            "X-Rulewatch-Transition",
+            join(&|i| percent_encode(&i.notice)),
+        ),
+    ]
+}
+
+/// `text` with every byte outside `A-Za-z0-9-._~` written as `%XX`.
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Where mail goes. (One per daemon: the SMTP variant's size does not matter.)
+#[allow(clippy::large_enum_variant)]
 pub enum Mailer {
     File(FileMailer),
     Smtp(SmtpMailer),
@@ -177,6 +259,7 @@ impl Mailer {
                 username,
                 password_env,
                 timeout,
+                ca_file,
                 ..
             } => {
                 let timeout = parse_duration(timeout).map_err(MailerError::BadTimeout)?;
@@ -191,12 +274,20 @@ impl Mailer {
                     _ => None,
                 };
                 let credentials = username.clone().zip(password);
+                let ca = match ca_file {
+                    Some(path) => Some(std::fs::read(path).map_err(|e| MailerError::CaFile {
+                        path: path.display().to_string(),
+                        message: e.to_string(),
+                    })?),
+                    None => None,
+                };
                 Ok(Mailer::Smtp(SmtpMailer::new(
                     host,
                     *port,
                     *security,
                     credentials,
                     Duration::from_millis(timeout.max(1) as u64),
+                    ca.as_deref(),
                 )?))
             }
         }
@@ -280,59 +371,68 @@ impl FileMailer {
     }
 }
 
-/// SMTP through lettre's pooled async transport.
+/// SMTP over one kept-open connection (see the module comment for why not
+/// lettre's pooled transport). A connection is reused while it answers
+/// `NOOP`; any failure or timeout drops it and the next mail reconnects.
 pub struct SmtpMailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
     host: String,
     port: u16,
     security: Security,
     timeout: Duration,
+    credentials: Option<Credentials>,
     password: Option<Secret>,
+    tls: Option<TlsParameters>,
+    hello: ClientId,
+    connection: tokio::sync::Mutex<Option<AsyncSmtpConnection>>,
 }
 
 impl SmtpMailer {
-    /// `Security::None` is plain SMTP (`builder_dangerous`), `StartTls`
-    /// upgrades (`starttls_relay`, refusing servers that cannot), `Tls` is
-    /// implicit TLS (`relay`); the port is always the configured one.
+    /// `Security::None` is plain SMTP, `StartTls` upgrades (refusing servers
+    /// that cannot), `Tls` is implicit TLS; the port is always the configured
+    /// one. Certificates are verified against the system roots plus `ca_pem`
+    /// (a private CA, PEM), and the name must match `host`.
     pub fn new(
         host: &str,
         port: u16,
         security: Security,
         credentials: Option<(String, Secret)>,
         timeout: Duration,
+        ca_pem: Option<&[u8]>,
     ) -> Result<SmtpMailer, MailerError> {
         let password = credentials.as_ref().map(|(_, p)| p.clone());
         let scrub = |text: String| match &password {
             Some(p) => p.scrub(&text),
             None => text,
         };
-        let builder = match security {
-            Security::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
-            Security::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
-                .map_err(|e| MailerError::Smtp {
-                    host: host.to_string(),
-                    message: scrub(e.to_string()),
-                })?,
-            Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(|e| {
-                MailerError::Smtp {
-                    host: host.to_string(),
-                    message: scrub(e.to_string()),
-                }
-            })?,
+        let smtp_error = |message: String| MailerError::Smtp {
+            host: host.to_string(),
+            message: scrub(message),
         };
-        // lettre's timeout covers connect and each command; the whole send is
-        // bounded again in `send` (a server may accept and then stall).
-        let mut builder = builder.port(port).timeout(Some(timeout));
-        if let Some((user, pass)) = credentials {
-            builder = builder.credentials(Credentials::new(user, pass.expose().to_string()));
-        }
+        let tls = match security {
+            Security::None => None,
+            Security::StartTls | Security::Tls => {
+                let mut builder = TlsParameters::builder(host.to_string());
+                if let Some(pem) = ca_pem {
+                    let cert = Certificate::from_pem(pem).map_err(|e| MailerError::CaFile {
+                        path: "ca_file".into(),
+                        message: format!("不是 PEM 证书（not a PEM certificate）: {e}"),
+                    })?;
+                    builder = builder.add_root_certificate(cert);
+                }
+                Some(builder.build().map_err(|e| smtp_error(e.to_string()))?)
+            }
+        };
         Ok(SmtpMailer {
-            transport: builder.build(),
             host: host.to_string(),
             port,
             security,
             timeout,
+            credentials: credentials
+                .map(|(user, pass)| Credentials::new(user, pass.expose().to_string())),
             password,
+            tls,
+            hello: ClientId::default(),
+            connection: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -343,22 +443,212 @@ impl SmtpMailer {
         }
     }
 
+    /// Opens a connection: TCP with TCP_NODELAY, TLS as configured, AUTH.
+    async fn connect(&self) -> Result<AsyncSmtpConnection, Failure> {
+        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| Failure::Other(format!("Connection error: {e}")))?;
+        tcp.set_nodelay(true)
+            .map_err(|e| Failure::Other(format!("TCP_NODELAY: {e}")))?;
+        let mut connection = match (&self.security, &self.tls) {
+            (Security::Tls, Some(tls)) => {
+                #[allow(deprecated)]
+                let mut stream = AsyncNetworkStream::use_existing_tokio1(Box::new(tcp));
+                stream.upgrade_tls(tls.clone()).await?;
+                AsyncSmtpConnection::connect_with_transport(
+                    Box::new(TokioStream(stream)),
+                    &self.hello,
+                )
+                .await?
+            }
+            _ => AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello).await?,
+        };
+        if let (Security::StartTls, Some(tls)) = (&self.security, &self.tls) {
+            connection.starttls(tls.clone(), &self.hello).await?;
+        }
+        if let Some(credentials) = &self.credentials {
+            connection
+                .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+                .await?;
+        }
+        Ok(connection)
+    }
+
+    /// MAIL, RCPT, DATA, then the body and its end marker in one write.
+    async fn transact(
+        connection: &mut AsyncSmtpConnection,
+        message: &Message,
+    ) -> Result<(), Failure> {
+        let envelope = message.envelope();
+        let bytes = message.formatted();
+        let mut options = Vec::new();
+        if !bytes.is_ascii() {
+            if !connection
+                .server_info()
+                .supports_feature(Extension::EightBitMime)
+            {
+                return Err(Failure::Other(
+                    "message has non-ASCII content but the server lacks 8BITMIME".into(),
+                ));
+            }
+            options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        connection
+            .command(MailCommand::new(envelope.from().cloned(), options))
+            .await?;
+        for to in envelope.to() {
+            connection.command(Rcpt::new(to.clone(), vec![])).await?;
+        }
+        connection.command(Data).await?;
+        match String::from_utf8(dot_stuffed(&bytes)) {
+            // `command` writes its text in one `write_all` + flush and reads the reply.
+            Ok(body) => connection.command(body).await?,
+            Err(_) => connection.message(&bytes).await?,
+        };
+        Ok(())
+    }
+
     async fn send(&self, message: &Message) -> Result<(), SendError> {
         let at = format!("smtp {}:{}", self.host, self.port);
-        match tokio::time::timeout(self.timeout, self.transport.send(message.clone())).await {
+        let attempt = async {
+            let mut slot = self.connection.lock().await;
+            // Taken out while in use: a timeout drops it with the future.
+            let mut connection = match slot.take() {
+                Some(mut c) if !c.has_broken() => {
+                    if c.test_connected().await {
+                        c
+                    } else {
+                        self.connect().await?
+                    }
+                }
+                _ => self.connect().await?,
+            };
+            Self::transact(&mut connection, message).await?;
+            *slot = Some(connection);
+            Ok::<(), Failure>(())
+        };
+        match tokio::time::timeout(self.timeout, attempt).await {
             Err(_) => Err(SendError::temporary(format!(
                 "{at}: no answer within {} s",
                 self.timeout.as_secs_f64()
             ))),
-            Ok(Ok(_response)) => Ok(()),
+            Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
-                let message = self.scrub(format!("{at}: {e}"));
+                let text = format!("{e}");
+                let message = match tls_trouble(&text, &self.host) {
+                    Some(explained) => format!("{explained} ({at}: {text})"),
+                    None => format!("{at}: {text}"),
+                };
                 Err(SendError {
-                    temporary: is_temporary(&e),
-                    message,
+                    temporary: match &e {
+                        Failure::Smtp(e) => is_temporary(e),
+                        Failure::Other(_) => true,
+                    },
+                    message: self.scrub(message),
+                    retry_after: None,
                 })
             }
         }
+    }
+}
+
+/// Why an SMTP dialogue failed: lettre's error, or ours (connect, socket).
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("{0}")]
+    Smtp(#[from] lettre::transport::smtp::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The body with SMTP transparency (a line starting with `.` gets another),
+/// followed by the end-of-data marker.
+fn dot_stuffed(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 64);
+    let mut line_start = true;
+    for &b in body {
+        if line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        line_start = b == b'\n';
+    }
+    out.extend_from_slice(b"\r\n.\r\n");
+    out
+}
+
+/// A Chinese-first explanation of a certificate problem, with the fix.
+fn tls_trouble(error: &str, host: &str) -> Option<String> {
+    let e = error.to_ascii_lowercase();
+    if e.contains("notvalidforname") || e.contains("not valid for name") {
+        Some(format!(
+            "邮件服务器的证书不是签给 `{host}` 的：请把配置里 smtp 的 host 改成证书上的名字（certificate not valid for host name `{host}`）"
+        ))
+    } else if e.contains("expired") {
+        Some(format!(
+            "邮件服务器 `{host}` 的证书已过期：请邮件服务器管理员更换证书（the server's certificate has expired）"
+        ))
+    } else if e.contains("unknownissuer") || e.contains("unknown issuer") {
+        Some(format!(
+            "邮件服务器 `{host}` 的证书由不受信任的机构签发：内部 CA 请在 smtp 里设 `ca_file`（certificate issuer not trusted; set `ca_file` for a private CA）"
+        ))
+    } else {
+        None
+    }
+}
+
+/// lettre's TLS stream (futures-io) seen as a tokio stream, so an implicit-TLS
+/// connection can be handed to `connect_with_transport` on our own socket.
+#[allow(deprecated)]
+#[derive(Debug)]
+struct TokioStream(AsyncNetworkStream);
+
+#[allow(deprecated)]
+impl AsyncTokioStream for TokioStream {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.0.peer_addr()
+    }
+}
+
+impl tokio::io::AsyncRead for TokioStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let unfilled = buf.initialize_unfilled();
+        match futures_io::AsyncRead::poll_read(std::pin::Pin::new(&mut self.0), cx, unfilled) {
+            std::task::Poll::Ready(Ok(n)) => {
+                buf.advance(n);
+                std::task::Poll::Ready(Ok(()))
+            }
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for TokioStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        futures_io::AsyncWrite::poll_write(std::pin::Pin::new(&mut self.0), cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        futures_io::AsyncWrite::poll_flush(std::pin::Pin::new(&mut self.0), cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        futures_io::AsyncWrite::poll_close(std::pin::Pin::new(&mut self.0), cx)
     }
 }
 

@@ -2,7 +2,8 @@
 //! outgoing messages, as a pipeline of separate stages (Alertmanager style):
 //!
 //! 1. **route** ([`route`]): each notice to its readers (the rule's
-//!    recipients, or `admin` for rule errors and for rules without any);
+//!    recipients, or the owner of the metric it is about (config `owners:`),
+//!    or `admin` for rule errors and for rules without any);
 //! 2. **group** ([`compose_all`]): one mail per recipient per evaluation,
 //!    listing everything new for them, with a stable Message-ID;
 //! 3. **queue** ([`outbox`]): in the same SQLite transaction as the state
@@ -19,9 +20,11 @@
 
 pub mod channel;
 pub mod chart;
+pub mod chat;
 pub mod digest;
 pub mod mail;
 pub mod outbox;
+pub mod route;
 pub mod sender;
 pub mod templates;
 
@@ -36,11 +39,13 @@ use crate::alerts::state::{Audience, Notice};
 use crate::alerts::{AdminNote, NoticeSink};
 use crate::config::Config;
 use crate::readings::Labels;
+use crate::status::Words;
 use crate::time::Millis;
 
 pub use channel::{ChannelKind, MailNotifier, Notifier};
 pub use mail::{Mailer, SendError};
 pub use outbox::{OutboxCounts, QueuedMail};
+pub use route::{route, Routing};
 pub use sender::{MailStats, RetryPolicy, Round, Sender};
 
 /// What the notification stages need from the config.
@@ -52,6 +57,16 @@ pub struct MailSettings {
     pub admin: Vec<String>,
     /// Times in mails are shown in this zone.
     pub timezone: Tz,
+    /// Display names of label and detail keys (config `labels:`).
+    pub words: Words,
+    /// Who owns which metric (config `owners:`).
+    pub routing: Routing,
+    /// Address → how its reader is greeted (`致：人社局`), from the groups
+    /// (config `group_names:`) the address belongs to.
+    pub greetings: BTreeMap<String, String>,
+    /// Where officials reach the status page: chat messages link to the
+    /// rule's page there.
+    pub public_url: Option<String>,
 }
 
 impl MailSettings {
@@ -60,8 +75,39 @@ impl MailSettings {
             from: config.mail.from.clone(),
             admin: config.admin.clone(),
             timezone: config.timezone,
+            words: Words::with(&config.labels),
+            routing: Routing::from_config(config),
+            greetings: greetings(config),
+            public_url: config.public_url.clone(),
         }
     }
+
+    /// Settings with built-in display names, no owners and no greetings.
+    pub fn new(from: &str, admin: Vec<String>, timezone: Tz) -> MailSettings {
+        MailSettings {
+            from: from.to_string(),
+            admin,
+            timezone,
+            words: Words::default(),
+            routing: Routing::default(),
+            greetings: BTreeMap::new(),
+            public_url: None,
+        }
+    }
+}
+
+/// Address → the names of the groups it belongs to, joined: `人社局`.
+fn greetings(config: &Config) -> BTreeMap<String, String> {
+    let mut names: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for (group, addresses) in &config.recipients {
+        for a in addresses {
+            names
+                .entry(a.clone())
+                .or_default()
+                .push(config.group_name(group));
+        }
+    }
+    names.into_iter().map(|(a, n)| (a, n.join("、"))).collect()
 }
 
 /// Whether a mail is about alerts (its failure is reported to `admin`) or is
@@ -94,6 +140,10 @@ pub struct MailItem {
     pub value: Option<f64>,
     pub message: String,
     pub content_hash: String,
+    /// A `critical` finding that is still bad news: chat messages @ the
+    /// group's responsible people for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub critical: bool,
 }
 
 /// A message ready for the outbox.
@@ -103,7 +153,7 @@ pub struct OutgoingMail {
     pub message_id: String,
     /// How it goes out.
     pub channel: ChannelKind,
-    /// Who gets it on that channel (a mail address).
+    /// Who gets it on that channel (a mail address, or a robot target).
     pub recipient: String,
     pub kind: MailKind,
     pub subject: String,
@@ -128,40 +178,98 @@ pub fn message_id<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
     format!("<{}@rulewatch>", hex::encode(&h.finalize()[..16]))
 }
 
-/// Stage 1: who reads each notice. Keys are addresses; each reader gets each
-/// notice once. A rule without recipients goes to `admin`, so nothing is lost.
-pub fn route<'a>(notices: &'a [Notice], admin: &[String]) -> BTreeMap<String, Vec<&'a Notice>> {
-    let mut out: BTreeMap<String, Vec<&Notice>> = BTreeMap::new();
-    for n in notices {
-        let readers = match n.kind.audience() {
-            Audience::Rule if !n.recipients.is_empty() => &n.recipients,
-            _ => admin,
-        };
-        for address in readers {
-            let list = out.entry(address.clone()).or_default();
-            if !list.iter().any(|m| std::ptr::eq(*m, n)) {
-                list.push(n);
-            }
-        }
-    }
-    out
-}
-
 /// Stage 2 for one reader: the mail listing `notices`.
 pub fn compose(recipient: &str, notices: &[&Notice], tz: Tz) -> OutgoingMail {
     compose_with_charts(recipient, notices, tz, false)
 }
 
-/// [`compose`], with `charts`: a chart (PNG, inline `cid:`) under each
-/// firing and reminder item, drawn when the mail is sent (an item whose rule
-/// has no chart, or no data for it, shows none). The text part is the same
-/// either way.
+/// The items of a message, as kept in the outbox.
+fn mail_items(sorted: &[&Notice]) -> Vec<MailItem> {
+    sorted
+        .iter()
+        .map(|n| MailItem {
+            rule: n.rule.clone(),
+            subject: n.subject.clone(),
+            notice: n.kind.as_str().to_string(),
+            at: n.at,
+            value: n.value(),
+            message: n.message.clone(),
+            content_hash: n.content_hash.clone(),
+            critical: n.severity == crate::alerts::state::Severity::Critical
+                && !n.kind.is_recovery()
+                && n.kind.audience() == Audience::Rule,
+        })
+        .collect()
+}
+
+/// Stage 2 for a reader on any channel: a mail for an address, a markdown
+/// message (same content, see [`chat`]) for a robot target.
+pub fn compose_for(
+    target: &str,
+    notices: &[&Notice],
+    settings: &MailSettings,
+    charts: bool,
+) -> OutgoingMail {
+    let channel = ChannelKind::of_target(target);
+    if channel == ChannelKind::Mail {
+        return compose_mail(target, notices, settings, charts);
+    }
+    let mut sorted = notices.to_vec();
+    templates::sort_notices(&mut sorted);
+    let rendered = chat::render(
+        &sorted,
+        settings.timezone,
+        &settings.words,
+        settings.public_url.as_deref(),
+    );
+    let ids: Vec<String> = sorted.iter().map(|n| n.id()).collect();
+    let mut parts: Vec<&str> = vec!["notices", target];
+    parts.extend(ids.iter().map(String::as_str));
+    let kind = if sorted.iter().all(|n| n.kind.audience() == Audience::Admin) {
+        MailKind::Admin
+    } else {
+        MailKind::Alert
+    };
+    OutgoingMail {
+        message_id: message_id(parts),
+        channel,
+        recipient: target.to_string(),
+        kind,
+        subject: rendered.subject,
+        text: rendered.text,
+        html: String::new(),
+        items: mail_items(&sorted),
+        inline: Vec::new(),
+        charts: Vec::new(),
+    }
+}
+
+/// [`compose_mail`] with built-in display names and no greeting.
 pub fn compose_with_charts(
     recipient: &str,
     notices: &[&Notice],
     tz: Tz,
     charts: bool,
 ) -> OutgoingMail {
+    compose_mail(
+        recipient,
+        notices,
+        &MailSettings::new("", Vec::new(), tz),
+        charts,
+    )
+}
+
+/// [`compose`], with `charts`: a chart (PNG, inline `cid:`) under each
+/// firing and reminder item, drawn when the mail is sent (an item whose rule
+/// has no chart, or no data for it, shows none). The text part is the same
+/// either way. Display names and the greeting come from `settings`.
+pub fn compose_mail(
+    recipient: &str,
+    notices: &[&Notice],
+    settings: &MailSettings,
+    charts: bool,
+) -> OutgoingMail {
+    let tz = settings.timezone;
     let mut sorted = notices.to_vec();
     templates::sort_notices(&mut sorted);
     let mut pending = Vec::new();
@@ -180,7 +288,8 @@ pub fn compose_with_charts(
             });
         }
     }
-    let rendered = templates::render_with_charts(&sorted, tz, &cids);
+    let rendered = templates::render_with_charts(&sorted, tz, &cids, &settings.words)
+        .greeting(settings.greetings.get(recipient).map(String::as_str));
     let ids: Vec<String> = sorted.iter().map(|n| n.id()).collect();
     let mut parts: Vec<&str> = vec!["notices", recipient];
     parts.extend(ids.iter().map(String::as_str));
@@ -197,18 +306,7 @@ pub fn compose_with_charts(
         subject: rendered.subject,
         text: rendered.text,
         html: rendered.html,
-        items: sorted
-            .iter()
-            .map(|n| MailItem {
-                rule: n.rule.clone(),
-                subject: n.subject.clone(),
-                notice: n.kind.as_str().to_string(),
-                at: n.at,
-                value: n.value(),
-                message: n.message.clone(),
-                content_hash: n.content_hash.clone(),
-            })
-            .collect(),
+        items: mail_items(&sorted),
         inline: Vec::new(),
         charts: pending,
     }
@@ -225,9 +323,9 @@ pub fn compose_all_with_charts(
     settings: &MailSettings,
     charts: bool,
 ) -> Vec<OutgoingMail> {
-    route(notices, &settings.admin)
+    route(notices, &settings.admin, &settings.routing)
         .into_iter()
-        .map(|(to, list)| compose_with_charts(&to, &list, settings.timezone, charts))
+        .map(|(to, list)| compose_for(&to, &list, settings, charts))
         .collect()
 }
 
@@ -261,6 +359,7 @@ pub fn compose_note(
                 value: None,
                 message: title.to_string(),
                 content_hash: String::new(),
+                critical: false,
             }],
             inline: Vec::new(),
             charts: Vec::new(),
@@ -327,11 +426,11 @@ mod tests {
             notice(NoticeKind::RuleError, "c", &["x@cn.cn"]),
             notice(NoticeKind::Firing, "d", &[]),
         ];
-        let settings = MailSettings {
-            from: "r <r@cn.cn>".into(),
-            admin: vec!["ops@cn.cn".into()],
-            timezone: chrono_tz::Asia::Shanghai,
-        };
+        let settings = MailSettings::new(
+            "r <r@cn.cn>",
+            vec!["ops@cn.cn".into()],
+            chrono_tz::Asia::Shanghai,
+        );
         let mails = compose_all(&notices, &settings);
         let summary: Vec<(&str, Vec<&str>, MailKind)> = mails
             .iter()

@@ -276,7 +276,38 @@ pub fn counts(conn: &Connection) -> rusqlite::Result<OutboxCounts> {
 }
 
 /// The server accepted `mail`: mark it sent and write it to the history.
+///
+/// On a full disk (or at the store's size cap) the history rows may find no
+/// room: then the mark is made without them (a change of one row, which
+/// often still fits), because a mail not marked would go out again; the log
+/// says the history lacks them. If even that finds no room, the error is
+/// returned and the sender keeps the mail as delivered (it is not sent
+/// again) until the mark can be made.
 pub fn mark_sent(conn: &mut Connection, mail: &QueuedMail, now: Millis) -> rusqlite::Result<()> {
+    match mark_sent_with_history(conn, mail, now) {
+        Err(e) if crate::db::is_disk_full(&e) => {
+            conn.execute(
+                "UPDATE outbox SET status = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL
+                  WHERE id = ?1",
+                params![mail.id, now],
+            )?;
+            tracing::warn!(
+                message_id = %mail.message_id,
+                "存储空间已满：邮件已发出并标记为已发送，但未写入历史记录；请清理磁盘或缩短 retention 保留期限 / \
+                 store full: the mail was sent and marked sent, its history rows were not written; \
+                 free disk space or shorten `retention`"
+            );
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+fn mark_sent_with_history(
+    conn: &mut Connection,
+    mail: &QueuedMail,
+    now: Millis,
+) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute(
         "UPDATE outbox SET status = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL
@@ -293,6 +324,72 @@ pub fn mark_sent(conn: &mut Connection, mail: &QueuedMail, now: Millis) -> rusql
         None,
     )?;
     tx.commit()
+}
+
+/// Several messages went out as one (a chat robot's grouped message): all
+/// marked sent in one transaction.
+pub fn mark_sent_all(
+    conn: &mut Connection,
+    mails: &[QueuedMail],
+    now: Millis,
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    for mail in mails {
+        tx.execute(
+            "UPDATE outbox SET status = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL
+              WHERE id = ?1",
+            params![mail.id, now],
+        )?;
+        item_history(
+            &tx,
+            now,
+            HistoryEvent::Sent,
+            &mail.message_id,
+            &mail.recipient,
+            &mail.items,
+            None,
+        )?;
+    }
+    tx.commit()
+}
+
+/// Not tried now (a chat robot's rate window is full): due again at `at`,
+/// without counting as a failed attempt.
+pub fn postpone(conn: &Connection, mails: &[QueuedMail], at: Millis) -> rusqlite::Result<()> {
+    for mail in mails {
+        conn.execute(
+            "UPDATE outbox SET next_attempt = ?2 WHERE id = ?1 AND status = 'queued'",
+            params![mail.id, at],
+        )?;
+    }
+    Ok(())
+}
+
+/// Deletes at most `max_rows` messages sent before `before` (with their
+/// images and chart requests), oldest first, in one short transaction
+/// (retention; call again until it deletes nothing). Queued and failed
+/// messages are never deleted. The history keeps who got which message.
+pub fn prune_sent(conn: &Connection, before: Millis, max_rows: usize) -> rusqlite::Result<usize> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let ids: Vec<String> = tx
+        .prepare_cached(
+            "DELETE FROM outbox WHERE id IN (
+               SELECT id FROM outbox WHERE status = 'sent' AND sent_at < ?1 ORDER BY sent_at LIMIT ?2)
+             RETURNING message_id",
+        )?
+        .query_map(
+            params![before, i64::try_from(max_rows).unwrap_or(i64::MAX)],
+            |r| r.get(0),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in &ids {
+        tx.prepare_cached("DELETE FROM outbox_inline WHERE message_id = ?1")?
+            .execute([id])?;
+        tx.prepare_cached("DELETE FROM outbox_charts WHERE message_id = ?1")?
+            .execute([id])?;
+    }
+    tx.commit()?;
+    Ok(ids.len())
 }
 
 /// What [`mark_failed`] decided.
@@ -374,19 +471,24 @@ pub fn mark_failed(
                 Some(error),
             )?;
         }
-        let (title, what) = if temporary {
-            (
+        let chat = mail.channel != "mail";
+        let (title, what) = match (temporary, chat) {
+            (true, _) => (
                 format!(
-                    "告警邮件 {attempts} 次投递未成功，仍在重试：{}",
+                    "{} {attempts} 次投递未成功，仍在重试：{}",
+                    if chat { "群机器人消息" } else { "告警邮件" },
                     mail.recipient
                 ),
                 "rulewatch 会继续按退避间隔重试，送达后不再另行通知。",
-            )
-        } else {
-            (
+            ),
+            (false, false) => (
                 format!("告警邮件被拒收，已放弃投递：{}", mail.recipient),
                 "邮件服务器永久拒收（5xx 或地址无效），rulewatch 不再重试；请检查收件地址或服务器配置。",
-            )
+            ),
+            (false, true) => (
+                format!("群机器人消息被拒收，已放弃投递：{}", mail.recipient),
+                "群机器人平台拒收此消息（格式或长度不符），rulewatch 不再重试；同一内容已随邮件发出。",
+            ),
         };
         let text = format!(
             "{what}\n\n收件人：{}\n主题：{}\nMessage-ID：{}\n尝试次数：{attempts}\n最后错误：{error}",

@@ -9,7 +9,7 @@
 //! SIGKILL in the few milliseconds between acceptance and commit sends it
 //! once more after restart, with the same Message-ID (see [`super::outbox`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,8 +21,9 @@ use tokio::sync::Notify;
 
 use crate::alerts::store::StoreError;
 use crate::db;
-use crate::notify::channel::{MailNotifier, Notifier};
+use crate::notify::channel::{ChatLimits, MailNotifier, Notifier};
 use crate::notify::chart::{finish_html, ChartSource, InlineImage};
+use crate::notify::chat;
 use crate::notify::mail::{Mailer, SendError};
 use crate::notify::outbox::{self, FailureOutcome, OutboxCounts, QueuedMail};
 use crate::notify::MailSettings;
@@ -82,6 +83,8 @@ pub struct Round {
     pub sent: usize,
     pub retried: usize,
     pub failed: usize,
+    /// Chat messages left for later because their robot's rate window is full.
+    pub postponed: usize,
 }
 
 /// Mails taken per pass; more wait for the next pass, which follows at once.
@@ -102,6 +105,60 @@ pub struct Sender {
     policy: RetryPolicy,
     stats: Arc<MailStats>,
     wake: Arc<Notify>,
+    /// Message-IDs delivered whose `sent` mark found no room (a full disk):
+    /// never delivered again; marked as soon as there is room.
+    unmarked: Mutex<HashSet<String>>,
+    delivered: DeliveredLog,
+    /// When each chat robot (channel, target) was last sent to, within the
+    /// last minute: its rate limit is kept here.
+    chat_sent: Mutex<HashMap<(String, String), Vec<Millis>>>,
+}
+
+/// `STORE.delivered`: the Message-IDs a server has accepted, appended the
+/// moment its `250` arrives, before the outbox row is marked sent.
+///
+/// Marking needs the store's write lock, which ingest and evaluation hold
+/// in turns: under load that wait, not the network, was the window in which
+/// a kill made the mail go out twice after the restart. One `write` of a
+/// line to this file survives SIGKILL (the kernel has it), so the next round
+/// marks such a row sent instead of sending it again. The file is emptied
+/// once every id in it is marked.
+#[derive(Debug, Clone)]
+struct DeliveredLog {
+    path: std::path::PathBuf,
+}
+
+impl DeliveredLog {
+    fn beside(store_path: &Path) -> DeliveredLog {
+        let mut p = store_path.as_os_str().to_owned();
+        p.push(".delivered");
+        DeliveredLog { path: p.into() }
+    }
+
+    fn ids(&self) -> std::collections::HashSet<String> {
+        std::fs::read_to_string(&self.path)
+            .map(|t| t.lines().map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    fn append(&self, message_id: &str) {
+        use std::io::Write;
+        let line = format!("{message_id}\n");
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = written {
+            tracing::warn!(file = %self.path.display(), error = %e, "cannot note a delivered mail (a crash now would send it again)");
+        }
+    }
+
+    fn clear(&self) {
+        if std::fs::metadata(&self.path).is_ok_and(|m| m.len() > 0) {
+            let _ = std::fs::write(&self.path, b"");
+        }
+    }
 }
 
 impl Sender {
@@ -120,6 +177,9 @@ impl Sender {
             policy: RetryPolicy::default(),
             stats: Arc::default(),
             wake: Arc::new(Notify::new()),
+            unmarked: Mutex::default(),
+            delivered: DeliveredLog::beside(store_path),
+            chat_sent: Mutex::default(),
         })
     }
 
@@ -201,10 +261,10 @@ impl Sender {
             .find(|n| n.channel().as_str() == mail.channel)
         {
             Some(n) => n.deliver(mail).await,
-            None => Err(SendError {
-                temporary: false,
-                message: format!("no notifier for channel `{}`", mail.channel),
-            }),
+            None => Err(SendError::permanent(format!(
+                "no notifier for channel `{}`",
+                mail.channel
+            ))),
         }
     }
 
@@ -229,66 +289,200 @@ impl Sender {
         self.db(|c| outbox::next_due(c)).await
     }
 
-    /// Sends every mail due at `now` (at most one batch). `now` is a
+    /// The limits of `channel`'s notifier, if it is a chat robot.
+    fn limits_of(&self, channel: &str) -> Option<ChatLimits> {
+        self.notifiers
+            .iter()
+            .find(|n| n.channel().as_str() == channel)
+            .and_then(|n| n.limits())
+    }
+
+    /// The due messages as deliveries: a mail alone; a chat robot's due
+    /// messages together, as many as fit its size (the rest form the next
+    /// delivery), oldest first.
+    fn group(&self, due: Vec<QueuedMail>) -> Vec<Vec<QueuedMail>> {
+        let mut out: Vec<(Option<usize>, Vec<QueuedMail>)> = Vec::new();
+        for mail in due {
+            let Some(limits) = self.limits_of(&mail.channel) else {
+                out.push((None, vec![mail]));
+                continue;
+            };
+            let open = out.iter_mut().find(|(bytes, group)| {
+                bytes.is_some_and(|b| b + chat::JOIN_BYTES + mail.text.len() <= limits.max_bytes)
+                    && group[0].channel == mail.channel
+                    && group[0].recipient == mail.recipient
+            });
+            match open {
+                Some((bytes, group)) => {
+                    *bytes = bytes.map(|b| b + chat::JOIN_BYTES + mail.text.len());
+                    group.push(mail);
+                }
+                None => out.push((Some(chat::HEAD_BYTES + mail.text.len()), vec![mail])),
+            }
+        }
+        out.into_iter().map(|(_, group)| group).collect()
+    }
+
+    /// For a chat robot: `None` if it may send at `now` (the send is then
+    /// counted), else when it may.
+    fn take_slot(&self, mail: &QueuedMail, now: Millis) -> Option<Millis> {
+        self.limits_of(&mail.channel)?;
+        let mut log = self.chat_sent.lock();
+        let sent = log
+            .entry((mail.channel.clone(), mail.recipient.clone()))
+            .or_default();
+        sent.retain(|t| now - t < MINUTE && *t <= now);
+        let wait = chat::next_slot(sent, now);
+        if wait.is_none() {
+            sent.push(now);
+        }
+        wait
+    }
+
+    /// Sends every message due at `now` (at most one batch). `now` is a
     /// parameter so tests can step a fake clock through the backoff.
     pub async fn run_once(&self, now: Millis) -> Result<Round, StoreError> {
         let mut round = Round::default();
         let due = self.db(move |c| outbox::due(c, now, BATCH)).await?;
-        for mail in due {
-            let mail = self.draw_charts(mail).await;
-            let result = self.deliver(&mail).await;
+        let whole_queue = due.len() < BATCH;
+        let already = self.delivered.ids();
+        for group in self.group(due) {
+            // Accepted by the server before a crash, not yet marked: marked
+            // sent now, not sent again.
+            // Or delivered before the store filled up (held in memory).
+            let (done, group): (Vec<QueuedMail>, Vec<QueuedMail>) = {
+                let held = self.unmarked.lock();
+                group
+                    .into_iter()
+                    .partition(|m| already.contains(&m.message_id) || held.contains(&m.message_id))
+            };
+            if !done.is_empty() {
+                for m in &done {
+                    tracing::info!(message_id = %m.message_id, "mail was delivered before a restart: marked sent, not sent again");
+                }
+                let ids: Vec<String> = done.iter().map(|m| m.message_id.clone()).collect();
+                self.db(move |c| outbox::mark_sent_all(c, &done, now))
+                    .await?;
+                // Those held in memory were counted sent when delivered.
+                let mut held = self.unmarked.lock();
+                for id in &ids {
+                    if !held.remove(id) {
+                        self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                        round.sent += 1;
+                    }
+                }
+            }
+            if group.is_empty() {
+                continue;
+            }
+            if let Some(at) = self.take_slot(&group[0], now) {
+                round.postponed += group.len();
+                tracing::info!(channel = %group[0].channel, recipient = %group[0].recipient,
+                    messages = group.len(), wait_s = (at - now) / SECOND,
+                    "chat robot at its rate limit, messages wait");
+                self.db(move |c| outbox::postpone(c, &group, at)).await?;
+                continue;
+            }
+            let message = if group.len() == 1 {
+                self.draw_charts(group[0].clone()).await
+            } else {
+                chat::combine(&group)
+            };
+            let result = self.deliver(&message).await;
+            if result.is_ok() {
+                // Every row the message carried, before marking them.
+                for m in &group {
+                    self.delivered.append(&m.message_id);
+                }
+            }
+            let id = message.message_id.clone();
+            let recipient = message.recipient.clone();
             match result {
                 Ok(()) => {
-                    let id = mail.message_id.clone();
-                    let recipient = mail.recipient.clone();
-                    self.db(move |c| outbox::mark_sent(c, &mail, now)).await?;
-                    self.stats.sent.fetch_add(1, Ordering::Relaxed);
-                    round.sent += 1;
-                    tracing::info!(message_id = %id, %recipient, "mail sent");
-                }
-                Err(e) => {
-                    self.stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
-                    let delay = self.policy.delay(mail.attempts + 1);
-                    let report_after = self.policy.report_after;
-                    let admin = self.settings.admin.clone();
-                    let id = mail.message_id.clone();
-                    let recipient = mail.recipient.clone();
-                    let error = e.message.clone();
-                    let temporary = e.temporary;
-                    let outcome = self
-                        .db(move |c| {
-                            outbox::mark_failed(
-                                c,
-                                &mail,
-                                now,
-                                &error,
-                                temporary,
-                                delay,
-                                report_after,
-                                &admin,
-                            )
-                        })
-                        .await?;
-                    match outcome {
-                        FailureOutcome::Retry { at, admin_told } => {
-                            round.retried += 1;
-                            tracing::warn!(
-                                message_id = %id, %recipient, error = %e.message,
-                                retry_in_s = (at - now) / SECOND, admin_told,
-                                "mail not sent, will retry"
+                    let n = group.len();
+                    let ids: Vec<String> = group.iter().map(|m| m.message_id.clone()).collect();
+                    // One message alone keeps the store-full fallback of
+                    // `mark_sent` (marked without its history rows).
+                    let marked = if n == 1 {
+                        let mail = group.into_iter().next().expect("one message");
+                        self.db(move |c| outbox::mark_sent(c, &mail, now)).await
+                    } else {
+                        self.db(move |c| outbox::mark_sent_all(c, &group, now))
+                            .await
+                    };
+                    if let Err(e) = marked {
+                        if e.is_disk_full() {
+                            let mut held = self.unmarked.lock();
+                            for id in ids {
+                                if held.insert(id) {
+                                    self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                            tracing::error!(
+                                message_id = %id, %recipient,
+                                "存储空间已满：邮件已发出，但无法标记为已发送，空间恢复后补记，不会重发；请清理磁盘或缩短 retention / \
+                                 store full: mail sent but not yet marked sent (marked once there is room, never sent again); \
+                                 free disk space or shorten `retention`"
                             );
                         }
-                        FailureOutcome::GaveUp { admin_told } => {
-                            round.failed += 1;
-                            self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                            tracing::error!(
-                                message_id = %id, %recipient, error = %e.message, admin_told,
-                                "mail refused for good, not retried"
-                            );
+                        return Err(e);
+                    }
+                    self.stats.sent.fetch_add(n as u64, Ordering::Relaxed);
+                    round.sent += n;
+                    tracing::info!(message_id = %id, %recipient, grouped = n, "mail sent");
+                }
+                Err(e) => {
+                    for mail in group {
+                        self.stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
+                        let delay = self
+                            .policy
+                            .delay(mail.attempts + 1)
+                            .max(e.retry_after.unwrap_or(0));
+                        let report_after = self.policy.report_after;
+                        let admin = self.settings.admin.clone();
+                        let id = mail.message_id.clone();
+                        let error = e.message.clone();
+                        let temporary = e.temporary;
+                        let outcome = self
+                            .db(move |c| {
+                                outbox::mark_failed(
+                                    c,
+                                    &mail,
+                                    now,
+                                    &error,
+                                    temporary,
+                                    delay,
+                                    report_after,
+                                    &admin,
+                                )
+                            })
+                            .await?;
+                        match outcome {
+                            FailureOutcome::Retry { at, admin_told } => {
+                                round.retried += 1;
+                                tracing::warn!(
+                                    message_id = %id, %recipient, error = %e.message,
+                                    retry_in_s = (at - now) / SECOND, admin_told,
+                                    "mail not sent, will retry"
+                                );
+                            }
+                            FailureOutcome::GaveUp { admin_told } => {
+                                round.failed += 1;
+                                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                                tracing::error!(
+                                    message_id = %id, %recipient, error = %e.message, admin_told,
+                                    "mail refused for good, not retried"
+                                );
+                            }
                         }
                     }
                 }
             }
+        }
+        // Every id noted is now marked (a failed mark returned above); a
+        // partial batch means no due row was left out of this round.
+        if whole_queue {
+            self.delivered.clear();
         }
         Ok(round)
     }
@@ -302,7 +496,11 @@ impl Sender {
         loop {
             let now = wall_clock();
             let next = match self.run_once(now).await {
-                Ok(round) if round.sent + round.retried + round.failed >= BATCH => now,
+                Ok(round)
+                    if round.sent + round.retried + round.failed + round.postponed >= BATCH =>
+                {
+                    now
+                }
                 Ok(_) => match self.next_due().await {
                     Ok(Some(t)) => t,
                     Ok(None) => now + IDLE_POLL,

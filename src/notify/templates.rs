@@ -8,9 +8,11 @@
 use chrono_tz::Tz;
 
 use crate::alerts::state::{Audience, Notice, NoticeKind, Severity};
+use chrono::Datelike;
+
 use crate::readings::Labels;
-use crate::rules::finding::subject_text;
 use crate::status::format::{escape_html, format_number};
+use crate::status::Words;
 use crate::time::{to_local, Millis};
 
 const MAIL_HTML: &str = include_str!("templates/mail.html");
@@ -25,6 +27,20 @@ pub struct Rendered {
     pub subject: String,
     pub text: String,
     pub html: String,
+}
+
+impl Rendered {
+    /// The mail with `致：NAME` as its first line (the reader's group), when known.
+    pub fn greeting(mut self, name: Option<&str>) -> Rendered {
+        if let Some(name) = name.filter(|n| !n.is_empty()) {
+            self.text = format!("致：{name}\n\n{}", self.text);
+            let greet = format!("<p>致：{}</p>\n", escape_html(name));
+            if let Some(at) = self.html.find("<p style=\"font-size: 1.1em;\">") {
+                self.html.insert_str(at, &greet);
+            }
+        }
+        self
+    }
 }
 
 /// Replaces each `{{name}}` of `template` with its value, in one pass.
@@ -67,12 +83,12 @@ pub fn local_time(t: Millis, tz: Tz) -> String {
 pub fn kind_label(kind: NoticeKind) -> &'static str {
     match kind {
         NoticeKind::Firing => "告警",
-        NoticeKind::Reminder => "仍未恢复（提醒）",
-        NoticeKind::NoData => "缺少数据",
-        NoticeKind::NoDataReminder => "仍缺少数据（提醒）",
+        NoticeKind::Reminder => "仍未改善（提醒）",
+        NoticeKind::NoData => "缺数据",
+        NoticeKind::NoDataReminder => "仍缺数据（提醒）",
         NoticeKind::Resolved => "已恢复",
         NoticeKind::DataReturned => "数据已到",
-        NoticeKind::RuleError => "规则求值出错",
+        NoticeKind::RuleError => "规则错误",
         NoticeKind::RuleRecovered => "规则恢复正常",
         NoticeKind::FinalVerdict => "年度结果：未完成",
     }
@@ -89,9 +105,9 @@ fn color(n: &Notice) -> &'static str {
     }
 }
 
-/// Label values for the subject line: `南宫` or `南宫, S1`; empty for the rule as a whole.
+/// Label values for the subject line: `南宫` or `南宫、S1`; empty for the rule as a whole.
 fn subject_values(subject: &Labels) -> String {
-    subject.values().cloned().collect::<Vec<_>>().join(", ")
+    Words::default().subject_values(subject)
 }
 
 /// Order within a mail: bad news first, worst severity first, then by rule and subject.
@@ -155,40 +171,162 @@ fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// `(name, value)` rows describing one notice, unescaped.
-fn rows(n: &Notice, tz: Tz) -> Vec<(&'static str, String)> {
-    let mut rows: Vec<(&'static str, String)> = Vec::new();
+/// `2021年6月16日 09:00`: local, to the minute, no zone (words.md).
+pub fn when(t: Millis, tz: Tz) -> String {
+    let l = to_local(t, tz);
+    format!(
+        "{}年{}月{}日 {}",
+        l.year(),
+        l.month(),
+        l.day(),
+        l.format("%H:%M")
+    )
+}
+
+/// The label a notice is shown under: `2021年度结果：未完成` for a year's
+/// verdict, else the kind's word.
+pub fn notice_label(n: &Notice) -> String {
+    match (n.kind, n.details.get("year").and_then(|y| y.as_i64())) {
+        (NoticeKind::FinalVerdict, Some(year)) => format!("{year}年度结果：未完成"),
+        (kind, _) => kind_label(kind).to_string(),
+    }
+}
+
+/// A value with its unit as officials write it: `4.7%`, `98亿元`,
+/// `第7名`, `52.9 µg/m³` (a unit starting with a Latin letter or µ gets a space).
+pub fn with_unit(v: f64, unit: &str) -> String {
+    let v = format_number(crate::status::format::round(v));
+    match unit {
+        "名" => format!("第{v}名"),
+        u if u.starts_with(|c: char| c.is_ascii_alphabetic() || c == 'µ') => format!("{v} {u}"),
+        u => format!("{v}{u}"),
+    }
+}
+
+/// A difference as officials write it: percentages differ in 个百分点,
+/// quantities keep their unit; ranks in places.
+fn difference(d: f64, unit: &str) -> String {
+    let v = format_number(crate::status::format::round(d.abs()));
+    match unit {
+        "%" => format!("{v}个百分点"),
+        "名" => format!("{v}个名次"),
+        u if u.starts_with(|c: char| c.is_ascii_alphabetic() || c == 'µ') => format!("{v} {u}"),
+        u => format!("{v}{u}"),
+    }
+}
+
+/// Whole calendar days from the deadline's date to `at`'s (local): 0 on the
+/// deadline day, 1 the day after (words.md).
+pub fn days_overdue(deadline: &str, at: Millis, tz: Tz) -> Option<i64> {
+    let day = chrono::NaiveDate::parse_from_str(deadline.get(..10)?, "%Y-%m-%d").ok()?;
+    Some((to_local(at, tz).date_naive() - day).num_days().max(0))
+}
+
+/// A rule file as readers are shown it: from its `rules/` folder on
+/// (`rules/social/x.rhai`), not the machine's absolute path.
+pub fn rule_file(path: &std::path::Path) -> String {
+    let parts: Vec<_> = path.components().collect();
+    match parts.iter().rposition(|c| c.as_os_str() == "rules") {
+        Some(i) => parts[i..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/"),
+        None => path.display().to_string(),
+    }
+}
+
+/// `(name, value)` rows describing one notice, unescaped, every key through
+/// its display name (no `key=value` reaches a reader). The one place a
+/// notice becomes words: the mail (text and HTML) and the chat messages
+/// read these rows.
+pub fn rows(n: &Notice, tz: Tz) -> Vec<(String, String)> {
+    rows_in(n, tz, &Words::default())
+}
+
+/// [`rows`] with the configured display names.
+pub fn rows_in(n: &Notice, tz: Tz, words: &Words) -> Vec<(String, String)> {
+    let mut rows: Vec<(String, String)> = Vec::new();
+    let mut row = |name: &str, value: String| rows.push((name.to_string(), value));
     let number = |key: &str| n.details.get(key).and_then(|v| v.as_f64());
-    let unit = n
-        .details
-        .get("unit")
-        .and_then(|v| v.as_str())
-        .unwrap_or("")
-        .to_string();
-    if n.kind.audience() == Audience::Admin {
-        rows.push(("规则", n.rule.clone()));
-        rows.push(("错误", n.message.clone()));
+    let text = |key: &str| n.details.get(key).and_then(|v| v.as_str());
+    let unit = text("unit").unwrap_or("").to_string();
+    let admin = n.kind.audience() == Audience::Admin;
+    if admin {
+        row("规则", n.rule.clone());
+        row("错误", n.message.clone());
     } else {
-        rows.push(("对象", subject_text(&n.subject)));
-        rows.push(("说明", n.message.clone()));
+        for (k, v) in &n.subject {
+            row(words.name(k).unwrap_or("对象"), words.value(k, v));
+        }
     }
     let value = number("value");
     let target = number("target").or_else(|| number("threshold"));
-    if let Some(v) = value {
-        rows.push(("当前值", format!("{}{unit}", format_number(v))));
+    let milestone = text("deadline").filter(|_| !admin);
+    match n.kind {
+        // Good news says what is true now, not the old problem.
+        NoticeKind::Resolved => {
+            let now = match target {
+                Some(t) => format!(
+                    "{}评估已达到目标（{}）",
+                    when(n.at, tz),
+                    with_unit(t, &unit)
+                ),
+                None => format!("{}评估未发现问题", when(n.at, tz)),
+            };
+            let now = match milestone {
+                Some(_) => format!("{}评估：已完成", when(n.at, tz)),
+                None => now,
+            };
+            row("现状", now);
+            if let Some(v) = value {
+                row("此前", format!("{}（已消除）", with_unit(v, &unit)));
+            }
+        }
+        NoticeKind::DataReturned => {
+            row(
+                "现状",
+                format!("{}评估时应报数据已报送，按期考核", when(n.at, tz)),
+            );
+        }
+        NoticeKind::RuleRecovered => row("现状", "规则已恢复正常求值".into()),
+        _ if !admin => {
+            row("说明", n.message.clone());
+            if let Some(deadline) = milestone {
+                let done = value.is_some_and(|v| v >= 1.0);
+                row("完成情况", if done { "已完成" } else { "未完成" }.into());
+                row("截止日期", deadline.to_string());
+                if !done {
+                    if let Some(days) = days_overdue(deadline, n.at, tz) {
+                        row("逾期", format!("{days}天"));
+                    }
+                }
+            } else {
+                if let Some(v) = value {
+                    row("当前值", with_unit(v, &unit));
+                }
+                if let Some(t) = target {
+                    let t = match unit.as_str() {
+                        "名" => format!("前{}名", format_number(t)),
+                        _ => with_unit(t, &unit),
+                    };
+                    row("目标", t);
+                }
+                let gap = number("gap").or(match (value, target) {
+                    (Some(v), Some(t)) => Some(v - t),
+                    _ => None,
+                });
+                if let (Some(g), Some(_)) = (gap, target) {
+                    row("差距", difference(g, &unit));
+                }
+            }
+        }
+        _ => {}
     }
-    if let Some(t) = target {
-        rows.push(("目标/阈值", format!("{}{unit}", format_number(t))));
-    }
-    let gap = number("gap").or(match (value, target) {
-        (Some(v), Some(t)) => Some(v - t),
-        _ => None,
-    });
-    if let Some(g) = gap {
-        let sign = if g > 0.0 { "+" } else { "" };
-        rows.push(("差距", format!("{sign}{}{unit}", format_number(g))));
-    }
-    let known = [
+    // Further details, each through its display name with its unit
+    // (`concentration` + `concentration_unit` → 浓度：52.9 µg/m³); keys
+    // without a display name are left out of the reader's text.
+    let shown = [
         "value",
         "target",
         "threshold",
@@ -197,53 +335,68 @@ fn rows(n: &Notice, tz: Tz) -> Vec<(&'static str, String)> {
         "file",
         "line",
         "col",
-        // a year's verdict: the subject and the label already say it
         "final",
         "year",
+        "deadline",
+        "days_late",
     ];
-    let others: Vec<String> = n
-        .details
-        .iter()
-        .filter(|(k, _)| !known.contains(&k.as_str()))
-        .map(|(k, v)| match v {
-            serde_json::Value::String(s) => format!("{k}={s}"),
-            serde_json::Value::Number(x) => {
-                format!("{k}={}", x.as_f64().map_or(x.to_string(), format_number))
+    if !n.kind.is_recovery() {
+        for (k, v) in &n.details {
+            if shown.contains(&k.as_str()) || k.ends_with("_unit") {
+                continue;
             }
-            other => format!("{k}={other}"),
-        })
-        .collect();
-    if !others.is_empty() {
-        rows.push(("其他", others.join("; ")));
+            let Some(name) = words.name(k) else { continue };
+            let unit = text(&format!("{k}_unit")).unwrap_or("");
+            let value = match v {
+                serde_json::Value::String(s) => format!("{s}{unit}"),
+                serde_json::Value::Number(x) => match x.as_f64() {
+                    Some(f) if unit.is_empty() => format_number(f),
+                    Some(f) => with_unit(f, unit),
+                    None => x.to_string(),
+                },
+                serde_json::Value::Bool(b) => if *b { "是" } else { "否" }.to_string(),
+                _ => continue,
+            };
+            row(name, value);
+        }
     }
-    if let (Some(file), line) = (
-        n.details.get("file").and_then(|v| v.as_str()),
-        number("line"),
-    ) {
-        let col = number("col");
-        let at = match (line, col) {
-            (Some(l), Some(c)) => format!("{file}:{l}:{c}"),
-            (Some(l), None) => format!("{file}:{l}"),
-            _ => file.to_string(),
-        };
-        rows.push(("位置", at));
+    if admin {
+        if let (Some(file), line) = (text("file"), number("line")) {
+            let at = match (line, number("col")) {
+                (Some(l), Some(c)) => format!("{file}:{l}:{c}"),
+                (Some(l), None) => format!("{file}:{l}"),
+                _ => file.to_string(),
+            };
+            row("位置", at);
+        }
     }
-    rows.push(("开始于", local_time(n.since, tz)));
-    rows.push(("本次评估", local_time(n.at, tz)));
+    if !n.kind.is_recovery() {
+        row("开始于", when(n.since, tz));
+    }
+    row("本次评估", when(n.at, tz));
     if let Some(owner) = &n.owner {
-        rows.push(("责任单位", owner.clone()));
+        row("责任单位", owner.clone());
     }
-    let hash: String = n.content_hash.chars().take(12).collect();
-    rows.push((
-        "规则文件",
-        format!("{} （{}，版本 {hash}）", n.file.display(), n.rule),
-    ));
+    if admin {
+        let hash: String = n.content_hash.chars().take(12).collect();
+        row(
+            "规则文件",
+            format!("{} （{}，版本 {hash}）", n.file.display(), n.rule),
+        );
+    } else {
+        row("依据", format!("{}（{}）", rule_file(&n.file), n.rule));
+    }
     rows
 }
 
 /// A mail listing `notices` (several rules and subjects may share one mail).
 pub fn render(notices: &[&Notice], tz: Tz) -> Rendered {
-    render_with_charts(notices, tz, &std::collections::HashMap::new())
+    render_with_charts(
+        notices,
+        tz,
+        &std::collections::HashMap::new(),
+        &Words::default(),
+    )
 }
 
 /// [`render`], with an inline chart (`<img src="cid:…">`) under each item
@@ -253,6 +406,7 @@ pub fn render_with_charts(
     notices: &[&Notice],
     tz: Tz,
     charts: &std::collections::HashMap<String, String>,
+    words: &Words,
 ) -> Rendered {
     let mut sorted = notices.to_vec();
     sort_notices(&mut sorted);
@@ -268,12 +422,15 @@ pub fn render_with_charts(
     for (i, n) in sorted.iter().enumerate() {
         // Severity is the rule's word for a breach; good news and notes to
         // admin about the rule itself go without it.
-        let tag = if n.kind.is_recovery() || n.kind.audience() == Audience::Admin {
-            kind_label(n.kind).to_string()
+        let tag = if n.kind.is_recovery()
+            || n.kind.audience() == Audience::Admin
+            || n.kind == NoticeKind::FinalVerdict
+        {
+            notice_label(n)
         } else {
             format!("{}·{}", n.severity.label_zh(), kind_label(n.kind))
         };
-        let rows = rows(n, tz);
+        let rows = rows_in(n, tz, words);
         text_items.push_str(&format!("{}. 【{tag}】{}\n", i + 1, n.title));
         for (name, value) in &rows {
             // Continuation lines of multi-line values stay indented.
@@ -435,18 +592,48 @@ mod tests {
         let r = render(&[&a], SH);
         for needle in [
             "当前值：5.1%",
-            "目标/阈值：4.5%",
-            "差距：+0.6%",
-            "对象：county=南宫",
-            "2021-03-01 09:00:00 +08:00",
+            "目标：4.5%",
+            "差距：0.6个百分点",
+            "县（市、区）：南宫",
+            "2021年3月1日 09:00",
             "rules/unemployment.rhai",
-            "0123456789ab",
             "人社局",
         ] {
             assert!(r.text.contains(needle), "text lacks {needle}:\n{}", r.text);
             let value = needle.split('：').next_back().unwrap();
             assert!(r.html.contains(value), "html lacks {value}:\n{}", r.html);
         }
+        assert!(!r.text.contains('='), "no key=value:\n{}", r.text);
+    }
+
+    /// A resolved mail says what is true now, not the old problem text.
+    #[test]
+    fn resolved_says_what_is_true_now() {
+        let r = notice(NoticeKind::Resolved, "南宫");
+        let text = render(&[&r], SH).text;
+        assert!(
+            text.contains("现状：2021年3月1日 09:00评估已达到目标（4.5%）"),
+            "{text}"
+        );
+        assert!(!text.contains("超过"), "{text}");
+    }
+
+    /// words.md: 0 days overdue on the deadline day, 1 the day after.
+    #[test]
+    fn days_overdue_count_from_the_deadline_day() {
+        let at = |t: &str| parse_time(t, SH).unwrap();
+        assert_eq!(
+            days_overdue("2022-01-01", at("2022-01-01T09:00"), SH),
+            Some(0)
+        );
+        assert_eq!(
+            days_overdue("2022-01-01", at("2022-01-02T00:00"), SH),
+            Some(1)
+        );
+        assert_eq!(
+            days_overdue("2022-01-01", at("2022-01-04T09:00"), SH),
+            Some(3)
+        );
     }
 
     #[test]

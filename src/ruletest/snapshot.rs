@@ -128,6 +128,9 @@ impl Snapshot {
 }
 
 impl StatusSource for Snapshot {
+    fn words(&self) -> crate::status::Words {
+        crate::status::Words::with(&self.config.labels)
+    }
     fn rules(&self) -> Vec<RuleEntry> {
         self.rules.clone()
     }

@@ -7,10 +7,12 @@
 //! - [`model`]: the status of a rule, from its alerts, last run and chart
 //! - [`series`]: what a chart shows, as numbers, read from the readings store
 //! - [`format`]: numbers without float noise, HTML escaping
+//! - [`words`]: display names of label and detail keys (no `key=value` for readers)
 
 pub mod format;
 pub mod model;
 pub mod series;
+pub mod words;
 
 use std::sync::Arc;
 
@@ -23,6 +25,7 @@ use crate::time::Millis;
 
 pub use model::{all, rule_status, Figure, FigureSource, RuleStatus, StateLabel};
 pub use series::ChartData;
+pub use words::Words;
 
 /// A rule as the daemon holds it.
 #[derive(Debug, Clone)]
@@ -68,6 +71,10 @@ pub trait StatusSource: Send + Sync + 'static {
     /// Rule files that load nowhere (no last good version): (file, problems).
     fn broken_files(&self) -> Vec<(String, Vec<String>)> {
         Vec::new()
+    }
+    /// Display names of label and detail keys (the config's `labels:`).
+    fn words(&self) -> Words {
+        Words::default()
     }
     /// The rule's own tests, when known.
     fn test_status(&self, _rule: &str) -> Option<TestStatus> {

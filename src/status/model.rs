@@ -1,6 +1,8 @@
 //! A rule's status as the page, the mails and the digest show it: its state,
 //! the current value against the target and the gap, and its chart.
 
+use chrono::Datelike;
+
 use crate::alerts::{Alert, HistoryEntry, HistoryQuery, State};
 use crate::rules::loader::ChartLine;
 use crate::time::Millis;
@@ -13,9 +15,14 @@ use super::{RuleEntry, StatusSource};
 pub enum StateLabel {
     Error,
     Firing,
+    /// A year's final verdict: the target was missed (`2021年度结果：未完成`).
+    Missed,
     NoData,
     Pending,
     Ok,
+    /// The year of a year's rule is over, evaluated since, and no verdict of
+    /// missing it: the target was met (`2021年度结果：已完成`).
+    Met,
     /// Not evaluated since the daemon started, and no alert on record.
     Unknown,
 }
@@ -26,7 +33,9 @@ impl StateLabel {
             StateLabel::Ok => "正常",
             StateLabel::Pending => "待定",
             StateLabel::Firing => "告警",
-            StateLabel::NoData => "无数据",
+            StateLabel::Missed => "未完成",
+            StateLabel::Met => "已完成",
+            StateLabel::NoData => "缺数据",
             StateLabel::Error => "错误",
             StateLabel::Unknown => "未评估",
         }
@@ -38,6 +47,8 @@ impl StateLabel {
             StateLabel::Ok => "ok",
             StateLabel::Pending => "pending",
             StateLabel::Firing => "firing",
+            StateLabel::Missed => "missed",
+            StateLabel::Met => "met",
             StateLabel::NoData => "nodata",
             StateLabel::Error => "error",
             StateLabel::Unknown => "unknown",
@@ -50,17 +61,25 @@ impl StateLabel {
             StateLabel::Ok => "最近一次评估未发现问题",
             StateLabel::Pending => "已越线, 持续时间未到告警门槛",
             StateLabel::Firing => "目标未达到, 已通知责任单位",
+            StateLabel::Missed => "年度已结束, 该年度目标未完成（年度结果, 不会因次年数据而恢复）",
+            StateLabel::Met => "年度已结束, 该年度目标已完成",
             StateLabel::NoData => "应报数据未报送, 无法判断",
             StateLabel::Error => "规则文件或规则运行出错, 已通知管理员",
             StateLabel::Unknown => "守护进程启动后尚未评估",
         }
     }
 
+    /// Whether the state is a year's result (met or missed).
+    pub fn is_verdict(self) -> bool {
+        matches!(self, StateLabel::Missed | StateLabel::Met)
+    }
+
     fn of_alert(state: State) -> StateLabel {
         match state {
             State::Error => StateLabel::Error,
             // (a year's final verdict: its own label comes with the page's year view)
-            State::Firing | State::Final => StateLabel::Firing,
+            State::Firing => StateLabel::Firing,
+            State::Final => StateLabel::Missed,
             State::NoData => StateLabel::NoData,
             State::Pending => StateLabel::Pending,
             State::Inactive => StateLabel::Ok,
@@ -118,6 +137,20 @@ impl RuleStatus {
             .unwrap_or("未指定责任单位")
     }
 
+    /// The work-report year the rule judges, if any.
+    pub fn year(&self) -> Option<i32> {
+        self.entry.rule.meta.year
+    }
+
+    /// The state as read: `2021年度结果：未完成` for a year's result, else
+    /// the state's word (`告警`).
+    pub fn label(&self) -> String {
+        match (self.state.is_verdict(), self.year()) {
+            (true, Some(y)) => format!("{y}年度结果：{}", self.state.zh()),
+            _ => self.state.zh().to_string(),
+        }
+    }
+
     /// The most telling alert (worst state first).
     pub fn worst_alert(&self) -> Option<&Alert> {
         self.alerts
@@ -131,7 +164,7 @@ fn number(a: &Alert, key: &str) -> Option<f64> {
 }
 
 /// The figure an alert's details give (`value`, `threshold` or `target`, `gap`, `unit`).
-pub fn figure_of_alert(a: &Alert) -> Option<Figure> {
+pub fn figure_of_alert(a: &Alert, words: &super::Words) -> Option<Figure> {
     let value = number(a, "value")?;
     let target = number(a, "threshold").or_else(|| number(a, "target"));
     Some(Figure {
@@ -146,7 +179,7 @@ pub fn figure_of_alert(a: &Alert) -> Option<Figure> {
             .to_string(),
         at: None,
         source: FigureSource::Finding,
-        subject: crate::rules::finding::subject_text(&a.subject),
+        subject: words.subject(&a.subject),
     })
 }
 
@@ -170,12 +203,23 @@ pub fn figure_of_chart(chart: &ChartData) -> Option<Figure> {
 
 /// The state of a rule from its alerts and last evaluation.
 pub fn state_of(entry: &RuleEntry, alerts: &[Alert]) -> StateLabel {
+    state_in(entry, alerts, None)
+}
+
+/// [`state_of`], knowing the zone: a year's rule evaluated after its year
+/// without any alert has met its target ([`StateLabel::Met`]).
+pub fn state_in(entry: &RuleEntry, alerts: &[Alert], tz: Option<chrono_tz::Tz>) -> StateLabel {
     let worst = alerts.iter().map(|a| StateLabel::of_alert(a.state)).min();
     let errored =
         entry.load_error.is_some() || entry.last.as_ref().is_some_and(|l| l.error.is_some());
+    let year_over = match (entry.rule.meta.year, entry.last.as_ref(), tz) {
+        (Some(y), Some(last), Some(tz)) => crate::time::to_local(last.at, tz).year() > y,
+        _ => false,
+    };
     match worst {
         _ if errored => StateLabel::Error,
         Some(s) => s,
+        None if year_over => StateLabel::Met,
         None if entry.last.is_some() => StateLabel::Ok,
         None => StateLabel::Unknown,
     }
@@ -202,12 +246,12 @@ pub fn rule_status(
         data.firing = firing_periods(history, None, data.from, data.to);
         data
     });
-    let state = state_of(&entry, &alerts);
+    let state = state_in(&entry, &alerts, Some(tz));
     let from_alert = alerts
         .iter()
         .filter(|a| a.state != State::Error)
         .min_by_key(|a| StateLabel::of_alert(a.state))
-        .and_then(figure_of_alert);
+        .and_then(|a| figure_of_alert(a, &source.words()));
     // A per-finding line is not on the page's chart: only the alert knows it.
     let from_chart = chart.as_ref().filter(|c| !c.is_empty()).and_then(|c| {
         let line = entry.rule.meta.chart.as_ref().map(|s| s.line);

@@ -20,7 +20,66 @@ pub struct Schedule {
     cron: Cron,
 }
 
+/// A duration as officials read it: `每7天`, `每1小时`, `每30分钟` (an
+/// interval; words.md: never `7d` or `1w`). `0` is `立即`.
+pub fn every_in_words(ms: Millis) -> String {
+    const MIN: Millis = 60_000;
+    match ms {
+        0 => "立即".into(),
+        m if m % (24 * 60 * MIN) == 0 => format!("每{}天", m / (24 * 60 * MIN)),
+        m if m % (60 * MIN) == 0 => format!("每{}小时", m / (60 * MIN)),
+        m if m % MIN == 0 => format!("每{}分钟", m / MIN),
+        m => format!("每{}秒", m / 1000),
+    }
+}
+
+/// A length of time as officials read it: `7天`, `1小时`, `0` → `立即`.
+pub fn duration_in_words(ms: Millis) -> String {
+    match ms {
+        0 => "立即".into(),
+        m => every_in_words(m).trim_start_matches('每').to_string(),
+    }
+}
+
 impl Schedule {
+    /// The schedule in words: `每天 09:00`, `每月16日 09:00`, `每周一 09:00`,
+    /// `每年1月16日 09:00`; a schedule these cannot say keeps its own text.
+    pub fn in_words(&self) -> String {
+        let f: Vec<&str> = self.cron_text.split_whitespace().collect();
+        if f.len() != 6 {
+            return self.text.clone();
+        }
+        let num = |x: &str| x.parse::<u32>().ok();
+        let (Some(_), Some(min), Some(hour)) = (num(f[0]), num(f[1]), num(f[2])) else {
+            return self.text.clone();
+        };
+        let time = format!("{hour:02}:{min:02}");
+        let week = |d: &str| -> Option<&'static str> {
+            Some(match d.to_ascii_uppercase().as_str() {
+                "1" | "MON" => "一",
+                "2" | "TUE" => "二",
+                "3" | "WED" => "三",
+                "4" | "THU" => "四",
+                "5" | "FRI" => "五",
+                "6" | "SAT" => "六",
+                "0" | "7" | "SUN" => "日",
+                _ => return None,
+            })
+        };
+        match (f[3], f[4], f[5]) {
+            ("*", "*", "*" | "?") => format!("每天 {time}"),
+            (d, "*", "*" | "?") if num(d).is_some() => format!("每月{d}日 {time}"),
+            (d, m, "*" | "?") if num(d).is_some() && num(m).is_some() => {
+                format!("每年{m}月{d}日 {time}")
+            }
+            ("*" | "?", "*", w) => match week(w) {
+                Some(w) => format!("每周{w} {time}"),
+                None => self.text.clone(),
+            },
+            _ => self.text.clone(),
+        }
+    }
+
     pub fn parse(text: &str) -> Result<Schedule, String> {
         let trimmed = text.trim();
         let cron_text = match trimmed {
@@ -102,6 +161,18 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schedules_and_intervals_in_words() {
+        let w = |t: &str| Schedule::parse(t).unwrap().in_words();
+        assert_eq!(w("0 0 9 16 * *"), "每月16日 09:00");
+        assert_eq!(w("0 0 9 * * *"), "每天 09:00");
+        assert_eq!(w("0 0 9 * * MON"), "每周一 09:00");
+        assert_eq!(w("0 30 8 16 1 *"), "每年1月16日 08:30");
+        assert_eq!(every_in_words(7 * 24 * 3_600_000), "每7天");
+        assert_eq!(every_in_words(3_600_000), "每1小时");
+        assert_eq!(duration_in_words(0), "立即");
+    }
     use crate::time::parse_time;
 
     const SH: Tz = chrono_tz::Asia::Shanghai;

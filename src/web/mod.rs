@@ -14,6 +14,7 @@
 
 pub mod page;
 pub mod svg;
+pub mod upload;
 
 use std::sync::Arc;
 
@@ -34,16 +35,17 @@ pub fn router<S: StatusSource>(source: Arc<S>) -> Router {
         .with_state(source)
 }
 
-fn html(status: StatusCode, body: String) -> Response {
+/// Nothing on the page is loaded from elsewhere, no script runs, forms post
+/// only here, and no other site may frame the page (a hidden confirm button).
+pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'";
+
+/// An HTML answer with the page's headers (CSP, no caching).
+pub fn html(status: StatusCode, body: String) -> Response {
     (
         status,
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            // Nothing on the page is loaded from elsewhere, and no script runs.
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
-            ),
+            (header::CONTENT_SECURITY_POLICY, CSP),
             (header::CACHE_CONTROL, "no-store"),
         ],
         body,

@@ -10,7 +10,6 @@ use chrono_tz::Tz;
 use super::escape;
 use super::svg;
 use crate::alerts::{HistoryEvent, HistoryQuery};
-use crate::rules::finding::subject_text;
 use crate::rules::loader::{Breach, ChartLine, ChartRange};
 use crate::status::format::{format_number, round};
 use crate::status::series::ChartData;
@@ -30,6 +29,16 @@ fn head(title: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"zh-CN\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n<style>\n{STYLE}</style>\n</head>\n",
         escape(title)
+    )
+}
+
+/// A state badge; a year's result reads `2021年度结果：未完成`.
+fn status_badge(s: &RuleStatus) -> String {
+    format!(
+        "<span class=\"badge {}\" title=\"{}\">{}</span>",
+        s.state.class(),
+        escape(s.state.help()),
+        escape(&s.label())
     )
 }
 
@@ -121,7 +130,7 @@ fn card(s: &RuleStatus, tz: Tz) -> String {
         "<article class=\"card {}\" id=\"rule-{}\">\n<h3>{} <a href=\"/rules/{}\">{}</a></h3>\n<dl>",
         s.state.class(),
         escape(&meta.id),
-        badge(s.state),
+        status_badge(s),
         escape(&meta.id),
         escape(&meta.title),
     );
@@ -162,8 +171,14 @@ pub fn index(source: &dyn StatusSource) -> String {
     };
     let mut by_owner: BTreeMap<&str, Vec<&RuleStatus>> = BTreeMap::new();
     let mut counts: BTreeMap<StateLabel, usize> = BTreeMap::new();
+    // A year's results (its year over, met or missed) are grouped by year,
+    // above the bureaus' current targets.
+    let mut by_year: BTreeMap<std::cmp::Reverse<i32>, Vec<&RuleStatus>> = BTreeMap::new();
     for s in &statuses {
-        by_owner.entry(s.owner()).or_default().push(s);
+        match s.year().filter(|_| s.state.is_verdict()) {
+            Some(y) => by_year.entry(std::cmp::Reverse(y)).or_default().push(s),
+            None => by_owner.entry(s.owner()).or_default().push(s),
+        }
         *counts.entry(s.state).or_default() += 1;
     }
     // Bureaus with something wrong first (worst first), then the rest by name.
@@ -192,7 +207,9 @@ pub fn index(source: &dyn StatusSource) -> String {
     for (i, (owner, _)) in groups.iter().enumerate() {
         let _ = write!(out, "<a href=\"#owner-{i}\">{}</a> ", escape(owner));
     }
-    out.push_str("</nav>\n</header>\n<main>\n");
+    out.push_str(
+        "</nav>\n<p><a href=\"/upload\">上传报表（各部门报送数据）</a></p>\n</header>\n<main>\n",
+    );
     let broken = source.broken_files();
     if !broken.is_empty() {
         out.push_str("<section class=\"broken\"><h2>无法加载的规则文件</h2><ul>");
@@ -205,6 +222,22 @@ pub fn index(source: &dyn StatusSource) -> String {
             );
         }
         out.push_str("</ul></section>\n");
+    }
+    for (std::cmp::Reverse(year), list) in &by_year {
+        let missed = list
+            .iter()
+            .filter(|s| s.state == StateLabel::Missed)
+            .count();
+        let _ = write!(
+            out,
+            "<section id=\"year-{year}\">\n<h2>{year}年度结果 <small>{} 项，已完成 {} 项，未完成 {missed} 项</small></h2>\n<div class=\"cards\">\n",
+            list.len(),
+            list.len() - missed,
+        );
+        for s in list {
+            out.push_str(&card(s, tz));
+        }
+        out.push_str("</div>\n</section>\n");
     }
     for (i, (owner, list)) in groups.iter().enumerate() {
         let bad = list.iter().filter(|s| s.state < StateLabel::Ok).count();
@@ -235,6 +268,8 @@ fn legend() -> String {
         StateLabel::Ok,
         StateLabel::Pending,
         StateLabel::Firing,
+        StateLabel::Missed,
+        StateLabel::Met,
         StateLabel::NoData,
         StateLabel::Error,
         StateLabel::Unknown,
@@ -265,7 +300,7 @@ pub fn rule(source: &dyn StatusSource, id: &str) -> Option<String> {
     let _ = write!(
         out,
         "<body>\n<header>\n<p><a href=\"/\">← 返回全部目标</a></p>\n<h1>{} {}</h1>\n<p class=\"muted\">{} · 规则 <code>{}</code></p>\n</header>\n<main>\n<section>\n<dl class=\"wide\">",
-        badge(s.state),
+        status_badge(&s),
         escape(&meta.title),
         escape(s.owner()),
         escape(&meta.id),
@@ -321,7 +356,8 @@ pub fn rule(source: &dyn StatusSource, id: &str) -> Option<String> {
             let state = match a.state {
                 crate::alerts::State::Error => StateLabel::Error,
                 // (a year's final verdict: its own label comes with the page's year view)
-                crate::alerts::State::Firing | crate::alerts::State::Final => StateLabel::Firing,
+                crate::alerts::State::Firing => StateLabel::Firing,
+                crate::alerts::State::Final => StateLabel::Missed,
                 crate::alerts::State::NoData => StateLabel::NoData,
                 _ => StateLabel::Pending,
             };
@@ -329,7 +365,7 @@ pub fn rule(source: &dyn StatusSource, id: &str) -> Option<String> {
                 out,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 badge(state),
-                escape(&subject_text(&a.subject)),
+                escape(&source.words().subject(&a.subject)),
                 escape(&a.message),
                 escape(&local(a.active_since, tz)),
                 a.last_sent
@@ -376,7 +412,7 @@ pub fn rule(source: &dyn StatusSource, id: &str) -> Option<String> {
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(&local(h.time, tz)),
                 escape(&event),
-                escape(&subject_text(&h.subject)),
+                escape(&source.words().subject(&h.subject)),
                 h.value
                     .map(|v| escape(&format_number(round(v))))
                     .unwrap_or_else(|| "—".into()),
@@ -422,14 +458,24 @@ pub fn rule(source: &dyn StatusSource, id: &str) -> Option<String> {
     row("标题", &meta.title);
     row("责任单位", s.owner());
     row("严重程度", meta.severity.label_zh());
-    row("评估时间表", &meta.schedule.text);
+    row("评估时间", &meta.schedule.in_words());
     row("通知", &meta.notify.join("、"));
-    row("持续多久才告警", &format_duration(meta.for_));
-    row("提醒间隔", &format_duration(meta.repeat));
+    row(
+        "持续多久才告警",
+        &crate::time::schedule::duration_in_words(meta.for_),
+    );
+    row(
+        "提醒间隔",
+        &crate::time::schedule::every_in_words(meta.repeat),
+    );
     if let Some(d) = &meta.description {
         row("说明", d);
     }
-    row("规则文件", &s.entry.rule.path.display().to_string());
+    // From `rules/` on: no machine path (and none in the docs' screenshots).
+    row(
+        "规则文件",
+        &crate::notify::templates::rule_file(&s.entry.rule.path),
+    );
     row(
         "文件版本",
         &s.entry
@@ -452,7 +498,10 @@ pub fn rule(source: &dyn StatusSource, id: &str) -> Option<String> {
                 if spec.filter.is_empty() {
                     String::new()
                 } else {
-                    format!("（{}）", subject_text(&spec.filter))
+                    format!(
+                        "（{}）",
+                        crate::status::Words::default().subject(&spec.filter)
+                    )
                 },
                 if spec.monthly { "，按月平均" } else { "" }
             ),

@@ -53,6 +53,13 @@ pub struct Builder {
     max_body: Option<usize>,
     rule_timeout: Option<String>,
     log_filter: String,
+    digest_schedule: Option<String>,
+    /// Config lines added as they are (`bureaus: {…},`).
+    extra_config: Vec<String>,
+    env: Vec<(String, String)>,
+    files: Vec<(String, Vec<u8>)>,
+    /// A store file copied into place before the daemon starts.
+    store_from: Option<PathBuf>,
 }
 
 pub fn daemon() -> Builder {
@@ -62,6 +69,11 @@ pub fn daemon() -> Builder {
         max_body: None,
         rule_timeout: None,
         log_filter: "info".into(),
+        digest_schedule: None,
+        extra_config: Vec::new(),
+        env: Vec::new(),
+        files: Vec::new(),
+        store_from: None,
     }
 }
 
@@ -86,8 +98,37 @@ impl Builder {
         self
     }
 
+    pub fn digest_schedule(mut self, cron: &str) -> Self {
+        self.digest_schedule = Some(cron.to_string());
+        self
+    }
+
+    /// A line of config (a whole top-level entry, with its trailing comma).
+    pub fn config(mut self, line: &str) -> Self {
+        self.extra_config.push(line.to_string());
+        self
+    }
+
+    /// An environment variable of the daemon.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// A file in the daemon's folder (beside the config).
+    pub fn file(mut self, rel: &str, bytes: impl Into<Vec<u8>>) -> Self {
+        self.files.push((rel.to_string(), bytes.into()));
+        self
+    }
+
     pub fn log(mut self, filter: &str) -> Self {
         self.log_filter = filter.to_string();
+        self
+    }
+
+    /// Starts on a copy of the store file at `path` (`data/rulewatch.db`).
+    pub fn store_from(mut self, path: &Path) -> Self {
+        self.store_from = Some(path.to_path_buf());
         self
     }
 
@@ -131,8 +172,21 @@ impl Builder {
                 "    limits: (max_operations: 1000000000000, rule_timeout: \"{t}\"),\n"
             ));
         }
+        if let Some(cron) = &self.digest_schedule {
+            config.push_str(&format!("    digest: (schedule: \"{cron}\"),\n"));
+        }
+        for line in &self.extra_config {
+            config.push_str(&format!("    {line}\n"));
+        }
+        for (rel, bytes) in &self.files {
+            std::fs::write(dir.path().join(rel), bytes).unwrap();
+        }
         config.push_str(")\n");
         std::fs::write(dir.path().join("rulewatch.ron"), config).unwrap();
+        if let Some(from) = &self.store_from {
+            std::fs::create_dir_all(dir.path().join("data")).unwrap();
+            std::fs::copy(from, dir.path().join("data/rulewatch.db")).unwrap();
+        }
         let log_path = dir.path().join("daemon.log");
         let log = std::fs::File::create(&log_path).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rulewatch"));
@@ -144,6 +198,9 @@ impl Builder {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
         match &self.token {
             Some(t) => cmd.env("RW_TEST_TOKEN", t),
             None => cmd.env_remove("RW_TEST_TOKEN"),

@@ -8,4 +8,5 @@ mod retry;
 mod secrets;
 mod smtp;
 mod support;
+mod tls;
 mod worker;

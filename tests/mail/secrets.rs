@@ -14,7 +14,7 @@ use crate::support::*;
 const PASSWORD: &str = "Zq7-s3cr3t-pa55w0rd";
 
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Captured(pub Arc<Mutex<Vec<u8>>>);
 
 impl Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -29,7 +29,7 @@ impl Write for Captured {
 /// Every log line of this test binary, from every thread. A thread-local
 /// subscriber misses lines when another test thread registers a callsite
 /// first (tracing caches callsite interest globally), so capture globally.
-fn global_logs() -> Captured {
+pub(crate) fn global_logs() -> Captured {
     static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
     LOGS.get_or_init(|| {
         let logs = Captured::default();
@@ -57,6 +57,7 @@ async fn the_smtp_password_never_appears_in_errors_logs_or_mail() {
             Security::None,
             Some(("alerts".into(), Secret::new(PASSWORD.into()))),
             Duration::from_secs(5),
+            None,
         )
         .unwrap(),
     );
@@ -130,6 +131,7 @@ async fn a_missing_password_variable_is_named_not_shown() {
             password_env: Some(var.into()),
             allow_plaintext_auth: true,
             timeout: "5s".into(),
+            ca_file: None,
         },
     };
     let err = Mailer::from_config(&mail(var)).unwrap_err().to_string();

@@ -36,20 +36,27 @@ async fn delivers_decoded_subject_both_parts_escaped_html_and_stable_message_id(
     assert!(m.from.contains("alerts@example.cn"), "{}", m.from);
     assert_eq!(m.content_type, "multipart/alternative");
     assert_eq!(m.message_id, queued_id, "Message-ID is the queued one");
+    // What the mail is about, in plain ASCII headers (the county percent-encoded).
+    assert_eq!(m.x_rule, "unemployment-rate");
+    assert_eq!(m.x_subject, "county=%E5%8D%97%E5%AE%AB");
+    assert_eq!(m.x_transition, "firing");
 
     let text = m.text.as_deref().expect("text part");
     let html = m.html.as_deref().expect("html part");
     for needle in [
         "5.1%",
         "4.5%",
-        "+0.6%",
-        "county=南宫",
-        "2021-03-01 09:00:00 +08:00",
+        "0.6个百分点",
+        "县（市、区）：南宫",
+        "2021年3月1日 09:00",
         "rules/unemployment-rate.rhai",
     ] {
         assert!(text.contains(needle), "text lacks {needle}:\n{text}");
-        assert!(html.contains(needle), "html lacks {needle}:\n{html}");
+        // HTML: the name and the value in cells of their own.
+        let value = needle.split('：').next_back().unwrap();
+        assert!(html.contains(value), "html lacks {value}:\n{html}");
     }
+    assert!(!text.contains("county=") && !html.contains("county="));
     assert!(
         text.contains("<script>alert('x')</script>"),
         "text is as written"
@@ -101,6 +108,7 @@ async fn a_mail_with_several_items_says_how_many() {
     let text = got[0].text.as_deref().unwrap();
     assert!(text.contains("3 项新通知"), "{text}");
     for county in ["南宫", "威县", "清河"] {
-        assert!(text.contains(&format!("county={county}")), "{text}");
+        assert!(text.contains(&format!("县（市、区）：{county}")), "{text}");
+        assert!(!text.contains(&format!("county={county}")), "{text}");
     }
 }

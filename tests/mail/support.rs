@@ -42,7 +42,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn wait_listening(port: u16, up: bool) {
+pub fn wait_listening(port: u16, up: bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         let listening = TcpStream::connect(("127.0.0.1", port)).is_ok();
@@ -69,6 +69,10 @@ pub struct Delivered {
     pub text: Option<String>,
     pub html: Option<String>,
     pub content_type: String,
+    /// `X-Rulewatch-Rule`, `-Subject`, `-Transition` as on the wire ("" when absent).
+    pub x_rule: String,
+    pub x_subject: String,
+    pub x_transition: String,
 }
 
 const READ_MAILDIR: &str = r#"
@@ -90,6 +94,9 @@ for key, m in sorted(mailbox.Maildir(sys.argv[1], factory=None).items()):
         "text": part("plain"),
         "html": part("html"),
         "content_type": msg.get_content_type(),
+        "x_rule": str(raw_msg["x-rulewatch-rule"] or ""),
+        "x_subject": str(raw_msg["x-rulewatch-subject"] or ""),
+        "x_transition": str(raw_msg["x-rulewatch-transition"] or ""),
     })
 print(json.dumps(out))
 "#;
@@ -97,7 +104,7 @@ print(json.dumps(out))
 /// aiosmtpd with its `Mailbox` handler (`Mailbox(mail_dir)`: every message
 /// lands in a Maildir) on 127.0.0.1:`port`.
 pub struct SmtpServer {
-    child: Option<Child>,
+    pub child: Option<Child>,
     pub port: u16,
     pub maildir: PathBuf,
 }
@@ -310,15 +317,15 @@ pub fn breach(rule: &str, county: &str, value: f64) -> Finding {
 }
 
 pub fn settings() -> MailSettings {
-    MailSettings {
-        from: "南宫市目标考核 <alerts@example.cn>".into(),
-        admin: vec!["ops@example.cn".into()],
-        timezone: SH,
-    }
+    MailSettings::new(
+        "南宫市目标考核 <alerts@example.cn>",
+        vec!["ops@example.cn".into()],
+        SH,
+    )
 }
 
 pub fn smtp(port: u16, timeout: Duration) -> Mailer {
-    Mailer::Smtp(SmtpMailer::new("127.0.0.1", port, Security::None, None, timeout).unwrap())
+    Mailer::Smtp(SmtpMailer::new("127.0.0.1", port, Security::None, None, timeout, None).unwrap())
 }
 
 /// A store and a sender on the same fresh file.

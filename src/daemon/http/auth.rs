@@ -12,6 +12,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use super::access::Principal;
 use crate::daemon::state::Daemon;
 
 /// The token from `Authorization: Bearer TOKEN` (scheme case-insensitive).
@@ -24,20 +25,45 @@ pub fn bearer(value: &[u8]) -> Option<&[u8]> {
     (!token.is_empty()).then_some(token)
 }
 
-pub async fn require_token(State(d): State<Arc<Daemon>>, req: Request, next: Next) -> Response {
-    let Some(expected) = &d.token else {
+/// Writes need the API token (every metric) or a bureau's token (its
+/// metrics: the handler checks, see [`Principal::may_write`]); with no token
+/// configured at all, writes are open as before. The [`Principal`] goes into
+/// the request's extensions.
+///
+/// [`Principal`]: super::access::Principal
+/// [`Principal::may_write`]: super::access::Principal::may_write
+pub async fn require_token(State(d): State<Arc<Daemon>>, mut req: Request, next: Next) -> Response {
+    if !d.access.has_tokens() {
+        req.extensions_mut().insert(Principal::Admin);
         return next.run(req).await;
-    };
+    }
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| bearer(v.as_bytes()));
-    let problem = match presented {
-        None => Some("missing bearer token: send `Authorization: Bearer TOKEN`"),
-        Some(None) => Some("malformed Authorization header: expected `Bearer TOKEN`"),
-        Some(Some(t)) if !expected.matches(t) => Some("wrong bearer token"),
-        Some(Some(_)) => None,
+    let (problem, principal) = match presented {
+        None => (
+            Some("缺少口令：请在请求头中带上 `Authorization: Bearer 口令`（口令由管理员发给各部门）/ missing bearer token: send `Authorization: Bearer TOKEN`"),
+            None,
+        ),
+        Some(None) => (
+            Some("Authorization 请求头格式不对：应为 `Bearer 口令`（Bearer 与口令之间一个空格）/ malformed Authorization header: expected `Bearer TOKEN`"),
+            None,
+        ),
+        Some(Some(t)) => match d.access.identify(t) {
+            None => (Some("口令不正确：请核对口令（区分大小写），或向管理员索取本部门的口令 / wrong bearer token"), None),
+            Some(p) => (None, Some(p)),
+        },
     };
+    if let Some(p) = principal {
+        if p != Principal::Admin && req.uri().path() == "/api/v1/evaluate" {
+            return super::refusal(
+                StatusCode::FORBIDDEN,
+                "部门口令只能报送本部门的指标，不能触发评估：请使用管理员口令 / a bureau token may not trigger evaluation",
+            );
+        }
+        req.extensions_mut().insert(p);
+    }
     match problem {
         None => next.run(req).await,
         Some(message) => {

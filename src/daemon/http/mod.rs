@@ -10,14 +10,17 @@
 //! | `GET /api/v1/alerts[?rule=ID&state=S]` | active alerts |
 //! | `GET /api/v1/history?rule=&since=&until=&limit=` | transitions and mail events, oldest first |
 //! | `GET /`, `GET /rules/{id}` | the status page (HTML, see [`crate::web`]) |
+//! | `GET /login`, `/upload`; `POST /login`, `/logout`, `/upload`, `/upload/confirm` | the upload page (see [`upload`]) |
 //! | `GET /healthz` | liveness |
 //! | `GET /metrics` | Prometheus text format |
 
+pub mod access;
 pub mod alerts;
 pub mod auth;
 pub mod metrics;
 pub mod readings;
 pub mod rules;
+pub mod upload;
 
 use std::sync::Arc;
 
@@ -38,19 +41,29 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
             daemon.clone(),
             auth::require_token,
         ));
-    Router::new()
-        .merge(writes)
+    // What `read_access` guards: the read API and the status page
+    // officials look at (`GET /`, `GET /rules/{id}`).
+    let reads = Router::new()
         .route("/api/v1/rules", get(rules::list))
         .route("/api/v1/rules/{id}", get(rules::one))
         .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/history", get(alerts::history))
+        .with_state(daemon.clone())
+        .merge(crate::web::router(daemon.clone()))
+        .route_layer(axum::middleware::from_fn_with_state(
+            daemon.clone(),
+            access::require_reader,
+        ));
+    Router::new()
+        .merge(writes)
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::get))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(daemon.clone())
-        // The status page officials look at: `GET /`, `GET /rules/{id}`.
-        .merge(crate::web::router(daemon))
+        .merge(reads)
+        // Sign-in and the upload page (their own session checks).
+        .merge(upload::router(daemon))
 }
 
 /// A JSON error answer: `{"error": message}`.

@@ -15,23 +15,39 @@ use axum::body::{Body, HttpBody};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::json;
 
+use super::access::Principal;
 use super::{error, refusal};
 use crate::daemon::ingest;
 use crate::daemon::state::Daemon;
 use crate::readings::parse::parse;
-use crate::readings::{Format, ParseError};
+use crate::readings::{Batch, Format, ParseError};
 
 /// What went wrong with a batch, as the client is told.
 enum Failure {
     Rejected(ParseError),
-    Store(String),
+    Store(ingest::WriteFailed),
     Crashed(String),
 }
 
-pub async fn post(State(d): State<Arc<Daemon>>, headers: HeaderMap, body: Body) -> Response {
+/// What a client is told when the store has no room (`507`): nothing of the
+/// batch is stored, and sending it again once there is room stores it.
+const STORE_FULL: &str = "存储空间已满，本批读数未保存：请清理存储库所在磁盘，或缩短 rulewatch.ron 中 retention 的保留期限（或调高 max_store_bytes），之后重新发送本批 / \
+     store full, nothing stored: free disk space where the store is, or shorten `retention` \
+     (or raise `max_store_bytes`) in rulewatch.ron, then send this batch again";
+
+/// When a full store was last logged (ms): once a minute is enough while
+/// every request is refused.
+static FULL_LOGGED: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+pub async fn post(
+    State(d): State<Arc<Daemon>>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let started = Instant::now();
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -71,6 +87,12 @@ pub async fn post(State(d): State<Arc<Daemon>>, headers: HeaderMap, body: Body) 
     let parsed = tokio::task::spawn_blocking(move || parse(&bytes, format, tz))
         .await
         .map_err(|e| Failure::Crashed(e.to_string()));
+    if let Ok(Ok(batch)) = &parsed {
+        let refused = refused_metrics(&principal, batch);
+        if !refused.is_empty() {
+            return forbidden(&principal, &refused);
+        }
+    }
     let result = match parsed {
         Ok(Ok(batch)) => d.ingest.write(batch).await.map_err(Failure::Store),
         Ok(Err(e)) => Err(Failure::Rejected(e)),
@@ -101,11 +123,29 @@ pub async fn post(State(d): State<Arc<Daemon>>, headers: HeaderMap, body: Body) 
             });
             (StatusCode::BAD_REQUEST, Json(body)).into_response()
         }
+        Err(Failure::Store(e)) if e.disk_full => {
+            d.metrics.rejected();
+            let now = chrono::Utc::now().timestamp_millis();
+            let last = FULL_LOGGED.load(std::sync::atomic::Ordering::Relaxed);
+            if now - last >= crate::time::MINUTE
+                && FULL_LOGGED
+                    .compare_exchange(
+                        last,
+                        now,
+                        std::sync::atomic::Ordering::Relaxed,
+                        std::sync::atomic::Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                tracing::error!(error = %e.message, store = %d.config.store_path.display(), "{STORE_FULL}");
+            }
+            error(StatusCode::INSUFFICIENT_STORAGE, STORE_FULL)
+        }
         Err(Failure::Store(e)) => {
-            tracing::error!(error = %e, "storing a batch failed");
+            tracing::error!(error = %e.message, "storing a batch failed");
             error(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("storing the batch failed, nothing stored: {e}"),
+                format!("storing the batch failed, nothing stored: {}", e.message),
             )
         }
         Err(Failure::Crashed(e)) => {
@@ -116,6 +156,31 @@ pub async fn post(State(d): State<Arc<Daemon>>, headers: HeaderMap, body: Body) 
             )
         }
     }
+}
+
+/// The metrics of `batch` that `principal` may not write, each once.
+pub fn refused_metrics(principal: &Principal, batch: &Batch) -> Vec<String> {
+    let mut refused: Vec<String> = batch
+        .series
+        .iter()
+        .filter(|k| !principal.may_write(&k.metric))
+        .map(|k| k.metric.clone())
+        .collect();
+    refused.sort();
+    refused.dedup();
+    refused
+}
+
+fn forbidden(principal: &Principal, refused: &[String]) -> Response {
+    tracing::warn!(who = %principal.name(), metrics = ?refused, "write refused: metrics of another bureau");
+    let body = json!({
+        "error": format!(
+            "{}的口令不能报送这些指标：{}。每个部门只能报送配置中 bureaus 为其列出的指标；如确需报送，请管理员在配置中加上 / the token of `{}` may not write: {}; nothing stored",
+            principal.name(), refused.join("、"), principal.name(), refused.join(", ")
+        ),
+        "metrics": refused,
+    });
+    (StatusCode::FORBIDDEN, Json(body)).into_response()
 }
 
 fn too_large(limit: usize) -> Response {

@@ -13,11 +13,13 @@
 //! SQLite.
 //!
 //! Files: [`columns`] (the memory copy), [`search`] (finding a time in it),
-//! [`blocks`] (the BLOB layout), [`write`] (transactions); this file opens
+//! [`blocks`] (the BLOB layout), [`write`] (transactions), [`prune`]
+//! (retention: old days deleted in small steps); this file opens
 //! the store and answers reads.
 
 mod blocks;
 pub(super) mod columns;
+mod prune;
 mod search;
 mod write;
 
@@ -28,6 +30,7 @@ use parking_lot::{Mutex, RwLock};
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub use columns::{Series, SeriesId};
+pub use prune::Pruned;
 pub use write::{WriteSummary, WriteTx};
 
 use super::model::{Labels, SeriesKey};
@@ -47,6 +50,19 @@ pub enum ReadingStoreError {
     /// Opening the file (its folder, its schema): the error names the file.
     #[error(transparent)]
     Open(#[from] DbError),
+}
+
+impl ReadingStoreError {
+    /// No room to write (a full disk, or the store's size cap): nothing of
+    /// the write was stored, and the same write succeeds once there is room.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            ReadingStoreError::Sqlite { source, .. }
+            | ReadingStoreError::Open(DbError::Sqlite { source, .. }) => db::is_disk_full(source),
+            ReadingStoreError::Open(DbError::NoRoomToMigrate { .. }) => true,
+            ReadingStoreError::Open(_) => false,
+        }
+    }
 }
 
 pub struct Store {

@@ -1,0 +1,130 @@
+//! Display names: what officials read instead of the keys rules and readings
+//! use (`county` → 县（市、区）, `concentration` → 浓度). Built-in names follow
+//! `words.md`; the config's `labels:` map adds or overrides them. A key with
+//! no display name is left out of a reader's text: never `key=value`.
+
+use std::collections::BTreeMap;
+
+use crate::readings::Labels;
+
+/// Built-in display names of label keys, detail keys and common metric ids.
+const BUILT_IN: &[(&str, &str)] = &[
+    // labels (words.md)
+    ("county", "县（市、区）"),
+    ("section", "断面"),
+    ("item", "事项"),
+    ("project", "项目"),
+    ("metric", "指标"),
+    ("town", "乡镇"),
+    ("village", "村"),
+    ("station", "监测点"),
+    ("school", "学校"),
+    // details
+    ("value", "当前值"),
+    ("threshold", "目标"),
+    ("target", "目标"),
+    ("gap", "差距"),
+    ("period", "期间"),
+    ("month", "月份"),
+    ("deadline", "截止日期"),
+    ("days_late", "逾期天数"),
+    ("concentration", "浓度"),
+    ("counties", "参与排名的县（市、区）数"),
+    ("class", "水质类别"),
+    ("target_class", "目标类别"),
+    ("index", "综合指数"),
+    ("baseline", "基数"),
+    ("tolerance", "容差"),
+    ("year", "年度"),
+    // metric ids the shipped rules watch by name
+    ("new_urban_jobs", "新增城镇居民就业"),
+    ("vocational_training", "职业技能培训"),
+    ("rural_labor_transfer", "农村劳动力转移就业"),
+    ("unemployment_rate", "城镇登记失业率"),
+    ("medical_insurance_rate", "基本医疗保险全民参保率"),
+    ("milestone_done", "完成情况"),
+    ("project_started", "开工情况"),
+];
+
+/// Display names, built-in plus the config's `labels:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Words {
+    names: BTreeMap<String, String>,
+}
+
+impl Default for Words {
+    fn default() -> Self {
+        Words::with(&BTreeMap::new())
+    }
+}
+
+impl Words {
+    /// The built-in names with `configured` on top.
+    pub fn with(configured: &BTreeMap<String, String>) -> Words {
+        let mut names: BTreeMap<String, String> = BUILT_IN
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        names.extend(configured.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Words { names }
+    }
+
+    /// The display name of a key, if there is one.
+    pub fn name(&self, key: &str) -> Option<&str> {
+        self.names.get(key).map(String::as_str)
+    }
+
+    /// A label value as read: a metric id through its display name, others as they are.
+    pub fn value(&self, key: &str, value: &str) -> String {
+        if key == "metric" {
+            if let Some(name) = self.name(value) {
+                return name.to_string();
+            }
+        }
+        value.to_string()
+    }
+
+    /// A subject as read: `县（市、区）：南宫；断面：S1`; a label without a
+    /// display name shows its value alone; `—` for the rule as a whole.
+    pub fn subject(&self, subject: &Labels) -> String {
+        if subject.is_empty() {
+            return "—".into();
+        }
+        subject
+            .iter()
+            .map(|(k, v)| match self.name(k) {
+                Some(name) => format!("{name}：{}", self.value(k, v)),
+                None => v.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join("；")
+    }
+
+    /// The subject's values only, for headings: `南宫` or `南宫、S1`.
+    pub fn subject_values(&self, subject: &Labels) -> String {
+        subject
+            .iter()
+            .map(|(k, v)| self.value(k, v))
+            .collect::<Vec<_>>()
+            .join("、")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_read_through_display_names() {
+        let w = Words::default();
+        let s: Labels = [("county".to_string(), "南宫".to_string())].into();
+        assert_eq!(w.subject(&s), "县（市、区）：南宫");
+        let m: Labels = [("metric".to_string(), "new_urban_jobs".to_string())].into();
+        assert_eq!(w.subject(&m), "指标：新增城镇居民就业");
+        let odd: Labels = [("zone".to_string(), "东区".to_string())].into();
+        assert_eq!(w.subject(&odd), "东区", "no `zone=`");
+        let configured = Words::with(&[("zone".to_string(), "片区".to_string())].into());
+        assert_eq!(configured.subject(&odd), "片区：东区");
+        assert_eq!(w.subject(&Labels::new()), "—");
+    }
+}
