@@ -335,14 +335,19 @@ fn draw(
             } else {
                 crate::status::format::format_number((v * 1000.0).round() / 1000.0)
             };
-            let right_half = (t - x0) as f64 > (x1 - x0) as f64 * 0.6;
-            let dx = if right_half {
-                -8 - 7 * text.len() as i32
-            } else {
-                8
-            };
-            let top_half = fy(v) > y0 + (y1 - y0) * 0.5;
-            let dy = if top_half { 6 } else { -20 };
+            // Centred over or under its point, away from the segment that
+            // leads to it; kept inside the plot near its edges.
+            let y = fy(v);
+            let prev = line.points.iter().rev().nth(1).map(|p| fy(p.1));
+            let mut below = prev.is_some_and(|p| p > y);
+            let share = (y - y0) / (y1 - y0);
+            if share > 0.88 {
+                below = true;
+            } else if share < 0.12 {
+                below = false;
+            }
+            let dy = if below { 8 } else { -22 };
+            let dx = -(7 * text.len() as i32) / 2;
             chart.draw_series(std::iter::once(
                 EmptyElement::at((t, fy(v)))
                     + Text::new(text, (dx, dy), (FAMILY, 13).into_font().color(&BLACK)),

@@ -410,14 +410,14 @@ fn chart_legend(n: &Notice) -> String {
             .and_then(|c| c.as_u64())
             .map(|c| format!("（共{c}个）"))
             .unwrap_or_default();
-        return format!("蓝线：每月名次{of}，第1名在上，旁注“名次/总数”；橙色虚线：方阵线（前几名达标）；红点与浅红底：未达标的月份；顶部紫条：告警持续期间；红竖线：本次评估。");
+        return format!("蓝线：每月名次{of}，第1名在上，旁注“名次/总数”；橙色虚线：方阵线（前几名达标）；红点与浅红底：未达标的月份；顶部紫条：告警已持续的时段；红竖线：本次评估。");
     }
     let of_unit = if unit.is_empty() {
         String::new()
     } else {
         format!("（单位：{unit}）")
     };
-    format!("蓝线：读数{of_unit}，旁注最新值；橙色虚线：目标线；红点与浅红底：未达标的读数；顶部紫条：告警持续期间；红竖线：本次评估。")
+    format!("蓝线：读数{of_unit}，旁注最新值；橙色虚线：目标线；红点与浅红底：未达标的读数；顶部紫条：告警已持续的时段；红竖线：本次评估。")
 }
 
 /// [`render`], with an inline chart (`<img src="cid:…">`) under each item

@@ -318,6 +318,9 @@ fn rank_chart_data(
     to: Millis,
     tz: Tz,
 ) -> ChartData {
+    // Whole months only: start at the first day of `from`'s month.
+    let first = to_local(from, tz);
+    let from = months_span(first.year(), first.month(), 1, tz).0;
     let mut filter = spec.filter.clone();
     let own = subject
         .and_then(|s| s.get(key))
