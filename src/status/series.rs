@@ -306,6 +306,9 @@ pub fn chart_data(
     }
 }
 
+/// (year, month) → (sum, count) of one series' readings.
+type MonthSums = std::collections::BTreeMap<(i32, u32), (f64, usize)>;
+
 /// A rank chart: for each complete calendar month in `[from, to]`, the mean
 /// of every series by its `key` label, and the place (1 = lowest mean; ties
 /// share the better place) of the filter's (or the subject's) value of it.
@@ -328,11 +331,9 @@ fn rank_chart_data(
         .cloned()
         .unwrap_or_default();
     filter.remove(key);
+    use std::collections::BTreeMap;
     // key value -> month -> (sum, count)
-    let mut sums: std::collections::BTreeMap<
-        String,
-        std::collections::BTreeMap<(i32, u32), (f64, usize)>,
-    > = Default::default();
+    let mut sums: BTreeMap<String, MonthSums> = BTreeMap::new();
     let _ = store.with_series(&spec.metric, &filter, from, |iter| {
         for s in iter {
             let Some(who) = s.key.labels.get(key) else {
