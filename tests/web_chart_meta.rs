@@ -127,7 +127,25 @@ fn shipped_charts_use_the_rules_own_numbers() {
         if let Some(m) = constant(&r.ast, "METRIC") {
             assert_eq!(c.metric, m.into_string().unwrap(), "{id}: metric");
         }
-        if let Some(u) = constant(&r.ast, "UNIT") {
+        if c.rank.is_some() {
+            // A rank rule charts the place, with the tier as its line.
+            assert_eq!(
+                c.unit.as_deref(),
+                Some("名"),
+                "{id}: a rank chart is in places"
+            );
+            assert_eq!(c.rank.as_deref(), Some("county"), "{id}: ranked by county");
+            assert_eq!(
+                c.line,
+                ChartLine::Flat(float(constant(&r.ast, "TIER").expect("TIER"))),
+                "{id}: the tier line"
+            );
+            assert_eq!(
+                c.breach,
+                Some(Breach::Above),
+                "{id}: past the tier breaches"
+            );
+        } else if let Some(u) = constant(&r.ast, "UNIT") {
             assert_eq!(
                 c.unit.as_deref(),
                 Some(u.into_string().unwrap().as_str()),
@@ -135,6 +153,7 @@ fn shipped_charts_use_the_rules_own_numbers() {
             );
         }
         match c.line {
+            ChartLine::Flat(_) if c.rank.is_some() => {}
             ChartLine::Flat(x) => {
                 let expected = constant(&r.ast, "LIMIT").or_else(|| constant(&r.ast, "TARGET"));
                 assert_eq!(
@@ -170,6 +189,18 @@ fn shipped_charts_use_the_rules_own_numbers() {
                 Some(county.into_string().unwrap()),
                 "{id}"
             );
+        }
+    }
+    // Every shipped rank rule with a chart metric (unit 名) charts the rank.
+    for r in &rules {
+        if r.meta.id.ends_with("-rank") {
+            if let Some(c) = &r.meta.chart {
+                assert!(
+                    c.rank.is_some(),
+                    "{}: charts the rank, not a concentration",
+                    r.meta.id
+                );
+            }
         }
     }
     assert_eq!(

@@ -143,3 +143,67 @@ fn mails_without_a_chart_stay_plain_alternative() {
         .iter()
         .any(|p| p.content_type().is_some_and(|c| c.ctype() == "image")));
 }
+
+#[test]
+fn a_rank_rule_charts_its_monthly_place_with_the_tier_line() {
+    let ws = Workspace::new(&[]);
+    // 2022-01-05 09:00: December 2021 PM2.5, 南宫 6th of 16 > tier 5 fires
+    // (fixtures/README.md); January 2021 was 7th.
+    let at = t("2022-01-05T09:00");
+    let snapshot = ws.replay("2022-01-05", "2022-01-05T12:00");
+    let entry = snapshot
+        .rules
+        .iter()
+        .find(|e| e.rule.meta.id == "air-pm25-rank")
+        .expect("the PM2.5 rank rule");
+    let spec = entry.rule.meta.chart.clone().expect("a chart");
+    let subject: rulewatch::readings::Labels = [("county".to_string(), "南宫".to_string())].into();
+    let data = rulewatch::status::series::chart_data(
+        &snapshot.store,
+        &spec,
+        Some(&subject),
+        at,
+        chrono_tz::Asia::Shanghai,
+    );
+    // The place, month by month (complete months only), among 16 counties;
+    // not a concentration.
+    assert_eq!(data.rank_of, Some(16));
+    assert_eq!(data.unit, "名");
+    let places: Vec<f64> = data.lines[0].points.iter().map(|p| p.1).collect();
+    assert_eq!(places.len(), 12, "January to December 2021: {places:?}");
+    assert_eq!(places.first(), Some(&7.0), "{places:?}");
+    assert_eq!(places.last(), Some(&6.0), "{places:?}");
+    assert!(
+        places.iter().all(|p| (1.0..=16.0).contains(p)),
+        "{places:?}"
+    );
+    assert_eq!(data.target.first().map(|p| p.1), Some(5.0), "the tier line");
+
+    // The mail for it carries the drawn chart and a legend in words.
+    let charts = snapshot.mail_charts.clone();
+    drop(snapshot);
+    let mails = sent_mails(&ws, t("2022-01-05T12:00"), charts);
+    let msg = mails
+        .iter()
+        .map(|(_, raw)| MessageParser::default().parse(raw).unwrap())
+        .find(|m| {
+            m.header_raw("X-Rulewatch-Rule")
+                .is_some_and(|r| r.contains("air-pm25-rank"))
+        })
+        .expect("the PM2.5 rank mail");
+    let html = msg.body_html(0).unwrap();
+    assert!(html.contains("src=\"cid:"), "{html}");
+    assert!(html.contains("每月名次（共16个），第1名在上"), "{html}");
+    let png = msg
+        .parts
+        .iter()
+        .find(|p| p.content_type().is_some_and(|c| c.ctype() == "image"))
+        .expect("the chart image")
+        .contents()
+        .to_vec();
+    if let Ok(dir) = std::env::var("RULEWATCH_KEEP_CHART") {
+        let dir = std::path::Path::new(&dir);
+        std::fs::write(dir.join("rank-chart.png"), &png).unwrap();
+        std::fs::write(dir.join("rank-mail.html"), html.as_ref()).unwrap();
+    }
+}

@@ -193,3 +193,18 @@ fn after_the_year_its_results_stand_in_their_own_section() {
     assert!(!card.contains(">正常</span>"), "{card}");
     assert!(!card.contains("已恢复"), "{card}");
 }
+
+#[test]
+fn a_rank_rule_page_shows_the_place_and_the_tier() {
+    // 2021-03-05: February's PM2.5, 南宫 3rd of 16, inside the tier (5).
+    let (_ws, s) = snapshot("2021-03-05T12:00");
+    let html = page::rule(&s, "air-pm25-rank").unwrap();
+    assert!(html.contains("第3名"), "the place, not a concentration");
+    assert!(html.contains("前5名"), "the tier");
+    assert!(html.contains("在方阵内"));
+    assert!(html.contains("<svg"), "the rank chart");
+    assert!(
+        html.contains("第1名") && html.contains("第16名"),
+        "1st on top, of 16"
+    );
+}

@@ -10,8 +10,10 @@
 //!
 //! Drawn in memory with `plotters` (bitmap backend) and encoded with `png`.
 //! Axis text uses an ASCII-only cut of DejaVu Sans embedded in the binary
-//! (`assets/fonts/`), so no system font is needed; the labels are dates and
-//! numbers only, and the Chinese words stay in the mail's text.
+//! (`assets/fonts/`), so no system font is needed. The picture holds no
+//! words, only dates and numbers (no glyph can be missing): what each colour
+//! means, the unit and the series are said in Chinese in the HTML beside it
+//! (`templates/chart.html`). Rank charts are drawn 1st on top.
 
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
@@ -181,15 +183,6 @@ fn register_font() -> Result<(), String> {
     .clone()
 }
 
-/// ASCII only: the embedded font has no other glyphs.
-fn ascii(text: &str) -> String {
-    text.chars()
-        .filter(|c| c.is_ascii() || matches!(c, '°' | 'µ' | '³'))
-        .collect::<String>()
-        .trim()
-        .to_string()
-}
-
 /// Draws `data` as a PNG, `at` (the evaluation) as a red vertical rule.
 pub fn render_png(data: &ChartData, at: Option<Millis>, tz: Tz) -> Result<Vec<u8>, String> {
     register_font()?;
@@ -206,9 +199,13 @@ pub fn render_png(data: &ChartData, at: Option<Millis>, tz: Tz) -> Result<Vec<u8
     Ok(out)
 }
 
-const BLUE: RGBColor = RGBColor(0x15, 0x65, 0xc0);
-const ORANGE: RGBColor = RGBColor(0xe6, 0x51, 0x00);
-const CRIMSON: RGBColor = RGBColor(0xc6, 0x28, 0x28);
+pub const BLUE: RGBColor = RGBColor(0x15, 0x65, 0xc0);
+pub const ORANGE: RGBColor = RGBColor(0xe6, 0x51, 0x00);
+pub const CRIMSON: RGBColor = RGBColor(0xc6, 0x28, 0x28);
+/// Behind the readings that breach the target.
+pub const BREACH_SHADE: RGBColor = RGBColor(0xfb, 0xd5, 0xd5);
+/// Along the top while the alert was active.
+pub const FIRING_STRIP: RGBColor = RGBColor(0x7b, 0x1f, 0xa2);
 const PALETTE: [RGBColor; 4] = [
     BLUE,
     RGBColor(0x6a, 0x1b, 0x9a),
@@ -224,19 +221,30 @@ fn draw(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let root = BitMapBackend::with_buffer(buf, (WIDTH, HEIGHT)).into_drawing_area();
     root.fill(&WHITE)?;
-    let (y0, y1) = data.y_bounds();
-    let unit = ascii(&data.unit);
-    let long = data.to.saturating_sub(data.from) > 200 * DAY;
+    // A rank chart is drawn upside down (1st on top): plot -place.
+    let rank = data.rank_of.is_some();
+    let fy = move |v: f64| if rank { -v } else { v };
+    let (b0, b1) = data.y_bounds();
+    let (y0, y1) = if rank { (-b1, -b0) } else { (b0, b1) };
+    let (x0, x1) = data.x_bounds();
+    let long = x1.saturating_sub(x0) > 200 * DAY;
+    // No legend and no words in the picture (the font has no Chinese): the
+    // mail's HTML says what each colour is. Only dates and numbers here.
     let mut chart = ChartBuilder::on(&root)
         .margin(10)
+        .margin_right(24)
         .x_label_area_size(26)
         .y_label_area_size(56)
-        .build_cartesian_2d(data.from..data.to.max(data.from + 1), y0..y1)?;
+        .build_cartesian_2d(x0..x1.max(x0 + 1), y0..y1)?;
+    let y_labels = match data.rank_of {
+        Some(n) => n.clamp(2, 16) + 1,
+        None => 6,
+    };
     chart
         .configure_mesh()
         .light_line_style(RGBColor(0xee, 0xee, 0xee))
         .x_labels(6)
-        .y_labels(6)
+        .y_labels(y_labels)
         .label_style((FAMILY, 12))
         .x_label_formatter(&|t| {
             let d = to_local(*t, tz);
@@ -246,52 +254,61 @@ fn draw(
                 d.format("%m-%d").to_string()
             }
         })
-        .y_label_formatter(&|v| crate::status::format::format_number((v * 1000.0).round() / 1000.0))
-        .y_desc(unit)
-        .axis_desc_style((FAMILY, 12))
+        .y_label_formatter(&|v| {
+            if rank {
+                // Whole places only.
+                let p = -v;
+                if (p - p.round()).abs() < 1e-6 && p >= 1.0 {
+                    format!("{}", p.round() as i64)
+                } else {
+                    String::new()
+                }
+            } else {
+                crate::status::format::format_number((v * 1000.0).round() / 1000.0)
+            }
+        })
         .draw()?;
-    // The alert's episode, shaded; the evaluation, a red rule.
+    // Where the readings breach the target: shaded full height.
+    for (a, b) in data.breach_spans() {
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(a, y0), (b, y1)],
+            BREACH_SHADE.filled(),
+        )))?;
+    }
+    // When the alert was active: a solid strip along the top edge.
+    let strip = (y1 - y0) * 0.035;
     for &(a, b) in &data.firing {
+        let (a, b) = (a.max(x0), b.min(x1));
         if b > a {
             chart.draw_series(std::iter::once(Rectangle::new(
-                [(a, y0), (b, y1)],
-                CRIMSON.mix(0.12).filled(),
+                [(a, y1 - strip), (b, y1)],
+                FIRING_STRIP.filled(),
             )))?;
         }
     }
-    if let Some(t) = at.filter(|t| *t >= data.from && *t <= data.to) {
+    if let Some(t) = at.filter(|t| *t >= x0 && *t <= x1) {
         chart.draw_series(LineSeries::new(
             vec![(t, y0), (t, y1)],
             CRIMSON.stroke_width(1),
         ))?;
     }
     if !data.target.is_empty() {
-        chart
-            .draw_series(DashedLineSeries::new(
-                data.target.clone(),
-                6,
-                4,
-                ORANGE.stroke_width(2),
-            ))?
-            .label("target")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], ORANGE.stroke_width(2)));
+        let mut target: Vec<(Millis, f64)> = data.target.iter().map(|&(t, v)| (t, fy(v))).collect();
+        // Reach the widened axis when the line is flat at its ends.
+        if let (Some(first), Some(last)) = (target.first().copied(), target.last().copied()) {
+            if first.0 > x0 {
+                target.insert(0, (x0, first.1));
+            }
+            if last.0 < x1 {
+                target.push((x1, last.1));
+            }
+        }
+        chart.draw_series(DashedLineSeries::new(target, 6, 4, ORANGE.stroke_width(2)))?;
     }
     for (i, line) in data.lines.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
-        let name = ascii(&line.name);
-        let series =
-            chart.draw_series(LineSeries::new(line.points.clone(), color.stroke_width(2)))?;
-        if i == 0 || !name.is_empty() {
-            series
-                .label(if name.is_empty() {
-                    "value".to_string()
-                } else {
-                    name
-                })
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-                });
-        }
+        let points: Vec<(Millis, f64)> = line.points.iter().map(|&(t, v)| (t, fy(v))).collect();
+        chart.draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?;
         let dense = line.points.len() > 60;
         let last = line.points.last().copied();
         chart.draw_series(line.points.iter().filter_map(|&(t, v)| {
@@ -306,16 +323,37 @@ fn draw(
                 color.filled()
             };
             let r = if breach || is_last { 5 } else { 3 };
-            Some(Circle::new((t, v), r, style))
+            Some(Circle::new((t, fy(v)), r, style))
         }))?;
+        // The latest value, written beside its point (inside the plot).
+        if let Some((t, v)) = last {
+            let text = if rank {
+                match data.rank_of {
+                    Some(n) => format!("{}/{n}", v.round() as i64),
+                    None => format!("{}", v.round() as i64),
+                }
+            } else {
+                crate::status::format::format_number((v * 1000.0).round() / 1000.0)
+            };
+            // Centred over or under its point, away from the segment that
+            // leads to it; kept inside the plot near its edges.
+            let y = fy(v);
+            let prev = line.points.iter().rev().nth(1).map(|p| fy(p.1));
+            let mut below = prev.is_some_and(|p| p > y);
+            let share = (y - y0) / (y1 - y0);
+            if share > 0.88 {
+                below = true;
+            } else if share < 0.12 {
+                below = false;
+            }
+            let dy = if below { 8 } else { -22 };
+            let dx = -(7 * text.len() as i32) / 2;
+            chart.draw_series(std::iter::once(
+                EmptyElement::at((t, fy(v)))
+                    + Text::new(text, (dx, dy), (FAMILY, 13).into_font().color(&BLACK)),
+            ))?;
+        }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(0xcc, 0xcc, 0xcc))
-        .label_font((FAMILY, 12))
-        .draw()?;
     root.present()?;
     Ok(())
 }
@@ -361,9 +399,205 @@ mod tests {
             label: String::new(),
             firing: vec![(d(150), d(180))],
             omitted: 0,
+            rank_of: None,
         };
         let png = render_png(&data, Some(d(180)), chrono_tz::Asia::Shanghai).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         assert!(png.len() > 2000, "{} bytes", png.len());
+    }
+
+    // ---- The picture itself, decoded: which pixels have which colour. ----
+
+    struct Picture {
+        rgb: Vec<u8>,
+    }
+
+    impl Picture {
+        fn of(png: &[u8]) -> Picture {
+            let mut reader = png::Decoder::new(std::io::Cursor::new(png))
+                .read_info()
+                .unwrap();
+            let mut rgb = vec![0; reader.output_buffer_size()];
+            reader.next_frame(&mut rgb).unwrap();
+            Picture { rgb }
+        }
+        fn at(&self, x: u32, y: u32) -> (u8, u8, u8) {
+            let i = ((y * WIDTH + x) * 3) as usize;
+            (self.rgb[i], self.rgb[i + 1], self.rgb[i + 2])
+        }
+        /// The pixels close to `c`.
+        fn find(&self, c: RGBColor) -> Vec<(u32, u32)> {
+            let near = |a: u8, b: u8| (a as i32 - b as i32).abs() <= 12;
+            let mut out = Vec::new();
+            for y in 0..HEIGHT {
+                for x in 0..WIDTH {
+                    let (r, g, b) = self.at(x, y);
+                    if near(r, c.0) && near(g, c.1) && near(b, c.2) {
+                        out.push((x, y));
+                    }
+                }
+            }
+            out
+        }
+    }
+
+    /// Renders `data`; with `RULEWATCH_CHART_DUMP=dir` also writes the PNG
+    /// there, to look at.
+    fn picture(name: &str, data: &ChartData, at: Option<Millis>) -> Picture {
+        let png = render_png(data, at, SH).unwrap();
+        if let Some(dir) = std::env::var_os("RULEWATCH_CHART_DUMP") {
+            std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), &png).unwrap();
+        }
+        Picture::of(&png)
+    }
+
+    fn centroid(px: &[(u32, u32)]) -> (f64, f64) {
+        let n = px.len() as f64;
+        let (sx, sy) = px
+            .iter()
+            .fold((0.0, 0.0), |(a, b), p| (a + p.0 as f64, b + p.1 as f64));
+        (sx / n, sy / n)
+    }
+
+    const SH: Tz = chrono_tz::Asia::Shanghai;
+    fn day(n: i64) -> Millis {
+        1_609_430_400_000 + n * DAY
+    }
+
+    fn flat_limit(points: Vec<(Millis, f64)>, limit: f64) -> ChartData {
+        let from = points.first().unwrap().0;
+        let to = points.last().unwrap().0;
+        ChartData {
+            from,
+            to,
+            lines: vec![Line {
+                name: String::new(),
+                points,
+            }],
+            target: vec![(from, limit), (to, limit)],
+            breach: Some(crate::rules::loader::Breach::Above),
+            slack: 0.0,
+            full_from: None,
+            judged_from: None,
+            unit: "%".into(),
+            label: String::new(),
+            firing: vec![],
+            omitted: 0,
+            rank_of: None,
+        }
+    }
+
+    #[test]
+    fn a_single_reading_is_a_visible_point_with_its_value() {
+        let data = flat_limit(vec![(day(10), 4.7)], 4.5);
+        let (x0, x1) = data.x_bounds();
+        assert!(x1 - x0 >= 6 * DAY, "the time axis is not degenerate");
+        let (y0, y1) = data.y_bounds();
+        assert!(
+            y0 < 4.5 && y1 > 4.7,
+            "the point and the line are inside ({y0}, {y1})"
+        );
+        let pic = picture("single", &data, None);
+        // The breaching reading: a red dot well inside the picture.
+        let dot = pic.find(CRIMSON);
+        assert!(dot.len() >= 40, "{} red pixels", dot.len());
+        let (cx, cy) = centroid(&dot);
+        assert!(
+            cx > 150.0 && cx < 550.0 && cy > 30.0 && cy < 230.0,
+            "dot at ({cx}, {cy})"
+        );
+        // Its value written beside it: dark text pixels near the dot.
+        let (cx, cy) = (cx as u32, cy as u32);
+        let mut ink = 0;
+        for y in cy.saturating_sub(30)..(cy + 30).min(HEIGHT) {
+            for x in cx.saturating_sub(70)..(cx + 70).min(WIDTH) {
+                let (r, g, b) = pic.at(x, y);
+                if r < 90 && g < 90 && b < 90 {
+                    ink += 1;
+                }
+            }
+        }
+        assert!(
+            ink >= 15,
+            "no value written beside the point ({ink} dark pixels)"
+        );
+    }
+
+    #[test]
+    fn the_shade_marks_breaching_readings_and_the_strip_the_alert() {
+        // Days 3–5 breach the 4.5 limit; the alert was active on days 6–9,
+        // after the readings came back under the line.
+        let values = [4.0, 4.1, 4.2, 4.8, 4.9, 4.8, 4.3, 4.2, 4.1, 4.0];
+        let points = values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (day(i as i64), v))
+            .collect();
+        let mut data = flat_limit(points, 4.5);
+        data.firing = vec![(day(6), day(9))];
+        assert_eq!(
+            data.breach_spans(),
+            vec![(day(3) - DAY / 2, day(5) + DAY / 2)]
+        );
+        let pic = picture("shade", &data, None);
+        let shade = pic.find(BREACH_SHADE);
+        let strip = pic.find(FIRING_STRIP);
+        assert!(shade.len() > 2000, "{} shaded pixels", shade.len());
+        assert!(strip.len() > 300, "{} strip pixels", strip.len());
+        let right_of_shade = shade.iter().map(|p| p.0).max().unwrap();
+        let left_of_strip = strip.iter().map(|p| p.0).min().unwrap();
+        assert!(
+            right_of_shade < left_of_strip,
+            "the shade (to x={right_of_shade}) is where the readings breach, not the alert (from x={left_of_strip})"
+        );
+        // The strip is a band along the top, not the full height.
+        let strip_height =
+            strip.iter().map(|p| p.1).max().unwrap() - strip.iter().map(|p| p.1).min().unwrap();
+        assert!(strip_height < 20, "strip {strip_height} px high");
+    }
+
+    #[test]
+    fn nothing_covers_the_data_in_the_upper_left() {
+        // Where a legend box used to sit: a high first reading must show.
+        let values = [9.0, 9.0, 8.5, 3.0, 2.0, 2.5, 2.0];
+        let points = values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (day(i as i64 * 10), v))
+            .collect();
+        let data = flat_limit(points, 10.0);
+        let pic = picture("upper-left", &data, None);
+        let blue_upper_left = pic
+            .find(BLUE)
+            .into_iter()
+            .filter(|&(x, y)| x < WIDTH / 3 && y < HEIGHT / 3)
+            .count();
+        assert!(
+            blue_upper_left > 50,
+            "{blue_upper_left} blue pixels in the upper left"
+        );
+    }
+
+    #[test]
+    fn a_rank_chart_puts_first_on_top_with_the_tier_line() {
+        let mut data = flat_limit(vec![(day(15), 2.0), (day(45), 9.0)], 5.0);
+        data.rank_of = Some(16);
+        data.unit = "名".into();
+        assert_eq!(data.y_bounds(), (0.5, 16.5));
+        assert!(data.is_breach(day(45), 9.0) && !data.is_breach(day(15), 2.0));
+        let pic = picture("rank", &data, None);
+        let good = pic.find(BLUE);
+        let bad = pic.find(CRIMSON);
+        let tier = pic.find(ORANGE);
+        assert!(!good.is_empty() && bad.len() >= 40 && !tier.is_empty());
+        let first: Vec<(u32, u32)> = good.into_iter().filter(|p| p.0 < WIDTH / 4).collect();
+        let (_, good_y) = centroid(&first);
+        let (_, bad_y) = centroid(&bad);
+        let (_, tier_y) = centroid(&tier);
+        // 2nd above the tier (5th), 9th below it: smaller y is higher up.
+        assert!(
+            good_y < tier_y && tier_y < bad_y,
+            "2nd at {good_y}, tier at {tier_y}, 9th at {bad_y}"
+        );
     }
 }

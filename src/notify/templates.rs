@@ -399,6 +399,27 @@ pub fn render(notices: &[&Notice], tz: Tz) -> Rendered {
     )
 }
 
+/// What the chart's colours mean, in words (the picture itself holds only
+/// dates and numbers). A rank finding (`unit: "名"`) is charted as places.
+fn chart_legend(n: &Notice) -> String {
+    let unit = n.details.get("unit").and_then(|u| u.as_str()).unwrap_or("");
+    if unit == "名" {
+        let of = n
+            .details
+            .get("counties")
+            .and_then(|c| c.as_u64())
+            .map(|c| format!("（共{c}个）"))
+            .unwrap_or_default();
+        return format!("蓝线：每月名次{of}，第1名在上，旁注“名次/总数”；橙色虚线：方阵线（前几名达标）；红点与浅红底：未达标的月份；顶部紫条：告警已持续的时段；红竖线：本次评估。");
+    }
+    let of_unit = if unit.is_empty() {
+        String::new()
+    } else {
+        format!("（单位：{unit}）")
+    };
+    format!("蓝线：读数{of_unit}，旁注最新值；橙色虚线：目标线；红点与浅红底：未达标的读数；顶部紫条：告警已持续的时段；红竖线：本次评估。")
+}
+
 /// [`render`], with an inline chart (`<img src="cid:…">`) under each item
 /// whose notice id is in `charts` (notice id → Content-ID), between the
 /// marks of [`super::chart::marks`]: the sender keeps it once it is drawn.
@@ -455,6 +476,7 @@ pub fn render_with_charts(
                     &[
                         ("cid", &escape_html(cid)),
                         ("alt", &escape_html(&format!("{} 趋势图", n.title))),
+                        ("legend", &escape_html(&chart_legend(n))),
                     ],
                 );
                 format!("{open}{img}{close}")

@@ -113,6 +113,8 @@ struct ChartFile {
     year_end: Option<bool>,
     #[serde(default)]
     label: Option<String>,
+    #[serde(default)]
+    rank: Option<String>,
 }
 
 /// What the status page and mails chart for a rule: the readings of one
@@ -139,6 +141,10 @@ pub struct ChartSpec {
     pub year_end: bool,
     /// What the plotted values are, e.g. `南宫 PM2.5 月均浓度`.
     pub label: Option<String>,
+    /// `rank: "county"`: chart the place (1 = lowest monthly mean) of the
+    /// filter's value of this label among all its values, month by month
+    /// (complete months only), instead of the readings; the line is the tier.
+    pub rank: Option<String>,
 }
 
 /// The time span a chart covers, relative to the evaluation it illustrates.
@@ -234,8 +240,17 @@ fn chart_spec(file: ChartFile) -> Result<ChartSpec, String> {
     if !(0.0..1.0).contains(&tolerance) {
         return Err("chart: `tolerance` is a share of the target, from 0 to below 1".into());
     }
+    if let Some(key) = &file.rank {
+        if !file.filter.as_ref().is_some_and(|f| f.contains_key(key)) {
+            return Err(format!("chart: `rank: \"{key}\"` needs `filter: #{{ {key}: \"…\" }}` (whose place to chart)"));
+        }
+        if matches!(line, ChartLine::Pace(_)) {
+            return Err("chart: `rank` goes with `threshold` (the tier), not `pace`".into());
+        }
+    }
     let breach = match file.breach.as_deref() {
         None if line == ChartLine::None => None,
+        None if file.rank.is_some() => Some(Breach::Above), // a place past the tier
         None if matches!(line, ChartLine::Pace(_)) => Some(Breach::Below),
         None => return Err("chart: with a `threshold`, say which side breaches it: `breach: \"above\"` (an upper limit) or `breach: \"below\"` (a lower limit)".into()),
         Some("above") => Some(Breach::Above),
@@ -259,6 +274,7 @@ fn chart_spec(file: ChartFile) -> Result<ChartSpec, String> {
             year_end
         },
         label: file.label,
+        rank: file.rank,
     })
 }
 

@@ -50,6 +50,9 @@ pub struct ChartData {
     pub firing: Vec<(Millis, Millis)>,
     /// Series left out because there were more than [`MAX_SERIES`].
     pub omitted: usize,
+    /// A rank chart (`rank:`): the values are places among this many, and
+    /// 1st is drawn on top.
+    pub rank_of: Option<usize>,
 }
 
 impl ChartData {
@@ -87,8 +90,84 @@ impl ChartData {
         }
     }
 
+    /// The stretches of time whose readings breach the line: each run of
+    /// consecutive breaching points of a series, widened halfway to the
+    /// neighbouring points (a lone point: a band around it), clipped to the
+    /// chart. Not the alert's episode: that is [`ChartData::firing`].
+    pub fn breach_spans(&self) -> Vec<(Millis, Millis)> {
+        let mut spans: Vec<(Millis, Millis)> = Vec::new();
+        for line in &self.lines {
+            let p = &line.points;
+            // Half the typical spacing, for the outer edge of end points.
+            let half = p
+                .windows(2)
+                .map(|w| (w[1].0 - w[0].0) / 2)
+                .filter(|d| *d > 0)
+                .min()
+                .unwrap_or(DAY / 2)
+                .max(1);
+            for (i, &(t, v)) in p.iter().enumerate() {
+                if !self.is_breach(t, v) {
+                    continue;
+                }
+                let a = if i > 0 {
+                    t - (t - p[i - 1].0) / 2
+                } else {
+                    t - half
+                };
+                let b = if i + 1 < p.len() {
+                    t + (p[i + 1].0 - t) / 2
+                } else {
+                    t + half
+                };
+                match spans.last_mut() {
+                    Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                    _ => spans.push((a, b)),
+                }
+            }
+        }
+        spans.sort();
+        let mut merged: Vec<(Millis, Millis)> = Vec::new();
+        for (a, b) in spans {
+            match merged.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        let (lo, hi) = self.x_bounds();
+        merged
+            .into_iter()
+            .map(|(a, b)| (a.max(lo), b.min(hi)))
+            .filter(|(a, b)| a < b)
+            .collect()
+    }
+
+    /// The time axis: `[from, to]` and a little room, widened around the
+    /// readings when they span (almost) no time, so a single reading sits
+    /// inside the plot.
+    pub fn x_bounds(&self) -> (Millis, Millis) {
+        let times = self.lines.iter().flat_map(|l| l.points.iter().map(|p| p.0));
+        let (lo, hi) = times.fold((self.from, self.to), |(a, b), t| (a.min(t), b.max(t)));
+        if hi - lo < 2 * DAY {
+            let mid = lo + (hi - lo) / 2;
+            return (mid - 3 * DAY, mid + 3 * DAY);
+        }
+        // A little room, so the first and last points are whole.
+        let pad = ((hi - lo) / 30).max(DAY / 2);
+        (lo - pad, hi + pad)
+    }
+
     /// (min, max) of every plotted value and the line, padded; never empty.
     pub fn y_bounds(&self) -> (f64, f64) {
+        if let Some(n) = self.rank_of {
+            // Places 1..=n, half a place of room at both ends.
+            let worst = self
+                .lines
+                .iter()
+                .flat_map(|l| l.points.iter().map(|p| p.1))
+                .fold(n.max(1) as f64, f64::max);
+            return (0.5, worst + 0.5);
+        }
         let values = self
             .lines
             .iter()
@@ -107,7 +186,7 @@ impl ChartData {
             let pad = if hi.abs() > 1e-9 { hi.abs() * 0.1 } else { 1.0 };
             return (lo - pad, hi + pad);
         }
-        let pad = (hi - lo) * 0.08;
+        let pad = (hi - lo) * 0.12;
         hi += pad;
         if lo != 0.0 {
             lo -= pad;
@@ -142,6 +221,9 @@ pub fn chart_data(
     tz: Tz,
 ) -> ChartData {
     let (from, to) = chart_range(spec, at, tz);
+    if let Some(key) = &spec.rank {
+        return rank_chart_data(store, spec, key, subject, from, to, tz);
+    }
     let mut filter = spec.filter.clone();
     if let Some(s) = subject {
         for (k, v) in s {
@@ -220,6 +302,92 @@ pub fn chart_data(
         label: spec.label.clone().unwrap_or_default(),
         firing: Vec::new(),
         omitted,
+        rank_of: None,
+    }
+}
+
+/// (year, month) → (sum, count) of one series' readings.
+type MonthSums = std::collections::BTreeMap<(i32, u32), (f64, usize)>;
+
+/// A rank chart: for each complete calendar month in `[from, to]`, the mean
+/// of every series by its `key` label, and the place (1 = lowest mean; ties
+/// share the better place) of the filter's (or the subject's) value of it.
+fn rank_chart_data(
+    store: &Store,
+    spec: &ChartSpec,
+    key: &str,
+    subject: Option<&Labels>,
+    from: Millis,
+    to: Millis,
+    tz: Tz,
+) -> ChartData {
+    // Whole months only: start at the first day of `from`'s month.
+    let first = to_local(from, tz);
+    let from = months_span(first.year(), first.month(), 1, tz).0;
+    let mut filter = spec.filter.clone();
+    let own = subject
+        .and_then(|s| s.get(key))
+        .or_else(|| spec.filter.get(key))
+        .cloned()
+        .unwrap_or_default();
+    filter.remove(key);
+    use std::collections::BTreeMap;
+    // key value -> month -> (sum, count)
+    let mut sums: BTreeMap<String, MonthSums> = BTreeMap::new();
+    let _ = store.with_series(&spec.metric, &filter, from, |iter| {
+        for s in iter {
+            let Some(who) = s.key.labels.get(key) else {
+                continue;
+            };
+            let (t, v) = s.range(from, to);
+            let months = sums.entry(who.clone()).or_default();
+            for (&t, &v) in t.iter().zip(v.iter()) {
+                let local = to_local(t, tz);
+                let e = months.entry((local.year(), local.month())).or_default();
+                e.0 += v;
+                e.1 += 1;
+            }
+        }
+    });
+    let mut all_months: Vec<(i32, u32)> = sums.values().flat_map(|m| m.keys().copied()).collect();
+    all_months.sort();
+    all_months.dedup();
+    let mut points = Vec::new();
+    let mut rank_of = 0;
+    for (y, m) in all_months {
+        let (start, end) = months_span(y, m, 1, tz);
+        if end > to.saturating_add(1) {
+            continue; // the month is not over: its place is not known yet
+        }
+        let means: Vec<(&String, f64)> = sums
+            .iter()
+            .filter_map(|(who, ms)| ms.get(&(y, m)).map(|(s, n)| (who, s / *n as f64)))
+            .collect();
+        let Some(mine) = means.iter().find(|(w, _)| **w == own).map(|p| p.1) else {
+            continue;
+        };
+        let place = 1 + means.iter().filter(|(_, v)| *v < mine).count();
+        rank_of = rank_of.max(means.len());
+        points.push((start + (end - start) / 2, place as f64));
+    }
+    let from = points.first().map_or(from, |p| from.max(p.0 - 20 * DAY));
+    ChartData {
+        from,
+        to,
+        lines: vec![Line {
+            name: String::new(),
+            points,
+        }],
+        target: target_line(spec, from, to, tz),
+        breach: spec.breach,
+        slack: 0.0,
+        full_from: None,
+        judged_from: None,
+        unit: "名".into(),
+        label: spec.label.clone().unwrap_or_default(),
+        firing: Vec::new(),
+        omitted: 0,
+        rank_of: Some(rank_of.max(1)),
     }
 }
 
@@ -375,6 +543,7 @@ mod tests {
             monthly: false,
             year_end: false,
             label: None,
+            rank: None,
         };
         let at = parse_time("2022-01-16T09:00", SH).unwrap();
         let (from, to) = chart_range(&spec, at, SH);
@@ -394,6 +563,7 @@ mod tests {
             label: String::new(),
             firing: vec![],
             omitted: 0,
+            rank_of: None,
         };
         let june = parse_time("2021-06-30", SH).unwrap();
         assert!((data.target_at(june).unwrap() - 60.0).abs() < 1e-9);
@@ -416,5 +586,49 @@ mod tests {
         assert_eq!(m[0].1, 15.0);
         assert!(m[0].0 > d("2021-01-15") && m[0].0 < d("2021-01-17"));
         assert_eq!(m[1].1, 4.0);
+    }
+
+    #[test]
+    fn a_rank_chart_shows_each_complete_months_place() {
+        use crate::readings::Batch;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let d = |s: &str| parse_time(s, SH).unwrap();
+        let mut b = Batch::new();
+        let counties = ["南宫", "清河", "威县", "临西"];
+        // January: 南宫 is 3rd of 4 (30 > 10, 20); February: 1st;
+        // March is not over at the evaluation: left out.
+        for (i, c) in counties.iter().enumerate() {
+            let jan = [20.0, 10.0, 15.0, 40.0][i];
+            let feb = [5.0, 10.0, 15.0, 40.0][i];
+            let labels: Labels = [("county".to_string(), c.to_string())].into();
+            b.push("pm25", labels.clone(), d("2021-01-10"), jan);
+            b.push("pm25", labels.clone(), d("2021-02-10"), feb);
+            b.push("pm25", labels, d("2021-03-02"), 99.0 - i as f64);
+        }
+        store.write_many(&[&b], true).unwrap();
+        let spec = ChartSpec {
+            metric: "pm25".into(),
+            filter: [("county".to_string(), "南宫".to_string())].into(),
+            range: ChartRange::Window(crate::time::Window::Last(365 * DAY)),
+            unit: Some("名".into()),
+            line: ChartLine::Flat(2.0),
+            breach: Some(Breach::Above),
+            tolerance: 0.0,
+            monthly: false,
+            year_end: false,
+            label: None,
+            rank: Some("county".into()),
+        };
+        let data = chart_data(&store, &spec, None, d("2021-03-05T09:00"), SH);
+        assert_eq!(data.rank_of, Some(4));
+        let places: Vec<f64> = data.lines[0].points.iter().map(|p| p.1).collect();
+        assert_eq!(
+            places,
+            vec![3.0, 1.0],
+            "January 3rd, February 1st, March not yet"
+        );
+        assert!(data.is_breach(data.lines[0].points[0].0, 3.0));
+        assert_eq!(data.target.first().map(|p| p.1), Some(2.0));
     }
 }

@@ -52,7 +52,10 @@ fn badge(state: StateLabel) -> String {
 }
 
 fn value(v: f64, unit: &str) -> String {
-    escape(&format!("{}{unit}", format_number(round(v))))
+    match unit {
+        "名" => escape(&format!("第{}名", format_number(round(v)))), // a place
+        _ => escape(&format!("{}{unit}", format_number(round(v)))),
+    }
 }
 
 /// The value / target / gap rows of a figure, as `<dt>/<dd>` pairs.
@@ -89,7 +92,9 @@ fn figure_rows(f: &Figure, status: &RuleStatus, tz: Tz) -> String {
             _ if spec.is_some_and(|s| s.year_end) => ("年底目标", String::new()),
             _ => ("目标", String::new()),
         };
+        let rank = f.unit == "名";
         let side = match spec.and_then(|s| s.breach) {
+            _ if rank => "",
             Some(Breach::Above) => "（上限）",
             Some(Breach::Below) if !matches!(spec.map(|s| s.line), Some(ChartLine::Pace(_))) => {
                 "（下限）"
@@ -99,12 +104,20 @@ fn figure_rows(f: &Figure, status: &RuleStatus, tz: Tz) -> String {
         let _ = write!(
             out,
             "<dt>{label}</dt><dd>{}{side}{extra}</dd>",
-            value(t, &f.unit)
+            if rank {
+                escape(&format!("前{}名", format_number(round(t))))
+            } else {
+                value(t, &f.unit)
+            }
         );
     }
     if let Some(g) = f.gap {
         let text = match f.source {
             FigureSource::Finding => value(g.abs(), &f.unit),
+            FigureSource::Reading if f.unit == "名" && g > 0.0 => {
+                format!("落后 {} 个名次", format_number(round(g)))
+            }
+            FigureSource::Reading if f.unit == "名" => "在方阵内".to_string(),
             FigureSource::Reading if g.abs() < 1e-9 => "正好在目标线上".to_string(),
             FigureSource::Reading if g > 0.0 => format!("高于目标 {}", value(g, &f.unit)),
             FigureSource::Reading => format!("低于目标 {}", value(-g, &f.unit)),

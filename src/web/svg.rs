@@ -71,7 +71,12 @@ pub fn render(data: &ChartData, size: Size, tz: Tz, alt: &str) -> String {
     let (y0, y1) = data.y_bounds();
     let span_t = data.to.saturating_sub(data.from).max(1) as f64;
     let x = |t: Millis| left + (t - data.from) as f64 / span_t * (w - left - right);
-    let y = |v: f64| top + (y1 - v) / (y1 - y0) * (h - top - bottom);
+    // A rank chart (places) is drawn 1st on top.
+    let rank = data.rank_of.is_some();
+    let y = |v: f64| {
+        let down = if rank { v - y0 } else { y1 - v };
+        top + down / (y1 - y0) * (h - top - bottom)
+    };
 
     for &(a, b) in &data.firing {
         let _ = write!(
@@ -133,10 +138,17 @@ pub fn render(data: &ChartData, size: Size, tz: Tz, alt: &str) -> String {
         "<g font-size=\"{font}\" fill=\"#555\"><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
         left - 3.0,
         top + font as f64 * 0.8,
-        escape(&axis_number(y1, y1 - y0)),
+        escape(&if rank {
+            "第1名".to_string()
+        } else {
+            axis_number(y1, y1 - y0)
+        }),
         left - 3.0,
         h - bottom,
-        escape(&axis_number(y0, y1 - y0)),
+        escape(&match data.rank_of {
+            Some(_) => format!("第{}名", (y1 - 0.5).round() as i64),
+            None => axis_number(y0, y1 - y0),
+        }),
     );
     let date_format = if data.to.saturating_sub(data.from) > 200 * crate::time::DAY {
         "%Y-%m"
@@ -217,4 +229,49 @@ pub fn axis_number(v: f64, span: f64) -> String {
         2
     };
     format_number(format!("{v:.decimals$}").parse().unwrap_or(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::series::Line;
+    use crate::time::DAY;
+
+    /// The `cy` of each `<circle>`, in order.
+    fn circle_ys(svg: &str) -> Vec<f64> {
+        svg.split("<circle ")
+            .skip(1)
+            .map(|c| {
+                let v = c.split("cy=\"").nth(1).unwrap().split('"').next().unwrap();
+                v.parse().unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_rank_chart_has_first_place_on_top() {
+        let d = |n: i64| 1_609_430_400_000 + n * DAY;
+        let data = ChartData {
+            from: d(0),
+            to: d(60),
+            lines: vec![Line {
+                name: String::new(),
+                points: vec![(d(15), 2.0), (d(45), 9.0)],
+            }],
+            target: vec![(d(0), 5.0), (d(60), 5.0)],
+            breach: Some(crate::rules::loader::Breach::Above),
+            slack: 0.0,
+            full_from: None,
+            judged_from: None,
+            unit: "名".into(),
+            label: String::new(),
+            firing: vec![],
+            omitted: 0,
+            rank_of: Some(16),
+        };
+        let svg = render(&data, LARGE, chrono_tz::Asia::Shanghai, "t");
+        let ys = circle_ys(&svg);
+        assert!(ys[0] < ys[1], "2nd is above 9th: {ys:?}");
+        assert!(svg.contains("第1名") && svg.contains("第16名"), "{svg}");
+    }
 }
