@@ -149,7 +149,7 @@ fn each_bad_readings_file_is_rejected_with_its_place_and_nothing_stored() {
     let cases = [
         ("malformed.ndjson", "malformed.ndjson:2:"),
         ("not-a-number.csv", "not-a-number.csv:3:"),
-        ("non-finite.json", "item 1"),
+        ("non-finite.json", "non-finite.json:1:50: error: item 2: "),
         ("missing-time.ndjson", "missing-time.ndjson:2:"),
         ("bad-time.csv", "2021-02-30"),
         ("bad-metric.ndjson", "pm-25"),

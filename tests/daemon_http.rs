@@ -94,7 +94,8 @@ fn a_bad_reading_rejects_the_batch_naming_its_line() {
     // JSON array: the item index.
     let r = d.post("/api/v1/readings", "application/json", r#"[{"metric":"pm25","value":1,"time":"2021-03-04"},{"metric":"pm-25","value":1,"time":"2021-03-04"}]"#);
     assert_eq!(r.status, 400, "{}", r.text);
-    assert_eq!(r.json()["errors"][0]["item"], 1, "{}", r.text);
+    // Items count from 1, as lines do: the second element is item 2.
+    assert_eq!(r.json()["errors"][0]["item"], 2, "{}", r.text);
     assert_eq!(d.messages("pm25-high"), ["v1: no pm25"]);
 }
 

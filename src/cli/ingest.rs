@@ -168,7 +168,7 @@ fn ingest_one(
                     item.line,
                     item.col,
                     match item.item {
-                        Some(i) => format!("item {i}: {}", item.message),
+                        Some(i) => format!("item {}: {}", i + 1, item.message),
                         None => item.message.clone(),
                     },
                 );

@@ -407,7 +407,7 @@ fn no_readings() {
         ("", Format::Csv),
     ] {
         let e = only(input, format);
-        assert_eq!(e.message, "no readings in input", "{input:?}");
+        assert_eq!(e.message, super::errors::NO_READINGS, "{input:?}");
     }
 }
 
