@@ -44,14 +44,17 @@ pub(super) fn check(
     });
     let mut repeated = vec![false; points.len()];
     let mut conflicts: Vec<(usize, usize)> = Vec::new();
-    for pair in order.windows(2) {
-        let (a, b) = (&points[pair[0] as usize], &points[pair[1] as usize]);
-        if a.series != b.series || a.time != b.time {
+    // Each reading is compared with the first of its series and time.
+    let mut first = 0usize;
+    for (k, &i) in order.iter().enumerate() {
+        let (a, b) = (&points[order[first] as usize], &points[i as usize]);
+        if k == 0 || a.series != b.series || a.time != b.time {
+            first = k;
             continue;
         }
-        repeated[pair[1] as usize] = true;
+        repeated[i as usize] = true;
         if a.value.to_bits() != b.value.to_bits() && a.value != b.value {
-            conflicts.push((pair[0] as usize, pair[1] as usize));
+            conflicts.push((order[first] as usize, i as usize));
         }
     }
     if conflicts.is_empty() {

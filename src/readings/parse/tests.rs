@@ -815,10 +815,14 @@ fn two_values_for_one_series_and_time_name_both_places() {
     assert_eq!((e.line, e.item), (6, Some(2)), "{e}");
     assert!(
         e.message.starts_with("与第2行（第1项）重复")
-            && e.message.contains("repeats line 2 (item 1): two different values (1 and 2)"),
+            && e.message
+                .contains("repeats line 2 (item 1): two different values (1 and 2)"),
         "{e}"
     );
-    assert_eq!(e.to_string().split(": ").take(2).collect::<Vec<_>>(), ["6", "item 3"]);
+    assert_eq!(
+        e.to_string().split(": ").take(2).collect::<Vec<_>>(),
+        ["6", "item 3"]
+    );
 
     let nd = "\n{\"metric\":\"a\",\"value\":1,\"time\":\"2021-03-01\"}\n{\"metric\":\"b\",\"value\":1,\"time\":\"2021-03-01\"}\n{\"metric\":\"a\",\"value\":3,\"time\":\"2021-03-01\"}\n";
     let e = only(nd, Format::Ndjson);
@@ -834,12 +838,23 @@ fn two_values_for_one_series_and_time_name_both_places() {
 #[test]
 fn a_piece_of_a_larger_input_names_the_inputs_places() {
     let nd = "{\"metric\":\"a\",\"value\":1,\"time\":\"2021-03-01\"}\n{\"metric\":\"a\",\"value\":2,\"time\":\"2021-03-01\"}\n";
-    let before = Before { lines: 10, items: 7 };
+    let before = Before {
+        lines: 10,
+        items: 7,
+    };
     let e = parse_at(nd.as_bytes(), Format::Ndjson, SH, before).unwrap_err();
     assert_eq!((e.errors[0].line, e.errors[0].item), (12, Some(8)));
-    assert!(e.errors[0].message.contains("line 11 (item 8)"), "{}", e.errors[0]);
+    assert!(
+        e.errors[0].message.contains("line 11 (item 8)"),
+        "{}",
+        e.errors[0]
+    );
     let bad = "{\"metric\":\"a\",\"value\":\"x\",\"time\":\"2021-03-01\"}\n";
     let e = parse_at(bad.as_bytes(), Format::Ndjson, SH, before).unwrap_err();
     assert_eq!((e.errors[0].line, e.errors[0].item), (11, Some(7)));
-    assert!(e.errors[0].to_string().starts_with("11:"), "{}", e.errors[0]);
+    assert!(
+        e.errors[0].to_string().starts_with("11:"),
+        "{}",
+        e.errors[0]
+    );
 }

@@ -412,8 +412,11 @@ mod tests {
         );
         // A transaction over several chunks (a large file) counts the same.
         let mut tx = store.begin().unwrap();
-        tx.add(&batch(&[("pm25", "南宫", 10, 1.5), ("pm25", "清河", 30, 5.0)]))
-            .unwrap();
+        tx.add(&batch(&[
+            ("pm25", "南宫", 10, 1.5),
+            ("pm25", "清河", 30, 5.0),
+        ]))
+        .unwrap();
         tx.add(&batch(&[("pm25", "清河", 10, 3.5)])).unwrap();
         assert_eq!(effects(&tx.commit().unwrap()), (3, 1, 1, 1));
         // A group commit counts each request on its own.

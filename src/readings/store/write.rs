@@ -591,7 +591,12 @@ impl WriteTx<'_> {
             Ordering::SeqCst,
         );
         drop(conn);
-        Ok((created.len(), self.readings, self.tally, self.effects.take()))
+        Ok((
+            created.len(),
+            self.readings,
+            self.tally,
+            self.effects.take(),
+        ))
     }
 
     /// Commits everything added. Series this write touched are dropped from
