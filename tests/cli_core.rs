@@ -126,8 +126,26 @@ fn check_reports_config_problems_with_positions() {
     let o = site.run(&["check", "--config", "typo.ron"]);
     assert_eq!(o.status.code(), Some(1));
     let out = text(&o.stdout);
-    assert!(out.starts_with("typo.ron:6:"), "{out}");
-    assert!(out.contains("recipents"), "{out}");
+    assert!(
+        out.starts_with("typo.ron:6:5: error: 没有配置项 `recipents`：是否想写 `recipients`？"),
+        "{out}"
+    );
+    assert!(
+        out.contains("/ Unexpected field named `recipents`"),
+        "{out}"
+    );
+
+    site.write(
+        "dur.ron",
+        "(\n    timezone: \"Asia/Shanghai\",\n    rules: \"rules\",\n    store: \"s.db\",\n    defaults: (repeat: \"1天\"),\n    mail: (from: \"a@example.cn\", transport: File(dir: \"o\")),\n)",
+    );
+    let out = text(&site.run(&["check", "--config", "dur.ron"]).stdout);
+    assert!(
+        out.contains(
+            "dur.ron:5:16: error: `repeat` 的时长 `1天` 无法识别：请写数字加单位，如 `90m`"
+        ),
+        "{out}"
+    );
 
     site.write(
         "tz.ron",
@@ -135,11 +153,12 @@ fn check_reports_config_problems_with_positions() {
     );
     let out = text(&site.run(&["check", "--config", "tz.ron"]).stdout);
     assert!(
-        out.contains("tz.ron:2:5: error: unknown timezone `Mars/Olympus`"),
+        out.contains("tz.ron:2:5: error: 时区 `Mars/Olympus` 无法识别：请写 IANA 时区名，如 `Asia/Shanghai` / unknown timezone `Mars/Olympus`"),
         "{out}"
     );
     assert!(
-        out.contains("tz.ron:3:5: error: rules folder `nowhere` does not exist"),
+        out.contains("tz.ron:3:5: error: 规则文件夹 `nowhere` 不存在")
+            && out.contains("/ rules folder `nowhere` does not exist"),
         "{out}"
     );
 }
