@@ -162,3 +162,34 @@ fn served_over_http() {
     assert!(r.text().unwrap().contains("没有这条规则"));
     rt.shutdown_background();
 }
+
+#[test]
+fn after_the_year_its_results_stand_in_their_own_section() {
+    // The 2021 fixtures plus January 2022's first year-to-date figure: the
+    // 2021 e-commerce target (70亿元, 67.5 at December) was missed, and the
+    // new year's small figure must not make it look recovered.
+    let ws = Workspace::new(&[]);
+    let config = ws.config();
+    let store = rulewatch::readings::store::Store::open(&config.store_path).unwrap();
+    let csv = "metric,time,value\necommerce_retail,2022-01-31,5\n";
+    rulewatch::readings::stream::ingest(
+        &store,
+        csv.as_bytes(),
+        rulewatch::readings::Format::Csv,
+        config.timezone,
+        |_| {},
+    )
+    .unwrap();
+    drop(store);
+    let s = ws.replay("2021-12-01", "2022-02-20T12:00");
+    let html = page::index(&s);
+    let start = html
+        .find("<section id=\"year-2021\">")
+        .expect("a section of the 2021 results");
+    let section = &html[start..start + html[start..].find("</section>").unwrap()];
+    assert!(section.contains("<h2>2021年度结果 <small>"), "{section}");
+    let card = card_of(section, "ecommerce-retail");
+    assert!(card.contains("2021年度结果：未完成"), "{card}");
+    assert!(!card.contains(">正常</span>"), "{card}");
+    assert!(!card.contains("已恢复"), "{card}");
+}

@@ -6,7 +6,7 @@ use std::io::Read;
 use chrono_tz::Tz;
 
 use super::model::{Format, ItemError, ParseError};
-use super::parse::{parse, parse_at, Before};
+use super::parse::{csv_header_end, csv_last_newline, parse, parse_at, Before};
 use super::store::{ReadingStoreError, Store, WriteSummary};
 
 /// 8 MiB of input per chunk: ~90k readings, large enough that per-chunk
@@ -107,20 +107,19 @@ pub fn ingest(
         if format == Format::Csv {
             match &header {
                 None => {
-                    let end = chunk
-                        .iter()
-                        .position(|&b| b == b'\n')
-                        .map_or(chunk.len(), |i| i + 1);
-                    header = Some(chunk[..end].to_vec());
+                    // Where the parser ends it: a lone CR ends it too.
+                    header = Some(chunk[..csv_header_end(&chunk)].to_vec());
                 }
                 Some(h) => {
                     let mut with_header = h.clone();
                     if !with_header.ends_with(b"\n") {
                         with_header.push(b'\n');
                     }
+                    // The repeated header (and any blank lines before it)
+                    // are the chunk's first lines.
+                    line_offset -= bytecount_newlines(&with_header);
                     with_header.extend_from_slice(&chunk);
                     chunk = with_header;
-                    line_offset -= 1; // the repeated header is line 1 of the chunk
                 }
             }
         }
@@ -212,21 +211,14 @@ fn bytecount_newlines(b: &[u8]) -> usize {
 }
 
 /// Index of the last newline in `buf` that ends a whole record: for CSV, one
-/// outside a quoted field.
+/// outside a quoted field as the parser reads quotes (toggling at every `"`
+/// took a literal quote in an unquoted field, `5"`, for an opening one, and a
+/// valid file over one chunk was then cut inside a quoted field and refused).
 fn safe_cut(buf: &[u8], format: Format) -> Option<usize> {
     if format != Format::Csv {
         return buf.iter().rposition(|&b| b == b'\n');
     }
-    let mut in_quotes = false;
-    let mut last = None;
-    for (i, &b) in buf.iter().enumerate() {
-        match b {
-            b'"' => in_quotes = !in_quotes,
-            b'\n' if !in_quotes => last = Some(i),
-            _ => {}
-        }
-    }
-    last
+    csv_last_newline(buf)
 }
 
 #[cfg(test)]
@@ -246,5 +238,56 @@ mod tests {
         let b = b"a,\"x\ny\"\nb,c\n\"open\n";
         assert_eq!(safe_cut(b, Format::Csv), Some(11));
         assert_eq!(safe_cut(b, Format::Ndjson), Some(17));
+        // A quote inside an unquoted field is a literal, not an opening one.
+        assert_eq!(safe_cut(b"a,5\"\nb,\"x\ny\"\nc\n", Format::Csv), Some(14));
+        assert_eq!(safe_cut(b"a,5\"\nb,\"x\n", Format::Csv), Some(4));
+    }
+
+    /// Found while fuzzing the parsers (issue 11): the chunker's quotes and
+    /// header end differed from the parser's, so a valid CSV over one chunk
+    /// was refused (a literal `5"` before a quoted field holding a line
+    /// break) or had the rows after a header ending in a lone CR repeated.
+    #[test]
+    fn csv_over_one_chunk_is_cut_as_the_parser_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let pad = "x".repeat(900);
+        let mut input = String::from("metric,time,value,note\rpm25,2021-01-01,1,a\n");
+        input.push_str("pm25,2021-01-02,2,5\"\n");
+        let mut rows = 2;
+        while input.len() < CHUNK_BYTES + (1 << 20) {
+            input.push_str(&format!("pm25,2021-01-03,{rows},\"{pad}\n{rows}\"\n"));
+            rows += 1;
+        }
+        let summary = ingest(
+            &store,
+            input.as_bytes(),
+            Format::Csv,
+            chrono_tz::UTC,
+            |_| {},
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(summary.readings, rows);
+        assert_eq!(summary.new_series, rows);
+
+        // Line numbers of errors in later chunks still count the header once.
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let mut input = String::from("\nmetric,time,value\n");
+        let mut line = 2;
+        while input.len() < CHUNK_BYTES + (1 << 20) {
+            input.push_str("pm25,2021-01-03,1\n");
+            line += 1;
+        }
+        input.push_str("pm25,2021-01-03,x\n");
+        let Err(IngestError::Rejected(e)) = ingest(
+            &store,
+            input.as_bytes(),
+            Format::Csv,
+            chrono_tz::UTC,
+            |_| {},
+        ) else {
+            panic!("accepted");
+        };
+        assert_eq!(e.errors[0].line, line + 1, "{e}");
     }
 }

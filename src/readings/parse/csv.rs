@@ -1,6 +1,8 @@
 //! CSV readings: a header row naming `metric`, `time`, `value` and label
 //! columns; RFC 4180 quoting as the csv crate reads it.
 
+use std::io::{Chain, Read};
+
 use chrono_tz::Tz;
 
 use crate::readings::model::{BatchPoint, ItemError, ParseError};
@@ -38,7 +40,7 @@ impl Columns {
 
 /// RFC 4180 quoting, as the csv crate reads it, byte by byte.
 #[derive(Clone, Copy, PartialEq)]
-enum Quoting {
+pub(super) enum Quoting {
     /// At the start of a field.
     Start,
     /// In an unquoted field (a quote here is literal).
@@ -124,11 +126,23 @@ pub(super) fn field_start(b: &[u8], start: usize, k: usize) -> usize {
     b.len()
 }
 
-fn csv_reader(text: &str) -> ::csv::Reader<&[u8]> {
-    ::csv::ReaderBuilder::new()
+type CsvReader<'a> = ::csv::Reader<Chain<&'a [u8], &'a [u8]>>;
+
+/// A reader of `text`, a part of the input starting at a record, and how many
+/// bytes its positions are ahead of `text`'s. The csv crate skips a
+/// byte-order mark at the start of what it reads; at the start of the input
+/// (`input_start`) that is what the whole input read at once gives, but
+/// elsewhere (the rows after the header, pieces cut for threads) it silently
+/// dropped a mark that is data there: a row was then read one way on one
+/// thread and another way on several. So elsewhere the reader starts at a
+/// blank line (skipped) before a mark.
+fn csv_reader(text: &str, input_start: bool) -> (CsvReader<'_>, usize) {
+    let shift = usize::from(!input_start && text.starts_with('\u{feff}'));
+    let reader = ::csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(text.as_bytes())
+        .from_reader(b"\n"[..shift].chain(text.as_bytes()));
+    (reader, shift)
 }
 
 pub(super) fn parse_csv(
@@ -155,7 +169,10 @@ fn csv_header(text: &str, from: usize, to: usize) -> Result<Columns, ParseError>
     let mut record = ::csv::StringRecord::new();
     let mut locator = Locator::new(text);
     let (line, _) = locator.at(from);
-    if let Err(e) = csv_reader(&text[from..to]).read_record(&mut record) {
+    if let Err(e) = csv_reader(&text[from..to], from == 0)
+        .0
+        .read_record(&mut record)
+    {
         return Err(one_error(line, 0, format!("malformed CSV header: {e}")));
     }
     let mut errors = Vec::new();
@@ -236,7 +253,7 @@ fn csv_chunk(text: &str, columns: &Columns, tz: Tz) -> Chunk {
     let mut sink = Sink::new(tz);
     let mut chunk = Chunk::default();
     let mut locator = Locator::new(text);
-    let mut reader = csv_reader(text);
+    let (mut reader, shift) = csv_reader(text, false);
     // Whole records are checked to be UTF-8 at once: faster than field by field.
     let mut record = ::csv::StringRecord::new();
     loop {
@@ -245,7 +262,10 @@ fn csv_chunk(text: &str, columns: &Columns, tz: Tz) -> Chunk {
             Ok(true) => {
                 chunk.items += 1;
                 let at = || {
-                    let mut off = record.position().map_or(0, |p| p.byte() as usize);
+                    let mut off = record
+                        .position()
+                        .map_or(0, |p| p.byte() as usize)
+                        .saturating_sub(shift);
                     // The position may be that of blank lines before the record.
                     while matches!(b.get(off), Some(b'\n' | b'\r')) {
                         off += 1;
@@ -274,7 +294,8 @@ fn csv_chunk(text: &str, columns: &Columns, tz: Tz) -> Chunk {
             Err(e) => {
                 // Cannot happen (the input is in memory and UTF-8); stop
                 // rather than risk reading the same error forever.
-                let (line, col) = locator.at(e.position().map_or(0, |p| p.byte() as usize));
+                let off = e.position().map_or(0, |p| p.byte() as usize);
+                let (line, col) = locator.at(off.saturating_sub(shift));
                 chunk.fail(|| ItemError {
                     line,
                     col,

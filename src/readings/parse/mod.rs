@@ -40,7 +40,7 @@ use chrono_tz::Tz;
 use super::model::{Batch, Format, ItemError, ParseError, SeriesKey};
 use crate::time::{parse_time, Millis};
 
-use self::csv::{csv_cut, parse_csv};
+use self::csv::{csv_cut, parse_csv, record_end, Quoting};
 use self::errors::{label_value_problems, name_problems, no_readings, utf8_errors, Problem};
 use self::json::parse_json;
 use self::ndjson::parse_ndjson;
@@ -97,6 +97,18 @@ pub fn parse_at(
     let text = std::str::from_utf8(input).unwrap_or_default();
     let items = batch.len();
     Ok((repeats::check(batch, text, format, before)?, items))
+}
+
+/// [`parse`] cut into `threads` pieces however small the input, for the fuzz
+/// targets (`fuzz/`): cutting must never change what is read. Not API.
+#[doc(hidden)]
+pub fn parse_with_threads(
+    input: &[u8],
+    format: Format,
+    tz: Tz,
+    threads: usize,
+) -> Result<Batch, ParseError> {
+    parse_on(input, format, tz, Some(threads))
 }
 
 /// [`parse`] on `threads` threads (`None`: as many as the input is worth).
@@ -253,6 +265,27 @@ fn split_records(text: &str, n: usize, csv: bool) -> Vec<&str> {
     }
     pieces.push(&text[start..]);
     pieces
+}
+
+/// For cutting a CSV stream into chunks ([`super::stream`]): the index of
+/// the last LF in `b` outside quotes, `b` starting at a record.
+pub(crate) fn csv_last_newline(b: &[u8]) -> Option<usize> {
+    let mut q = Quoting::Start;
+    let mut last = None;
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'\n' && q != Quoting::Quoted {
+            last = Some(i);
+        }
+        q = q.step(c);
+    }
+    last
+}
+
+/// Just past the CSV header of `b` (blank lines before it included), where
+/// the parser ends it: at LF, CRLF or a lone CR outside quotes.
+pub(crate) fn csv_header_end(b: &[u8]) -> usize {
+    let at = b.iter().position(|&c| c != b'\n' && c != b'\r');
+    record_end(b, at.unwrap_or(b.len()))
 }
 
 fn memchr_newline(b: &[u8], from: usize) -> Option<usize> {

@@ -698,6 +698,54 @@ fn csv_lone_cr_then_a_quoted_newline_is_cut_right_on_threads() {
     assert_eq!(labels(&one, 1), [("county", "c0\nx")]);
 }
 
+// ---- found by the fuzz targets (fuzz/, issue 11) ----
+
+#[test]
+fn csv_byte_order_mark_inside_is_data_on_any_number_of_threads() {
+    // The csv crate skips a mark at the start of what it reads, and the
+    // rows after the header and each piece cut for threads are read
+    // separately: a row starting with a mark was read without it there
+    // (accepted as `pm25`) and with it anywhere else (a bad metric name),
+    // so one file's answer depended on where the cuts fell.
+    let bad_metric = "metric name `\u{feff}pm25` is invalid: use letters, digits and `_`";
+    let first_row = "metric,time,value\n\u{feff}pm25,2021-03-01,1\npm25,2021-03-02,2\n";
+    for threads in [1, 2, 3] {
+        let e = parse_on(first_row.as_bytes(), Format::Csv, SH, Some(threads)).unwrap_err();
+        assert_eq!(e.errors[0].message, bad_metric, "{threads} threads");
+        assert_eq!(
+            (e.errors[0].line, e.errors[0].col, e.errors[0].item),
+            (2, 1, Some(0))
+        );
+    }
+    let mut input = String::from("metric,time,value,site\n");
+    for n in 0..30 {
+        let mark = if n % 7 == 3 { "\u{feff}" } else { "" };
+        input.push_str(&format!("{mark}pm25,2021-03-01,{n},s{n}\n"));
+    }
+    let one = parse_on(input.as_bytes(), Format::Csv, SH, Some(1)).unwrap_err();
+    assert_eq!(one.total, 4, "{one}");
+    assert_eq!((one.errors[0].line, one.errors[0].col), (5, 1));
+    for threads in 2..=8 {
+        let many = parse_on(input.as_bytes(), Format::Csv, SH, Some(threads)).unwrap_err();
+        assert_eq!(many, one, "{threads} threads");
+    }
+    // At the input's start a mark is skipped (spreadsheets write one); after
+    // blank lines it is part of the header, as the csv crate reads the file.
+    assert_eq!(
+        ok(
+            "\u{feff}metric,time,value\npm25,2021-03-01,1\n",
+            Format::Csv
+        )
+        .len(),
+        1
+    );
+    let e = err(
+        "\n\u{feff}metric,time,value\npm25,2021-03-01,1\n".as_bytes(),
+        Format::Csv,
+    );
+    assert!(e.to_string().contains("missing column `metric`"), "{e}");
+}
+
 #[test]
 fn names_and_label_values_have_length_limits() {
     use crate::readings::model::{MAX_LABELS, MAX_LABEL_VALUE_BYTES, MAX_NAME_BYTES};
