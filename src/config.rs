@@ -589,6 +589,58 @@ pub fn default_path() -> PathBuf {
     }
 }
 
+/// A config syntax or shape problem: Chinese first (what, and what to
+/// write), then ron's own words.
+fn ron_message(e: &ron::Error) -> String {
+    use ron::Error as E;
+    let list = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join("、")
+    };
+    let zh = match e {
+        E::NoSuchStructField {
+            expected, found, ..
+        } => {
+            let guess = crate::rules::mistakes::nearest(found, expected.iter().copied())
+                .map(|n| format!("是否想写 `{n}`？"))
+                .unwrap_or_default();
+            format!(
+                "没有配置项 `{found}`：{guess}这里可用的配置项有 {}；拼错的请改正，多余的请删去",
+                list(expected)
+            )
+        }
+        E::MissingStructField { field, .. } => {
+            format!("缺少必填的配置项 `{field}`：请补上 `{field}: …`（写法见 docs/operations.md）")
+        }
+        E::DuplicateStructField { field, .. } => {
+            format!("配置项 `{field}` 写了两次：请删去其中一处")
+        }
+        E::NoSuchEnumVariant {
+            expected, found, ..
+        } => format!("`{found}` 不是可选的写法：可选 {}", list(expected)),
+        E::ExpectedComma => "这里缺少逗号“,”：每一项后面都要写半角逗号".into(),
+        E::UnexpectedChar(c) if !c.is_ascii() => format!(
+            "这里有字符“{c}”：配置文件的标点要用半角（, : ( ) {{ }} \"），中文只能写在引号里"
+        ),
+        E::ExpectedString | E::ExpectedStringEnd => {
+            "这里应是一个用半角双引号括起的字符串，如 \"Asia/Shanghai\"".into()
+        }
+        E::Eof => "文件在中途结束：请检查括号 ( ) 和 { } 是否成对".into(),
+        _ => "配置文件格式有误：请对照 docs/operations.md 的示例检查这一处".into(),
+    };
+    format!("{zh} / {e}")
+}
+
+/// A duration the config could not read, with what to write instead.
+fn bad_duration(key: &str, text: &str, e: &str) -> String {
+    format!(
+        "`{key}` 的时长 `{text}` 无法识别：请写数字加单位，如 `90m`、`12h`、`7d`、`1w`（s 秒、m 分、h 时、d 天、w 周）/ {e}"
+    )
+}
+
 impl Config {
     /// Reads and checks the config; every problem found, with its position.
     pub fn load(path: &Path) -> Result<Config, Vec<Diagnostic>> {
@@ -597,7 +649,7 @@ impl Config {
                 path,
                 0,
                 0,
-                format!("cannot read config: {e}"),
+                format!("无法读取配置文件：{e}。请检查路径（--config 或 $RULEWATCH_CONFIG）/ cannot read config: {e}"),
             )]
         })?;
         Self::parse(path, &text)
@@ -612,7 +664,7 @@ impl Config {
                 path,
                 e.span.start.line,
                 e.span.start.col,
-                e.code.to_string(),
+                ron_message(&e.code),
             )]
         })?;
         let mut problems = Vec::new();
@@ -635,7 +687,8 @@ impl Config {
             error(
                 "timezone",
                 format!(
-                    "unknown timezone `{}`: use an IANA name such as `Asia/Shanghai`",
+                    "时区 `{}` 无法识别：请写 IANA 时区名，如 `Asia/Shanghai` / unknown timezone `{}`: use an IANA name such as `Asia/Shanghai`",
+                    file.timezone,
                     file.timezone
                 ),
             );
@@ -647,7 +700,9 @@ impl Config {
             error(
                 "rules",
                 format!(
-                    "rules folder `{}` does not exist (looked in `{}`)",
+                    "规则文件夹 `{}` 不存在（找的是 `{}`）：请改正 rules 的路径，或新建该文件夹 / rules folder `{}` does not exist (looked in `{}`)",
+                    file.rules.display(),
+                    rules_dir.display(),
                     file.rules.display(),
                     rules_dir.display()
                 ),
@@ -656,7 +711,7 @@ impl Config {
 
         let mut duration = |key: &str, text: &str| {
             parse_duration(text).unwrap_or_else(|e| {
-                error(key, e);
+                error(key, bad_duration(key, text, &e));
                 0
             })
         };
@@ -684,7 +739,10 @@ impl Config {
         if file.listen.parse::<std::net::SocketAddr>().is_err() {
             error(
                 "listen",
-                format!("`{}` is not an address like `127.0.0.1:8080`", file.listen),
+                format!(
+                    "listen 的地址 `{}` 无法识别：请写成 `127.0.0.1:8080` 这样的 IP:端口 / `{}` is not an address like `127.0.0.1:8080`",
+                    file.listen, file.listen
+                ),
             );
         }
         if let Err(e) = lettre_mailbox(&file.mail.from) {
@@ -746,7 +804,7 @@ impl Config {
             if !file.recipients.contains_key(group) {
                 error(
                     metric,
-                    format!("owners: `{metric}` is owned by recipient group `{group}`, which `recipients` does not define"),
+                    format!("owners 把指标 `{metric}` 交给收件组 `{group}`，但 recipients 里没有这个组：请在 recipients 里加上 \"{group}\"，或改成已有的组 / owners: `{metric}` is owned by recipient group `{group}`, which `recipients` does not define"),
                 );
             }
         }
@@ -754,7 +812,7 @@ impl Config {
             if !file.recipients.contains_key(group) {
                 error(
                     group,
-                    format!("group_names: `{group}` is not a recipient group of `recipients`"),
+                    format!("group_names 里的 `{group}` 不是 recipients 里的收件组：请改成已有的组名，或删去这一项 / group_names: `{group}` is not a recipient group of `recipients`"),
                 );
             }
         }
@@ -939,11 +997,20 @@ impl Config {
                 );
             } else {
                 let known: Vec<&str> = self.recipients.keys().map(String::as_str).collect();
-                return Err(format!(
-                    "notify names recipient group `{entry}`, which `{}` does not define (defined: {})",
-                    self.path.display(),
-                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
-                ));
+                let path = self.path.display();
+                return Err(if known.is_empty() {
+                    format!(
+                        "收件组 `{entry}` 在 {path} 里没有定义（还没有定义任何收件组）：请在 recipients 里加上 \"{entry}\": [\"地址@example.cn\"] / \
+                         notify names recipient group `{entry}`, which `{path}` does not define (defined: none)"
+                    )
+                } else {
+                    format!(
+                        "收件组 `{entry}` 在 {path} 里没有定义（已定义：{}）：请改成已定义的组，或在 recipients 里加上它 / \
+                         notify names recipient group `{entry}`, which `{path}` does not define (defined: {})",
+                        known.join("、"),
+                        known.join(", ")
+                    )
+                });
             }
         }
         out.sort();

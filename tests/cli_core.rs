@@ -126,8 +126,26 @@ fn check_reports_config_problems_with_positions() {
     let o = site.run(&["check", "--config", "typo.ron"]);
     assert_eq!(o.status.code(), Some(1));
     let out = text(&o.stdout);
-    assert!(out.starts_with("typo.ron:6:"), "{out}");
-    assert!(out.contains("recipents"), "{out}");
+    assert!(
+        out.starts_with("typo.ron:6:5: error: 没有配置项 `recipents`：是否想写 `recipients`？"),
+        "{out}"
+    );
+    assert!(
+        out.contains("/ Unexpected field named `recipents`"),
+        "{out}"
+    );
+
+    site.write(
+        "dur.ron",
+        "(\n    timezone: \"Asia/Shanghai\",\n    rules: \"rules\",\n    store: \"s.db\",\n    defaults: (repeat: \"1天\"),\n    mail: (from: \"a@example.cn\", transport: File(dir: \"o\")),\n)",
+    );
+    let out = text(&site.run(&["check", "--config", "dur.ron"]).stdout);
+    assert!(
+        out.contains(
+            "dur.ron:5:16: error: `repeat` 的时长 `1天` 无法识别：请写数字加单位，如 `90m`"
+        ),
+        "{out}"
+    );
 
     site.write(
         "tz.ron",
@@ -135,11 +153,12 @@ fn check_reports_config_problems_with_positions() {
     );
     let out = text(&site.run(&["check", "--config", "tz.ron"]).stdout);
     assert!(
-        out.contains("tz.ron:2:5: error: unknown timezone `Mars/Olympus`"),
+        out.contains("tz.ron:2:5: error: 时区 `Mars/Olympus` 无法识别：请写 IANA 时区名，如 `Asia/Shanghai` / unknown timezone `Mars/Olympus`"),
         "{out}"
     );
     assert!(
-        out.contains("tz.ron:3:5: error: rules folder `nowhere` does not exist"),
+        out.contains("tz.ron:3:5: error: 规则文件夹 `nowhere` 不存在")
+            && out.contains("/ rules folder `nowhere` does not exist"),
         "{out}"
     );
 }
@@ -149,7 +168,7 @@ fn each_bad_readings_file_is_rejected_with_its_place_and_nothing_stored() {
     let cases = [
         ("malformed.ndjson", "malformed.ndjson:2:"),
         ("not-a-number.csv", "not-a-number.csv:3:"),
-        ("non-finite.json", "item 1"),
+        ("non-finite.json", "non-finite.json:1:50: error: item 2: "),
         ("missing-time.ndjson", "missing-time.ndjson:2:"),
         ("bad-time.csv", "2021-02-30"),
         ("bad-metric.ndjson", "pm-25"),
@@ -188,7 +207,9 @@ fn ingest_stores_good_files_and_is_idempotent() {
     let o = site.run(&["ingest", "a.csv", "b.ndjson"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(
-        text(&o.stdout).contains("a.csv: stored 2 readings"),
+        text(&o.stdout).contains(
+            "a.csv: 已存入 2 条读数：新增 2 条，与已存的相同 0 条 / stored 2 readings: 2 new"
+        ),
         "{}",
         text(&o.stdout)
     );
@@ -197,6 +218,94 @@ fn ingest_stores_good_files_and_is_idempotent() {
     let o = site.run(&["ingest", "a.csv"]);
     assert!(o.status.success());
     assert_eq!(site.stored(), 2);
+}
+
+#[test]
+fn ingest_says_what_was_new_unchanged_and_corrected() {
+    let site = Site::new(None);
+    site.write(
+        "a.csv",
+        "metric,time,value,county\npm25,2021-03-01,48,南宫\npm25,2021-03-02,52.5,南宫\n",
+    );
+    let o = site.run(&["ingest", "a.csv"]);
+    let out = text(&o.stdout);
+    assert!(
+        out.starts_with("a.csv: 已存入 2 条读数：新增 2 条，与已存的相同 0 条 / stored 2 readings: 2 new, 0 unchanged (1 new series)"),
+        "{out}"
+    );
+    // The same file again.
+    let out = text(&site.run(&["ingest", "a.csv"]).stdout);
+    assert!(
+        out.contains(
+            "新增 0 条，与已存的相同 2 条 / stored 2 readings: 0 new, 2 unchanged (0 new series)"
+        ),
+        "{out}"
+    );
+    // A corrected figure replaces the stored one, and is reported.
+    site.write(
+        "fix.ndjson",
+        "{\"metric\":\"pm25\",\"value\":50,\"time\":\"2021-03-01\",\"labels\":{\"county\":\"南宫\"}}\n",
+    );
+    let out = text(&site.run(&["ingest", "fix.ndjson"]).stdout);
+    assert!(
+        out.contains("更正旧值 1 条 / stored 1 readings: 0 new, 0 unchanged, 1 changed"),
+        "{out}"
+    );
+    assert_eq!(site.stored(), 2);
+}
+
+#[test]
+fn ingest_rejects_two_values_for_one_reading_naming_both_lines() {
+    let site = Site::new(None);
+    site.write(
+        "twice.csv",
+        "metric,time,value,county\npm25,2021-03-01,48,南宫\npm25,2021-03-01,48,南宫\npm25,2021-03-02,1,南宫\npm25,2021-03-01,49,南宫\n",
+    );
+    let o = site.run(&["ingest", "twice.csv"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("twice.csv:5: error: item 4: 与第2行（第1项）重复")
+            && err.contains("(48 and 49)"),
+        "{err}"
+    );
+    // The equal repeat on line 3 is not an error.
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
+    assert_eq!(site.stored(), 0);
+    // The same value twice is stored once.
+    site.write(
+        "same.ndjson",
+        "{\"metric\":\"a\",\"value\":1,\"time\":\"2021-03-01\"}\n{\"metric\":\"a\",\"value\":1,\"time\":\"2021-03-01\"}\n",
+    );
+    let o = site.run(&["ingest", "same.ndjson"]);
+    assert!(
+        text(&o.stdout).contains("stored 1 readings: 1 new"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert_eq!(site.stored(), 1);
+}
+
+#[test]
+fn an_empty_file_is_one_error() {
+    for (name, body) in [
+        ("empty.csv", ""),
+        ("empty.ndjson", ""),
+        ("blank.ndjson", "\n \n"),
+        ("empty.json", ""),
+        ("header.csv", "metric,time,value\n"),
+    ] {
+        let site = Site::new(None);
+        site.write(name, body);
+        let o = site.run(&["ingest", name]);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{name}: {err}");
+        assert_eq!(err.matches("error:").count(), 1, "{name}: {err}");
+        assert!(
+            err.contains("没有读数") && err.contains("rejected: 1 bad reading(s)"),
+            "{name}: {err}"
+        );
+    }
 }
 
 #[test]

@@ -26,8 +26,17 @@ fn readings_in_each_format_are_stored() {
 
     let r = d.post("/api/v1/readings", "application/x-ndjson", NDJSON_OK);
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.json(), serde_json::json!({ "accepted": 2 }));
+    assert_eq!(
+        r.json(),
+        serde_json::json!({ "accepted": 2, "new": 2, "unchanged": 0, "changed": 0 })
+    );
     assert_eq!(d.messages("pm25-high"), ["v1: pm25 91.5"]);
+    // The same batch again: nothing new.
+    let r = d.post("/api/v1/readings", "application/x-ndjson", NDJSON_OK);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({ "accepted": 2, "new": 0, "unchanged": 2, "changed": 0 })
+    );
 
     let json = r#"[{"metric":"pm25","value":99.0,"time":"2021-03-03T10:00:00+08:00","labels":{"county":"南宫"}}]"#;
     let r = d.post("/api/v1/readings", "application/json; charset=utf-8", json);
@@ -49,7 +58,8 @@ fn readings_in_each_format_are_stored() {
     );
     assert!(d.messages("pm25-high").is_empty(), "12.5 is fine");
 
-    assert_eq!(d.metric("rulewatch_readings_ingested_total"), Some(5.0));
+    // 2 + 2 (the same again) + 1 + 2.
+    assert_eq!(d.metric("rulewatch_readings_ingested_total"), Some(7.0));
 }
 
 #[test]
@@ -91,10 +101,39 @@ fn a_bad_reading_rejects_the_batch_naming_its_line() {
     assert_eq!(r.status, 400, "{}", r.text);
     assert_eq!(r.json()["errors"][0]["line"], 3, "{}", r.text);
 
+    // Two values for one series and time: both places named, nothing stored.
+    let r = d.post(
+        "/api/v1/readings",
+        "text/csv",
+        "metric,time,value,county\npm25,2021-03-05,1,南宫\npm25,2021-03-05,2,南宫\n",
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    let e = &r.json()["errors"][0];
+    assert_eq!(
+        (e["line"].as_u64(), e["item"].as_u64()),
+        (Some(3), Some(2)),
+        "{}",
+        r.text
+    );
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("repeats line 2 (item 1)"),
+        "{}",
+        r.text
+    );
+    // An empty body: one error.
+    let r = d.post("/api/v1/readings", "application/json", "");
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.json()["total"], 1, "{}", r.text);
+    assert!(r.text.contains("没有读数"), "{}", r.text);
+
     // JSON array: the item index.
     let r = d.post("/api/v1/readings", "application/json", r#"[{"metric":"pm25","value":1,"time":"2021-03-04"},{"metric":"pm-25","value":1,"time":"2021-03-04"}]"#);
     assert_eq!(r.status, 400, "{}", r.text);
-    assert_eq!(r.json()["errors"][0]["item"], 1, "{}", r.text);
+    // Items count from 1, as lines do: the second element is item 2.
+    assert_eq!(r.json()["errors"][0]["item"], 2, "{}", r.text);
     assert_eq!(d.messages("pm25-high"), ["v1: no pm25"]);
 }
 

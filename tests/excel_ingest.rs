@@ -127,7 +127,7 @@ fn wide_workbooks_written_by_libreoffice_in_three_formats() {
             text(&o.stderr)
         );
         assert!(
-            text(&o.stdout).contains(&format!("{book}: stored 14 readings")),
+            text(&o.stdout).contains(&format!("{book}: 已存入 14 条读数：新增 14 条")),
             "{book}: {}",
             text(&o.stdout)
         );
@@ -271,7 +271,7 @@ fn the_documented_example_feeds_the_shipped_rules() {
     assert!(o.status.success(), "{out}{}", text(&o.stderr));
     // 13 months × 4 indicators, May's jobs missing; 5 quarters of 医保.
     assert!(
-        out.contains("excel/人社.xlsx: stored 56 readings (5 new series) from 2 sheet(s), mapping excel/人社.xlsx.ron"),
+        out.contains("excel/人社.xlsx: 已存入 56 条读数：新增 56 条，与已存的相同 0 条 / stored 56 readings: 56 new, 0 unchanged (5 new series) from 2 sheet(s), mapping excel/人社.xlsx.ron"),
         "{out}"
     );
     // The same breach as from fixtures/2021/socioeconomic.csv: March 4.7% > 4.5%.

@@ -33,9 +33,9 @@ pub fn ingest_one(
                 Some(m) => format!(", mapping {}", m.display()),
                 None => String::new(),
             };
+            let (zh, en) = super::ingest::counts(&summary);
             println!(
-                "{name}: stored {} readings ({} new series) from {} sheet(s){via} in {:.2} s",
-                summary.readings,
+                "{name}: {zh} / {en} ({} new series) from {} sheet(s){via} in {:.2} s",
                 summary.new_series,
                 sheets.len(),
                 started.elapsed().as_secs_f64(),

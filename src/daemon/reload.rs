@@ -59,7 +59,7 @@ fn scan_file(engine: &Engine, config: &Config, path: &Path) -> FileScan {
                     path,
                     0,
                     0,
-                    format!("cannot read rule: {e}"),
+                    format!("无法读取规则文件：{e}（请检查文件权限）/ cannot read rule: {e}"),
                 )]),
             }
         }
@@ -142,12 +142,14 @@ pub fn apply(set: &mut RuleSet, scans: Vec<FileScan>, now: Millis) -> Applied {
                 };
                 if let Some(loser) = loser {
                     let (line, col) = meta_position(&loser.source, "id");
+                    // Worded as `rulewatch check` words it, with the English after.
                     let d = Diagnostic::error(
                         &loser.path,
                         line,
                         col,
                         format!(
-                            "duplicate rule id `{id}`: `{}` already uses it",
+                            "规则编号 `{id}` 重复：`{}` 已经用了它，本文件未载入；每条规则的 id 要不同，请给本文件换一个编号 / duplicate rule id `{id}`: `{}` already uses it; give this file's rule another id",
+                            winner.path.display(),
                             winner.path.display()
                         ),
                     );
@@ -569,7 +571,9 @@ mod tests {
         assert!(set.rules["rule-a"].rule.path.ends_with("a.rhai"));
         let dup = &set.broken[&f.path("0-dup.rhai")];
         assert!(
-            dup.error.errors[0].contains("duplicate rule id `rule-a`"),
+            dup.error.errors[0].contains("规则编号 `rule-a` 重复")
+                && dup.error.errors[0].contains("duplicate rule id `rule-a`")
+                && dup.error.errors[0].contains("请给本文件换一个编号"),
             "{:?}",
             dup.error.errors
         );

@@ -139,8 +139,11 @@ pub struct ItemError {
     pub line: usize,
     /// 1-based column in characters (0: not known).
     pub col: usize,
-    /// 0-based index of the reading in the batch (JSON array element, NDJSON
-    /// line or CSV record), when the error belongs to one reading.
+    /// Index of the reading in the batch (JSON array element, NDJSON line
+    /// or CSV record), when the error belongs to one reading. 0-based here;
+    /// shown and serialized 1-based (`item 1` is the first reading), as
+    /// line numbers are.
+    #[serde(serialize_with = "one_based")]
     pub item: Option<usize>,
     pub message: String,
 }
@@ -153,9 +156,16 @@ impl fmt::Display for ItemError {
             (l, c) => write!(f, "{l}:{c}: ")?,
         }
         if let Some(i) = self.item {
-            write!(f, "item {i}: ")?;
+            write!(f, "item {}: ", i + 1)?;
         }
         write!(f, "{}", self.message)
+    }
+}
+
+fn one_based<S: serde::Serializer>(item: &Option<usize>, s: S) -> Result<S::Ok, S::Error> {
+    match item {
+        Some(i) => s.serialize_some(&(i + 1)),
+        None => s.serialize_none(),
     }
 }
 

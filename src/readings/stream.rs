@@ -6,7 +6,7 @@ use std::io::Read;
 use chrono_tz::Tz;
 
 use super::model::{Format, ItemError, ParseError};
-use super::parse::{csv_header_end, csv_last_newline, parse};
+use super::parse::{csv_header_end, csv_last_newline, parse, parse_at, Before};
 use super::store::{ReadingStoreError, Store, WriteSummary};
 
 /// 8 MiB of input per chunk: ~90k readings, large enough that per-chunk
@@ -123,37 +123,34 @@ pub fn ingest(
                 }
             }
         }
-        let is_blank_tail = lines_before > 0 && chunk.iter().all(|b| b.is_ascii_whitespace());
+        // A blank chunk (an empty file, or blank lines at the end) holds no
+        // readings and no errors; an input with nothing at all in it gets
+        // one error below, not one per empty chunk.
+        let is_blank = chunk.iter().all(|b| b.is_ascii_whitespace());
         let chunk_is_header_only = format == Format::Csv
             && lines_before > 0
             && chunk
                 .split(|&b| b == b'\n')
                 .skip(1)
                 .all(|l| l.iter().all(|b| b.is_ascii_whitespace()));
-        if !is_blank_tail && !chunk_is_header_only {
-            match parse(&chunk, format, tz) {
-                Ok(batch) => {
+        if !is_blank && !chunk_is_header_only {
+            let before = Before {
+                lines: line_offset,
+                items: items_before,
+            };
+            match parse_at(&chunk, format, tz, before) {
+                Ok((batch, items)) => {
                     if total_errors == 0 {
                         tx.add(&batch)?;
                     }
-                    items_before += batch.len();
+                    items_before += items;
                 }
                 Err(e) => {
                     total_errors += e.total;
-                    for mut item in e.errors {
-                        if errors.len() >= MAX_ERRORS {
-                            break;
-                        }
-                        if item.line > 0 {
-                            item.line += line_offset;
-                        }
-                        if let Some(i) = item.item.as_mut() {
-                            *i += items_before;
-                        }
-                        errors.push(item);
-                    }
+                    let room = MAX_ERRORS.saturating_sub(errors.len());
+                    errors.extend(e.errors.into_iter().take(room));
                     // Keep counting items so later indices stay right.
-                    items_before += chunk_lines;
+                    items_before += count_items(&chunk, format);
                 }
             }
         }
@@ -166,7 +163,7 @@ pub fn ingest(
             line: 0,
             col: 0,
             item: None,
-            message: "no readings in input (it is empty)".into(),
+            message: super::parse::NO_READINGS.into(),
         });
     }
     if total_errors > 0 {
@@ -177,6 +174,36 @@ pub fn ingest(
         }));
     }
     Ok(tx.commit()?)
+}
+
+/// Readings in a chunk that failed to parse, for the item numbers of later
+/// chunks: non-blank lines (NDJSON), records after the header (CSV).
+fn count_items(chunk: &[u8], format: Format) -> usize {
+    match format {
+        Format::Ndjson => chunk
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.iter().all(|b| b.is_ascii_whitespace()))
+            .count(),
+        _ => {
+            let mut in_quotes = false;
+            let mut records = 0;
+            let mut blank = true;
+            for &b in chunk {
+                match b {
+                    b'"' => in_quotes = !in_quotes,
+                    b'\n' if !in_quotes => {
+                        records += usize::from(!blank);
+                        blank = true;
+                        continue;
+                    }
+                    _ => {}
+                }
+                blank &= b.is_ascii_whitespace();
+            }
+            records += usize::from(!blank);
+            records.saturating_sub(1) // the header
+        }
+    }
 }
 
 fn bytecount_newlines(b: &[u8]) -> usize {

@@ -289,7 +289,7 @@ pub fn load(path: &Path, tz: Tz) -> Result<TestFile, Vec<Diagnostic>> {
             path,
             0,
             0,
-            format!("cannot read test file: {e}"),
+            format!("无法读取测试文件：{e} / cannot read test file: {e}"),
         )]
     })?;
     let text = String::from_utf8(bytes).map_err(|e| {
@@ -300,7 +300,7 @@ pub fn load(path: &Path, tz: Tz) -> Result<TestFile, Vec<Diagnostic>> {
             path,
             line,
             col,
-            "test file is not valid UTF-8",
+            "测试文件不是 UTF-8 编码：请用 UTF-8 另存（不要用 GBK）/ test file is not valid UTF-8",
         )]
     })?;
     parse(path, &text, tz)
@@ -366,7 +366,7 @@ impl Checker<'_> {
     fn file(&mut self, raw: FileRaw) -> TestFile {
         use Step::*;
         if raw.rules.is_empty() {
-            self.error(&[Field("rules")], "`rules` is empty: name the rule file (`x.rhai`, beside this file) or rule id under test");
+            self.error(&[Field("rules")], "`rules` 是空的：请写上要测试的规则文件（本文件旁的 `x.rhai`）或规则编号 / `rules` is empty: name the rule file (`x.rhai`, beside this file) or rule id under test");
         }
         let mut rules = Vec::new();
         for (i, r) in raw.rules.iter().enumerate() {
@@ -385,7 +385,7 @@ impl Checker<'_> {
         if raw.tests.is_empty() {
             self.error(
                 &[Field("tests")],
-                "`tests` is empty: a test file needs at least one test",
+                "`tests` 是空的：测试文件至少要有一个测试 / `tests` is empty: a test file needs at least one test",
             );
         }
         let mut cases: Vec<Case> = Vec::new();
@@ -398,7 +398,7 @@ impl Checker<'_> {
                 let line = first.place.line;
                 self.error(
                     &with(&base, Field("name")),
-                    format!("two tests are named `{name}` (the other is on line {line}): names must be unique in a file"),
+                    format!("有两个测试都叫 `{name}`（另一个在第{line}行）：同一文件里测试名不能重复，请改名 / two tests are named `{name}` (the other is on line {line}): names must be unique in a file"),
                 );
             }
             let mut readings = shared.clone();
@@ -418,7 +418,7 @@ impl Checker<'_> {
                     Err(e) => {
                         self.error(
                             &with(&base, Field("ticks")),
-                            format!("`ticks` is `listed`, `schedule` or a duration: {e}"),
+                            format!("`ticks` 只能写 `listed`、`schedule` 或时长（如 `12h`）/ `ticks` is `listed`, `schedule` or a duration: {e}"),
                         );
                         Ticks::Listed
                     }
@@ -427,7 +427,7 @@ impl Checker<'_> {
             if case.evals.is_empty() {
                 self.error(
                     &with(&base, Field("evals")),
-                    "`evals` is empty: give at least one evaluation time",
+                    "`evals` 是空的：请至少写一个评估时间，如 (at: \"2021-03-16T09:00\", alerts: []) / `evals` is empty: give at least one evaluation time",
                 );
             }
             let mut evals: Vec<Eval> = Vec::new();
@@ -665,23 +665,36 @@ fn ron_message(code: &ron::Error) -> String {
             expected,
             found,
             outer,
-        } => format!(
-            "unknown key `{found}` in {}: expected one of {}",
-            what(outer),
-            list(expected)
-        ),
+        } => {
+            let guess = crate::rules::mistakes::nearest(found, expected.iter().copied())
+                .map(|n| format!("是否想写 `{n}`？"))
+                .unwrap_or_default();
+            format!(
+                "没有 `{found}` 这一项：{guess}这里可写 {}，拼错的请改正，多余的请删去 / unknown key `{found}` in {}: expected one of {}",
+                list(expected).replace(", ", "、"),
+                what(outer),
+                list(expected)
+            )
+        }
         E::MissingStructField { field, outer } => {
-            format!("missing `{field}` in {}", what(outer))
+            format!(
+                "缺少 `{field}`：请补上 `{field}: …` / missing `{field}` in {}",
+                what(outer)
+            )
         }
         E::DuplicateStructField { field, outer } => {
-            format!("`{field}` is given twice in {}", what(outer))
+            format!(
+                "`{field}` 写了两次：请删去一处 / `{field}` is given twice in {}",
+                what(outer)
+            )
         }
         E::NoSuchEnumVariant {
             expected,
             found,
             outer,
         } => format!(
-            "`{found}` is not a {}: use one of {}",
+            "`{found}` 不是可选的写法：可选 {} / `{found}` is not a {}: use one of {}",
+            list(expected).replace(", ", "、"),
             what(outer),
             list(expected)
         ),
@@ -766,9 +779,14 @@ mod tests {
     #[test]
     fn unknown_keys_and_variants_are_errors_with_positions() {
         let e = errors("(rules: [\"a\"], tests: [(name: \"x\", evals: [], colour: 1)])");
-        assert_eq!(e, ["t.test.ron:1:47: error: unknown key `colour` in test: expected one of `name`, `series`, `readings`, `ticks`, `evals`"]);
+        assert_eq!(e, ["t.test.ron:1:47: error: 没有 `colour` 这一项：这里可写 `name`、`series`、`readings`、`ticks`、`evals`，拼错的请改正，多余的请删去 / unknown key `colour` in test: expected one of `name`, `series`, `readings`, `ticks`, `evals`"]);
+        let e = errors("(rules: [\"a\"], tests: [(name: \"x\", evals: [], tiks: \"12h\")])");
+        assert!(
+            e[0].contains("没有 `tiks` 这一项：是否想写 `ticks`？"),
+            "{e:?}"
+        );
         let e = errors("(rules: [\"a\"],\n tests: [(name: \"x\", evals: [(at: \"2021-01-01\", alerts: [(kind: braech)])])])");
-        assert_eq!(e, ["t.test.ron:2:65: error: `braech` is not a kind: use one of `breach`, `no_data`, `error`"]);
+        assert_eq!(e, ["t.test.ron:2:65: error: `braech` 不是可选的写法：可选 `breach`、`no_data`、`error` / `braech` is not a kind: use one of `breach`, `no_data`, `error`"]);
     }
 
     #[test]
@@ -801,8 +819,8 @@ mod tests {
             "{e:#?}"
         );
         assert!(e[0].contains("`rules` is empty"));
-        assert!(e[5].contains("`evals` is empty"));
-        assert!(e[6].contains("two tests are named `a`"));
+        assert!(e[5].contains("`evals` 是空的") && e[5].contains("`evals` is empty"));
+        assert!(e[6].contains("有两个测试都叫 `a`") && e[6].contains("two tests are named `a`"));
         assert!(e[7].contains("must go forward"));
         assert!(e[8].contains("only a breach can be pending"));
     }

@@ -109,7 +109,12 @@ pub async fn post(
             );
             (
                 StatusCode::OK,
-                Json(json!({ "accepted": summary.readings })),
+                Json(json!({
+                    "accepted": summary.readings,
+                    "new": summary.new,
+                    "unchanged": summary.unchanged,
+                    "changed": summary.changed,
+                })),
             )
                 .into_response()
         }

@@ -61,13 +61,17 @@ pub(super) fn quote(s: &str) -> String {
     out
 }
 
+/// An input with nothing to store: empty, blank, `[]` or only a CSV header.
+pub const NO_READINGS: &str =
+    "没有读数：输入为空（或只有表头），请检查是否选错了文件 / no readings in input (it is empty or only a header)";
+
 pub(super) fn no_readings() -> ParseError {
     ParseError {
         errors: vec![ItemError {
             line: 0,
             col: 0,
             item: None,
-            message: "no readings in input".into(),
+            message: NO_READINGS.into(),
         }],
         total: 1,
     }

@@ -624,7 +624,7 @@ pub(super) fn json_offset(text: &str, at: &At) -> usize {
     found.unwrap_or(obj)
 }
 
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
+pub(super) fn skip_ws(b: &[u8], mut i: usize) -> usize {
     while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
         i += 1;
     }
@@ -645,7 +645,7 @@ fn skip_string(b: &[u8], i: usize) -> Option<usize> {
 
 /// Just past the JSON value starting at `i` (checking brackets only loosely:
 /// serde_json checks the rest).
-fn skip_value(b: &[u8], i: usize) -> Option<usize> {
+pub(super) fn skip_value(b: &[u8], i: usize) -> Option<usize> {
     match b.get(i)? {
         b'"' => skip_string(b, i),
         b'{' | b'[' => {

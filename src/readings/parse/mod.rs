@@ -29,6 +29,7 @@ mod csv;
 mod errors;
 mod json;
 mod ndjson;
+mod repeats;
 #[cfg(test)]
 mod tests;
 
@@ -43,6 +44,9 @@ use self::csv::{csv_cut, parse_csv, record_end, Quoting};
 use self::errors::{label_value_problems, name_problems, no_readings, utf8_errors, Problem};
 use self::json::parse_json;
 use self::ndjson::parse_ndjson;
+
+pub use self::errors::NO_READINGS;
+pub use self::repeats::Before;
 
 /// Bad items listed with their place; the rest are only counted (a file of a
 /// million bad lines should not answer with a million lines).
@@ -62,8 +66,37 @@ const TIME_CACHE: usize = 4;
 
 /// Parses a whole input. All or nothing: any bad reading rejects the batch and
 /// the error lists every bad item with its line (and column) or index.
+/// The same series and time twice with one value is kept once; with two
+/// values it is an error naming both places.
 pub fn parse(input: &[u8], format: Format, tz: Tz) -> Result<Batch, ParseError> {
-    parse_on(input, format, tz, None)
+    parse_at(input, format, tz, Before::default()).map(|(batch, _)| batch)
+}
+
+/// [`parse`] of a piece of a larger input that has `before` lines and
+/// readings before it: every line and item number named is the input's.
+/// Also returns how many readings the piece held (repeats included).
+pub fn parse_at(
+    input: &[u8],
+    format: Format,
+    tz: Tz,
+    before: Before,
+) -> Result<(Batch, usize), ParseError> {
+    let shift = |mut e: ParseError| {
+        for item in &mut e.errors {
+            if item.line > 0 {
+                item.line += before.lines;
+            }
+            if let Some(i) = item.item.as_mut() {
+                *i += before.items;
+            }
+        }
+        e
+    };
+    let batch = parse_on(input, format, tz, None).map_err(shift)?;
+    // Valid UTF-8: the batch was parsed from it.
+    let text = std::str::from_utf8(input).unwrap_or_default();
+    let items = batch.len();
+    Ok((repeats::check(batch, text, format, before)?, items))
 }
 
 /// [`parse`] cut into `threads` pieces however small the input, for the fuzz

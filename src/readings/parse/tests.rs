@@ -407,7 +407,7 @@ fn no_readings() {
         ("", Format::Csv),
     ] {
         let e = only(input, format);
-        assert_eq!(e.message, "no readings in input", "{input:?}");
+        assert_eq!(e.message, super::errors::NO_READINGS, "{input:?}");
     }
 }
 
@@ -488,7 +488,7 @@ fn every_bad_item_is_reported_and_nothing_returned() {
     );
     assert_eq!(
         e.to_string().lines().next().unwrap(),
-        "2:23: item 1: value `x` is not a number"
+        "2:23: item 2: value `x` is not a number"
     );
 }
 
@@ -844,4 +844,65 @@ fn json_arrays_are_cut_without_noting_every_element() {
         four.points.iter().map(|p| p.value).collect::<Vec<_>>()
     );
     assert_eq!(one.series, four.series);
+}
+
+#[test]
+fn a_reading_repeated_with_its_value_is_kept_once() {
+    let csv = "metric,time,value,county\npm25,2021-03-01,1,南宫\npm25,2021-03-01,2,清河\npm25,2021-03-01,1,南宫\n";
+    let b = ok(csv, Format::Csv);
+    assert_eq!(b.len(), 2);
+    let nd = "{\"metric\":\"a\",\"value\":1,\"time\":\"2021-03-01\"}\n{\"metric\":\"a\",\"value\":1.0,\"time\":\"2021-03-01T00:00:00+08:00\"}\n";
+    assert_eq!(ok(nd, Format::Ndjson).len(), 1);
+}
+
+#[test]
+fn two_values_for_one_series_and_time_name_both_places() {
+    // CSV: a blank line and a quoted line break between them; lines count the header.
+    let csv = "metric,time,value,county\npm25,2021-03-01,1,南宫\n\npm25,2021-03-02,5,\"清\n河\"\npm25,2021-03-01,2,南宫\n";
+    let e = only(csv, Format::Csv);
+    assert_eq!((e.line, e.item), (6, Some(2)), "{e}");
+    assert!(
+        e.message.starts_with("与第2行（第1项）重复")
+            && e.message
+                .contains("repeats line 2 (item 1): two different values (1 and 2)"),
+        "{e}"
+    );
+    assert_eq!(
+        e.to_string().split(": ").take(2).collect::<Vec<_>>(),
+        ["6", "item 3"]
+    );
+
+    let nd = "\n{\"metric\":\"a\",\"value\":1,\"time\":\"2021-03-01\"}\n{\"metric\":\"b\",\"value\":1,\"time\":\"2021-03-01\"}\n{\"metric\":\"a\",\"value\":3,\"time\":\"2021-03-01\"}\n";
+    let e = only(nd, Format::Ndjson);
+    assert_eq!((e.line, e.item), (4, Some(2)), "{e}");
+    assert!(e.message.contains("repeats line 2 (item 1)"), "{e}");
+
+    let json = "[\n {\"metric\":\"a\",\"value\":1,\"time\":\"2021-03-01\"},\n {\"metric\":\"a\",\"value\":2,\"time\":\"2021-03-01\"}\n]";
+    let e = only(json, Format::Json);
+    assert_eq!((e.line, e.item), (3, Some(1)), "{e}");
+    assert!(e.message.contains("与第2行（第1项）重复"), "{e}");
+}
+
+#[test]
+fn a_piece_of_a_larger_input_names_the_inputs_places() {
+    let nd = "{\"metric\":\"a\",\"value\":1,\"time\":\"2021-03-01\"}\n{\"metric\":\"a\",\"value\":2,\"time\":\"2021-03-01\"}\n";
+    let before = Before {
+        lines: 10,
+        items: 7,
+    };
+    let e = parse_at(nd.as_bytes(), Format::Ndjson, SH, before).unwrap_err();
+    assert_eq!((e.errors[0].line, e.errors[0].item), (12, Some(8)));
+    assert!(
+        e.errors[0].message.contains("line 11 (item 8)"),
+        "{}",
+        e.errors[0]
+    );
+    let bad = "{\"metric\":\"a\",\"value\":\"x\",\"time\":\"2021-03-01\"}\n";
+    let e = parse_at(bad.as_bytes(), Format::Ndjson, SH, before).unwrap_err();
+    assert_eq!((e.errors[0].line, e.errors[0].item), (11, Some(7)));
+    assert!(
+        e.errors[0].to_string().starts_with("11:"),
+        "{}",
+        e.errors[0]
+    );
 }

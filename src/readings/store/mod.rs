@@ -372,6 +372,63 @@ mod tests {
         assert_eq!(store.metrics(), vec!["pm25".to_string()]);
     }
 
+    fn effects(s: &WriteSummary) -> (usize, usize, usize, usize) {
+        (s.readings, s.new, s.unchanged, s.changed)
+    }
+
+    #[test]
+    fn writes_count_new_unchanged_and_changed_readings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = Store::open(&path).unwrap();
+        let day = crate::time::DAY;
+        let first = batch(&[
+            ("pm25", "南宫", 10, 1.0),
+            ("pm25", "南宫", day + 10, 2.0),
+            ("pm25", "清河", 10, 3.0),
+        ]);
+        assert_eq!(effects(&store.write(&first).unwrap()), (3, 3, 0, 0));
+        // The same file again: nothing new, nothing rewritten.
+        let writes = |store: &Store| -> i64 {
+            store
+                .writer
+                .lock()
+                .query_row("SELECT total_changes()", [], |r| r.get(0))
+                .unwrap()
+        };
+        let before = writes(&store);
+        assert_eq!(effects(&store.write(&first).unwrap()), (3, 0, 3, 0));
+        assert_eq!(writes(&store) - before, 1, "only the generation is bumped");
+        // A correction, a repeat and a new reading; the correction is kept.
+        let second = batch(&[
+            ("pm25", "南宫", 10, 1.5),
+            ("pm25", "南宫", day + 10, 2.0),
+            ("pm25", "南宫", 20, 4.0),
+        ]);
+        assert_eq!(effects(&store.write(&second).unwrap()), (3, 1, 1, 1));
+        assert_eq!(
+            values(&store, "pm25", "南宫", 0, 100),
+            vec![(10, 1.5), (20, 4.0)]
+        );
+        // A transaction over several chunks (a large file) counts the same.
+        let mut tx = store.begin().unwrap();
+        tx.add(&batch(&[
+            ("pm25", "南宫", 10, 1.5),
+            ("pm25", "清河", 30, 5.0),
+        ]))
+        .unwrap();
+        tx.add(&batch(&[("pm25", "清河", 10, 3.5)])).unwrap();
+        assert_eq!(effects(&tx.commit().unwrap()), (3, 1, 1, 1));
+        // A group commit counts each request on its own.
+        let a = batch(&[("pm25", "南宫", 10, 1.5), ("pm10", "南宫", 10, 1.0)]);
+        let b = batch(&[("pm25", "清河", 10, 9.0)]);
+        let s = store.write_many(&[&a, &b], false).unwrap();
+        let got: Vec<_> = s.iter().map(effects).collect();
+        assert_eq!(got, [(2, 1, 1, 0), (1, 0, 0, 1)]);
+        let s = store.write_many(&[&a], false).unwrap();
+        assert_eq!(effects(&s[0]), (2, 0, 2, 0));
+    }
+
     #[test]
     fn write_many_is_one_transaction_and_keeps_memory_current() {
         let dir = tempfile::tempdir().unwrap();

@@ -18,6 +18,72 @@ use crate::time::Millis;
 pub struct WriteSummary {
     pub readings: usize,
     pub new_series: usize,
+    /// Readings of a series and time not stored before.
+    pub new: usize,
+    /// Readings stored before with the same value (a file ingested again).
+    pub unchanged: usize,
+    /// Readings that replaced a stored one of another value (a correction).
+    pub changed: usize,
+}
+
+/// What one written reading did to the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    New,
+    Unchanged,
+    Changed,
+}
+
+/// Calls `f` with each fresh point's time and effect when laid over `old`
+/// (both sorted by time, one point per time).
+fn effects_over(old: &[(Millis, f64)], fresh: &[(Millis, f64)], mut f: impl FnMut(Millis, Effect)) {
+    let mut o = 0;
+    for &(t, v) in fresh {
+        while o < old.len() && old[o].0 < t {
+            o += 1;
+        }
+        match old.get(o) {
+            Some(&(ot, ov)) if ot == t => f(t, effect_over(ov, v)),
+            _ => f(t, Effect::New),
+        }
+    }
+}
+
+/// Counts of [`Effect`]s.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    new: usize,
+    unchanged: usize,
+    changed: usize,
+}
+
+impl Tally {
+    fn count(&mut self, effect: Effect) {
+        match effect {
+            Effect::New => self.new += 1,
+            Effect::Unchanged => self.unchanged += 1,
+            Effect::Changed => self.changed += 1,
+        }
+    }
+
+    fn summary(self, readings: usize, new_series: usize) -> WriteSummary {
+        WriteSummary {
+            readings,
+            new_series,
+            new: self.new,
+            unchanged: self.unchanged,
+            changed: self.changed,
+        }
+    }
+}
+
+/// A fresh value laid over an older one of the same series and time.
+fn effect_over(old: f64, fresh: f64) -> Effect {
+    if old.to_bits() == fresh.to_bits() || old == fresh {
+        Effect::Unchanged
+    } else {
+        Effect::Changed
+    }
 }
 
 fn labels_json(labels: &Labels) -> String {
@@ -31,7 +97,7 @@ impl Store {
         let mut tx = self.begin()?;
         let ids = tx.add_inner(batch)?;
         // Only after the commit: the memory copy follows what is durable.
-        let (new_series, readings) = tx.finish(|memory, created| {
+        let (new_series, readings, tally, _) = tx.finish(|memory, created| {
             for (id, key) in created {
                 // A new series has no older readings in SQLite: memory holds all of it.
                 memory.add_series(*id, key.clone(), Millis::MIN);
@@ -42,10 +108,7 @@ impl Store {
                 }
             }
         })?;
-        Ok(WriteSummary {
-            readings,
-            new_series,
-        })
+        Ok(tally.summary(readings, new_series))
     }
 
     /// Stores several batches in one transaction (a group commit: the HTTP
@@ -91,6 +154,8 @@ impl Store {
             new_series: std::collections::HashSet::new(),
             open: OpenBlocks::new(),
             readings: 0,
+            tally: Tally::default(),
+            effects: (batches.len() > 1).then(HashMap::new),
         };
         // One batch of all: a (series, day) block that several requests
         // touch is read and rewritten once. Later requests win on equal
@@ -144,13 +209,28 @@ impl Store {
             }
         });
         restore();
-        committed?;
+        let (_, _, tally, effects) = committed?;
+        // One batch: the transaction's counts. Several: each reading's
+        // effect, as recorded when its block was written (a reading two
+        // requests of the group both sent counts as the last one did).
+        let Some(effects) = effects else {
+            return Ok(batches
+                .iter()
+                .zip(new_series)
+                .map(|(b, new_series)| tally.summary(b.points.len(), new_series))
+                .collect());
+        };
         Ok(batches
             .iter()
             .zip(new_series)
-            .map(|(b, new_series)| WriteSummary {
-                readings: b.points.len(),
-                new_series,
+            .zip(&maps)
+            .map(|((b, new_series), map)| {
+                let mut tally = Tally::default();
+                for p in &b.points {
+                    let id = ids[map[p.series as usize] as usize];
+                    tally.count(effects.get(&(id, p.time)).copied().unwrap_or(Effect::New));
+                }
+                tally.summary(b.points.len(), new_series)
             })
             .collect())
     }
@@ -174,6 +254,8 @@ impl Store {
             new_series: std::collections::HashSet::new(),
             open: OpenBlocks::new(),
             readings: 0,
+            tally: Tally::default(),
+            effects: None,
         })
     }
 }
@@ -193,7 +275,15 @@ pub struct WriteTx<'a> {
     /// Readings added but not yet written, one entry per (series, day).
     open: OpenBlocks,
     readings: usize,
+    /// What the readings written so far did.
+    tally: Tally,
+    /// Each written reading's effect, kept only for a group commit of
+    /// several requests, to count per request.
+    effects: Option<Effects>,
 }
+
+/// Each written reading's effect, by series and time.
+type Effects = HashMap<(SeriesId, Millis), Effect>;
 
 /// Pending memory above which [`WriteTx`] writes open blocks before commit.
 const OPEN_BLOCKS_CAP: usize = 64 << 20;
@@ -234,7 +324,9 @@ impl OpenBlocks {
     }
 
     /// Lays `fresh` (sorted, one per time) over the open block.
-    fn add(&mut self, series: SeriesId, start: Millis, fresh: &[(Millis, f64)]) {
+    /// Readings laid over ones added earlier in the transaction count in
+    /// `tally` now; the rest count when the block is written.
+    fn add(&mut self, series: SeriesId, start: Millis, fresh: &[(Millis, f64)], tally: &mut Tally) {
         let latest = self.latest.entry(series).or_insert(start);
         *latest = (*latest).max(start);
         let block = self.blocks.entry((series, start)).or_default();
@@ -246,7 +338,14 @@ impl OpenBlocks {
         match (block.last(), fresh.first()) {
             (None, _) => block.extend_from_slice(fresh),
             (Some(&(last, _)), Some(&(first, _))) if first > last => block.extend_from_slice(fresh),
-            _ => *block = merge(block.iter().copied(), fresh),
+            _ => {
+                effects_over(block, fresh, |_, effect| {
+                    if effect != Effect::New {
+                        tally.count(effect);
+                    }
+                });
+                *block = merge(block.iter().copied(), fresh);
+            }
         }
         self.bytes = self.bytes - before + OpenBlocks::size(block);
     }
@@ -340,12 +439,16 @@ impl WriteTx<'_> {
                     break;
                 }
                 match fresh.last_mut() {
-                    Some(last) if last.0 == p.time => last.1 = p.value,
+                    Some(last) if last.0 == p.time => {
+                        // The later reading of one series and time wins.
+                        self.tally.count(effect_over(last.1, p.value));
+                        last.1 = p.value;
+                    }
                     _ => fresh.push((p.time, p.value)),
                 }
                 i += 1;
             }
-            self.open.add(series, start, &fresh);
+            self.open.add(series, start, &fresh, &mut self.tally);
         }
         if self.open.bytes > self.open.cap {
             // First the days each series has moved past (time-ordered input
@@ -397,9 +500,33 @@ impl WriteTx<'_> {
                     .optional()
                     .map_err(err)?
             };
+            let tally = &mut self.tally;
+            let effects = &mut self.effects;
+            let mut count = |t: Millis, effect: Effect| {
+                tally.count(effect);
+                if let Some(map) = effects.as_mut() {
+                    map.insert((series, t), effect);
+                }
+            };
             let points = match stored {
-                None => fresh,
-                Some(data) => merge(decode_block(&data), &fresh),
+                None => {
+                    fresh.iter().for_each(|&(t, _)| count(t, Effect::New));
+                    fresh
+                }
+                Some(data) => {
+                    let old: Vec<(Millis, f64)> = decode_block(&data).collect();
+                    let mut all_unchanged = true;
+                    effects_over(&old, &fresh, |t, effect| {
+                        all_unchanged &= effect == Effect::Unchanged;
+                        count(t, effect);
+                    });
+                    if all_unchanged {
+                        // The same readings again (a file ingested twice):
+                        // the stored block is already right.
+                        continue;
+                    }
+                    merge(old.into_iter(), &fresh)
+                }
             };
             write
                 .execute(params![
@@ -420,11 +547,12 @@ impl WriteTx<'_> {
     /// Commits, then brings the memory copy up to date with `update` (given
     /// the series this transaction created) *before* the writer is released:
     /// the next writer must find those series in memory, or it would try to
-    /// create them again. Returns (series created, readings written).
+    /// create them again. Returns (series created, readings written, what
+    /// they did).
     fn finish(
         mut self,
         update: impl FnOnce(&mut Memory, &[(SeriesId, SeriesKey)]),
-    ) -> Result<(usize, usize), ReadingStoreError> {
+    ) -> Result<(usize, usize, Tally, Option<Effects>), ReadingStoreError> {
         self.flush(|_, _, _| true)?;
         let conn = self.conn.take().expect("open until finished");
         let generation: i64 = match conn.query_row(
@@ -463,14 +591,19 @@ impl WriteTx<'_> {
             Ordering::SeqCst,
         );
         drop(conn);
-        Ok((created.len(), self.readings))
+        Ok((
+            created.len(),
+            self.readings,
+            self.tally,
+            self.effects.take(),
+        ))
     }
 
     /// Commits everything added. Series this write touched are dropped from
     /// memory and reloaded when a rule next asks for them.
     pub fn commit(mut self) -> Result<WriteSummary, ReadingStoreError> {
         let touched = std::mem::take(&mut self.touched);
-        let (new_series, readings) = self.finish(|memory, created| {
+        let (new_series, readings, tally, _) = self.finish(|memory, created| {
             for (id, key) in created {
                 memory.add_series(*id, key.clone(), Millis::MAX);
             }
@@ -482,10 +615,7 @@ impl WriteTx<'_> {
                 }
             }
         })?;
-        Ok(WriteSummary {
-            readings,
-            new_series,
-        })
+        Ok(tally.summary(readings, new_series))
     }
 }
 
