@@ -604,7 +604,7 @@ fn ron_message(e: &ron::Error) -> String {
         E::NoSuchStructField {
             expected, found, ..
         } => {
-            let guess = crate::rules::mistakes::nearest(found, expected.iter().copied())
+            let guess = crate::diag::nearest(found, expected.iter().copied())
                 .map(|n| format!("是否想写 `{n}`？"))
                 .unwrap_or_default();
             format!(

@@ -186,6 +186,19 @@ pub fn line_col(text: &str, byte_offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// The nearest of `candidates` to `word` by edit distance, if near enough to
+/// be a slip of the keyboard (at most 2 edits, and fewer than its length).
+pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = 2.min(word.chars().count().saturating_sub(1)).max(1);
+    candidates
+        .into_iter()
+        .filter(|c| *c != word)
+        .map(|c| (strsim::damerau_levenshtein(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, c)| (*d, *c))
+        .map(|(_, c)| c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -315,18 +315,9 @@ fn is_keyword(word: &str) -> bool {
     KEYWORDS.contains(&word)
 }
 
-/// The nearest of `candidates` to `word` by edit distance, if near enough to
-/// be a slip of the keyboard (at most 2 edits, and fewer than its length).
-pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = 2.min(word.chars().count().saturating_sub(1)).max(1);
-    candidates
-        .into_iter()
-        .filter(|c| *c != word)
-        .map(|c| (strsim::damerau_levenshtein(word, c), c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, c)| (*d, *c))
-        .map(|(_, c)| c)
-}
+/// The nearest name to a slip of the keyboard (lives in `diag`, the lowest
+/// layer, so the config can suggest names too).
+pub use crate::diag::nearest;
 
 /// Turns a Rhai compile error into the author's diagnostics: full-width
 /// marks and open brackets first (they are why Rhai stopped), then the
