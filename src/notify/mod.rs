@@ -202,6 +202,20 @@ fn mail_items(sorted: &[&Notice]) -> Vec<MailItem> {
         .collect()
 }
 
+/// The Message-ID of the message listing `sorted` to `target` (the same
+/// notices to the same reader on any channel give the same id), and its kind.
+fn identity(target: &str, sorted: &[&Notice]) -> (String, MailKind) {
+    let ids: Vec<String> = sorted.iter().map(|n| n.id()).collect();
+    let mut parts: Vec<&str> = vec!["notices", target];
+    parts.extend(ids.iter().map(String::as_str));
+    let kind = if sorted.iter().all(|n| n.kind.audience() == Audience::Admin) {
+        MailKind::Admin
+    } else {
+        MailKind::Alert
+    };
+    (message_id(parts), kind)
+}
+
 /// Stage 2 for a reader on any channel: a mail for an address, a markdown
 /// message (same content, see [`chat`]) for a robot target.
 pub fn compose_for(
@@ -222,16 +236,9 @@ pub fn compose_for(
         &settings.words,
         settings.public_url.as_deref(),
     );
-    let ids: Vec<String> = sorted.iter().map(|n| n.id()).collect();
-    let mut parts: Vec<&str> = vec!["notices", target];
-    parts.extend(ids.iter().map(String::as_str));
-    let kind = if sorted.iter().all(|n| n.kind.audience() == Audience::Admin) {
-        MailKind::Admin
-    } else {
-        MailKind::Alert
-    };
+    let (message_id, kind) = identity(target, &sorted);
     OutgoingMail {
-        message_id: message_id(parts),
+        message_id,
         channel,
         recipient: target.to_string(),
         kind,
@@ -290,16 +297,9 @@ pub fn compose_mail(
     }
     let rendered = templates::render_with_charts(&sorted, tz, &cids, &settings.words)
         .greeting(settings.greetings.get(recipient).map(String::as_str));
-    let ids: Vec<String> = sorted.iter().map(|n| n.id()).collect();
-    let mut parts: Vec<&str> = vec!["notices", recipient];
-    parts.extend(ids.iter().map(String::as_str));
-    let kind = if sorted.iter().all(|n| n.kind.audience() == Audience::Admin) {
-        MailKind::Admin
-    } else {
-        MailKind::Alert
-    };
+    let (message_id, kind) = identity(recipient, &sorted);
     OutgoingMail {
-        message_id: message_id(parts),
+        message_id,
         channel: ChannelKind::Mail,
         recipient: recipient.to_string(),
         kind,
