@@ -276,27 +276,41 @@ pub fn counts(conn: &Connection) -> rusqlite::Result<OutboxCounts> {
 }
 
 /// The server accepted `mail`: mark it sent and write it to the history.
+/// See [`mark_sent_all`] for a full store.
+pub fn mark_sent(conn: &mut Connection, mail: &QueuedMail, now: Millis) -> rusqlite::Result<()> {
+    mark_sent_all(conn, std::slice::from_ref(mail), now)
+}
+
+/// The server accepted `mails` (one mail, or a chat robot's grouped
+/// message): mark them sent and write them to the history, in one
+/// transaction.
 ///
 /// On a full disk (or at the store's size cap) the history rows may find no
-/// room: then the mark is made without them (a change of one row, which
-/// often still fits), because a mail not marked would go out again; the log
-/// says the history lacks them. If even that finds no room, the error is
-/// returned and the sender keeps the mail as delivered (it is not sent
-/// again) until the mark can be made.
-pub fn mark_sent(conn: &mut Connection, mail: &QueuedMail, now: Millis) -> rusqlite::Result<()> {
-    match mark_sent_with_history(conn, mail, now) {
+/// room: then the marks are made without them (a change of one row each,
+/// which often still fits), because a mail not marked would go out again;
+/// the log says the history lacks them. If even that finds no room, the
+/// error is returned and the sender keeps the mails as delivered (they are
+/// not sent again) until the marks can be made.
+pub fn mark_sent_all(
+    conn: &mut Connection,
+    mails: &[QueuedMail],
+    now: Millis,
+) -> rusqlite::Result<()> {
+    match mark_sent_with_history(conn, mails, now) {
         Err(e) if crate::db::is_disk_full(&e) => {
-            conn.execute(
-                "UPDATE outbox SET status = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL
-                  WHERE id = ?1",
-                params![mail.id, now],
-            )?;
-            tracing::warn!(
-                message_id = %mail.message_id,
-                "存储空间已满：邮件已发出并标记为已发送，但未写入历史记录；请清理磁盘或缩短 retention 保留期限 / \
-                 store full: the mail was sent and marked sent, its history rows were not written; \
-                 free disk space or shorten `retention`"
-            );
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for mail in mails {
+                set_sent(&tx, mail, now)?;
+            }
+            tx.commit()?;
+            for mail in mails {
+                tracing::warn!(
+                    message_id = %mail.message_id,
+                    "存储空间已满：邮件已发出并标记为已发送，但未写入历史记录；请清理磁盘或缩短 retention 保留期限 / \
+                     store full: the mail was sent and marked sent, its history rows were not written; \
+                     free disk space or shorten `retention`"
+                );
+            }
             Ok(())
         }
         other => other,
@@ -305,41 +319,12 @@ pub fn mark_sent(conn: &mut Connection, mail: &QueuedMail, now: Millis) -> rusql
 
 fn mark_sent_with_history(
     conn: &mut Connection,
-    mail: &QueuedMail,
-    now: Millis,
-) -> rusqlite::Result<()> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    tx.execute(
-        "UPDATE outbox SET status = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL
-          WHERE id = ?1",
-        params![mail.id, now],
-    )?;
-    item_history(
-        &tx,
-        now,
-        HistoryEvent::Sent,
-        &mail.message_id,
-        &mail.recipient,
-        &mail.items,
-        None,
-    )?;
-    tx.commit()
-}
-
-/// Several messages went out as one (a chat robot's grouped message): all
-/// marked sent in one transaction.
-pub fn mark_sent_all(
-    conn: &mut Connection,
     mails: &[QueuedMail],
     now: Millis,
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     for mail in mails {
-        tx.execute(
-            "UPDATE outbox SET status = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL
-              WHERE id = ?1",
-            params![mail.id, now],
-        )?;
+        set_sent(&tx, mail, now)?;
         item_history(
             &tx,
             now,
@@ -351,6 +336,16 @@ pub fn mark_sent_all(
         )?;
     }
     tx.commit()
+}
+
+/// The outbox row of `mail` marked sent at `now`.
+fn set_sent(conn: &Connection, mail: &QueuedMail, now: Millis) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE outbox SET status = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL
+          WHERE id = ?1",
+        params![mail.id, now],
+    )?;
+    Ok(())
 }
 
 /// Not tried now (a chat robot's rate window is full): due again at `at`,

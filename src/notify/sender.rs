@@ -401,15 +401,11 @@ impl Sender {
                 Ok(()) => {
                     let n = group.len();
                     let ids: Vec<String> = group.iter().map(|m| m.message_id.clone()).collect();
-                    // One message alone keeps the store-full fallback of
-                    // `mark_sent` (marked without its history rows).
-                    let marked = if n == 1 {
-                        let mail = group.into_iter().next().expect("one message");
-                        self.db(move |c| outbox::mark_sent(c, &mail, now)).await
-                    } else {
-                        self.db(move |c| outbox::mark_sent_all(c, &group, now))
-                            .await
-                    };
+                    // On a full store the rows are marked without their
+                    // history; if even that fails they are held below.
+                    let marked = self
+                        .db(move |c| outbox::mark_sent_all(c, &group, now))
+                        .await;
                     if let Err(e) = marked {
                         if e.is_disk_full() {
                             let mut held = self.unmarked.lock();
