@@ -46,7 +46,10 @@ pub fn run(config_path: &Path, _args: Args) -> Exit {
         return Exit::Problems;
     }
     eprintln!(
-        "ok: {} and {} rule(s) in `{}`",
+        "ok: 配置 {} 和 `{}` 里的 {} 条规则都没有错误 / {} and {} rule(s) in `{}`",
+        config.path.display(),
+        config.rules_dir.display(),
+        rules.len(),
         config.path.display(),
         rules.len(),
         config.rules_dir.display()
