@@ -1443,4 +1443,41 @@ mod tests {
         let e = &parse(&with(r#"(mails: [])"#)).unwrap_err()[0];
         assert!(e.message.contains("mails"), "{}", e.message);
     }
+
+    /// The words of the config checks an official's administrator meets:
+    /// Chinese first, the key named, the fix said. One snapshot for all.
+    #[test]
+    fn words_of_config_checks() {
+        let group = |g: &str| {
+            GOOD.replace(
+                r#"recipients: { "env": ["huanbao@example.cn"] },"#,
+                &format!("recipients: {{ \"env\": {g} }},"),
+            )
+        };
+        let cases = [
+            ("robot token in the file", group(r#"(robots: [WeCom(key_env: "693a91f6-7xxx")])"#)),
+            ("mobile number", group(r#"(robots: [DingTalk(token_env: "T", at_mobiles: ["138"])])"#)),
+            ("feishu open_id", group(r#"(robots: [Feishu(token_env: "T", at_user_ids: ["zhang"])])"#)),
+            ("robot base_url", group(r#"(robots: [WeCom(key_env: "K", base_url: "qyapi")])"#)),
+            ("robot timeout", group(r#"(robots: [WeCom(key_env: "K", timeout: "30 秒")])"#)),
+            ("robot twice", group(r#"(robots: [WeCom(key_env: "K"), WeCom(key_env: "K")])"#)),
+            ("mail address", group(r#"["huanbao.example.cn"]"#)),
+            ("public_url", GOOD.replace("    admin:", "    public_url: \"kaohe.example.cn\",\n    admin:")),
+            ("read_access", GOOD.replace("    admin:", "    http: (read_access: ProxyHeader(name: \"X Remote\")),\n    admin:")),
+            ("admin address", GOOD.replace("ops@example.cn", "ops")),
+            ("plaintext password", GOOD.replace("transport: File(dir: \"outbox\")", "transport: Smtp(host: \"smtp.example.cn\", port: 25, security: None, username: \"a\", password_env: \"P\")")),
+            ("username without password_env", GOOD.replace("transport: File(dir: \"outbox\")", "transport: Smtp(host: \"smtp.example.cn\", port: 465, security: Tls, username: \"a\")")),
+            ("five-field digest schedule", GOOD.replace("    admin:", "    digest: (schedule: \"0 9 1 * *\"),\n    admin:")),
+        ];
+        let mut out = String::new();
+        for (name, text) in cases {
+            let errors = parse(&text).expect_err(name);
+            out.push_str(&format!("## {name}\n"));
+            for e in errors {
+                out.push_str(&format!("{}:{}: {}\n", e.line, e.col, e.message));
+            }
+            out.push('\n');
+        }
+        insta::assert_snapshot!(out);
+    }
 }

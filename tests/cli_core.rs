@@ -168,12 +168,12 @@ fn each_bad_readings_file_is_rejected_with_its_place_and_nothing_stored() {
     let cases = [
         ("malformed.ndjson", "malformed.ndjson:2:"),
         ("not-a-number.csv", "not-a-number.csv:3:"),
-        ("non-finite.json", "non-finite.json:1:50: error: item 2: "),
+        ("non-finite.json", "non-finite.json:1:50: error: 第2项："),
         ("missing-time.ndjson", "missing-time.ndjson:2:"),
         ("bad-time.csv", "2021-02-30"),
         ("bad-metric.ndjson", "pm-25"),
         ("non-utf8.csv", "non-utf8.csv:2:"),
-        ("empty.csv", "no readings"),
+        ("empty.csv", "没有读数"),
     ];
     for (file, expect) in cases {
         let site = Site::new(None);
@@ -186,7 +186,9 @@ fn each_bad_readings_file_is_rejected_with_its_place_and_nothing_stored() {
             "{file}: expected `{expect}` in:\n{err}"
         );
         assert!(
-            err.contains("nothing from this file stored"),
+            err.contains(
+                "未导入：发现 1 条有错的读数，此文件的数据均未存入，请改正后重新导入整个文件 / rejected: 1 bad reading(s), nothing from this file stored"
+            ),
             "{file}: {err}"
         );
         assert_eq!(site.stored(), 0, "{file}: nothing stored");
@@ -265,7 +267,7 @@ fn ingest_rejects_two_values_for_one_reading_naming_both_lines() {
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("twice.csv:5: error: item 4: 与第2行（第1项）重复")
+        err.contains("twice.csv:5: error: 第4项：与第2行（第1项）重复")
             && err.contains("(48 and 49)"),
         "{err}"
     );

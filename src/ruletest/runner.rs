@@ -201,9 +201,9 @@ impl<'a> Runner<'a> {
                     Some(rule) => rule.clone(),
                     None => {
                         errors.push(here(format!(
-                            "`{}` 里没有编号为 `{}` 的规则（或它有错没能载入，请运行 `rulewatch check`）；也可以写文件名 `{}.rhai` / no rule with id `{}` in `{}` (or it does not load: run `rulewatch check`); name a file with `{}.rhai`",
-                            self.config.rules_dir.display(),
+                            "没有编号为 `{}` 的规则（找的是规则文件夹 `{}`；若它有错没能载入，请运行 `rulewatch check`）；也可以写文件名 `{}.rhai` / no rule with id `{}` in `{}` (or it does not load: run `rulewatch check`); name a file with `{}.rhai`",
                             r.text,
+                            self.config.rules_dir.display(),
                             r.text,
                             r.text,
                             self.config.rules_dir.display(),
