@@ -1056,9 +1056,38 @@ impl Config {
         out
     }
 
-    /// How group `group` is greeted: its `group_names` entry, else the group name.
-    pub fn group_name<'a>(&'a self, group: &'a str) -> &'a str {
-        self.group_names.get(group).map_or(group, String::as_str)
+    /// How group `group` is named to officials (greetings, the page, the
+    /// digest): its `group_names` entry; else the name of its first address
+    /// that has one (`人社局 <hr@example.cn>`); else the key when it is
+    /// Chinese; else the key with its addresses, `hr（hr@example.cn）`, so
+    /// a reader can tell who it is (and `check` asks for a `group_names`
+    /// entry). A `notify` entry that is an address is shown as it is.
+    pub fn group_name(&self, group: &str) -> String {
+        if let Some(name) = self.group_names.get(group) {
+            return name.clone();
+        }
+        let addresses = self.recipients.get(group).map_or(&[][..], Vec::as_slice);
+        let named = addresses.iter().find_map(|a| {
+            a.parse::<lettre::message::Mailbox>()
+                .ok()
+                .and_then(|m| m.name.filter(|n| !n.trim().is_empty()))
+        });
+        if let Some(name) = named {
+            return name;
+        }
+        if !group.is_ascii() || addresses.is_empty() {
+            return group.to_string();
+        }
+        format!("{group}（{}）", addresses.join("、"))
+    }
+
+    /// Recipient groups named in `notify` that have only an ASCII key to
+    /// show (no `group_names` entry, no address with a name).
+    pub fn unnamed_group(&self, group: &str) -> bool {
+        self.recipients.contains_key(group) && group.is_ascii() && {
+            let shown = self.group_name(group);
+            shown.starts_with(&format!("{group}（")) || shown == group
+        }
     }
 
     /// The API token, read from the environment variable the config names.
@@ -1479,5 +1508,21 @@ mod tests {
             out.push('\n');
         }
         insta::assert_snapshot!(out);
+    }
+
+    #[test]
+    fn groups_are_named_for_officials() {
+        let text = GOOD.replace(
+            r#"recipients: { "env": ["huanbao@example.cn"] },"#,
+            r#"recipients: { "env": ["huanbao@example.cn"], "hr": ["a@example.cn", "b@example.cn"], "medins": ["医保局 <yb@example.cn>"], "人社局": ["c@example.cn"] }, group_names: { "env": "生态环境局" },"#,
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(c.group_name("env"), "生态环境局");
+        assert_eq!(c.group_name("medins"), "医保局", "the address's name");
+        assert_eq!(c.group_name("人社局"), "人社局", "a Chinese key as it is");
+        assert_eq!(c.group_name("hr"), "hr（a@example.cn、b@example.cn）");
+        assert!(c.unnamed_group("hr"));
+        assert!(!c.unnamed_group("env") && !c.unnamed_group("medins"));
+        assert!(!c.unnamed_group("x@example.cn"), "an address is no group");
     }
 }

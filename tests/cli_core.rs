@@ -84,6 +84,31 @@ fn check_passes_the_shipped_config_and_rules() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(
+        !text(&o.stdout).contains("没有显示名"),
+        "{}",
+        text(&o.stdout)
+    );
+}
+
+#[test]
+fn check_warns_of_a_recipient_group_without_a_display_name() {
+    let site = Site::new(None);
+    site.write(
+        "rules/high.rhai",
+        "const RULE = #{ id: \"high\", title: \"高\", severity: \"warning\", notify: [\"ops\"] };\n",
+    );
+    let o = site.run(&["check"]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "a warning only: {out}");
+    assert!(
+        out.contains("rulewatch.ron:6:19: warning: 收件组 `ops` 没有显示名：页面、汇总和邮件里只能显示为“ops（ops@example.cn）” / recipient group `ops` has no display name"),
+        "{out}"
+    );
+    assert!(
+        out.contains("提示：在 group_names 里加上 \"ops\": \"人社局\""),
+        "{out}"
+    );
 }
 
 #[test]

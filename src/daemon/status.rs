@@ -16,7 +16,7 @@ use crate::time::Millis;
 
 impl StatusSource for Daemon {
     fn words(&self) -> crate::status::Words {
-        crate::status::Words::with(&self.config.labels)
+        crate::status::Words::for_config(&self.config)
     }
     fn rules(&self) -> Vec<RuleEntry> {
         self.rules

@@ -129,7 +129,7 @@ impl Snapshot {
 
 impl StatusSource for Snapshot {
     fn words(&self) -> crate::status::Words {
-        crate::status::Words::with(&self.config.labels)
+        crate::status::Words::for_config(&self.config)
     }
     fn rules(&self) -> Vec<RuleEntry> {
         self.rules.clone()

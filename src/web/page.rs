@@ -309,6 +309,7 @@ pub fn rule(source: &dyn StatusSource, id: &str) -> Option<String> {
         .unwrap_or_default();
     let s = status::rule_status(source, entry, alerts, &history, source.now());
     let meta = &s.entry.rule.meta;
+    let words = source.words();
     let mut out = head(&format!("{} · rulewatch", meta.title));
     let _ = write!(
         out,
@@ -472,7 +473,8 @@ pub fn rule(source: &dyn StatusSource, id: &str) -> Option<String> {
     row("责任单位", s.owner());
     row("严重程度", meta.severity.label_zh());
     row("评估时间", &meta.schedule.in_words());
-    row("通知", &meta.notify.join("、"));
+    let notified: Vec<String> = meta.notify.iter().map(|g| words.group(g)).collect();
+    row("通知", &notified.join("、"));
     row(
         "持续多久才告警",
         &crate::time::schedule::duration_in_words(meta.for_),
