@@ -207,3 +207,45 @@ fn a_rank_rule_charts_its_monthly_place_with_the_tier_line() {
         std::fs::write(dir.join("rank-mail.html"), html.as_ref()).unwrap();
     }
 }
+
+/// A chart of several series: the HTML under the PNG names each line in its
+/// colour by display names (`县（市、区）：南宫`), never `county=南宫`.
+#[test]
+fn a_chart_of_several_series_names_each_line_in_words() {
+    let ws = Workspace::new(&[(
+        "two-series-chart.rhai",
+        include_str!("fixtures/web/two-series-chart.rhai"),
+    )]);
+    let snapshot = ws.replay("2021-03-01", "2021-03-02T12:00");
+    let charts = snapshot.mail_charts.clone();
+    drop(snapshot);
+    let mails = sent_mails(&ws, t("2021-03-02T12:00"), charts);
+    let msg = mails
+        .iter()
+        .map(|(_, raw)| MessageParser::default().parse(raw).unwrap())
+        .find(|m| {
+            m.header_raw("X-Rulewatch-Rule")
+                .is_some_and(|r| r.contains("two-series-chart"))
+        })
+        .expect("the mail of the several-series rule");
+    let html = msg.body_html(0).unwrap();
+    assert!(html.contains("src=\"cid:"), "{html}");
+    // Eight lines (the most a chart draws), eight colours, one label name.
+    assert!(
+        html.contains("各线（县（市、区））：<span style=\"color: #1565c0;\">■</span>&nbsp;临城　"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<span style=\"color: #ad1457;\">■</span>&nbsp;南宫　"),
+        "{html}"
+    );
+    assert!(!html.contains("county="), "{html}");
+    assert!(!html.contains("<!--series:"), "no mark left: {html}");
+    if let Ok(dir) = std::env::var("RULEWATCH_MAIL_HTML_OUT") {
+        std::fs::write(
+            std::path::Path::new(&dir).join("several-series.html"),
+            html.as_bytes(),
+        )
+        .unwrap();
+    }
+}

@@ -88,7 +88,8 @@ pub fn mail_charts(daemon: &Arc<Daemon>) -> Arc<dyn ChartSource> {
             let rules = daemon.rules.read();
             rules.rules.get(id).and_then(|e| e.rule.meta.chart.clone())
         },
-    );
+    )
+    .with_words(crate::status::Words::for_config(&daemon.config));
     Arc::new(charts)
 }
 

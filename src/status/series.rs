@@ -25,6 +25,9 @@ pub const MAX_SERIES: usize = 8;
 pub struct Line {
     /// The labels that tell it apart from the other series (empty when alone).
     pub name: String,
+    /// Those labels as keys and values, for display names
+    /// ([`crate::status::Words::subject`]); empty when alone.
+    pub labels: Labels,
     pub points: Vec<(Millis, f64)>,
 }
 
@@ -272,6 +275,7 @@ pub fn chart_data(
                 } else {
                     labels.values().cloned().collect::<Vec<_>>().join(", ")
                 },
+                labels: if single { Labels::new() } else { labels },
                 points: if spec.monthly {
                     monthly_means(&points, tz)
                 } else {
@@ -376,6 +380,7 @@ fn rank_chart_data(
         to,
         lines: vec![Line {
             name: String::new(),
+            labels: Labels::new(),
             points,
         }],
         target: target_line(spec, from, to, tz),

@@ -256,6 +256,7 @@ mod tests {
             to: d(60),
             lines: vec![Line {
                 name: String::new(),
+                labels: Default::default(),
                 points: vec![(d(15), 2.0), (d(45), 9.0)],
             }],
             target: vec![(d(0), 5.0), (d(60), 5.0)],
