@@ -241,11 +241,23 @@ fn a_chart_of_several_series_names_each_line_in_words() {
     );
     assert!(!html.contains("county="), "{html}");
     assert!(!html.contains("<!--series:"), "no mark left: {html}");
+    // For a look in a browser: the HTML with its image beside it.
     if let Ok(dir) = std::env::var("RULEWATCH_MAIL_HTML_OUT") {
-        std::fs::write(
-            std::path::Path::new(&dir).join("several-series.html"),
-            html.as_bytes(),
-        )
-        .unwrap();
+        let dir = std::path::Path::new(&dir);
+        let png = msg
+            .parts
+            .iter()
+            .find(|p| p.content_type().is_some_and(|c| c.ctype() == "image"))
+            .expect("the chart");
+        std::fs::write(dir.join("several-series.png"), png.contents()).unwrap();
+        let cid = html
+            .split("src=\"cid:")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let local = html.replace(&format!("cid:{cid}"), "several-series.png");
+        std::fs::write(dir.join("several-series.html"), local).unwrap();
     }
 }
