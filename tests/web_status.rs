@@ -214,6 +214,21 @@ fn a_rank_rule_page_shows_the_place_and_the_tier() {
     );
 }
 
+/// The composite-index rank rule: its page charts the place, and the gap
+/// is a count of places (`3 个名次`), not a place.
+#[test]
+fn the_composite_rank_page_charts_the_place_and_counts_the_gap_in_places() {
+    // 2021-02-05: January's composite index, 南宫 8th of 16, tier 5.
+    let (_ws, s) = snapshot("2021-02-05T12:00");
+    let html = page::rule(&s, "air-composite-rank").unwrap();
+    assert!(html.contains("第8名"), "{html}");
+    assert!(html.contains("<dt>差距</dt><dd>3 个名次</dd>"), "{html}");
+    assert!(
+        html.contains("<svg") && html.contains("第1名") && html.contains("第16名"),
+        "the rank chart: {html}"
+    );
+}
+
 /// A recipient group without a display name is shown with its addresses,
 /// not as a bare key.
 #[test]

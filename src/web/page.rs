@@ -113,6 +113,10 @@ fn figure_rows(f: &Figure, status: &RuleStatus, tz: Tz) -> String {
     }
     if let Some(g) = f.gap {
         let text = match f.source {
+            // A gap in places is a count of places, not a place (`第2名`).
+            FigureSource::Finding if f.unit == "名" => {
+                format!("{} 个名次", format_number(round(g.abs())))
+            }
             FigureSource::Finding => value(g.abs(), &f.unit),
             FigureSource::Reading if f.unit == "名" && g > 0.0 => {
                 format!("落后 {} 个名次", format_number(round(g)))
