@@ -137,7 +137,7 @@ pub fn series_legend(data: &ChartData, words: &Words) -> String {
             };
             format!(
                 "<span style=\"color: #{r:02x}{g:02x}{b:02x};\">■</span>&nbsp;{}",
-                crate::web::escape(&name)
+                crate::status::format::escape_html(&name)
             )
         })
         .collect();
