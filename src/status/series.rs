@@ -318,6 +318,9 @@ pub fn chart_data(
 /// force that month. A county lacking one of the six in a month is not ranked.
 pub const COMPOSITE_INDEX: &str = "air_composite_index";
 
+/// Per `key` value, per (year, month): a figure.
+type MonthFigures = std::collections::BTreeMap<String, std::collections::BTreeMap<(i32, u32), f64>>;
+
 /// Per `key` value and month, the composite index (see [`COMPOSITE_INDEX`]).
 fn composite_figures(
     store: &Store,
@@ -326,7 +329,7 @@ fn composite_figures(
     from: Millis,
     to: Millis,
     tz: Tz,
-) -> std::collections::BTreeMap<String, std::collections::BTreeMap<(i32, u32), f64>> {
+) -> MonthFigures {
     use std::collections::BTreeMap;
     // (stat key of the index, stored metric, percentile or mean)
     const PARTS: [(&str, &str, Option<f64>); 6] = [
@@ -337,9 +340,10 @@ fn composite_figures(
         ("co", "co", Some(0.95)),
         ("o3", "o3_8h", Some(0.90)),
     ];
-    // who -> month -> part -> the month's daily values
-    let mut values: BTreeMap<String, BTreeMap<(i32, u32), BTreeMap<&str, Vec<f64>>>> =
-        BTreeMap::new();
+    // part -> the month's daily values
+    type Parts = BTreeMap<&'static str, Vec<f64>>;
+    // who -> month -> parts
+    let mut values: BTreeMap<String, BTreeMap<(i32, u32), Parts>> = BTreeMap::new();
     for (part, metric, _) in PARTS {
         let _ = store.with_series(metric, filter, from, |iter| {
             for s in iter {
@@ -417,7 +421,7 @@ fn rank_chart_data(
     filter.remove(key);
     use std::collections::BTreeMap;
     // key value -> month -> the month's figure (its mean, or its composite index)
-    let figures: BTreeMap<String, BTreeMap<(i32, u32), f64>> = if spec.metric == COMPOSITE_INDEX {
+    let figures: MonthFigures = if spec.metric == COMPOSITE_INDEX {
         composite_figures(store, &filter, key, from, to, tz)
     } else {
         // key value -> month -> (sum, count)
