@@ -214,7 +214,7 @@ fn a_rank_rule_charts_its_monthly_place_with_the_tier_line() {
 fn a_chart_of_several_series_names_each_line_in_words() {
     let ws = Workspace::new(&[(
         "two-series-chart.rhai",
-        include_str!("fixtures/web/two-series-chart.rhai"),
+        include_str!("../fixtures/web/two-series-chart.rhai"),
     )]);
     let snapshot = ws.replay("2021-03-01", "2021-03-02T12:00");
     let charts = snapshot.mail_charts.clone();
