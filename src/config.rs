@@ -634,6 +634,21 @@ fn ron_message(e: &ron::Error) -> String {
     format!("{zh} / {e}")
 }
 
+/// A schedule the config could not read, with what to write instead (a
+/// five-field cron gets its six-field form).
+fn bad_schedule(key: &str, text: &str, e: &str) -> String {
+    let six = format!("0 {}", text.trim());
+    let hint = if text.split_whitespace().count() == 5
+        && crate::time::schedule::Schedule::parse(&six).is_ok()
+    {
+        format!("只有 5 段，这里要 6 段（第一段是秒）：写成 \"{six}\"，意思不变")
+    } else {
+        "请写 6 段：秒 分 时 日 月 星期，如 \"0 0 9 16 * *\" 是每月16日 09:00；或 @daily、@monthly"
+            .into()
+    };
+    format!("`{key}` 的执行时间 `{text}` 无法识别：{hint} / {e}")
+}
+
 /// A duration the config could not read, with what to write instead.
 fn bad_duration(key: &str, text: &str, e: &str) -> String {
     format!(
@@ -728,11 +743,21 @@ impl Config {
             duration("timeout", timeout);
         }
         if let Err(e) = crate::time::schedule::Schedule::parse(&defaults.schedule) {
-            error("schedule", e);
+            error(
+                "schedule",
+                bad_schedule("defaults.schedule", &defaults.schedule, &e),
+            );
         }
         let digest_schedule = crate::time::schedule::Schedule::parse(&file.digest.schedule)
             .unwrap_or_else(|e| {
-                error("digest", format!("digest: {e}"));
+                error(
+                    "digest",
+                    bad_schedule(
+                        "digest.schedule",
+                        &file.digest.schedule,
+                        &format!("digest: {e}"),
+                    ),
+                );
                 crate::time::schedule::Schedule::parse(&default_digest_schedule())
                     .expect("the default digest schedule parses")
             });
@@ -757,14 +782,14 @@ impl Config {
                             error(
                                 group,
                                 format!(
-                                    "recipient group `{group}` lists the robot `{}` twice",
-                                    r.token_env
+                                    "收件组 `{group}` 把同一个机器人 `{}` 写了两次：请删去其中一个 / recipient group `{group}` lists the robot `{}` twice",
+                                    r.token_env, r.token_env
                                 ),
                             );
                         }
                         robots.push(r)
                     }
-                    Err(e) => error(group, format!("recipient group `{group}`: {e}")),
+                    Err(e) => error(group, format!("收件组 `{group}` 的机器人：{e}")),
                 }
             }
         }
@@ -776,7 +801,7 @@ impl Config {
             if !is_http_url(u) {
                 error(
                     "public_url",
-                    format!("public_url `{u}` is not an address like `https://kaohe.example.cn`"),
+                    format!("public_url `{u}` 不是网址：请写成 `https://kaohe.example.cn` 这样以 http:// 或 https:// 开头的地址 / public_url `{u}` is not an address like `https://kaohe.example.cn`"),
                 );
             }
         }
@@ -790,13 +815,13 @@ impl Config {
                 error(
                     group,
                     format!(
-                        "recipient group name `{group}` may hold only letters, digits, `_` and `-`"
+                        "收件组名 `{group}` 只能用字母、数字、汉字、`_` 和 `-`（不能有空格和标点），显示名请写在 group_names 里 / recipient group name `{group}` may hold only letters, digits, `_` and `-`"
                     ),
                 );
             }
             for address in addresses {
                 if let Err(e) = lettre_mailbox(address) {
-                    error(group, format!("recipient group `{group}`: {e}"));
+                    error(group, format!("收件组 `{group}`：{e}"));
                 }
             }
         }
@@ -818,7 +843,7 @@ impl Config {
         }
         for address in &file.admin {
             if let Err(e) = lettre_mailbox(address) {
-                error("admin", format!("admin: {e}"));
+                error("admin", format!("admin（管理员）：{e}"));
             }
         }
         if let Transport::Smtp {
@@ -832,13 +857,13 @@ impl Config {
             if username.is_some() && *security == Security::None && !allow_plaintext_auth {
                 error(
                     "username",
-                    "AUTH over `security: None` sends the password in clear; use StartTls or Tls, or set `allow_plaintext_auth: true`".into(),
+                    "`security: None` 时登录会明文发送邮箱密码：请改为 `security: StartTls` 或 `Tls`；确需明文请写 `allow_plaintext_auth: true` / AUTH over `security: None` sends the password in clear; use StartTls or Tls, or set `allow_plaintext_auth: true`".into(),
                 );
             }
             if username.is_some() && password_env.is_none() {
                 error(
                     "username",
-                    "`username` needs `password_env`, the environment variable holding the password".into(),
+                    "写了 `username` 就要写 `password_env`：存放邮箱密码的环境变量名（如 \"RW_SMTP_PASSWORD\"），密码不要写在配置文件里 / `username` needs `password_env`, the environment variable holding the password".into(),
                 );
             }
         }
@@ -862,7 +887,7 @@ impl Config {
             if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
                 error(
                     "read_access",
-                    format!("read_access: `{name}` is not an HTTP header name"),
+                    format!("read_access 的 `{name}` 不是 HTTP 请求头的名字：只能用英文字母、数字和 `-`，如 `X-Remote-User` / read_access: `{name}` is not an HTTP header name"),
                 );
             }
         }
@@ -1031,9 +1056,38 @@ impl Config {
         out
     }
 
-    /// How group `group` is greeted: its `group_names` entry, else the group name.
-    pub fn group_name<'a>(&'a self, group: &'a str) -> &'a str {
-        self.group_names.get(group).map_or(group, String::as_str)
+    /// How group `group` is named to officials (greetings, the page, the
+    /// digest): its `group_names` entry; else the name of its first address
+    /// that has one (`人社局 <hr@example.cn>`); else the key when it is
+    /// Chinese; else the key with its addresses, `hr（hr@example.cn）`, so
+    /// a reader can tell who it is (and `check` asks for a `group_names`
+    /// entry). A `notify` entry that is an address is shown as it is.
+    pub fn group_name(&self, group: &str) -> String {
+        if let Some(name) = self.group_names.get(group) {
+            return name.clone();
+        }
+        let addresses = self.recipients.get(group).map_or(&[][..], Vec::as_slice);
+        let named = addresses.iter().find_map(|a| {
+            a.parse::<lettre::message::Mailbox>()
+                .ok()
+                .and_then(|m| m.name.filter(|n| !n.trim().is_empty()))
+        });
+        if let Some(name) = named {
+            return name;
+        }
+        if !group.is_ascii() || addresses.is_empty() {
+            return group.to_string();
+        }
+        format!("{group}（{}）", addresses.join("、"))
+    }
+
+    /// Recipient groups named in `notify` that have only an ASCII key to
+    /// show (no `group_names` entry, no address with a name).
+    pub fn unnamed_group(&self, group: &str) -> bool {
+        self.recipients.contains_key(group) && group.is_ascii() && {
+            let shown = self.group_name(group);
+            shown.starts_with(&format!("{group}（")) || shown == group
+        }
     }
 
     /// The API token, read from the environment variable the config names.
@@ -1112,7 +1166,7 @@ fn check_robot(group: &str, robot: &RobotFile) -> Result<Robot, String> {
                     || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 {
                     return Err(format!(
-                        "at_user_ids: `{id}` is not a Feishu open_id like `ou_84aad35d084aa403a838cf73ee18467`"
+                        "at_user_ids 里的 `{id}` 不是飞书 open_id：应以 ou_ 开头，如 `ou_84aad35d084aa403a838cf73ee18467`（在飞书管理后台查） / at_user_ids: `{id}` is not a Feishu open_id like `ou_84aad35d084aa403a838cf73ee18467`"
                     ));
                 }
             }
@@ -1129,7 +1183,7 @@ fn check_robot(group: &str, robot: &RobotFile) -> Result<Robot, String> {
     for var in std::iter::once(token_env).chain(secret_env.as_ref()) {
         if !is_env_name(var) {
             return Err(format!(
-                "`{var}` is not an environment variable name (letters, digits and `_`); put the token or secret in that variable, not in the file"
+                "`{var}` 不是环境变量名（只能用英文字母、数字和 `_`）：机器人的 token 或密钥请放进这个环境变量，不要写在配置文件里 / `{var}` is not an environment variable name (letters, digits and `_`); put the token or secret in that variable, not in the file"
             ));
         }
     }
@@ -1137,18 +1191,20 @@ fn check_robot(group: &str, robot: &RobotFile) -> Result<Robot, String> {
         let digits = m.strip_prefix("+86").unwrap_or(m);
         if digits.len() != 11 || !digits.chars().all(|c| c.is_ascii_digit()) {
             return Err(format!(
-                "at_mobiles: `{m}` is not an 11-digit mobile number"
+                "at_mobiles 里的 `{m}` 不是 11 位手机号，请改正（可带 +86） / at_mobiles: `{m}` is not an 11-digit mobile number"
             ));
         }
     }
     let base_url = match base_url {
         Some(u) if !is_http_url(u) => {
-            return Err(format!("base_url `{u}` is not an http(s) address"));
+            return Err(format!(
+                "base_url `{u}` 不是网址：请写以 http:// 或 https:// 开头的地址，或删去这一项用默认地址 / base_url `{u}` is not an http(s) address"
+            ));
         }
         Some(u) => u.trim_end_matches('/').to_string(),
         None => kind.default_base_url().to_string(),
     };
-    let timeout = parse_duration(timeout).map_err(|e| format!("timeout: {e}"))?;
+    let timeout = parse_duration(timeout).map_err(|e| bad_duration("timeout", timeout, &e))?;
     Ok(Robot {
         group: group.to_string(),
         kind,
@@ -1163,7 +1219,9 @@ fn check_robot(group: &str, robot: &RobotFile) -> Result<Robot, String> {
 fn lettre_mailbox(text: &str) -> Result<(), String> {
     text.parse::<lettre::message::Mailbox>()
         .map(|_| ())
-        .map_err(|e| format!("`{text}` is not a mail address: {e}"))
+        .map_err(|e| {
+            format!("`{text}` 不是邮箱地址：请写成 `name@example.cn`（可写成 `张三 <name@example.cn>`） / `{text}` is not a mail address: {e}")
+        })
 }
 
 /// Best-effort position of `key:` in RON text (first occurrence outside a
@@ -1413,5 +1471,58 @@ mod tests {
         assert!(e.message.contains("Slack"), "{}", e.message);
         let e = &parse(&with(r#"(mails: [])"#)).unwrap_err()[0];
         assert!(e.message.contains("mails"), "{}", e.message);
+    }
+
+    /// The words of the config checks an official's administrator meets:
+    /// Chinese first, the key named, the fix said. One snapshot for all.
+    #[test]
+    fn words_of_config_checks() {
+        let group = |g: &str| {
+            GOOD.replace(
+                r#"recipients: { "env": ["huanbao@example.cn"] },"#,
+                &format!("recipients: {{ \"env\": {g} }},"),
+            )
+        };
+        let cases = [
+            ("robot token in the file", group(r#"(robots: [WeCom(key_env: "693a91f6-7xxx")])"#)),
+            ("mobile number", group(r#"(robots: [DingTalk(token_env: "T", at_mobiles: ["138"])])"#)),
+            ("feishu open_id", group(r#"(robots: [Feishu(token_env: "T", at_user_ids: ["zhang"])])"#)),
+            ("robot base_url", group(r#"(robots: [WeCom(key_env: "K", base_url: "qyapi")])"#)),
+            ("robot timeout", group(r#"(robots: [WeCom(key_env: "K", timeout: "30 秒")])"#)),
+            ("robot twice", group(r#"(robots: [WeCom(key_env: "K"), WeCom(key_env: "K")])"#)),
+            ("mail address", group(r#"["huanbao.example.cn"]"#)),
+            ("public_url", GOOD.replace("    admin:", "    public_url: \"kaohe.example.cn\",\n    admin:")),
+            ("read_access", GOOD.replace("    admin:", "    http: (read_access: ProxyHeader(name: \"X Remote\")),\n    admin:")),
+            ("admin address", GOOD.replace("ops@example.cn", "ops")),
+            ("plaintext password", GOOD.replace("transport: File(dir: \"outbox\")", "transport: Smtp(host: \"smtp.example.cn\", port: 25, security: None, username: \"a\", password_env: \"P\")")),
+            ("username without password_env", GOOD.replace("transport: File(dir: \"outbox\")", "transport: Smtp(host: \"smtp.example.cn\", port: 465, security: Tls, username: \"a\")")),
+            ("five-field digest schedule", GOOD.replace("    admin:", "    digest: (schedule: \"0 9 1 * *\"),\n    admin:")),
+        ];
+        let mut out = String::new();
+        for (name, text) in cases {
+            let errors = parse(&text).expect_err(name);
+            out.push_str(&format!("## {name}\n"));
+            for e in errors {
+                out.push_str(&format!("{}:{}: {}\n", e.line, e.col, e.message));
+            }
+            out.push('\n');
+        }
+        insta::assert_snapshot!(out);
+    }
+
+    #[test]
+    fn groups_are_named_for_officials() {
+        let text = GOOD.replace(
+            r#"recipients: { "env": ["huanbao@example.cn"] },"#,
+            r#"recipients: { "env": ["huanbao@example.cn"], "hr": ["a@example.cn", "b@example.cn"], "medins": ["医保局 <yb@example.cn>"], "人社局": ["c@example.cn"] }, group_names: { "env": "生态环境局" },"#,
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(c.group_name("env"), "生态环境局");
+        assert_eq!(c.group_name("medins"), "医保局", "the address's name");
+        assert_eq!(c.group_name("人社局"), "人社局", "a Chinese key as it is");
+        assert_eq!(c.group_name("hr"), "hr（a@example.cn、b@example.cn）");
+        assert!(c.unnamed_group("hr"));
+        assert!(!c.unnamed_group("env") && !c.unnamed_group("medins"));
+        assert!(!c.unnamed_group("x@example.cn"), "an address is no group");
     }
 }

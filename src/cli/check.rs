@@ -28,6 +28,7 @@ pub fn run(config_path: &Path, _args: Args) -> Exit {
     let engine = new_engine(&config.limits);
     let (rules, mut problems) = load_rules(&engine, &config);
     problems.extend(unseen_metrics(&config, &rules));
+    problems.extend(unnamed_groups(&config, &rules));
     for p in &problems {
         print!("{}", p.render());
     }
@@ -46,7 +47,10 @@ pub fn run(config_path: &Path, _args: Args) -> Exit {
         return Exit::Problems;
     }
     eprintln!(
-        "ok: {} and {} rule(s) in `{}`",
+        "ok: 配置 {} 和 `{}` 里的 {} 条规则都没有错误 / {} and {} rule(s) in `{}`",
+        config.path.display(),
+        config.rules_dir.display(),
+        rules.len(),
         config.path.display(),
         rules.len(),
         config.rules_dir.display()
@@ -57,6 +61,48 @@ pub fn run(config_path: &Path, _args: Args) -> Exit {
 /// A warning for each metric a rule reads (by name, as a string literal)
 /// that the store has never stored, with the nearest stored name. Nothing
 /// when there is no store yet, or it is empty: then every name is unseen.
+/// A warning per recipient group that rules notify but that officials
+/// would see only by its key (`hr`): no `group_names` entry, no named
+/// address. Pointed at the group in the config.
+fn unnamed_groups(config: &Config, rules: &[Rule]) -> Vec<Diagnostic> {
+    let text = std::fs::read_to_string(&config.path).unwrap_or_default();
+    let mut groups: Vec<&str> = rules
+        .iter()
+        .flat_map(|r| r.meta.notify.iter().map(String::as_str))
+        .filter(|g| config.unnamed_group(g))
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
+    groups
+        .into_iter()
+        .map(|group| {
+            let quoted = format!("\"{group}\"");
+            let (line, col) = text
+                .lines()
+                .enumerate()
+                .find_map(|(i, l)| {
+                    let code = l.split("//").next().unwrap_or("");
+                    code.find(&quoted)
+                        .map(|b| (i + 1, code[..b].chars().count() + 1))
+                })
+                .unwrap_or((0, 0));
+            Diagnostic::warning(
+                &config.path,
+                line,
+                col,
+                format!(
+                    "收件组 `{group}` 没有显示名：页面、汇总和邮件里只能显示为“{}” / recipient group `{group}` has no display name",
+                    config.group_name(group)
+                ),
+            )
+            .with_width(quoted.chars().count())
+            .with_hint(format!(
+                "在 group_names 里加上 \"{group}\": \"人社局\"（写该组的单位简称）"
+            ))
+        })
+        .collect()
+}
+
 fn unseen_metrics(config: &Config, rules: &[Rule]) -> Vec<Diagnostic> {
     if !config.store_path.is_file() {
         return Vec::new();

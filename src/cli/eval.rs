@@ -50,8 +50,8 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
             let r: Vec<_> = rules.iter().filter(|r| &r.meta.id == id).collect();
             if r.is_empty() {
                 eprintln!(
-                    "error: no rule with id `{id}` loaded from `{}`",
-                    config.rules_dir.display()
+                    "error: `{dir}` 里没有载入编号为 `{id}` 的规则（若该规则有错，错误见上）/ no rule with id `{id}` loaded from `{dir}`",
+                    dir = config.rules_dir.display()
                 );
                 return Exit::Problems;
             }
@@ -85,9 +85,9 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
         .filter(|f| f.kind == crate::rules::FindingKind::NoData)
         .count();
     eprintln!(
-        "{} rule(s) evaluated at {}: {breaches} breach(es), {no_data} no data, {failed} failed",
-        outcomes.len(),
-        format_time(now, tz)
+        "{n} 条规则在 {at} 评估：超标 {breaches} 项，缺数据 {no_data} 项，规则错误 {failed} 条 / {n} rule(s) evaluated at {at}: {breaches} breach(es), {no_data} no data, {failed} failed",
+        n = outcomes.len(),
+        at = format_time(now, tz)
     );
     if failed > 0 || problems.iter().any(|p| p.is_error) {
         Exit::Problems
@@ -100,7 +100,7 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
 /// starts with its `file:line:col`, as `--format json` gives it in `details`.
 fn print_findings(findings: &[Finding]) {
     if findings.is_empty() {
-        println!("no findings: every rule passed");
+        println!("没有发现问题：每条规则都通过 / no findings: every rule passed");
         return;
     }
     let rows: Vec<Vec<String>> = findings

@@ -133,11 +133,11 @@ fn ingest_one(
         )
     } else {
         let Some(format) = format.or_else(|| Format::from_path(file)) else {
-            eprintln!("{name}: error: unknown file type: name it .csv, .json, .ndjson, .xlsx, .xls or .ods, or pass --format");
+            eprintln!("{name}: error: 无法判断文件类型：请把文件名后缀改为 .csv、.json、.ndjson、.xlsx、.xls 或 .ods，或加 --format csv|json|ndjson / unknown file type: name it .csv, .json, .ndjson, .xlsx, .xls or .ods, or pass --format");
             return Err(Exit::Problems);
         };
         let f = std::fs::File::open(file).map_err(|e| {
-            eprintln!("{name}: error: cannot open: {e}");
+            eprintln!("{name}: error: 无法打开文件，请检查路径和读取权限 / cannot open: {e}");
             Exit::Problems
         })?;
         let size = f.metadata().map(|m| m.len()).unwrap_or(0);
@@ -188,18 +188,19 @@ fn ingest_one(
                     item.line,
                     item.col,
                     match item.item {
-                        Some(i) => format!("item {}: {}", i + 1, item.message),
+                        Some(i) => format!("第{}项：{}", i + 1, item.message),
                         None => item.message.clone(),
                     },
                 );
                 eprintln!("{d}");
             }
             if e.total > e.errors.len() {
-                eprintln!("{name}: … and {} more error(s)", e.total - e.errors.len());
+                let more = e.total - e.errors.len();
+                eprintln!("{name}: 另有 {more} 处错误未列出 / … and {more} more error(s)");
             }
             eprintln!(
-                "{name}: rejected: {} bad reading(s), nothing from this file stored",
-                e.total
+                "{name}: 未导入：发现 {n} 条有错的读数，此文件的数据均未存入，请改正后重新导入整个文件 / rejected: {n} bad reading(s), nothing from this file stored",
+                n = e.total
             );
             Err(Exit::Problems)
         }

@@ -49,16 +49,16 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
     let mails = compose_all(&step.notices, &MailSettings::from_config(&config));
     if mails.is_empty() {
         println!(
-            "rule `{}` finds nothing at {}: it would send no mail",
-            rule.meta.id,
-            format_time(now, tz)
+            "规则 `{id}` 在 {at} 没有发现问题，不会发邮件 / rule `{id}` finds nothing at {at}: it would send no mail",
+            id = rule.meta.id,
+            at = format_time(now, tz)
         );
         return Exit::Ok;
     }
     if rule.meta.for_ > 0 {
         eprintln!(
-            "note: `for` is {}: a breach is mailed once it has lasted that long",
-            format_duration(rule.meta.for_)
+            "note: 本规则 `for` 是 {d}：超标持续这么久才会发邮件 / `for` is {d}: a breach is mailed once it has lasted that long",
+            d = format_duration(rule.meta.for_)
         );
     }
     for (i, mail) in mails.iter().enumerate() {
@@ -72,10 +72,10 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
         println!("\n--- text/html ---\n{}", mail.html.trim_end());
     }
     eprintln!(
-        "{} mail(s) rendered for rule `{}` at {}; nothing sent",
-        mails.len(),
-        rule.meta.id,
-        format_time(now, tz)
+        "规则 `{id}` 在 {at} 会发 {n} 封邮件（只是预览，未发送） / {n} mail(s) rendered for rule `{id}` at {at}; nothing sent",
+        n = mails.len(),
+        id = rule.meta.id,
+        at = format_time(now, tz)
     );
     if outcome.error.is_some() {
         Exit::Problems

@@ -17,7 +17,9 @@ pub fn evaluation_time(at: Option<&str>, tz: Tz) -> Result<Millis, Exit> {
     match at {
         None => Ok(chrono::Utc::now().timestamp_millis()),
         Some(text) => parse_time(text, tz).map_err(|e| {
-            eprintln!("error: --at: {e}");
+            eprintln!(
+                "error: --at 的时间 `{text}` 无法识别，请写成 `2021-06-16`、`2021-06-16T09:00` 或 `2021-06-16T09:00:00+08:00` / --at: {e}"
+            );
             Exit::Trouble
         }),
     }
@@ -36,8 +38,8 @@ pub fn find_rule<'a>(
             eprint!("{}", p.render());
         }
         eprintln!(
-            "error: no rule with id `{id}` loaded from `{}`",
-            config.rules_dir.display()
+            "error: `{dir}` 里没有载入编号为 `{id}` 的规则（若该规则有错，错误见上）/ no rule with id `{id}` loaded from `{dir}`",
+            dir = config.rules_dir.display()
         );
         Exit::Problems
     })

@@ -35,18 +35,22 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
         } else if p.is_file() {
             files.push(p.clone());
         } else {
-            println!("{}: error: no such test file or folder", p.display());
+            println!(
+                "{}: error: 没有这个测试文件或文件夹，请检查路径 / no such test file or folder",
+                p.display()
+            );
             failed += 1;
         }
     }
     if files.is_empty() && failed == 0 {
+        let (zh, en) = if args.paths.is_empty() {
+            let dir = format!("`{}`", config.rules_dir.display());
+            (dir.clone(), dir)
+        } else {
+            ("所给的路径".to_string(), "the paths given".to_string())
+        };
         eprintln!(
-            "no test files (`*.test.ron`) found in {}",
-            if args.paths.is_empty() {
-                format!("`{}`", config.rules_dir.display())
-            } else {
-                "the paths given".to_string()
-            }
+            "在{zh}里没有找到测试文件（`*.test.ron`） / no test files (`*.test.ron`) found in {en}"
         );
     }
 
@@ -81,10 +85,10 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
         }
     }
     if !report.is_empty() {
-        println!("\nfailures:\n");
+        println!("\n未通过的测试 / failures:\n");
         print!("{report}");
     }
-    println!("{passed} passed, {failed} failed");
+    println!("通过 {passed} 个，未通过 {failed} 个 / {passed} passed, {failed} failed");
     if failed > 0 {
         Exit::Problems
     } else {

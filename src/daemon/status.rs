@@ -16,7 +16,7 @@ use crate::time::Millis;
 
 impl StatusSource for Daemon {
     fn words(&self) -> crate::status::Words {
-        crate::status::Words::with(&self.config.labels)
+        crate::status::Words::for_config(&self.config)
     }
     fn rules(&self) -> Vec<RuleEntry> {
         self.rules
@@ -88,7 +88,8 @@ pub fn mail_charts(daemon: &Arc<Daemon>) -> Arc<dyn ChartSource> {
             let rules = daemon.rules.read();
             rules.rules.get(id).and_then(|e| e.rule.meta.chart.clone())
         },
-    );
+    )
+    .with_words(crate::status::Words::for_config(&daemon.config));
     Arc::new(charts)
 }
 

@@ -15,7 +15,7 @@
 //! means, the unit and the series are said in Chinese in the HTML beside it
 //! (`templates/chart.html`). Rank charts are drawn 1st on top.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use chrono_tz::Tz;
@@ -28,6 +28,7 @@ use crate::readings::store::Store;
 use crate::readings::Labels;
 use crate::rules::loader::{ChartLine, ChartSpec};
 use crate::status::series::{chart_data, with_finding_threshold, ChartData};
+use crate::status::Words;
 use crate::time::{to_local, Millis, DAY};
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-ascii.ttf");
@@ -78,9 +79,17 @@ pub struct PendingChart {
     pub request: ChartRequest,
 }
 
-/// Draws the chart of a request, if its rule has one (PNG bytes).
+/// A chart drawn for a mail: the PNG, and the HTML naming its series
+/// (empty for a chart of one series).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrawnChart {
+    pub png: Vec<u8>,
+    pub series_html: String,
+}
+
+/// Draws the chart of a request, if its rule has one.
 pub trait ChartSource: Send + Sync {
-    fn chart(&self, request: &ChartRequest) -> Option<Vec<u8>>;
+    fn chart(&self, request: &ChartRequest) -> Option<DrawnChart>;
 }
 
 /// Where chart `cid` goes in a mail's HTML: between these two marks.
@@ -91,10 +100,61 @@ pub fn marks(cid: &str) -> (String, String) {
     )
 }
 
+/// Where the names of chart `cid`'s series go, inside its marks: known only
+/// once it is drawn (the series are those in the store at sending time).
+pub fn series_mark(cid: &str) -> String {
+    format!("<!--series:{cid}-->")
+}
+
+/// The names of a chart's series in the colours of their lines, through
+/// display names (`县（市、区）：南宫`, never `county=南宫`); empty for one
+/// series.
+pub fn series_legend(data: &ChartData, words: &Words) -> String {
+    // Lines told apart by one label (the usual case): its display name
+    // once, then the values (`各线（县（市、区））：■ 南宫 ■ 巨鹿`).
+    let keys: Vec<Vec<&String>> = data
+        .lines
+        .iter()
+        .map(|l| l.labels.keys().collect())
+        .collect();
+    let one_key = match keys.first() {
+        Some(k) if k.len() == 1 && keys.iter().all(|x| x == k) => {
+            words.name(k[0]).map(|n| (k[0].clone(), n.to_string()))
+        }
+        _ => None,
+    };
+    let named: Vec<String> = data
+        .lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| !l.labels.is_empty() || !l.name.is_empty())
+        .map(|(i, l)| {
+            let RGBColor(r, g, b) = PALETTE[i % PALETTE.len()];
+            let name = match (&one_key, l.labels.is_empty()) {
+                (_, true) => l.name.clone(),
+                (Some((key, _)), false) => words.value(key, &l.labels[key]),
+                (None, false) => words.subject(&l.labels),
+            };
+            format!(
+                "<span style=\"color: #{r:02x}{g:02x}{b:02x};\">■</span>&nbsp;{}",
+                crate::status::format::escape_html(&name)
+            )
+        })
+        .collect();
+    if named.len() < 2 {
+        return String::new();
+    }
+    let of = one_key.map(|(_, n)| format!("（{n}）")).unwrap_or_default();
+    format!(
+        "<br><span style=\"color: #555; font-size: 0.85em;\">各线{of}：{}</span>",
+        named.join("　")
+    )
+}
+
 /// The HTML as sent: each marked chart whose Content-ID is in `drawn` stays
-/// (without its marks), every other marked chart is left out, so a chart
-/// that could not be drawn leaves no broken image.
-pub fn finish_html(html: &str, drawn: &HashSet<String>) -> String {
+/// (without its marks, its series named), every other marked chart is left
+/// out, so a chart that could not be drawn leaves no broken image.
+pub fn finish_html(html: &str, drawn: &HashMap<String, String>) -> String {
     let mut out = String::with_capacity(html.len());
     let mut rest = html;
     while let Some(start) = rest.find("<!--chart:") {
@@ -107,8 +167,9 @@ pub fn finish_html(html: &str, drawn: &HashSet<String>) -> String {
             break;
         };
         out.push_str(&rest[..start]);
-        if drawn.contains(cid) {
-            out.push_str(&after[body_start..body_start + body_len]);
+        if let Some(series) = drawn.get(cid) {
+            let body = &after[body_start..body_start + body_len];
+            out.push_str(&body.replace(&series_mark(cid), series));
         }
         rest = &after[body_start + body_len + close.len()..];
     }
@@ -131,6 +192,7 @@ pub struct StoreCharts<F> {
     store: Arc<Store>,
     tz: Tz,
     spec: F,
+    words: Words,
 }
 
 impl<F> StoreCharts<F>
@@ -138,7 +200,18 @@ where
     F: Fn(&str) -> Option<ChartSpec> + Send + Sync,
 {
     pub fn new(store: Arc<Store>, tz: Tz, spec: F) -> StoreCharts<F> {
-        StoreCharts { store, tz, spec }
+        StoreCharts {
+            store,
+            tz,
+            spec,
+            words: Words::default(),
+        }
+    }
+
+    /// Series named through these display names (the config's).
+    pub fn with_words(mut self, words: Words) -> StoreCharts<F> {
+        self.words = words;
+        self
     }
 }
 
@@ -146,14 +219,17 @@ impl<F> ChartSource for StoreCharts<F>
 where
     F: Fn(&str) -> Option<ChartSpec> + Send + Sync,
 {
-    fn chart(&self, n: &ChartRequest) -> Option<Vec<u8>> {
+    fn chart(&self, n: &ChartRequest) -> Option<DrawnChart> {
         let spec = (self.spec)(&n.rule)?;
         let data = notice_chart(&self.store, &spec, n, self.tz);
         if data.is_empty() {
             return None;
         }
         match render_png(&data, Some(n.at), self.tz) {
-            Ok(png) => Some(png),
+            Ok(png) => Some(DrawnChart {
+                png,
+                series_html: series_legend(&data, &self.words),
+            }),
             Err(e) => {
                 tracing::warn!(rule = %n.rule, error = %e, "mail chart not drawn");
                 None
@@ -206,11 +282,18 @@ pub const CRIMSON: RGBColor = RGBColor(0xc6, 0x28, 0x28);
 pub const BREACH_SHADE: RGBColor = RGBColor(0xfb, 0xd5, 0xd5);
 /// Along the top while the alert was active.
 pub const FIRING_STRIP: RGBColor = RGBColor(0x7b, 0x1f, 0xa2);
-const PALETTE: [RGBColor; 4] = [
+/// One colour per series, as many as a chart draws
+/// ([`crate::status::series::MAX_SERIES`]), none the target's orange or the
+/// breach's red: the legend names each line by its colour.
+const PALETTE: [RGBColor; 8] = [
     BLUE,
     RGBColor(0x6a, 0x1b, 0x9a),
     RGBColor(0x00, 0x83, 0x8f),
     RGBColor(0x5d, 0x40, 0x37),
+    RGBColor(0x2e, 0x7d, 0x32),
+    RGBColor(0xad, 0x14, 0x57),
+    RGBColor(0x82, 0x77, 0x17),
+    RGBColor(0x45, 0x5a, 0x64),
 ];
 
 fn draw(
@@ -368,13 +451,14 @@ mod tests {
         let (a0, a1) = marks("chart-1.x@rulewatch");
         let (b0, b1) = marks("chart-2.y@rulewatch");
         let html = format!("<p>1</p>{a0}<img a>{a1}<p>2</p>{b0}<img b>{b1}<p>3</p>");
-        let drawn: HashSet<String> = ["chart-1.x@rulewatch".to_string()].into();
+        let drawn: HashMap<String, String> =
+            [("chart-1.x@rulewatch".to_string(), String::new())].into();
         assert_eq!(
             finish_html(&html, &drawn),
             "<p>1</p><img a><p>2</p><p>3</p>"
         );
         assert_eq!(
-            finish_html(&html, &HashSet::new()),
+            finish_html(&html, &HashMap::new()),
             "<p>1</p><p>2</p><p>3</p>"
         );
         assert_eq!(finish_html("<p>plain</p>", &drawn), "<p>plain</p>");
@@ -388,6 +472,7 @@ mod tests {
             to: d(200),
             lines: vec![Line {
                 name: String::new(),
+                labels: Default::default(),
                 points: (0..7).map(|m| (d(m * 30), 4.0 + m as f64 * 0.1)).collect(),
             }],
             target: vec![(d(0), 4.5), (d(200), 4.5)],
@@ -472,6 +557,7 @@ mod tests {
             to,
             lines: vec![Line {
                 name: String::new(),
+                labels: Default::default(),
                 points,
             }],
             target: vec![(from, limit), (to, limit)],

@@ -211,7 +211,7 @@ pub fn digests(
         items.sort_by(|a, b| (a.status.state, a.status.id()).cmp(&(b.status.state, b.status.id())));
         let owners: Vec<String> = owners.into_iter().collect();
         let name = config.group_name(group);
-        let (subject, text, html) = render(name, &items, &overdue, at, tz);
+        let (subject, text, html) = render(&name, &items, &overdue, at, tz);
         out.push(Digest {
             group: group.clone(),
             recipients: recipients.clone(),

@@ -98,7 +98,7 @@ impl MailSettings {
 
 /// Address → the names of the groups it belongs to, joined: `人社局`.
 fn greetings(config: &Config) -> BTreeMap<String, String> {
-    let mut names: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    let mut names: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (group, addresses) in &config.recipients {
         for a in addresses {
             names

@@ -228,7 +228,7 @@ impl Sender {
             return mail;
         }
         let pending = std::mem::take(&mut mail.charts);
-        let drawn: Vec<(String, Vec<u8>)> = match self.charts.clone() {
+        let drawn: Vec<(String, crate::notify::chart::DrawnChart)> = match self.charts.clone() {
             None => Vec::new(),
             Some(charts) => tokio::task::spawn_blocking(move || {
                 pending
@@ -242,13 +242,16 @@ impl Sender {
                 Vec::new()
             }),
         };
-        let cids: HashSet<String> = drawn.iter().map(|(cid, _)| cid.clone()).collect();
+        let cids: std::collections::HashMap<String, String> = drawn
+            .iter()
+            .map(|(cid, c)| (cid.clone(), c.series_html.clone()))
+            .collect();
         mail.html = finish_html(&mail.html, &cids);
         mail.inline
-            .extend(drawn.into_iter().map(|(cid, data)| InlineImage {
+            .extend(drawn.into_iter().map(|(cid, c)| InlineImage {
                 cid,
                 content_type: "image/png".into(),
-                data,
+                data: c.png,
             }));
         mail
     }

@@ -477,6 +477,7 @@ pub fn render_with_charts(
                         ("cid", &escape_html(cid)),
                         ("alt", &escape_html(&format!("{} 趋势图", n.title))),
                         ("legend", &escape_html(&chart_legend(n))),
+                        ("series", &super::chart::series_mark(cid)),
                     ],
                 );
                 format!("{open}{img}{close}")

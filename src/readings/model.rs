@@ -156,7 +156,7 @@ impl fmt::Display for ItemError {
             (l, c) => write!(f, "{l}:{c}: ")?,
         }
         if let Some(i) = self.item {
-            write!(f, "item {}: ", i + 1)?;
+            write!(f, "第{}项：", i + 1)?;
         }
         write!(f, "{}", self.message)
     }
@@ -186,7 +186,8 @@ impl fmt::Display for ParseError {
             write!(f, "{e}")?;
         }
         if self.total > self.errors.len() {
-            write!(f, "\n… and {} more", self.total - self.errors.len())?;
+            let more = self.total - self.errors.len();
+            write!(f, "\n… 另有 {more} 处错误未列出 / and {more} more")?;
         }
         Ok(())
     }

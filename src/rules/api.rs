@@ -71,8 +71,8 @@ pub fn number(value: &Dynamic, what: &str) -> Result<f64> {
         return Ok(i as f64);
     }
     fail(format!(
-        "{what} must be a number, got {}",
-        value.type_name()
+        "{what} 应是数字，这里是 {t} / {what} must be a number, got {t}",
+        t = value.type_name()
     ))
 }
 
@@ -86,8 +86,8 @@ fn labels_of(map: &Map, what: &str) -> Result<Labels> {
             v.to_string()
         } else {
             return fail(format!(
-                "{what}: label `{k}` must be a string, got {}",
-                v.type_name()
+                "{what}：标签 `{k}` 的值应是文字（加双引号），这里是 {t} / {what}: label `{k}` must be a string, got {t}",
+                t = v.type_name()
             ));
         };
         labels.insert(k.to_string(), text);
@@ -149,13 +149,13 @@ impl Func {
                 Ok(n) if (1..=99).contains(&n) => Func::Percentile(n as f64 / 100.0),
                 _ => {
                     return fail(format!(
-                        "unknown aggregate `{name}`: percentiles are p1 … p99"
+                        "没有统计方式 `{name}`：百分位数写 p1 … p99（如 p95） / unknown aggregate `{name}`: percentiles are p1 … p99"
                     ))
                 }
             },
             _ => {
                 return fail(format!(
-                    "unknown aggregate `{name}`: use avg min max sum count first last p50 p90 p95"
+                    "没有统计方式 `{name}`：可用 avg（平均）min max sum count first last p50 p90 p95（中位数写 p50） / unknown aggregate `{name}`: use avg min max sum count first last p50 p90 p95"
                 ))
             }
         })
@@ -404,14 +404,16 @@ fn key_value(item: &Dynamic, i: usize) -> Result<(String, f64)> {
     }
     let m = item
         .read_lock::<Map>()
-        .ok_or_else(|| format!("item {i} is not a group (#{{ key, value }})"))?;
+        .ok_or_else(|| {
+            format!("数组下标 {i} 的一项不是分组，应写成 #{{ key: …, value: … }} / item {i} is not a group (#{{ key, value }})")
+        })?;
     let key = m
         .get("key")
-        .ok_or_else(|| format!("item {i} has no `key`"))?
+        .ok_or_else(|| format!("数组下标 {i} 的一项缺少 `key` / item {i} has no `key`"))?
         .to_string();
     let value = number(
         m.get("value")
-            .ok_or_else(|| format!("item {i} has no `value`"))?,
+            .ok_or_else(|| format!("数组下标 {i} 的一项缺少 `value` / item {i} has no `value`"))?,
         "value",
     )?;
     Ok((key, value))
@@ -433,7 +435,7 @@ fn numbers(items: &Array) -> Result<Vec<f64>> {
         .enumerate()
         .map(|(i, item)| {
             if item.is_int() || item.is_float() {
-                number(item, &format!("item {i}"))
+                number(item, &format!("数组下标 {i} 的一项 / item {i}"))
             } else {
                 key_value(item, i).map(|(_, v)| v)
             }
@@ -451,7 +453,7 @@ fn due_period(cadence: &str, lag: &str, q: &Query) -> Result<time::Range> {
         "year" => 12,
         _ => {
             return fail(format!(
-                "unknown cadence `{cadence}`: use month, quarter or year"
+                "没有报送周期 `{cadence}`：请写 \"month\"（月）、\"quarter\"（季）或 \"year\"（年） / unknown cadence `{cadence}`: use month, quarter or year"
             ))
         }
     };
@@ -540,9 +542,9 @@ fn report(kind: FindingKind, subject: &Map, message: &str, details: Option<&Map>
     }
     current(|ctx| {
         if !ctx.subjects.insert(subject.clone()) {
+            let s = super::finding::subject_text(&subject);
             return Err(format!(
-                "subject {} reported twice in one evaluation: an alert is one (rule, subject)",
-                super::finding::subject_text(&subject)
+                "同一次评估对同一对象 {s} 报了两次：一条规则对一个对象只报一次，请合并 / subject {s} reported twice in one evaluation: an alert is one (rule, subject)"
             ));
         }
         ctx.findings.push(Finding {
@@ -564,7 +566,7 @@ fn report(kind: FindingKind, subject: &Map, message: &str, details: Option<&Map>
 /// Met: nothing to tell (no finding).
 fn verdict(subject: &Map, met: bool, message: &str, details: Option<&Map>) -> Result<()> {
     let year = current(|c| c.year).or_else(fail)?.ok_or_else(|| {
-        "verdict() judges the rule's work-report year: put `year: 2021` (the report's year) in RULE"
+        "verdict() 判定工作报告年度的结果：请在 RULE 里写 `year: 2021`（报告的年度） / verdict() judges the rule's work-report year: put `year: 2021` (the report's year) in RULE"
             .to_string()
     })?;
     if met {
@@ -641,7 +643,10 @@ pub fn register(engine: &mut Engine) {
         current(|c| c.year)
             .or_else(fail)?
             .map(|y| y as INT)
-            .ok_or_else(|| "report_year(): this rule has no `year` in RULE".into())
+            .ok_or_else(|| {
+                "report_year()：RULE 里没有写 `year`，请加上如 `year: 2021` / report_year(): this rule has no `year` in RULE"
+                    .into()
+            })
     });
     engine.register_fn("no_data", |subject: Map, message: &str| {
         report(FindingKind::NoData, &subject, message, None)
@@ -697,7 +702,7 @@ pub fn register(engine: &mut Engine) {
             let p = number(&p, "p")?;
             if !(0.0..=1.0).contains(&p) {
                 return fail(format!(
-                    "percentile rank {p} must be between 0 and 1 (0.95 for p95)"
+                    "百分位 {p} 应在 0 到 1 之间（第95百分位写 0.95） / percentile rank {p} must be between 0 and 1 (0.95 for p95)"
                 ));
             }
             let mut values = numbers(items)?;
@@ -742,7 +747,11 @@ fn rank(groups: &Array, key: &str, order: &str) -> Result<Dynamic> {
     let descending = match order {
         "asc" => false,
         "desc" => true,
-        _ => return fail(format!("rank order `{order}`: use \"asc\" or \"desc\"")),
+        _ => {
+            return fail(format!(
+                "排名顺序 `{order}` 无法识别：请写 \"asc\"（由小到大）或 \"desc\"（由大到小） / rank order `{order}`: use \"asc\" or \"desc\""
+            ))
+        }
     };
     let values = group_values(groups)?;
     Ok(domain::rank(&values, key, descending).map_or(Dynamic::UNIT, Dynamic::from_int))

@@ -153,7 +153,11 @@ fn breach_details_and_subject_identity() {
         r#"breach(#{ a: "1" }, "x"); breach(#{ a: "1" }, "y");"#,
         "2021-02-20",
     );
-    assert!(o.error.unwrap().message.contains("reported twice"));
+    let message = o.error.unwrap().message;
+    assert!(
+        message.contains("同一次评估对同一对象") && message.contains("reported twice"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -86,12 +86,16 @@ fn differences(d: &Difference) -> Vec<String> {
     let mut out = Vec::new();
     if !g.state.matches(x.state) {
         let want = x.state.map_or("an active state", |s| s.as_str());
-        out.push(format!("state:   expected {want}, got {}", state_text(g)));
+        out.push(format!(
+            "状态 state：预期 {want}，实际 {} / expected {want}, got {}",
+            state_text(g),
+            state_text(g)
+        ));
     }
     if let Some(m) = &x.message {
         if !g.message.contains(m.as_str()) {
             out.push(format!(
-                "message: expected to contain {m:?}, got {:?}",
+                "消息 message：预期含有 {m:?}，实际是 {:?} / expected to contain {m:?}",
                 g.message
             ));
         }
@@ -102,7 +106,10 @@ fn differences(d: &Difference) -> Vec<String> {
             .is_some_and(|gv| (gv - v).abs() <= 1e-9 * gv.abs().max(v.abs()).max(1.0));
         if !same {
             let gv = g.value.map_or("none".to_string(), format_number);
-            out.push(format!("value:   expected {}, got {gv}", format_number(v)));
+            out.push(format!(
+                "数值 value：预期 {v}，实际 {gv} / expected {v}, got {gv}",
+                v = format_number(v)
+            ));
         }
     }
     if let Some(m) = x.mail {
@@ -112,9 +119,9 @@ fn differences(d: &Difference) -> Vec<String> {
         };
         if !ok {
             out.push(format!(
-                "mail:    expected {}, got {}",
-                m.as_str(),
-                mail_text(g)
+                "邮件 mail：预期 {m}，实际 {g} / expected {m}, got {g}",
+                m = m.as_str(),
+                g = mail_text(g)
             ));
         }
     }
@@ -125,7 +132,7 @@ fn differences(d: &Difference) -> Vec<String> {
 pub fn mismatch(out: &mut String, file: &Path, m: &Mismatch, default_rule: &str, tz: Tz) {
     let _ = writeln!(
         out,
-        "{}:{}: at {} ({}):",
+        "{}:{}: 评估时间 at {} ({}):",
         file.display(),
         m.place.line,
         m.at_text,
@@ -135,7 +142,8 @@ pub fn mismatch(out: &mut String, file: &Path, m: &Mismatch, default_rule: &str,
     for d in &m.differ {
         let _ = writeln!(
             out,
-            "  ~ line {}: {}",
+            "  ~ 第{}行 line {}: {}",
+            d.expected.place.line,
             d.expected.place.line,
             expected(&d.expected, &rule_of(&d.expected))
         );
@@ -146,14 +154,15 @@ pub fn mismatch(out: &mut String, file: &Path, m: &Mismatch, default_rule: &str,
     for x in &m.missing {
         let _ = writeln!(
             out,
-            "  - line {}: expected {}",
+            "  - 第{}行 line {}: 预期 expected {}",
+            x.place.line,
             x.place.line,
             expected(x, &rule_of(x))
         );
-        let _ = writeln!(out, "        but no such alert");
+        let _ = writeln!(out, "        但没有这条告警 / but no such alert");
     }
     for g in &m.unexpected {
-        let _ = writeln!(out, "  + unexpected: {}", got(g));
+        let _ = writeln!(out, "  + 预期之外 unexpected: {}", got(g));
     }
 }
 

@@ -372,9 +372,15 @@ impl Checker<'_> {
         for (i, r) in raw.rules.iter().enumerate() {
             let path = [Field("rules"), Item(i)];
             if r.trim().is_empty() {
-                self.error(&path, "empty rule name");
+                self.error(
+                    &path,
+                    "规则名是空的：请写规则文件名（如 `x.rhai`）或规则编号 / empty rule name",
+                );
             } else if rules.iter().any(|x: &RuleRef| x.text == *r) {
-                self.error(&path, format!("rule `{r}` is listed twice"));
+                self.error(
+                    &path,
+                    format!("规则 `{r}` 写了两次：请删去其中一个 / rule `{r}` is listed twice"),
+                );
             }
             rules.push(RuleRef {
                 text: r.clone(),
@@ -393,7 +399,10 @@ impl Checker<'_> {
             let base = [Field("tests"), Item(i)];
             let name = case.name.trim().to_string();
             if name.is_empty() {
-                self.error(&with(&base, Field("name")), "test name is empty");
+                self.error(
+                    &with(&base, Field("name")),
+                    "测试名是空的：请给这个测试起个名字，如 name: \"6月失业率超标\" / test name is empty",
+                );
             } else if let Some(first) = cases.iter().find(|c| c.name == name) {
                 let line = first.place.line;
                 self.error(
@@ -411,7 +420,7 @@ impl Checker<'_> {
                     Ok(_) => {
                         self.error(
                             &with(&base, Field("ticks")),
-                            "`ticks` must be longer than 0s",
+                            "`ticks` 的时长要大于 0，如 `12h` / `ticks` must be longer than 0s",
                         );
                         Ticks::Listed
                     }
@@ -439,8 +448,8 @@ impl Checker<'_> {
                         self.error(
                             &with(&ep, Field("at")),
                             format!(
-                                "evaluation times must go forward: `{}` is not after `{}` (line {})",
-                                e.at, prev.at_text, prev.place.line
+                                "评估时间要从早到晚排列：`{}` 不晚于第{}行的 `{}`，请调整顺序 / evaluation times must go forward: `{}` is not after `{}` (line {})",
+                                e.at, prev.place.line, prev.at_text, e.at, prev.at_text, prev.place.line
                             ),
                         );
                     }
@@ -479,7 +488,8 @@ impl Checker<'_> {
                 self.error(
                     &with(path, Step::Field("state")),
                     format!(
-                        "only a breach can be pending (`for` delays breaches); a `{}` alert is `firing` or `resolved`",
+                        "只有 breach（超标）才会有 pending（待定）状态（`for` 只推迟超标告警）：`{}` 的状态请写 `firing` 或 `resolved` / only a breach can be pending (`for` delays breaches); a `{}` alert is `firing` or `resolved`",
+                        x.kind.as_str(),
                         x.kind.as_str()
                     ),
                 );
@@ -488,14 +498,14 @@ impl Checker<'_> {
         if x.kind == Kind::Error && !subject.is_empty() {
             self.error(
                 &with(path, Step::Field("subject")),
-                "a rule error is about the rule as a whole: its subject is `{}`",
+                "规则错误针对整条规则，不针对某个对象：subject 请写 `{}` 或删去 / a rule error is about the rule as a whole: its subject is `{}`",
             );
         }
         if let Some(m) = &x.message {
             if m.is_empty() {
                 self.error(
                     &with(path, Step::Field("message")),
-                    "`message` is empty: give a part of the expected message, or leave it out",
+                    "`message` 是空的：请写预期消息中的一段文字，或删去这一项 / `message` is empty: give a part of the expected message, or leave it out",
                 );
             }
         }
@@ -517,7 +527,7 @@ impl Checker<'_> {
             if !is_valid_name(name) {
                 self.error(
                     &with(path, Step::Field(name)),
-                    format!("label name `{name}` may hold only letters, digits and `_`, and not start with a digit"),
+                    format!("标签名 `{name}` 只能用英文字母、数字和 `_`，且不能以数字开头（如 `county`） / label name `{name}` may hold only letters, digits and `_`, and not start with a digit"),
                 );
             }
         }
@@ -528,7 +538,12 @@ impl Checker<'_> {
         match parse_time(text, self.tz) {
             Ok(t) => Some(t),
             Err(e) => {
-                self.error(path, e);
+                self.error(
+                    path,
+                    format!(
+                        "时间 `{text}` 无法识别：请写成 `2021-03-16`、`2021-03-16T09:00` 或 `2021-03-16T09:00:00+08:00` / {e}"
+                    ),
+                );
                 None
             }
         }
@@ -538,7 +553,7 @@ impl Checker<'_> {
         if !is_valid_name(metric) {
             self.error(
                 path,
-                format!("metric name `{metric}` may hold only letters, digits and `_`, and not start with a digit"),
+                format!("指标名 `{metric}` 只能用英文字母、数字和 `_`，且不能以数字开头（如 `pm25`） / metric name `{metric}` may hold only letters, digits and `_`, and not start with a digit"),
             );
         }
     }
@@ -560,11 +575,20 @@ impl Checker<'_> {
             let step = match parse_duration(&s.step) {
                 Ok(ms) if ms > 0 => Some(ms),
                 Ok(_) => {
-                    self.error(&with(&sp, Field("step")), "`step` must be longer than 0s");
+                    self.error(
+                        &with(&sp, Field("step")),
+                        "`step`（间隔）要大于 0，如 `1d`、`1h` / `step` must be longer than 0s",
+                    );
                     None
                 }
                 Err(e) => {
-                    self.error(&with(&sp, Field("step")), e);
+                    self.error(
+                        &with(&sp, Field("step")),
+                        format!(
+                            "`step`（间隔）`{}` 无法识别：请写数字加单位，如 `1h`、`1d`、`7d`（s 秒、m 分、h 时、d 天、w 周） / {e}",
+                            s.step
+                        ),
+                    );
                     None
                 }
             };
@@ -601,7 +625,7 @@ impl Checker<'_> {
             if !r.value.is_finite() {
                 self.error(
                     &with(&rp, Field("value")),
-                    "`value` must be a finite number",
+                    "`value`（数值）要是有限的数，请填写实际数值 / `value` must be a finite number",
                 );
             }
             if let Some(time) = self.time(&with(&rp, Field("time")), &r.time) {

@@ -174,7 +174,9 @@ impl<'a> Runner<'a> {
                 let path = file.dir().join(&r.text);
                 if !path.is_file() {
                     errors.push(here(format!(
-                        "rule file `{}` not found (looked for `{}`)",
+                        "找不到规则文件 `{}`（找的是 `{}`）：规则文件要放在本测试文件旁边，请改正文件名 / rule file `{}` not found (looked for `{}`)",
+                        r.text,
+                        path.display(),
                         r.text,
                         path.display()
                     )));
@@ -199,7 +201,10 @@ impl<'a> Runner<'a> {
                     Some(rule) => rule.clone(),
                     None => {
                         errors.push(here(format!(
-                            "no rule with id `{}` in `{}` (or it does not load: run `rulewatch check`); name a file with `{}.rhai`",
+                            "没有编号为 `{}` 的规则（找的是规则文件夹 `{}`；若它有错没能载入，请运行 `rulewatch check`）；也可以写文件名 `{}.rhai` / no rule with id `{}` in `{}` (or it does not load: run `rulewatch check`); name a file with `{}.rhai`",
+                            r.text,
+                            self.config.rules_dir.display(),
+                            r.text,
                             r.text,
                             self.config.rules_dir.display(),
                             r.text
@@ -210,7 +215,10 @@ impl<'a> Runner<'a> {
             };
             if let Some(other) = rules.iter().find(|x| x.meta.id == rule.meta.id) {
                 errors.push(here(format!(
-                    "`{}` is rule `{}`, which `{}` already is",
+                    "`{}` 就是规则 `{}`，与 `{}` 重复了：请删去其中一个 / `{}` is rule `{}`, which `{}` already is",
+                    r.text,
+                    rule.meta.id,
+                    other.path.display(),
                     r.text,
                     rule.meta.id,
                     other.path.display()
@@ -241,7 +249,8 @@ impl<'a> Runner<'a> {
                                 x.rule_place.line,
                                 x.rule_place.col,
                                 format!(
-                                    "rule `{id}` is not under test here (this file tests: {})",
+                                    "规则 `{id}` 不在本文件测试的规则里（本文件测试：{}），请改正 rule / rule `{id}` is not under test here (this file tests: {})",
+                                    ids.join("、"),
                                     ids.join(", ")
                                 ),
                             ));
@@ -252,7 +261,7 @@ impl<'a> Runner<'a> {
                                 &file.path,
                                 x.place.line,
                                 x.place.col,
-                                format!("this file tests several rules ({}): say which with `rule: \"…\"`", ids.join(", ")),
+                                format!("本文件测试多条规则（{}）：请用 `rule: \"…\"` 写明是哪一条 / this file tests several rules ({}): say which with `rule: \"…\"`", ids.join("、"), ids.join(", ")),
                             ));
                         }
                     }

@@ -28,7 +28,7 @@ pub struct SeriesError {
 
 impl std::fmt::Display for SeriesError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (at character {})", self.message, self.offset + 1)
+        write!(f, "{}（第{}个字符）", self.message, self.offset + 1)
     }
 }
 
@@ -42,12 +42,12 @@ pub fn parse_values(text: &str) -> Result<Vec<Option<f64>>, SeriesError> {
                 let n = &token[i + 1..];
                 let count: usize = n.parse().map_err(|_| {
                     err(format!(
-                        "bad repeat count in `{token}`: `x` must be followed by a whole number, e.g. `55x3`"
+                        "`{token}` 的重复次数不对：`x` 后面要写整数，如 `55x3`（55 重复 3 次） / bad repeat count in `{token}`: `x` must be followed by a whole number, e.g. `55x3`"
                     ))
                 })?;
                 if count == 0 {
                     return Err(err(format!(
-                        "`{token}` repeats zero times: use a count of 1 or more"
+                        "`{token}` 重复 0 次：次数至少是 1 / `{token}` repeats zero times: use a count of 1 or more"
                     )));
                 }
                 (&token[..i], count)
@@ -56,7 +56,7 @@ pub fn parse_values(text: &str) -> Result<Vec<Option<f64>>, SeriesError> {
         };
         if out.len() + count > MAX_STEPS {
             return Err(err(format!(
-                "the series grows past {MAX_STEPS} steps at `{token}`: a test needs far fewer"
+                "数列写到 `{token}` 时超过了 {MAX_STEPS} 个值：测试用不了这么多，请减少 / the series grows past {MAX_STEPS} steps at `{token}`: a test needs far fewer"
             )));
         }
         if body == "_" {
@@ -66,14 +66,14 @@ pub fn parse_values(text: &str) -> Result<Vec<Option<f64>>, SeriesError> {
         let (start, delta) = split_increment(body).ok_or_else(|| err(describe_bad(token, body)))?;
         if delta != 0.0 && body.len() == token.len() {
             return Err(err(format!(
-                "`{token}` has a step but no count: write `{token}x4` for four values"
+                "`{token}` 写了递增量但没写个数：如 `{token}x4` 表示 4 个值 / `{token}` has a step but no count: write `{token}x4` for four values"
             )));
         }
         for k in 0..count {
             let v = start + delta * k as f64;
             if !v.is_finite() {
                 return Err(err(format!(
-                    "`{token}` gives a value that is not a finite number"
+                    "`{token}` 算出的值不是有限的数，请改小 / `{token}` gives a value that is not a finite number"
                 )));
             }
             out.push(Some(v));
@@ -129,10 +129,10 @@ fn split_increment(body: &str) -> Option<(f64, f64)> {
 
 fn describe_bad(token: &str, body: &str) -> String {
     if body.is_empty() {
-        format!("`{token}` has no value before `x`: write e.g. `55x3` or `_x3`")
+        format!("`{token}` 的 `x` 前面没有值：如 `55x3` 或 `_x3`（3 个空缺） / `{token}` has no value before `x`: write e.g. `55x3` or `_x3`")
     } else {
         format!(
-            "`{token}` is not a value: use a number (`48`, `4.5`), `_` for a gap, `55x3` to repeat or `10+2x4` to count up"
+            "`{token}` 不是值：请写数字（`48`、`4.5`），`_` 表示空缺，`55x3` 表示重复，`10+2x4` 表示递增 / `{token}` is not a value: use a number (`48`, `4.5`), `_` for a gap, `55x3` to repeat or `10+2x4` to count up"
         )
     }
 }

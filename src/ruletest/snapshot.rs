@@ -56,11 +56,12 @@ impl Snapshot {
             .iter()
             .filter_map(|r| r.meta.chart.clone().map(|c| (r.meta.id.clone(), c)))
             .collect();
-        let mail_charts = Arc::new(StoreCharts::new(
-            store.clone(),
-            config.timezone,
-            move |id: &str| specs.get(id).cloned(),
-        ));
+        let mail_charts = Arc::new(
+            StoreCharts::new(store.clone(), config.timezone, move |id: &str| {
+                specs.get(id).cloned()
+            })
+            .with_words(crate::status::Words::for_config(&config)),
+        );
         Ok(Snapshot {
             mail_charts,
             store,
@@ -129,7 +130,7 @@ impl Snapshot {
 
 impl StatusSource for Snapshot {
     fn words(&self) -> crate::status::Words {
-        crate::status::Words::with(&self.config.labels)
+        crate::status::Words::for_config(&self.config)
     }
     fn rules(&self) -> Vec<RuleEntry> {
         self.rules.clone()

@@ -25,6 +25,9 @@ pub const MAX_SERIES: usize = 8;
 pub struct Line {
     /// The labels that tell it apart from the other series (empty when alone).
     pub name: String,
+    /// Those labels as keys and values, for display names
+    /// ([`crate::status::Words::subject`]); empty when alone.
+    pub labels: Labels,
     pub points: Vec<(Millis, f64)>,
 }
 
@@ -272,6 +275,7 @@ pub fn chart_data(
                 } else {
                     labels.values().cloned().collect::<Vec<_>>().join(", ")
                 },
+                labels: if single { Labels::new() } else { labels },
                 points: if spec.monthly {
                     monthly_means(&points, tz)
                 } else {
@@ -306,6 +310,90 @@ pub fn chart_data(
     }
 }
 
+/// The chart `metric` of a rank chart of the air quality composite index
+/// (HJ 663): not a stored metric, but computed month by month from the six
+/// pollutants' daily readings as the composite-rank rule does (SO2, NO2,
+/// PM10, PM2.5 monthly means; CO the 95th and O3 (`o3_8h`) the 90th
+/// percentile of the daily values), with the divisors of the edition in
+/// force that month. A county lacking one of the six in a month is not ranked.
+pub const COMPOSITE_INDEX: &str = "air_composite_index";
+
+/// Per `key` value, per (year, month): a figure.
+type MonthFigures = std::collections::BTreeMap<String, std::collections::BTreeMap<(i32, u32), f64>>;
+
+/// Per `key` value and month, the composite index (see [`COMPOSITE_INDEX`]).
+fn composite_figures(
+    store: &Store,
+    filter: &Labels,
+    key: &str,
+    from: Millis,
+    to: Millis,
+    tz: Tz,
+) -> MonthFigures {
+    use std::collections::BTreeMap;
+    // (stat key of the index, stored metric, percentile or mean)
+    const PARTS: [(&str, &str, Option<f64>); 6] = [
+        ("so2", "so2", None),
+        ("no2", "no2", None),
+        ("pm10", "pm10", None),
+        ("pm25", "pm25", None),
+        ("co", "co", Some(0.95)),
+        ("o3", "o3_8h", Some(0.90)),
+    ];
+    // part -> the month's daily values
+    type Parts = BTreeMap<&'static str, Vec<f64>>;
+    // who -> month -> parts
+    let mut values: BTreeMap<String, BTreeMap<(i32, u32), Parts>> = BTreeMap::new();
+    for (part, metric, _) in PARTS {
+        let _ = store.with_series(metric, filter, from, |iter| {
+            for s in iter {
+                let Some(who) = s.key.labels.get(key) else {
+                    continue;
+                };
+                let (t, v) = s.range(from, to);
+                let months = values.entry(who.clone()).or_default();
+                for (&t, &v) in t.iter().zip(v.iter()) {
+                    let local = to_local(t, tz);
+                    months
+                        .entry((local.year(), local.month()))
+                        .or_default()
+                        .entry(part)
+                        .or_default()
+                        .push(v);
+                }
+            }
+        });
+    }
+    values
+        .into_iter()
+        .map(|(who, months)| {
+            let index = months
+                .into_iter()
+                .filter_map(|((y, m), parts)| {
+                    let mut stats = BTreeMap::new();
+                    for (part, _, p) in PARTS {
+                        let mut v = parts.get(part)?.clone();
+                        let stat = match p {
+                            None => v.iter().sum::<f64>() / v.len() as f64,
+                            Some(p) => {
+                                v.sort_by(f64::total_cmp);
+                                crate::rules::domain::percentile(&v, p)?
+                            }
+                        };
+                        stats.insert(part.to_string(), stat);
+                    }
+                    let first = chrono::NaiveDate::from_ymd_opt(y, m, 1)?;
+                    let edition = crate::rules::air_standard::Edition::on(first);
+                    crate::rules::air_standard::composite_index(&stats, edition)
+                        .ok()
+                        .map(|i| ((y, m), i))
+                })
+                .collect();
+            (who, index)
+        })
+        .collect()
+}
+
 /// (year, month) → (sum, count) of one series' readings.
 type MonthSums = std::collections::BTreeMap<(i32, u32), (f64, usize)>;
 
@@ -332,24 +420,39 @@ fn rank_chart_data(
         .unwrap_or_default();
     filter.remove(key);
     use std::collections::BTreeMap;
-    // key value -> month -> (sum, count)
-    let mut sums: BTreeMap<String, MonthSums> = BTreeMap::new();
-    let _ = store.with_series(&spec.metric, &filter, from, |iter| {
-        for s in iter {
-            let Some(who) = s.key.labels.get(key) else {
-                continue;
-            };
-            let (t, v) = s.range(from, to);
-            let months = sums.entry(who.clone()).or_default();
-            for (&t, &v) in t.iter().zip(v.iter()) {
-                let local = to_local(t, tz);
-                let e = months.entry((local.year(), local.month())).or_default();
-                e.0 += v;
-                e.1 += 1;
+    // key value -> month -> the month's figure (its mean, or its composite index)
+    let figures: MonthFigures = if spec.metric == COMPOSITE_INDEX {
+        composite_figures(store, &filter, key, from, to, tz)
+    } else {
+        // key value -> month -> (sum, count)
+        let mut sums: BTreeMap<String, MonthSums> = BTreeMap::new();
+        let _ = store.with_series(&spec.metric, &filter, from, |iter| {
+            for s in iter {
+                let Some(who) = s.key.labels.get(key) else {
+                    continue;
+                };
+                let (t, v) = s.range(from, to);
+                let months = sums.entry(who.clone()).or_default();
+                for (&t, &v) in t.iter().zip(v.iter()) {
+                    let local = to_local(t, tz);
+                    let e = months.entry((local.year(), local.month())).or_default();
+                    e.0 += v;
+                    e.1 += 1;
+                }
             }
-        }
-    });
-    let mut all_months: Vec<(i32, u32)> = sums.values().flat_map(|m| m.keys().copied()).collect();
+        });
+        sums.into_iter()
+            .map(|(who, ms)| {
+                let means = ms
+                    .into_iter()
+                    .map(|(m, (s, n))| (m, s / n as f64))
+                    .collect();
+                (who, means)
+            })
+            .collect()
+    };
+    let mut all_months: Vec<(i32, u32)> =
+        figures.values().flat_map(|m| m.keys().copied()).collect();
     all_months.sort();
     all_months.dedup();
     let mut points = Vec::new();
@@ -359,9 +462,9 @@ fn rank_chart_data(
         if end > to.saturating_add(1) {
             continue; // the month is not over: its place is not known yet
         }
-        let means: Vec<(&String, f64)> = sums
+        let means: Vec<(&String, f64)> = figures
             .iter()
-            .filter_map(|(who, ms)| ms.get(&(y, m)).map(|(s, n)| (who, s / *n as f64)))
+            .filter_map(|(who, ms)| ms.get(&(y, m)).map(|v| (who, *v)))
             .collect();
         let Some(mine) = means.iter().find(|(w, _)| **w == own).map(|p| p.1) else {
             continue;
@@ -376,6 +479,7 @@ fn rank_chart_data(
         to,
         lines: vec![Line {
             name: String::new(),
+            labels: Labels::new(),
             points,
         }],
         target: target_line(spec, from, to, tz),

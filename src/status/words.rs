@@ -46,10 +46,12 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("project_started", "开工情况"),
 ];
 
-/// Display names, built-in plus the config's `labels:`.
+/// Display names, built-in plus the config's `labels:`, and the names of
+/// recipient groups ([`crate::config::Config::group_name`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Words {
     names: BTreeMap<String, String>,
+    groups: BTreeMap<String, String>,
 }
 
 impl Default for Words {
@@ -66,7 +68,29 @@ impl Words {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         names.extend(configured.iter().map(|(k, v)| (k.clone(), v.clone())));
-        Words { names }
+        Words {
+            names,
+            groups: BTreeMap::new(),
+        }
+    }
+
+    /// These words, with the display names of the config's recipient groups.
+    pub fn for_config(config: &crate::config::Config) -> Words {
+        let mut w = Words::with(&config.labels);
+        w.groups = config
+            .recipients
+            .keys()
+            .map(|g| (g.clone(), config.group_name(g)))
+            .collect();
+        w
+    }
+
+    /// A `notify` entry as read: a group's display name, an address as it is.
+    pub fn group(&self, key: &str) -> String {
+        self.groups
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| key.to_string())
     }
 
     /// The display name of a key, if there is one.

@@ -113,6 +113,10 @@ fn figure_rows(f: &Figure, status: &RuleStatus, tz: Tz) -> String {
     }
     if let Some(g) = f.gap {
         let text = match f.source {
+            // A gap in places is a count of places, not a place (`第2名`).
+            FigureSource::Finding if f.unit == "名" => {
+                format!("{} 个名次", format_number(round(g.abs())))
+            }
             FigureSource::Finding => value(g.abs(), &f.unit),
             FigureSource::Reading if f.unit == "名" && g > 0.0 => {
                 format!("落后 {} 个名次", format_number(round(g)))
@@ -309,6 +313,7 @@ pub fn rule(source: &dyn StatusSource, id: &str) -> Option<String> {
         .unwrap_or_default();
     let s = status::rule_status(source, entry, alerts, &history, source.now());
     let meta = &s.entry.rule.meta;
+    let words = source.words();
     let mut out = head(&format!("{} · rulewatch", meta.title));
     let _ = write!(
         out,
@@ -472,7 +477,8 @@ pub fn rule(source: &dyn StatusSource, id: &str) -> Option<String> {
     row("责任单位", s.owner());
     row("严重程度", meta.severity.label_zh());
     row("评估时间", &meta.schedule.in_words());
-    row("通知", &meta.notify.join("、"));
+    let notified: Vec<String> = meta.notify.iter().map(|g| words.group(g)).collect();
+    row("通知", &notified.join("、"));
     row(
         "持续多久才告警",
         &crate::time::schedule::duration_in_words(meta.for_),

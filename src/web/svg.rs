@@ -40,8 +40,10 @@ pub const LARGE: Size = Size {
 /// The chart as an `<svg>` element. `alt` is its accessible description.
 pub fn render(data: &ChartData, size: Size, tz: Tz, alt: &str) -> String {
     let (w, h) = (size.width as f64, size.height as f64);
+    // The large chart's legend has a band of its own above the plot: it
+    // never covers data (a 1st place or a peak at the top edge).
     let (left, right, top, bottom) = if size.full {
-        (58.0, 12.0, 12.0, 28.0)
+        (58.0, 12.0, 30.0, 28.0)
     } else {
         (34.0, 4.0, 6.0, 14.0)
     };
@@ -172,11 +174,11 @@ pub fn render(data: &ChartData, size: Size, tz: Tz, alt: &str) -> String {
             let _ = write!(
                 legend,
                 "<line x1=\"{lx}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"{color}\" stroke-width=\"2\"{2}/><text x=\"{3}\" y=\"{4}\">{5}</text>",
-                top + 10.0,
+                top - 14.0,
                 lx + 16.0,
                 if dashed { " stroke-dasharray=\"5 3\"" } else { "" },
                 lx + 20.0,
-                top + 14.0,
+                top - 10.0,
                 escape(text)
             );
             lx += 28.0 + text.chars().count() as f64 * (font as f64 + 1.0);
@@ -256,6 +258,7 @@ mod tests {
             to: d(60),
             lines: vec![Line {
                 name: String::new(),
+                labels: Default::default(),
                 points: vec![(d(15), 2.0), (d(45), 9.0)],
             }],
             target: vec![(d(0), 5.0), (d(60), 5.0)],
@@ -273,5 +276,44 @@ mod tests {
         let ys = circle_ys(&svg);
         assert!(ys[0] < ys[1], "2nd is above 9th: {ys:?}");
         assert!(svg.contains("第1名") && svg.contains("第16名"), "{svg}");
+    }
+
+    /// The legend sits above the plot: a 1st place (drawn at the top edge)
+    /// is never under it.
+    #[test]
+    fn the_legend_never_covers_data() {
+        let d = |n: i64| 1_609_430_400_000 + n * DAY;
+        let data = ChartData {
+            from: d(0),
+            to: d(60),
+            lines: vec![Line {
+                name: String::new(),
+                labels: Default::default(),
+                points: vec![(d(1), 1.0), (d(45), 9.0)],
+            }],
+            target: vec![(d(0), 5.0), (d(60), 5.0)],
+            breach: Some(crate::rules::loader::Breach::Above),
+            slack: 0.0,
+            full_from: None,
+            judged_from: None,
+            unit: "名".into(),
+            label: "名次".into(),
+            firing: vec![],
+            omitted: 0,
+            rank_of: Some(16),
+        };
+        let svg = render(&data, LARGE, chrono_tz::Asia::Shanghai, "t");
+        let top_point = circle_ys(&svg)[0];
+        let legend_text_y: f64 = svg
+            .split("<text x=\"")
+            .find(|t| t.contains(">名次</text>"))
+            .and_then(|t| t.split("y=\"").nth(1))
+            .and_then(|t| t.split('"').next())
+            .and_then(|y| y.parse().ok())
+            .expect("the legend");
+        assert!(
+            legend_text_y + 4.0 < top_point - 3.0,
+            "legend baseline {legend_text_y} above the 1st place at {top_point}"
+        );
     }
 }

@@ -32,6 +32,7 @@ impl Site {
     store: "data/rulewatch.db",
     mail: (from: "rulewatch <alerts@example.cn>", transport: File(dir: "outbox")),
     recipients: {{ "env": ["huanbao@example.cn"], "hr": ["renshe@example.cn"] }},
+    group_names: {{ "env": "生态环境局", "hr": "人社局" }},
     {limits}
 )"#
             ),

@@ -84,6 +84,31 @@ fn check_passes_the_shipped_config_and_rules() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(
+        !text(&o.stdout).contains("没有显示名"),
+        "{}",
+        text(&o.stdout)
+    );
+}
+
+#[test]
+fn check_warns_of_a_recipient_group_without_a_display_name() {
+    let site = Site::new(None);
+    site.write(
+        "rules/high.rhai",
+        "const RULE = #{ id: \"high\", title: \"高\", severity: \"warning\", notify: [\"ops\"] };\n",
+    );
+    let o = site.run(&["check"]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "a warning only: {out}");
+    assert!(
+        out.contains("rulewatch.ron:6:19: warning: 收件组 `ops` 没有显示名：页面、汇总和邮件里只能显示为“ops（ops@example.cn）” / recipient group `ops` has no display name"),
+        "{out}"
+    );
+    assert!(
+        out.contains("提示：在 group_names 里加上 \"ops\": \"人社局\""),
+        "{out}"
+    );
 }
 
 #[test]
@@ -168,12 +193,12 @@ fn each_bad_readings_file_is_rejected_with_its_place_and_nothing_stored() {
     let cases = [
         ("malformed.ndjson", "malformed.ndjson:2:"),
         ("not-a-number.csv", "not-a-number.csv:3:"),
-        ("non-finite.json", "non-finite.json:1:50: error: item 2: "),
+        ("non-finite.json", "non-finite.json:1:50: error: 第2项："),
         ("missing-time.ndjson", "missing-time.ndjson:2:"),
         ("bad-time.csv", "2021-02-30"),
         ("bad-metric.ndjson", "pm-25"),
         ("non-utf8.csv", "non-utf8.csv:2:"),
-        ("empty.csv", "no readings"),
+        ("empty.csv", "没有读数"),
     ];
     for (file, expect) in cases {
         let site = Site::new(None);
@@ -186,7 +211,9 @@ fn each_bad_readings_file_is_rejected_with_its_place_and_nothing_stored() {
             "{file}: expected `{expect}` in:\n{err}"
         );
         assert!(
-            err.contains("nothing from this file stored"),
+            err.contains(
+                "未导入：发现 1 条有错的读数，此文件的数据均未存入，请改正后重新导入整个文件 / rejected: 1 bad reading(s), nothing from this file stored"
+            ),
             "{file}: {err}"
         );
         assert_eq!(site.stored(), 0, "{file}: nothing stored");
@@ -265,7 +292,7 @@ fn ingest_rejects_two_values_for_one_reading_naming_both_lines() {
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("twice.csv:5: error: item 4: 与第2行（第1项）重复")
+        err.contains("twice.csv:5: error: 第4项：与第2行（第1项）重复")
             && err.contains("(48 and 49)"),
         "{err}"
     );

@@ -89,7 +89,10 @@ fn passing_tests_print_ok_and_the_summary() {
         )),
         "{text}"
     );
-    assert!(text.ends_with("\n7 passed, 0 failed\n"), "{text}");
+    assert!(
+        text.ends_with("\n通过 7 个，未通过 0 个 / 7 passed, 0 failed\n"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -128,33 +131,38 @@ fn a_failing_test_prints_a_diff_naming_the_line_and_exits_1() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(out.status.code(), Some(1), "{text}");
     let f = file.display().to_string();
-    assert!(text.starts_with(&format!("test {f}::passes ... ok\ntest {f}::fails ... FAILED\n\nfailures:\n\n---- {f}::fails ----\n")), "{text}");
+    assert!(text.starts_with(&format!("test {f}::passes ... ok\ntest {f}::fails ... FAILED\n\n未通过的测试 / failures:\n\n---- {f}::fails ----\n")), "{text}");
     assert!(
         text.contains(&format!(
-            "{f}:9: at 2021-03-01T09:00 (2021-03-01T09:00:00+08:00):\n"
+            "{f}:9: 评估时间 at 2021-03-01T09:00 (2021-03-01T09:00:00+08:00):\n"
         )),
         "{text}"
     );
-    assert!(text.contains("  ~ line 10: unemployment-rate {county=南宫} breach, firing, message containing \"超过 4.6%\"\n"), "{text}");
+    assert!(text.contains("  ~ 第10行 line 10: unemployment-rate {county=南宫} breach, firing, message containing \"超过 4.6%\"\n"), "{text}");
     assert!(
-        text.contains("        state:   expected firing, got pending\n"),
+        text.contains(
+            "        状态 state：预期 firing，实际 pending / expected firing, got pending\n"
+        ),
         "{text}"
     );
-    assert!(text.contains("        message: expected to contain \"超过 4.6%\", got \"城镇登记失业率 4.6% 超过 4.5%\"\n"), "{text}");
+    assert!(text.contains("        消息 message：预期含有 \"超过 4.6%\"，实际是 \"城镇登记失业率 4.6% 超过 4.5%\" / expected to contain \"超过 4.6%\"\n"), "{text}");
     assert!(
         text.contains(&format!(
-            "{f}:12: at 2021-03-02T09:00 (2021-03-02T09:00:00+08:00):\n"
+            "{f}:12: 评估时间 at 2021-03-02T09:00 (2021-03-02T09:00:00+08:00):\n"
         )),
         "{text}"
     );
     assert!(
         text.contains(
-            "  - line 13: expected unemployment-rate {county=威县} breach, any active state\n"
+            "  - 第13行 line 13: 预期 expected unemployment-rate {county=威县} breach, any active state\n"
         ),
         "{text}"
     );
-    assert!(text.contains("  + unexpected: unemployment-rate {county=南宫} breach, firing, message \"城镇登记失业率 4.6% 超过 4.5%\", value 4.6, mail firing\n"), "{text}");
-    assert!(text.ends_with("\n1 passed, 1 failed\n"), "{text}");
+    assert!(text.contains("  + 预期之外 unexpected: unemployment-rate {county=南宫} breach, firing, message \"城镇登记失业率 4.6% 超过 4.5%\", value 4.6, mail firing\n"), "{text}");
+    assert!(
+        text.ends_with("\n通过 1 个，未通过 1 个 / 1 passed, 1 failed\n"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -185,7 +193,7 @@ fn every_malformed_test_file_is_reported_at_its_position() {
         let found = text
             .lines()
             .any(|l| l.starts_with(&prefix) && l[prefix.len()..].contains(want));
-        if out.status.code() != Some(1) || !found || !text.ends_with("0 passed, 1 failed\n") {
+        if out.status.code() != Some(1) || !found || !text.ends_with("/ 0 passed, 1 failed\n") {
             wrong.push(format!(
                 "{}\n  want: {want}\n  got:  {text}",
                 file.display()
@@ -202,7 +210,7 @@ fn missing_paths_fail() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stdout(&out),
-        "nope.test.ron: error: no such test file or folder\n0 passed, 1 failed\n"
+        "nope.test.ron: error: 没有这个测试文件或文件夹，请检查路径 / no such test file or folder\n通过 0 个，未通过 1 个 / 0 passed, 1 failed\n"
     );
 }
 
@@ -255,7 +263,7 @@ fn changing_a_shipped_threshold_fails_with_a_diff() {
         )),
         "{text}"
     );
-    assert!(text.contains(&format!("---- {f}::the limit 4.5 itself passes ----\n{f}:24: at 2021-04-16T09:00 (2021-04-16T09:00:00+08:00):\n  + unexpected: unemployment-rate {{}} breach, firing, message \"2021年3月城镇登记失业率 4.5% 超过目标 4.0%")), "{text}");
+    assert!(text.contains(&format!("---- {f}::the limit 4.5 itself passes ----\n{f}:24: 评估时间 at 2021-04-16T09:00 (2021-04-16T09:00:00+08:00):\n  + 预期之外 unexpected: unemployment-rate {{}} breach, firing, message \"2021年3月城镇登记失业率 4.5% 超过目标 4.0%")), "{text}");
     let summary = text.lines().last().unwrap();
     assert!(
         summary.ends_with(" failed") && !summary.ends_with(" 0 failed"),

@@ -207,3 +207,123 @@ fn a_rank_rule_charts_its_monthly_place_with_the_tier_line() {
         std::fs::write(dir.join("rank-mail.html"), html.as_ref()).unwrap();
     }
 }
+
+/// A chart of several series: the HTML under the PNG names each line in its
+/// colour by display names (`县（市、区）：南宫`), never `county=南宫`.
+#[test]
+fn a_chart_of_several_series_names_each_line_in_words() {
+    let ws = Workspace::new(&[(
+        "two-series-chart.rhai",
+        include_str!("../fixtures/web/two-series-chart.rhai"),
+    )]);
+    let snapshot = ws.replay("2021-03-01", "2021-03-02T12:00");
+    let charts = snapshot.mail_charts.clone();
+    drop(snapshot);
+    let mails = sent_mails(&ws, t("2021-03-02T12:00"), charts);
+    let msg = mails
+        .iter()
+        .map(|(_, raw)| MessageParser::default().parse(raw).unwrap())
+        .find(|m| {
+            m.header_raw("X-Rulewatch-Rule")
+                .is_some_and(|r| r.contains("two-series-chart"))
+        })
+        .expect("the mail of the several-series rule");
+    let html = msg.body_html(0).unwrap();
+    assert!(html.contains("src=\"cid:"), "{html}");
+    // Eight lines (the most a chart draws), eight colours, one label name.
+    assert!(
+        html.contains("各线（县（市、区））：<span style=\"color: #1565c0;\">■</span>&nbsp;临城　"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<span style=\"color: #ad1457;\">■</span>&nbsp;南宫　"),
+        "{html}"
+    );
+    assert!(!html.contains("county="), "{html}");
+    assert!(!html.contains("<!--series:"), "no mark left: {html}");
+    // For a look in a browser: the HTML with its image beside it.
+    if let Ok(dir) = std::env::var("RULEWATCH_MAIL_HTML_OUT") {
+        let dir = std::path::Path::new(&dir);
+        let png = msg
+            .parts
+            .iter()
+            .find(|p| p.content_type().is_some_and(|c| c.ctype() == "image"))
+            .expect("the chart");
+        std::fs::write(dir.join("several-series.png"), png.contents()).unwrap();
+        let cid = html
+            .split("src=\"cid:")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let local = html.replace(&format!("cid:{cid}"), "several-series.png");
+        std::fs::write(dir.join("several-series.html"), local).unwrap();
+    }
+}
+
+/// The composite-index rank rule charts its monthly place as the PM2.5 one
+/// does: the index computed month by month from the six pollutants
+/// (`air_composite_index`), the places those of fixtures/README.md.
+#[test]
+fn the_composite_index_rank_rule_charts_its_monthly_place() {
+    let ws = Workspace::new(&[]);
+    let at = t("2022-01-05T09:00");
+    let snapshot = ws.replay("2022-01-05", "2022-01-05T12:00");
+    let entry = snapshot
+        .rules
+        .iter()
+        .find(|e| e.rule.meta.id == "air-composite-rank")
+        .expect("the composite rank rule");
+    let spec = entry.rule.meta.chart.clone().expect("a chart");
+    let subject: rulewatch::readings::Labels = [("county".to_string(), "南宫".to_string())].into();
+    let data = rulewatch::status::series::chart_data(
+        &snapshot.store,
+        &spec,
+        Some(&subject),
+        at,
+        chrono_tz::Asia::Shanghai,
+    );
+    assert_eq!(data.rank_of, Some(16));
+    let places: Vec<f64> = data.lines[0].points.iter().map(|p| p.1).collect();
+    // fixtures/README.md: 2021-01 8th, 03 4th, 07 1st, 09 3rd, 12 7th, else 2nd.
+    assert_eq!(
+        places,
+        [8.0, 2.0, 4.0, 2.0, 2.0, 2.0, 1.0, 2.0, 3.0, 2.0, 2.0, 7.0]
+    );
+    assert_eq!(data.target.first().map(|p| p.1), Some(5.0), "the tier line");
+
+    // Its mail carries the drawn chart.
+    let charts = snapshot.mail_charts.clone();
+    drop(snapshot);
+    let mails = sent_mails(&ws, t("2022-01-05T12:00"), charts);
+    let msg = mails
+        .iter()
+        .map(|(_, raw)| MessageParser::default().parse(raw).unwrap())
+        .find(|m| {
+            m.header_raw("X-Rulewatch-Rule")
+                .is_some_and(|r| r.contains("air-composite-rank"))
+        })
+        .expect("the composite rank mail");
+    let html = msg.body_html(0).unwrap();
+    assert!(html.contains("src=\"cid:"), "{html}");
+    assert!(html.contains("每月名次（共16个），第1名在上"), "{html}");
+    if let Ok(dir) = std::env::var("RULEWATCH_MAIL_HTML_OUT") {
+        let dir = std::path::Path::new(&dir);
+        let png = msg
+            .parts
+            .iter()
+            .find(|p| p.content_type().is_some_and(|c| c.ctype() == "image"))
+            .expect("the chart");
+        std::fs::write(dir.join("composite-rank.png"), png.contents()).unwrap();
+        let cid = html
+            .split("src=\"cid:")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let local = html.replace(&format!("cid:{cid}"), "composite-rank.png");
+        std::fs::write(dir.join("composite-rank.html"), local).unwrap();
+    }
+}

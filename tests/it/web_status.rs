@@ -108,6 +108,11 @@ fn rule_page_has_source_metadata_history_and_chart() {
     assert!(html.contains("<dt>提醒间隔</dt><dd>每"), "{html}");
     assert!(!html.contains("0 0 9 16 * *</dd>"));
     assert!(html.contains("<dt>责任单位</dt><dd>人社局</dd>"));
+    // Recipient groups by their display names (`group_names`), never `hr`.
+    assert!(
+        html.contains("<dt>通知</dt><dd>人社局、市目标考核办</dd>"),
+        "{html}"
+    );
     // History: fired 2021-04-16, resolved 2021-06-16, mails queued.
     assert!(
         html.contains("2021-04-16 09:00</td><td>正常 → 告警"),
@@ -206,5 +211,36 @@ fn a_rank_rule_page_shows_the_place_and_the_tier() {
     assert!(
         html.contains("第1名") && html.contains("第16名"),
         "1st on top, of 16"
+    );
+}
+
+/// The composite-index rank rule: its page charts the place, and the gap
+/// is a count of places (`3 个名次`), not a place.
+#[test]
+fn the_composite_rank_page_charts_the_place_and_counts_the_gap_in_places() {
+    // 2021-02-05: January's composite index, 南宫 8th of 16, tier 5.
+    let (_ws, s) = snapshot("2021-02-05T12:00");
+    let html = page::rule(&s, "air-composite-rank").unwrap();
+    assert!(html.contains("第8名"), "{html}");
+    assert!(html.contains("<dt>差距</dt><dd>3 个名次</dd>"), "{html}");
+    assert!(
+        html.contains("<svg") && html.contains("第1名") && html.contains("第16名"),
+        "the rank chart: {html}"
+    );
+}
+
+/// A recipient group without a display name is shown with its addresses,
+/// not as a bare key.
+#[test]
+fn a_group_without_a_display_name_is_shown_with_its_addresses() {
+    let ws = Workspace::new(&[]);
+    let config = std::fs::read_to_string(&ws.config_path).unwrap();
+    assert!(config.contains("\"hr\": \"人社局\", "));
+    std::fs::write(&ws.config_path, config.replace("\"hr\": \"人社局\", ", "")).unwrap();
+    let s = ws.replay("2021-01-01", "2021-01-02");
+    let html = page::rule(&s, "unemployment-rate").unwrap();
+    assert!(
+        html.contains("<dt>通知</dt><dd>hr（renshe@example.cn）、市目标考核办</dd>"),
+        "{html}"
     );
 }

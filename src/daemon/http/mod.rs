@@ -88,14 +88,20 @@ pub fn refusal(status: StatusCode, message: impl Into<String>) -> Response {
 async fn not_found(uri: axum::http::Uri) -> Response {
     error(
         StatusCode::NOT_FOUND,
-        format!("no such endpoint `{}`", uri.path()),
+        format!(
+            "没有这个地址 `{p}`，请对照 docs/operations.md 检查 / no such endpoint `{p}`",
+            p = uri.path()
+        ),
     )
 }
 
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
     error(
         StatusCode::METHOD_NOT_ALLOWED,
-        format!("`{method}` is not allowed on `{}`", uri.path()),
+        format!(
+            "地址 `{p}` 不接受 `{method}` 请求 / `{method}` is not allowed on `{p}`",
+            p = uri.path()
+        ),
     )
 }
 

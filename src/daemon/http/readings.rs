@@ -56,7 +56,7 @@ pub async fn post(
         let shown: String = content_type.unwrap_or("none").chars().take(80).collect();
         return refusal(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("unsupported content type `{shown}`: send `application/json`, `application/x-ndjson` or `text/csv`"),
+            format!("不支持的内容类型 `{shown}`：请在 Content-Type 里写 `application/json`、`application/x-ndjson` 或 `text/csv` / unsupported content type `{shown}`: send `application/json`, `application/x-ndjson` or `text/csv`"),
         );
     };
     let limit = d.config.max_body_bytes;
@@ -71,7 +71,10 @@ pub async fn post(
     // unknown length books the whole limit).
     let booked = declared.unwrap_or(limit).clamp(1, ingest::BUDGET_BYTES) as u32;
     let Ok(_room) = d.ingest.budget.clone().acquire_many_owned(booked).await else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "服务正在停止，本批未存入，请稍后重新发送 / shutting down",
+        );
     };
     let bytes = match read_limited(body, limit, declared.unwrap_or(0)).await {
         Ok(b) => b,
@@ -79,7 +82,9 @@ pub async fn post(
         Err(ReadError::Body(e)) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                format!("could not read the request body: {e}"),
+                format!(
+                    "读不到请求内容，本批未存入，请重新发送 / could not read the request body: {e}"
+                ),
             );
         }
     };
@@ -122,7 +127,10 @@ pub async fn post(
             d.metrics.rejected();
             tracing::info!(bad = e.total, first = %e.errors.first().map(ToString::to_string).unwrap_or_default(), "batch rejected");
             let body = json!({
-                "error": format!("batch rejected: {} bad reading(s), nothing stored", e.total),
+                "error": format!(
+                    "未存入：发现 {n} 条有错的读数，本批数据均未存入，请按 errors 改正后重新发送整批 / batch rejected: {n} bad reading(s), nothing stored",
+                    n = e.total
+                ),
                 "total": e.total,
                 "errors": e.errors,
             });
@@ -150,14 +158,17 @@ pub async fn post(
             tracing::error!(error = %e.message, "storing a batch failed");
             error(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("storing the batch failed, nothing stored: {}", e.message),
+                format!(
+                    "存储出错，本批未存入，请稍后重试或联系管理员 / storing the batch failed, nothing stored: {}",
+                    e.message
+                ),
             )
         }
         Err(Failure::Crashed(e)) => {
             tracing::error!(error = %e, "ingest task crashed");
             error(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error while storing the batch; nothing stored",
+                "内部错误，本批未存入，请联系管理员 / internal error while storing the batch; nothing stored",
             )
         }
     }
@@ -191,7 +202,7 @@ fn forbidden(principal: &Principal, refused: &[String]) -> Response {
 fn too_large(limit: usize) -> Response {
     refusal(
         StatusCode::PAYLOAD_TOO_LARGE,
-        format!("request body over the limit of {limit} bytes: split the batch, or load large files with `rulewatch ingest`"),
+        format!("请求内容超过 {limit} 字节的上限，本批未存入：请分成几批发送，大文件请用 `rulewatch ingest` 导入 / request body over the limit of {limit} bytes: split the batch, or load large files with `rulewatch ingest`"),
     )
 }
 

@@ -97,7 +97,10 @@ pub async fn one(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Respon
     let rules = d.rules.read();
     match rules.rules.get(&id) {
         Some(e) => Json(entry_json(&d, &id, e, now)).into_response(),
-        None => error(StatusCode::NOT_FOUND, format!("no rule with id `{id}`")),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("没有编号为 `{id}` 的规则 / no rule with id `{id}`"),
+        ),
     }
 }
 
@@ -126,14 +129,17 @@ pub async fn evaluate(
                     .broken
                     .values()
                     .any(|b| b.path.file_stem().is_some_and(|s| s == id.as_str()));
-                let hint = if broken {
-                    " (a file of that name does not load: see /api/v1/rules)"
+                let (hint_zh, hint) = if broken {
+                    (
+                        "：同名的规则文件有错、没有载入，详见 /api/v1/rules",
+                        " (a file of that name does not load: see /api/v1/rules)",
+                    )
                 } else {
-                    ""
+                    ("", "")
                 };
                 return error(
                     StatusCode::NOT_FOUND,
-                    format!("no rule with id `{id}`{hint}"),
+                    format!("没有编号为 `{id}` 的规则{hint_zh} / no rule with id `{id}`{hint}"),
                 );
             }
             Some(id) => vec![id.clone()],
@@ -147,13 +153,13 @@ pub async fn evaluate(
         Err(NotRun::ShuttingDown) => {
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "shutting down: evaluation not started",
+                "服务正在停止，未评估 / shutting down: evaluation not started",
             );
         }
         Err(e) => {
             return error(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("evaluation did not run: {e}"),
+                format!("评估未能运行 / evaluation did not run: {e}"),
             )
         }
     };

@@ -8,8 +8,8 @@ use chrono_tz::Tz;
 use crate::readings::model::{BatchPoint, ItemError, ParseError};
 
 use super::errors::{
-    check_time, join, missing, name_problem, name_problems, non_finite, one_error, quote, trim, At,
-    Locator, Problem,
+    check_time, field_zh, join, missing, name_problem, name_problems, non_finite, one_error, quote,
+    trim, At, Locator, Problem,
 };
 use super::{
     count_newlines, memchr_newline, run_parallel, split_records, threads_for, Chunk, Sink,
@@ -173,7 +173,11 @@ fn csv_header(text: &str, from: usize, to: usize) -> Result<Columns, ParseError>
         .0
         .read_record(&mut record)
     {
-        return Err(one_error(line, 0, format!("malformed CSV header: {e}")));
+        return Err(one_error(
+            line,
+            0,
+            format!("CSV 表头格式有误，请检查引号是否成对 / malformed CSV header: {e}"),
+        ));
     }
     let mut errors = Vec::new();
     let mut fail = |k: usize, message: String| {
@@ -195,13 +199,29 @@ fn csv_header(text: &str, from: usize, to: usize) -> Result<Columns, ParseError>
             "value" => &mut value,
             _ => {
                 if name.is_empty() {
-                    fail(k, format!("column {} has no name", k + 1));
-                } else if labels.iter().any(|(_, n)| n == name) {
-                    fail(k, format!("column {} appears twice", quote(name)));
-                } else if let Some(m) = name_problem("column", name) {
                     fail(
                         k,
-                        format!("{m} (columns other than `metric`, `time` and `value` are labels)"),
+                        format!(
+                            "表头第 {} 列没有列名，请填写列名或删去这一列 / column {} has no name",
+                            k + 1,
+                            k + 1
+                        ),
+                    );
+                } else if labels.iter().any(|(_, n)| n == name) {
+                    fail(
+                        k,
+                        format!(
+                            "列名 {} 出现了两次，请删去或改名其中一列 / column {} appears twice",
+                            quote(name),
+                            quote(name)
+                        ),
+                    );
+                } else if let Some((zh, en)) = name_problem("column", name) {
+                    fail(
+                        k,
+                        format!(
+                            "{zh}；`metric`、`time`、`value` 以外的列都是标签，列名就是标签名 / {en} (columns other than `metric`, `time` and `value` are labels)"
+                        ),
                     );
                 } else {
                     labels.push((k, name.to_owned()));
@@ -210,24 +230,36 @@ fn csv_header(text: &str, from: usize, to: usize) -> Result<Columns, ParseError>
             }
         };
         if slot.replace(k).is_some() {
-            fail(k, format!("column `{name}` appears twice"));
+            fail(
+                k,
+                format!("列名 `{name}` 出现了两次，请删去其中一列 / column `{name}` appears twice"),
+            );
         }
     }
     for (name, slot) in [("metric", metric), ("time", time), ("value", value)] {
         if slot.is_none() {
-            let hint = match record.iter().find(|n| n.trim().eq_ignore_ascii_case(name)) {
-                Some(found) => format!(
-                    " (column names are case-sensitive: found {})",
-                    quote(found.trim())
+            let (hint_zh, hint) = match record.iter().find(|n| n.trim().eq_ignore_ascii_case(name))
+            {
+                Some(found) => (
+                    format!(
+                        "；列名区分大小写，表头里写的是 {}，请改为小写 `{name}`",
+                        quote(found.trim())
+                    ),
+                    format!(
+                        " (column names are case-sensitive: found {})",
+                        quote(found.trim())
+                    ),
                 ),
-                None => String::new(),
+                None => (String::new(), String::new()),
             };
             errors.push(ItemError {
                 line,
                 col: 0,
                 item: None,
                 message: format!(
-                    "missing column `{name}`: the header row must name `metric`, `time` and `value` (and any labels), e.g. `metric,time,value,county`{hint}"
+                    "表头缺少 `{name}` 列（{}）：第一行须写明 `metric`、`time`、`value` 三列（其余列是标签），如 `metric,time,value,county`{hint_zh} / \
+                     missing column `{name}`: the header row must name `metric`, `time` and `value` (and any labels), e.g. `metric,time,value,county`{hint}",
+                    field_zh(name)
                 ),
             });
         }
@@ -276,7 +308,9 @@ fn csv_chunk(text: &str, columns: &Columns, tz: Tz) -> Chunk {
                     (
                         at(),
                         format!(
-                            "row has {} fields but the header has {}",
+                            "这一行有 {} 格，表头有 {} 列，请补齐或删去多余的格（含逗号的内容要用双引号括起） / row has {} fields but the header has {}",
+                            record.len(),
+                            columns.width,
                             record.len(),
                             columns.width
                         ),
@@ -300,7 +334,7 @@ fn csv_chunk(text: &str, columns: &Columns, tz: Tz) -> Chunk {
                     line,
                     col,
                     item: None,
-                    message: format!("malformed CSV: {e}"),
+                    message: format!("CSV 格式有误 / malformed CSV: {e}"),
                 });
                 break;
             }
@@ -351,7 +385,13 @@ fn csv_row(
         Err(_) => {
             problems.push(Problem::new(
                 At::Field("value"),
-                format!("value {} is not a number", quote(value_text)),
+                (
+                    format!(
+                        "数值 {} 不是数，请填写数字（如 `48`、`4.5`）",
+                        quote(value_text)
+                    ),
+                    format!("value {} is not a number", quote(value_text)),
+                ),
             ));
             None
         }

@@ -1,5 +1,6 @@
 //! Problems of one reading and how they are worded: where (line:col,
-//! item, field) and what, user input quoted and shortened.
+//! item, field) and what, user input quoted and shortened. Chinese first
+//! for the official who sent the file, then ` / ` and English.
 
 use crate::readings::model::{
     is_valid_name, ItemError, ParseError, MAX_LABELS, MAX_LABEL_VALUE_BYTES, MAX_NAME_BYTES,
@@ -21,24 +22,33 @@ pub(super) enum At {
     Label(String),
 }
 
+/// A message in two languages: (Chinese, English).
+pub(super) type Words = (String, String);
+
+/// The one-line form of [`Words`]: `中文 / English`.
+pub(super) fn both((zh, en): Words) -> String {
+    format!("{zh} / {en}")
+}
+
 #[derive(Debug)]
 pub(super) struct Problem {
     pub(super) at: At,
-    pub(super) message: String,
+    pub(super) zh: String,
+    pub(super) en: String,
 }
 
 impl Problem {
-    pub(super) fn new(at: At, message: impl Into<String>) -> Self {
-        Problem {
-            at,
-            message: message.into(),
-        }
+    pub(super) fn new(at: At, (zh, en): Words) -> Self {
+        Problem { at, zh, en }
     }
 }
 
+/// All problems of one item in one line: the Chinese of each, then the
+/// English of each (`缺少 …；数值 … / missing …; value …`).
 pub(super) fn join(problems: &[Problem]) -> String {
-    let parts: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
-    parts.join("; ")
+    let zh: Vec<&str> = problems.iter().map(|p| p.zh.as_str()).collect();
+    let en: Vec<&str> = problems.iter().map(|p| p.en.as_str()).collect();
+    format!("{} / {}", zh.join("；"), en.join("; "))
 }
 
 /// User input in backticks, shortened if long, control characters escaped
@@ -89,27 +99,55 @@ pub(super) fn one_error(line: usize, col: usize, message: String) -> ParseError 
     }
 }
 
-/// Why `name` is not a valid metric / label name, if it is not.
-pub(super) fn name_problem(kind: &str, name: &str) -> Option<String> {
+/// What a name is called, in both languages: `metric` → 指标名.
+fn name_kind(kind: &str) -> (&'static str, String) {
+    let zh = match kind {
+        "metric" => "指标名",
+        "label" => "标签名",
+        "column" => "列名",
+        _ => "名称",
+    };
+    (zh, kind.to_owned())
+}
+
+/// Why `name` is not a valid metric / label / column name, if it is not.
+pub(super) fn name_problem(kind: &str, name: &str) -> Option<Words> {
+    let (zh, en) = name_kind(kind);
     if name.len() > MAX_NAME_BYTES {
-        Some(format!(
-            "{kind} name {} is too long: {} bytes, at most {MAX_NAME_BYTES}",
-            quote(name),
-            name.len()
+        Some((
+            format!(
+                "{zh} {} 太长：{} 字节，最多 {MAX_NAME_BYTES} 字节，请改短",
+                quote(name),
+                name.len()
+            ),
+            format!(
+                "{en} name {} is too long: {} bytes, at most {MAX_NAME_BYTES}",
+                quote(name),
+                name.len()
+            ),
         ))
     } else if is_valid_name(name) {
         None
     } else if name.is_empty() {
-        Some(format!("{kind} name is empty"))
+        Some((format!("{zh}是空的，请填写"), format!("{en} name is empty")))
     } else if name.starts_with(|c: char| c.is_ascii_digit()) {
-        Some(format!(
-            "{kind} name {} is invalid: it must not start with a digit",
-            quote(name)
+        Some((
+            format!("{zh} {} 不能以数字开头，请在前面加字母", quote(name)),
+            format!(
+                "{en} name {} is invalid: it must not start with a digit",
+                quote(name)
+            ),
         ))
     } else {
-        Some(format!(
-            "{kind} name {} is invalid: use letters, digits and `_`",
-            quote(name)
+        Some((
+            format!(
+                "{zh} {} 不合要求：只能用英文字母、数字和 `_`（如 `pm25`、`county`）",
+                quote(name)
+            ),
+            format!(
+                "{en} name {} is invalid: use letters, digits and `_`",
+                quote(name)
+            ),
         ))
     }
 }
@@ -141,10 +179,17 @@ pub(super) fn label_value_problems<'a>(
         if value.len() > MAX_LABEL_VALUE_BYTES {
             problems.push(Problem::new(
                 At::Label(name.to_owned()),
-                format!(
-                    "label `{name}` value {} is too long: {} bytes, at most {MAX_LABEL_VALUE_BYTES}",
-                    quote(value),
-                    value.len()
+                (
+                    format!(
+                        "标签 `{name}` 的值 {} 太长：{} 字节，最多 {MAX_LABEL_VALUE_BYTES} 字节，请改短",
+                        quote(value),
+                        value.len()
+                    ),
+                    format!(
+                        "label `{name}` value {} is too long: {} bytes, at most {MAX_LABEL_VALUE_BYTES}",
+                        quote(value),
+                        value.len()
+                    ),
                 ),
             ));
         }
@@ -152,57 +197,96 @@ pub(super) fn label_value_problems<'a>(
     if count > MAX_LABELS {
         problems.push(Problem::new(
             At::Field("labels"),
-            format!("{count} labels: at most {MAX_LABELS} per reading"),
+            (
+                format!("有 {count} 个标签：每条读数最多 {MAX_LABELS} 个，请删去多余的"),
+                format!("{count} labels: at most {MAX_LABELS} per reading"),
+            ),
         ));
     }
     problems
 }
 
+/// The accepted time forms, for messages.
+const TIME_FORMS: &str = "`2021-03-01`、`2021-03-01 09:00` 或 `2021-03-01T09:00:00+08:00`";
+
 /// "bad time `x`: why", without repeating `x`.
-pub(super) fn bad_time(text: &str, err: &str) -> String {
+pub(super) fn bad_time(text: &str, err: &str) -> Words {
     let s = text.trim();
     let why = err
         .strip_prefix(&format!("`{s}` is not a time: "))
         .or_else(|| err.strip_prefix(&format!("`{s}` ")))
         .unwrap_or(err);
-    format!("bad time {}: {why}", quote(text))
+    let zh = if why.contains("daylight-saving gap") {
+        format!(
+            "时间 {} 在所配置的时区里不存在（夏令时拨快时跳过的时刻），请改写带时差的时间，如 `2021-03-14T03:30:00-04:00`",
+            quote(text)
+        )
+    } else {
+        format!("时间 {} 无法识别，请写成 {TIME_FORMS}", quote(text))
+    };
+    (zh, format!("bad time {}: {why}", quote(text)))
 }
 
 /// A checked time string, or why not.
-pub(super) fn check_time(sink: &mut Sink, text: &str) -> Result<Millis, String> {
+pub(super) fn check_time(sink: &mut Sink, text: &str) -> Result<Millis, Words> {
     sink.time(text).map_err(|e| match text.trim().is_empty() {
-        true => "`time` is empty".into(),
+        true => (
+            format!("`time`（时间）是空的，请填写，如 {TIME_FORMS}"),
+            "`time` is empty".into(),
+        ),
         false => bad_time(text, &e),
     })
 }
 
 /// Why a number that did not make a finite f64 is bad.
-pub(super) fn non_finite(text: &str) -> String {
+pub(super) fn non_finite(text: &str) -> Words {
     let t = text
         .trim()
         .trim_start_matches(['+', '-'])
         .to_ascii_lowercase();
     if t.starts_with("inf") || t.starts_with("nan") {
-        format!("value {} is not a finite number", quote(text))
+        (
+            format!("数值 {} 不是有限的数，请填写实际数值", quote(text)),
+            format!("value {} is not a finite number", quote(text)),
+        )
     } else {
-        format!("value {} is out of range", quote(text))
+        (
+            format!("数值 {} 超出范围，请检查是否多写了位数", quote(text)),
+            format!("value {} is out of range", quote(text)),
+        )
     }
 }
 
 /// For the fields flagged absent, if any: the first, and "missing `a`",
 /// "missing `a` and `b`" or "missing `a`, `b` and `c`".
-pub(super) fn missing(fields: [(&'static str, bool); 3]) -> Option<(&'static str, String)> {
+pub(super) fn missing(fields: [(&'static str, bool); 3]) -> Option<(&'static str, Words)> {
     if !fields.iter().any(|(_, absent)| *absent) {
         return None;
     }
     let names: Vec<&'static str> = fields.iter().filter(|f| f.1).map(|f| f.0).collect();
     let q: Vec<String> = names.iter().map(|f| format!("`{f}`")).collect();
-    let message = match q.as_slice() {
+    let zh_names: Vec<String> = names
+        .iter()
+        .map(|f| format!("`{f}`（{}）", field_zh(f)))
+        .collect();
+    let en = match q.as_slice() {
         [one] => format!("missing {one}"),
         [init @ .., last] => format!("missing {} and {last}", init.join(", ")),
         [] => unreachable!("some field is absent"),
     };
-    Some((names[0], message))
+    let zh = format!("缺少 {}，请补上", zh_names.join("、"));
+    Some((names[0], (zh, en)))
+}
+
+/// What a reading's field is, in Chinese.
+pub(super) fn field_zh(field: &str) -> &'static str {
+    match field {
+        "metric" => "指标",
+        "value" => "数值",
+        "time" => "时间",
+        "labels" => "标签",
+        _ => "字段",
+    }
 }
 
 /// `s` without surrounding whitespace; cheap when there is none.
@@ -220,16 +304,25 @@ pub(super) fn trim(s: &str) -> &str {
 
 const FIELDS: [&str; 4] = ["metric", "value", "time", "labels"];
 
-pub(super) fn unknown_field(key: &str) -> String {
+pub(super) fn unknown_field(key: &str) -> Words {
     let lower = key.to_ascii_lowercase();
     match FIELDS
         .iter()
         .find(|f| edit_distance(&lower, f) <= 2 || lower.starts_with(*f))
     {
-        Some(f) => format!("unknown field {} (did you mean `{f}`?)", quote(key)),
-        None => format!(
-            "unknown field {} (a reading has `metric`, `value`, `time` and `labels`)",
-            quote(key)
+        Some(f) => (
+            format!("没有字段 {}，是否想写 `{f}`？", quote(key)),
+            format!("unknown field {} (did you mean `{f}`?)", quote(key)),
+        ),
+        None => (
+            format!(
+                "没有字段 {}：一条读数只有 `metric`（指标）、`value`（数值）、`time`（时间）和 `labels`（标签），请删去或改正",
+                quote(key)
+            ),
+            format!(
+                "unknown field {} (a reading has `metric`, `value`, `time` and `labels`)",
+                quote(key)
+            ),
         ),
     }
 }
@@ -322,7 +415,8 @@ pub(super) fn utf8_errors(input: &[u8]) -> ParseError {
                     col: chars + 1,
                     item: None,
                     message: format!(
-                        "not UTF-8: byte {byte_col} of the line is `{hex}` (save the file as UTF-8; GBK and other encodings are not read)"
+                        "不是 UTF-8 编码：本行第 {byte_col} 个字节是 `{hex}`，请把文件另存为 UTF-8（如 Excel 的“CSV UTF-8”），GBK 等编码读不了 / \
+                         not UTF-8: byte {byte_col} of the line is `{hex}` (save the file as UTF-8; GBK and other encodings are not read)"
                     ),
                 });
             }

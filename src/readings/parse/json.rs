@@ -11,8 +11,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use crate::readings::model::{BatchPoint, ItemError, ParseError};
 
 use super::errors::{
-    check_time, join, missing, name_problems, no_readings, non_finite, one_error, quote,
-    unknown_field, At, Locator, Problem,
+    both, check_time, join, missing, name_problems, no_readings, non_finite, one_error, quote,
+    unknown_field, At, Locator, Problem, Words,
 };
 use super::{memchr_newline, run_parallel, threads_for, Chunk, Sink};
 
@@ -38,6 +38,21 @@ impl Any<'_> {
             Any::Array => "an array",
             Any::Object => "an object",
         }
+    }
+}
+
+/// [`Any::kind`] (or another English kind name) in Chinese.
+pub(super) fn kind_zh(en: &str) -> &'static str {
+    match en {
+        "a string" => "文字",
+        "a number" => "数",
+        "a boolean" => "真假值",
+        "`true`" => "`true`",
+        "`false`" => "`false`",
+        "`null`" => "`null`（空）",
+        "an array" => "数组 `[…]`",
+        "an object" => "对象 `{…}`",
+        _ => "别的内容",
     }
 }
 
@@ -271,7 +286,13 @@ pub(super) fn json_item<'de>(
         if let Some(kind) = not_object {
             return Err(Fail::Bad(vec![Problem::new(
                 At::Start,
-                format!("a reading must be an object, not {kind}"),
+                (
+                    format!(
+                        "一条读数应是一个对象 `{{\"metric\": …, \"value\": …, \"time\": …}}`，这里是{}",
+                        kind_zh(kind)
+                    ),
+                    format!("a reading must be an object, not {kind}"),
+                ),
             )]));
         }
     }
@@ -424,7 +445,10 @@ fn check_json(raw: &mut Raw<'_>, sink: &mut Sink) -> Result<BatchPoint, Vec<Prob
     for name in &raw.twice {
         problems.push(Problem::new(
             At::Field(name),
-            format!("field `{name}` is given twice"),
+            (
+                format!("字段 `{name}` 写了两次，请只保留一个"),
+                format!("field `{name}` is given twice"),
+            ),
         ));
     }
     if let Some((_, message)) = missing([
@@ -440,7 +464,13 @@ fn check_json(raw: &mut Raw<'_>, sink: &mut Sink) -> Result<BatchPoint, Vec<Prob
         Some(other) => {
             problems.push(Problem::new(
                 At::Field("metric"),
-                format!("`metric` must be a string, not {}", other.kind()),
+                (
+                    format!(
+                        "`metric`（指标）应是带引号的文字，如 `\"pm25\"`，这里是{}",
+                        kind_zh(other.kind())
+                    ),
+                    format!("`metric` must be a string, not {}", other.kind()),
+                ),
             ));
             None
         }
@@ -454,11 +484,21 @@ fn check_json(raw: &mut Raw<'_>, sink: &mut Sink) -> Result<BatchPoint, Vec<Prob
         }
         Some(Any::Str(s)) => {
             let message = match s.trim().parse::<f64>() {
-                Ok(v) if v.is_finite() => format!(
-                    "value {} is a string, not a number: write it without quotes",
-                    quote(s)
+                Ok(v) if v.is_finite() => (
+                    format!(
+                        "数值 {} 加了引号，成了文字：请去掉引号，写成 `\"value\": {}`",
+                        quote(s),
+                        s.trim()
+                    ),
+                    format!(
+                        "value {} is a string, not a number: write it without quotes",
+                        quote(s)
+                    ),
                 ),
-                _ => format!("value {} is not a number", quote(s)),
+                _ => (
+                    format!("数值 {} 不是数，请填写数字（如 `48`、`4.5`）", quote(s)),
+                    format!("value {} is not a number", quote(s)),
+                ),
             };
             problems.push(Problem::new(At::Field("value"), message));
             None
@@ -466,7 +506,13 @@ fn check_json(raw: &mut Raw<'_>, sink: &mut Sink) -> Result<BatchPoint, Vec<Prob
         Some(other) => {
             problems.push(Problem::new(
                 At::Field("value"),
-                format!("value must be a number, not {}", other.kind()),
+                (
+                    format!(
+                        "`value`（数值）应是数字，如 `48`，这里是{}",
+                        kind_zh(other.kind())
+                    ),
+                    format!("value must be a number, not {}", other.kind()),
+                ),
             ));
             None
         }
@@ -483,9 +529,15 @@ fn check_json(raw: &mut Raw<'_>, sink: &mut Sink) -> Result<BatchPoint, Vec<Prob
         Some(other) => {
             problems.push(Problem::new(
                 At::Field("time"),
-                format!(
-                    "`time` must be a string like `2021-03-01T09:00:00+08:00`, not {}",
-                    other.kind()
+                (
+                    format!(
+                        "`time`（时间）应是带引号的文字，如 `\"2021-03-01T09:00:00+08:00\"`，这里是{}（不接受数字时间戳）",
+                        kind_zh(other.kind())
+                    ),
+                    format!(
+                        "`time` must be a string like `2021-03-01T09:00:00+08:00`, not {}",
+                        other.kind()
+                    ),
                 ),
             ));
             None
@@ -500,7 +552,14 @@ fn check_json(raw: &mut Raw<'_>, sink: &mut Sink) -> Result<BatchPoint, Vec<Prob
                 if !matches!(v, Any::Str(_)) {
                     problems.push(Problem::new(
                         At::Label(name.to_string()),
-                        format!("label {} must be a string, not {}", quote(name), v.kind()),
+                        (
+                            format!(
+                                "标签 {} 的值应是带引号的文字（如 `\"5\"`），这里是{}",
+                                quote(name),
+                                kind_zh(v.kind())
+                            ),
+                            format!("label {} must be a string, not {}", quote(name), v.kind()),
+                        ),
                     ));
                 }
             }
@@ -510,7 +569,10 @@ fn check_json(raw: &mut Raw<'_>, sink: &mut Sink) -> Result<BatchPoint, Vec<Prob
                     if pair[0].0 == pair[1].0 {
                         problems.push(Problem::new(
                             At::Label(pair[0].0.to_string()),
-                            format!("label {} is given twice", quote(&pair[0].0)),
+                            (
+                                format!("标签 {} 写了两次，请只保留一个", quote(&pair[0].0)),
+                                format!("label {} is given twice", quote(&pair[0].0)),
+                            ),
                         ));
                     }
                 }
@@ -520,9 +582,15 @@ fn check_json(raw: &mut Raw<'_>, sink: &mut Sink) -> Result<BatchPoint, Vec<Prob
             labels.clear();
             problems.push(Problem::new(
                 At::Field("labels"),
-                format!(
-                    "`labels` must be an object like `{{\"county\":\"南宫\"}}`, not {}",
-                    other.kind()
+                (
+                    format!(
+                        "`labels`（标签）应是对象，如 `{{\"county\":\"南宫\"}}`，这里是{}",
+                        kind_zh(other.kind())
+                    ),
+                    format!(
+                        "`labels` must be an object like `{{\"county\":\"南宫\"}}`, not {}",
+                        other.kind()
+                    ),
                 ),
             ));
         }
@@ -553,7 +621,7 @@ fn check_json(raw: &mut Raw<'_>, sink: &mut Sink) -> Result<BatchPoint, Vec<Prob
 }
 
 /// Where (byte offset in `text`) a serde_json error is, and what it says.
-pub(super) fn json_error(text: &str, e: &serde_json::Error) -> (usize, String) {
+pub(super) fn json_error(text: &str, e: &serde_json::Error) -> (usize, Words) {
     let b = text.as_bytes();
     let mut start = 0;
     for _ in 1..e.line() {
@@ -574,9 +642,13 @@ pub(super) fn json_error(text: &str, e: &serde_json::Error) -> (usize, String) {
         let is_num = |c: &u8| c.is_ascii_digit() || b".eE+-".contains(c);
         let from = off - b[..off].iter().rev().take_while(|c| is_num(c)).count();
         let to = off + b[off..].iter().take_while(|c| is_num(c)).count();
+        let number = quote(&text[from..to]);
         return (
             from,
-            format!("number {} is out of range", quote(&text[from..to])),
+            (
+                format!("数 {number} 超出范围，请检查是否多写了位数"),
+                format!("number {number} is out of range"),
+            ),
         );
     }
     let rest = &text[off..];
@@ -595,18 +667,61 @@ pub(super) fn json_error(text: &str, e: &serde_json::Error) -> (usize, String) {
             let token = &text[from..off + word.len()];
             return (
                 from,
-                format!(
-                    "{} is not a finite number (JSON has no NaN or Infinity)",
-                    quote(token)
+                (
+                    format!(
+                        "{} 不是有限的数（JSON 里没有 NaN、Infinity），请填写实际数值，或删去这条读数",
+                        quote(token)
+                    ),
+                    format!(
+                        "{} is not a finite number (JSON has no NaN or Infinity)",
+                        quote(token)
+                    ),
                 ),
             );
         }
     }
-    let message = match what.strip_prefix("EOF while parsing") {
+    let en = match what.strip_prefix("EOF while parsing") {
         Some(rest) => format!("malformed JSON: unexpected end of input while parsing{rest}"),
         None => format!("malformed JSON: {what}"),
     };
-    (off, message)
+    (off, (format!("JSON 格式有误：{}", syntax_zh(what)), en))
+}
+
+/// What serde_json says is wrong, in Chinese, with the fix.
+fn syntax_zh(what: &str) -> String {
+    let inside = |rest: &str| match rest.trim() {
+        "a list" => "数组 `[…]`",
+        "an object" => "对象 `{…}`",
+        "a string" => "文字",
+        _ => "内容",
+    };
+    if let Some(rest) = what.strip_prefix("EOF while parsing") {
+        return format!(
+            "{}没写完就结束了，请检查是否少了 `\"`、`}}` 或 `]`",
+            inside(rest)
+        );
+    }
+    match what {
+        "expected value" => {
+            "这里应是一个值（数字、带引号的文字、对象或数组），请检查是否多了逗号或少了引号".into()
+        }
+        "expected `,` or `]`" => "这里应是 `,` 或 `]`，请检查是否少了逗号".into(),
+        "expected `,` or `}`" => "这里应是 `,` 或 `}`，请检查是否少了逗号".into(),
+        "expected `:`" => "这里应是冒号 `:`（半角）".into(),
+        "expected ident" => {
+            "无法识别的词：文字要加双引号，真假值写 `true`/`false`，空值写 `null`".into()
+        }
+        "key must be a string" => "字段名要用半角双引号括起，如 `\"metric\"`".into(),
+        "trailing comma" => "最后一项后面多了逗号，请删去".into(),
+        "trailing characters" => "一个 JSON 值结束后还有内容".into(),
+        "invalid escape" => "文字里的 `\\` 转义无效：反斜杠要写成 `\\\\`".into(),
+        "invalid number" => "数字写法无效".into(),
+        w if w.starts_with("control character") => {
+            "文字里有控制字符（如换行、制表符），请删去或写成 `\\n`、`\\t`".into()
+        }
+        w if w.starts_with("recursion limit") => "嵌套太深".into(),
+        _ => "请按 JSON 写法改正（字段名、文字用半角双引号，项之间用半角逗号）".into(),
+    }
 }
 
 /// Byte offset in the JSON object `text` of what `at` names (its start if not found).
@@ -769,9 +884,9 @@ pub(super) fn parse_json(
             if let Err(e) = serde_json::from_str::<IgnoredAny>(text) {
                 let (off, message) = json_error(text, &e);
                 let (line, col) = Locator::new(text).at(off);
-                return Err(one_error(line, col, message));
+                return Err(one_error(line, col, both(message)));
             }
-            let kind = serde_json::from_str::<serde_json::Value>(text)
+            let kind: &str = serde_json::from_str::<serde_json::Value>(text)
                 .map(|v| match v {
                     serde_json::Value::String(_) => "a string",
                     serde_json::Value::Number(_) => "a number",
@@ -783,17 +898,20 @@ pub(super) fn parse_json(
             Err(one_error(
                 line,
                 col,
-                format!("expected a reading object or an array of them, found {kind}"),
+                format!(
+                    "应是一条读数（对象 `{{…}}`）或由读数组成的数组 `[…]`，这里是{} / expected a reading object or an array of them, found {kind}",
+                    kind_zh(kind)
+                ),
             ))
         }
     }
 }
 
-fn with_ndjson_hint(message: String) -> String {
-    if message.ends_with("trailing characters") {
-        format!("{message} (for one reading per line, send NDJSON: a `.ndjson` file or `Content-Type: application/x-ndjson`)")
+fn with_ndjson_hint((zh, en): Words) -> String {
+    if en.ends_with("trailing characters") {
+        format!("{zh}：若是每行一条读数，请把文件存为 `.ndjson`（HTTP 请用 `Content-Type: application/x-ndjson`） / {en} (for one reading per line, send NDJSON: a `.ndjson` file or `Content-Type: application/x-ndjson`)")
     } else {
-        message
+        both((zh, en))
     }
 }
 
@@ -801,7 +919,7 @@ fn with_ndjson_hint(message: String) -> String {
 fn malformed_document(text: &str) -> ParseError {
     let (off, message) = match serde_json::from_str::<IgnoredAny>(text) {
         Err(e) => json_error(text, &e),
-        Ok(_) => (0, "malformed JSON".to_owned()),
+        Ok(_) => (0, ("JSON 格式有误".to_owned(), "malformed JSON".to_owned())),
     };
     let (line, col) = Locator::new(text).at(off);
     one_error(line, col, with_ndjson_hint(message))
@@ -865,11 +983,11 @@ fn json_elements(text: &str, offset: usize, first: usize, n: usize, tz: Tz) -> C
             Ok(()) => continue,
             Err(Fail::Syntax(e)) => {
                 let (_, message) = json_error(item, &e);
-                if !message.ends_with("is out of range") {
+                if !message.1.ends_with("is out of range") {
                     chunk.malformed = true;
                     break;
                 }
-                message
+                both(message)
             }
             Err(Fail::Bad(problems)) => join(&problems),
         };

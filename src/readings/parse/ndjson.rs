@@ -5,7 +5,7 @@ use chrono_tz::Tz;
 
 use crate::readings::model::ItemError;
 
-use super::errors::{char_col, join};
+use super::errors::{both, char_col, join};
 use super::json::{json_error, json_item, json_offset, Fail, Raw};
 use super::{run_parallel, split_records, threads_for, Chunk, Sink};
 
@@ -31,7 +31,10 @@ fn ndjson_chunk(text: &str, tz: Tz) -> Chunk {
             Ok(()) => {}
             Err(fail) => chunk.fail(|| {
                 let (off, message) = match fail {
-                    Fail::Syntax(e) => json_error(line, &e),
+                    Fail::Syntax(e) => {
+                        let (off, words) = json_error(line, &e);
+                        (off, both(words))
+                    }
                     Fail::Bad(problems) => (json_offset(line, &problems[0].at), join(&problems)),
                 };
                 ItemError {

@@ -26,6 +26,14 @@ fn only(input: &str, format: Format) -> ItemError {
     e.errors[0].clone()
 }
 
+/// The English part of a message (`中文 / English`).
+fn en(message: &str) -> &str {
+    message
+        .split_once(" / ")
+        .unwrap_or_else(|| panic!("no Chinese first: {message}"))
+        .1
+}
+
 fn t(s: &str) -> Millis {
     parse_time(s, SH).unwrap()
 }
@@ -168,7 +176,7 @@ fn malformed_json_has_serde_position() {
         Format::Json,
     );
     assert_eq!((e.line, e.col), (2, 1), "{e}");
-    assert!(e.message.contains("NDJSON"), "hints at NDJSON: {e}");
+    assert!(en(&e.message).contains("NDJSON"), "hints at NDJSON: {e}");
 }
 
 #[test]
@@ -176,7 +184,7 @@ fn malformed_ndjson_line() {
     let input = "{\"metric\":\"a\",\"value\":1,\"time\":\"2021-03-01\"}\n{\"metric\":\"a\",,}\n";
     let e = only(input, Format::Ndjson);
     assert_eq!((e.line, e.col, e.item), (2, 15, Some(1)), "{e}");
-    assert!(e.message.starts_with("malformed JSON"), "{e}");
+    assert!(en(&e.message).starts_with("malformed JSON"), "{e}");
 }
 
 #[test]
@@ -185,22 +193,21 @@ fn value_not_a_number() {
         r#"{"metric":"a","value":"abc","time":"2021-03-01"}"#,
         Format::Json,
     );
-    assert_eq!(e.message, "value `abc` is not a number");
+    assert_eq!(en(&e.message), "value `abc` is not a number");
     assert_eq!((e.line, e.col), (1, 23), "points at the value: {e}");
     let e = only(
         r#"{"metric":"a","value":"57.3","time":"2021-03-01"}"#,
         Format::Json,
     );
     assert!(
-        e.message
-            .contains("is a string, not a number: write it without quotes"),
+        en(&e.message).contains("is a string, not a number: write it without quotes"),
         "{e}"
     );
     let e = only(
         r#"{"metric":"a","value":null,"time":"2021-03-01"}"#,
         Format::Ndjson,
     );
-    assert_eq!(e.message, "value must be a number, not `null`");
+    assert_eq!(en(&e.message), "value must be a number, not `null`");
 }
 
 #[test]
@@ -210,13 +217,16 @@ fn value_not_finite() {
         Format::Ndjson,
     );
     assert_eq!((e.line, e.col, e.item), (1, 23, Some(0)));
-    assert!(e.message.starts_with("`NaN` is not a finite number"), "{e}");
+    assert!(
+        en(&e.message).starts_with("`NaN` is not a finite number"),
+        "{e}"
+    );
     let e = only(
         r#"{"metric":"a","value":-Infinity,"time":"2021-03-01"}"#,
         Format::Ndjson,
     );
     assert!(
-        e.message.starts_with("`-Infinity` is not a finite number"),
+        en(&e.message).starts_with("`-Infinity` is not a finite number"),
         "{e}"
     );
     assert_eq!(e.col, 23);
@@ -224,27 +234,27 @@ fn value_not_finite() {
         r#"[{"metric":"a","value":1e400,"time":"2021-03-01"}]"#,
         Format::Json,
     );
-    assert_eq!(e.message, "number `1e400` is out of range");
+    assert_eq!(en(&e.message), "number `1e400` is out of range");
     assert_eq!(
         (e.line, e.col, e.item),
         (1, 2, Some(0)),
         "element start: {e}"
     );
     let e = only("metric,time,value\na,2021-03-01,inf\n", Format::Csv);
-    assert_eq!(e.message, "value `inf` is not a finite number");
+    assert_eq!(en(&e.message), "value `inf` is not a finite number");
     let e = only("metric,time,value\na,2021-03-01,-1e999\n", Format::Csv);
-    assert_eq!(e.message, "value `-1e999` is out of range");
+    assert_eq!(en(&e.message), "value `-1e999` is out of range");
 }
 
 #[test]
 fn missing_time() {
     let e = only(r#"{"metric":"a","value":1}"#, Format::Json);
-    assert_eq!(e.message, "missing `time`");
+    assert_eq!(en(&e.message), "missing `time`");
     let e = only(r#"{"value":1}"#, Format::Json);
-    assert_eq!(e.message, "missing `metric` and `time`");
+    assert_eq!(en(&e.message), "missing `metric` and `time`");
     let e = only("metric,time,value\na,,1\n", Format::Csv);
     assert_eq!((e.line, e.col, e.item), (2, 3, Some(0)), "{e}");
-    assert_eq!(e.message, "missing `time`");
+    assert_eq!(en(&e.message), "missing `time`");
 }
 
 #[test]
@@ -254,8 +264,7 @@ fn bad_time() {
         Format::Ndjson,
     );
     assert!(
-        e.message
-            .starts_with("bad time `2021-13-01`: expected RFC 3339"),
+        en(&e.message).starts_with("bad time `2021-13-01`: expected RFC 3339"),
         "{e}"
     );
     assert_eq!(e.col, 32);
@@ -263,7 +272,7 @@ fn bad_time() {
         r#"{"metric":"a","value":1,"time":1614560400}"#,
         Format::Json,
     );
-    assert!(e.message.starts_with("`time` must be a string"), "{e}");
+    assert!(en(&e.message).starts_with("`time` must be a string"), "{e}");
     let e = parse(
         br#"{"metric":"a","value":1,"time":"2021-03-14T02:30"}"#,
         Format::Json,
@@ -280,12 +289,12 @@ fn missing_metric() {
         Format::Json,
     );
     assert_eq!((e.line, e.col, e.item), (2, 2, Some(1)), "{e}");
-    assert_eq!(e.message, "missing `metric`");
+    assert_eq!(en(&e.message), "missing `metric`");
     let e = only(
         r#"{"metric":"","value":1,"time":"2021-03-01"}"#,
         Format::Json,
     );
-    assert_eq!(e.message, "metric name is empty");
+    assert_eq!(en(&e.message), "metric name is empty");
 }
 
 #[test]
@@ -295,13 +304,13 @@ fn bad_metric_name() {
         Format::Ndjson,
     );
     assert_eq!(
-        e.message,
+        en(&e.message),
         "metric name `pm-25` is invalid: use letters, digits and `_`"
     );
     assert_eq!(e.col, 11);
     let e = only("metric,time,value\n2x,2021-03-01,1\n", Format::Csv);
     assert_eq!(
-        e.message,
+        en(&e.message),
         "metric name `2x` is invalid: it must not start with a digit"
     );
     assert_eq!((e.line, e.col), (2, 1));
@@ -314,7 +323,7 @@ fn unknown_field() {
         Format::Ndjson,
     );
     assert_eq!(
-        e.message,
+        en(&e.message),
         "unknown field `valu` (did you mean `value`?); missing `value`"
     );
     assert_eq!(e.col, 15, "points at the key");
@@ -323,14 +332,14 @@ fn unknown_field() {
         Format::Json,
     );
     assert!(
-        e.message.starts_with("unknown field `unit` (a reading has"),
+        en(&e.message).starts_with("unknown field `unit` (a reading has"),
         "{e}"
     );
     let e = only(
         r#"{"metric":"a","value":1,"value":2,"time":"2021-03-01"}"#,
         Format::Json,
     );
-    assert_eq!(e.message, "field `value` is given twice");
+    assert_eq!(en(&e.message), "field `value` is given twice");
 }
 
 #[test]
@@ -339,13 +348,19 @@ fn label_value_not_a_string() {
         r#"{"metric":"a","value":1,"time":"2021-03-01","labels":{"county":"x","year":2021}}"#,
         Format::Ndjson,
     );
-    assert_eq!(e.message, "label `year` must be a string, not a number");
+    assert_eq!(
+        en(&e.message),
+        "label `year` must be a string, not a number"
+    );
     assert_eq!(e.col, 68);
     let e = only(
         r#"{"metric":"a","value":1,"time":"2021-03-01","labels":["x"]}"#,
         Format::Json,
     );
-    assert!(e.message.starts_with("`labels` must be an object"), "{e}");
+    assert!(
+        en(&e.message).starts_with("`labels` must be an object"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -355,7 +370,7 @@ fn bad_label_name() {
         Format::Ndjson,
     );
     assert_eq!(
-        e.message,
+        en(&e.message),
         "label name `county name` is invalid: use letters, digits and `_`"
     );
     assert_eq!(e.col, 55);
@@ -363,15 +378,14 @@ fn bad_label_name() {
         r#"{"metric":"a","value":1,"time":"2021-03-01","labels":{"a":"x","a":"y"}}"#,
         Format::Json,
     );
-    assert_eq!(e.message, "label `a` is given twice");
+    assert_eq!(en(&e.message), "label `a` is given twice");
     let e = only(
         "metric,time,value,county-name\na,2021-03-01,1,x\n",
         Format::Csv,
     );
     assert_eq!((e.line, e.col, e.item), (1, 19, None));
     assert!(
-        e.message
-            .starts_with("column name `county-name` is invalid"),
+        en(&e.message).starts_with("column name `county-name` is invalid"),
         "{e}"
     );
 }
@@ -415,12 +429,15 @@ fn no_readings() {
 fn csv_missing_value_column() {
     let e = only("metric,time,county\na,2021-03-01,x\n", Format::Csv);
     assert_eq!(e.line, 1);
-    assert!(e.message.starts_with("missing column `value`"), "{e}");
+    assert!(en(&e.message).starts_with("missing column `value`"), "{e}");
     let e = only("metric,time,Value\na,2021-03-01,1\n", Format::Csv);
-    assert!(e.message.contains("case-sensitive: found `Value`"), "{e}");
+    assert!(
+        en(&e.message).contains("case-sensitive: found `Value`"),
+        "{e}"
+    );
     let e = only("metric,time,value,time\n", Format::Csv);
     assert_eq!((e.line, e.col), (1, 19));
-    assert_eq!(e.message, "column `time` appears twice");
+    assert_eq!(en(&e.message), "column `time` appears twice");
 }
 
 #[test]
@@ -430,12 +447,12 @@ fn csv_wrong_field_count() {
         Format::Csv,
     );
     assert_eq!((e.line, e.col, e.item), (3, 1, Some(1)), "{e}");
-    assert_eq!(e.message, "row has 3 fields but the header has 4");
+    assert_eq!(en(&e.message), "row has 3 fields but the header has 4");
     let e = only(
         "metric,time,value,note\nm,2021-03-01,x,\"a\nb\"\n",
         Format::Csv,
     );
-    assert_eq!(e.message, "value `x` is not a number");
+    assert_eq!(en(&e.message), "value `x` is not a number");
     assert_eq!(quote("a\nb"), "`a\\nb`", "an error stays on one line");
     assert_eq!(quote(&"x".repeat(61)).chars().count(), 62);
 }
@@ -447,7 +464,7 @@ fn csv_value_not_a_number() {
         Format::Csv,
     );
     assert_eq!((e.line, e.col, e.item), (4, 14, Some(1)), "{e}");
-    assert_eq!(e.message, "value `1,5` is not a number");
+    assert_eq!(en(&e.message), "value `1,5` is not a number");
 }
 
 #[test]
@@ -462,9 +479,12 @@ fn csv_quoted_newline_keeps_lines_right() {
 #[test]
 fn not_an_object() {
     let e = only("[1]", Format::Json);
-    assert_eq!(e.message, "a reading must be an object, not a number");
+    assert_eq!(en(&e.message), "a reading must be an object, not a number");
     let e = only("\"x\"", Format::Json);
-    assert!(e.message.starts_with("expected a reading object"), "{e}");
+    assert!(
+        en(&e.message).starts_with("expected a reading object"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -488,7 +508,7 @@ fn every_bad_item_is_reported_and_nothing_returned() {
     );
     assert_eq!(
         e.to_string().lines().next().unwrap(),
-        "2:23: item 2: value `x` is not a number"
+        "2:23: 第2项：数值 `x` 不是数，请填写数字（如 `48`、`4.5`） / value `x` is not a number"
     );
 }
 
@@ -501,7 +521,9 @@ fn errors_are_capped_and_counted() {
     let e = err(input.as_bytes(), Format::Csv);
     assert_eq!((e.errors.len(), e.total), (MAX_ERRORS, 250));
     assert_eq!(e.errors[99].line, 101);
-    assert!(e.to_string().ends_with("… and 150 more"));
+    assert!(e
+        .to_string()
+        .ends_with("… 另有 150 处错误未列出 / and 150 more"));
 }
 
 /// NDJSON of `n` readings, with bad ones at the given indices.
@@ -711,7 +733,7 @@ fn csv_byte_order_mark_inside_is_data_on_any_number_of_threads() {
     let first_row = "metric,time,value\n\u{feff}pm25,2021-03-01,1\npm25,2021-03-02,2\n";
     for threads in [1, 2, 3] {
         let e = parse_on(first_row.as_bytes(), Format::Csv, SH, Some(threads)).unwrap_err();
-        assert_eq!(e.errors[0].message, bad_metric, "{threads} threads");
+        assert_eq!(en(&e.errors[0].message), bad_metric, "{threads} threads");
         assert_eq!(
             (e.errors[0].line, e.errors[0].col, e.errors[0].item),
             (2, 1, Some(0))
@@ -867,10 +889,7 @@ fn two_values_for_one_series_and_time_name_both_places() {
                 .contains("repeats line 2 (item 1): two different values (1 and 2)"),
         "{e}"
     );
-    assert_eq!(
-        e.to_string().split(": ").take(2).collect::<Vec<_>>(),
-        ["6", "item 3"]
-    );
+    assert!(e.to_string().starts_with("6: 第3项：与第2行"), "{e}");
 
     let nd = "\n{\"metric\":\"a\",\"value\":1,\"time\":\"2021-03-01\"}\n{\"metric\":\"b\",\"value\":1,\"time\":\"2021-03-01\"}\n{\"metric\":\"a\",\"value\":3,\"time\":\"2021-03-01\"}\n";
     let e = only(nd, Format::Ndjson);
@@ -905,4 +924,54 @@ fn a_piece_of_a_larger_input_names_the_inputs_places() {
         "{}",
         e.errors[0]
     );
+}
+
+/// What an official reads for each kind of bad reading: Chinese first,
+/// then English, with line:col and item. One snapshot of the whole table, so
+/// a change of words is reviewed.
+#[test]
+fn words_of_every_problem() {
+    let cases: &[(&str, Format, &str)] = &[
+        ("value not a number (CSV)", Format::Csv, "metric,time,value\npm25,2021-03-01,abc\n"),
+        ("value quoted (JSON)", Format::Json, r#"{"metric":"pm25","value":"57.3","time":"2021-03-01"}"#),
+        ("value null", Format::Json, r#"{"metric":"pm25","value":null,"time":"2021-03-01"}"#),
+        ("value infinite", Format::Csv, "metric,time,value\npm25,2021-03-01,inf\n"),
+        ("value NaN (JSON)", Format::Ndjson, r#"{"metric":"pm25","value":NaN,"time":"2021-03-01"}"#),
+        ("number out of range", Format::Json, r#"[{"metric":"pm25","value":1e400,"time":"2021-03-01"}]"#),
+        ("bad time", Format::Csv, "metric,time,value\npm25,2021/03/01,48\n"),
+        ("empty time", Format::Csv, "metric,time,value\npm25,,48\n"),
+        ("time a number", Format::Json, r#"{"metric":"pm25","value":1,"time":1614560400}"#),
+        ("missing fields", Format::Json, r#"{"value":1}"#),
+        ("unknown field, near", Format::Ndjson, r#"{"metric":"a","valu":1,"time":"2021-03-01"}"#),
+        ("unknown field, far", Format::Json, r#"{"metric":"a","value":1,"time":"2021-03-01","unit":"%"}"#),
+        ("field twice", Format::Json, r#"{"metric":"a","value":1,"value":2,"time":"2021-03-01"}"#),
+        ("bad metric name", Format::Ndjson, r#"{"metric":"pm-25","value":1,"time":"2021-03-01"}"#),
+        ("metric starts with a digit", Format::Csv, "metric,time,value\n2x,2021-03-01,1\n"),
+        ("bad label name", Format::Ndjson, r#"{"metric":"a","value":1,"time":"2021-03-01","labels":{"county name":"x"}}"#),
+        ("label not a string", Format::Ndjson, r#"{"metric":"a","value":1,"time":"2021-03-01","labels":{"year":2021}}"#),
+        ("labels not an object", Format::Json, r#"{"metric":"a","value":1,"time":"2021-03-01","labels":["x"]}"#),
+        ("not an object", Format::Json, "[1]"),
+        ("not a reading at all", Format::Json, "\"x\""),
+        ("malformed JSON", Format::Ndjson, "{\"metric\":\"a\",,}"),
+        ("JSON cut short", Format::Json, "[{\"metric\":\"a\""),
+        ("two objects in a .json", Format::Json, "{\"metric\":\"a\",\"value\":1,\"time\":\"2021-03-01\"}\n{\"metric\":\"a\",\"value\":1,\"time\":\"2021-03-02\"}\n"),
+        ("CSV missing column, case", Format::Csv, "metric,time,Value\na,2021-03-01,1\n"),
+        ("CSV column twice", Format::Csv, "metric,time,value,time\n"),
+        ("CSV column without a name", Format::Csv, "metric,time,value,\na,2021-03-01,1,x\n"),
+        ("CSV bad column name", Format::Csv, "metric,time,value,county-name\na,2021-03-01,1,x\n"),
+        ("CSV row too short", Format::Csv, "metric,time,value,county\na,2021-03-01,1\n"),
+        ("not UTF-8", Format::Csv, "metric,time,value,county\npm25,2021-03-01,1,\u{0}\n"),
+        ("empty", Format::Csv, ""),
+        ("several problems of one item", Format::Ndjson, r#"{"metric":"a b","value":1,"time":"nope"}"#),
+    ];
+    let mut out = String::new();
+    for (name, format, input) in cases {
+        let mut bytes = input.as_bytes().to_vec();
+        if *name == "not UTF-8" {
+            bytes = b"metric,time,value,county\npm25,2021-03-01,1,\xc4\xcf\xb9\xac\n".to_vec();
+        }
+        let e = err(&bytes, *format);
+        out.push_str(&format!("## {name}\n{e}\n\n"));
+    }
+    insta::assert_snapshot!(out);
 }
