@@ -7,7 +7,15 @@
 //! **one transaction**. Either all
 //! of it is there after a crash or none of it is (and the next evaluation
 //! does it again), so no notice is lost or queued twice.
+//!
+//! An evaluation changes few alerts: most continue as they were, seen once
+//! more. So the writer keeps the alerts it last wrote in memory ([`Known`],
+//! checked against a counter every recording bumps, so that a write by
+//! another connection is noticed) and writes only the rows that changed;
+//! alerts whose only change is the time of the evaluation that saw them
+//! get that time in one statement per rule ([`write_changes`]).
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use rusqlite::{params, Connection, Row, TransactionBehavior};
@@ -64,6 +72,9 @@ pub struct Recorded {
 /// Current alerts and history, through one connection.
 pub struct AlertStore {
     conn: Connection,
+    /// What this connection last wrote; `None` until the first recording
+    /// and after a failed one.
+    known: Option<Known>,
 }
 
 fn alert(row: &Row<'_>) -> rusqlite::Result<Alert> {
@@ -91,22 +102,130 @@ fn load(conn: &Connection, rule: Option<&str>) -> rusqlite::Result<Vec<Alert>> {
     rows.collect()
 }
 
-fn save(conn: &Connection, rule: &str, alerts: &[Alert]) -> rusqlite::Result<()> {
-    conn.prepare_cached("DELETE FROM alert_state WHERE rule = ?1")?
-        .execute(params![rule])?;
-    let mut insert = conn.prepare_cached(
+/// The alerts of one rule as stored, in memory.
+type RuleAlerts = Vec<Alert>;
+
+/// The alerts this connection last wrote or read, per rule, and the value
+/// of the `alert_generation` counter (in `store_meta`) they reflect. Every
+/// recording bumps the counter in its transaction: a value other than ours
+/// means another connection recorded since, and the alerts are read again.
+struct Known {
+    generation: i64,
+    by_rule: HashMap<String, RuleAlerts>,
+}
+
+impl Known {
+    fn load(conn: &Connection, generation: i64) -> rusqlite::Result<Known> {
+        let mut by_rule: HashMap<String, RuleAlerts> = HashMap::new();
+        for a in load(conn, None)? {
+            by_rule.entry(a.rule.clone()).or_default().push(a);
+        }
+        Ok(Known {
+            generation,
+            by_rule,
+        })
+    }
+}
+
+const GENERATION_KEY: &str = "alert_generation";
+
+fn generation(conn: &Connection) -> rusqlite::Result<i64> {
+    use rusqlite::OptionalExtension;
+    Ok(conn
+        .prepare_cached("SELECT value FROM store_meta WHERE key = ?1")?
+        .query_row([GENERATION_KEY], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+fn bump_generation(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO store_meta (key, value) VALUES (?1, 1)
+         ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value",
+    )?
+    .query_row([GENERATION_KEY], |r| r.get(0))
+}
+
+fn slot(a: &Alert) -> &'static str {
+    if a.state == State::Error {
+        "error"
+    } else {
+        "alert"
+    }
+}
+
+/// Whether `a` and `b` differ at most in `last_eval`.
+fn same_but_last_eval(a: &Alert, b: &Alert) -> bool {
+    a.rule == b.rule
+        && a.subject == b.subject
+        && a.state == b.state
+        && a.active_since == b.active_since
+        && a.fired_at == b.fired_at
+        && a.last_sent == b.last_sent
+        && a.message == b.message
+        && a.details == b.details
+}
+
+/// Brings the stored alerts of `rule` from `prev` (what the table holds) to
+/// `next`, writing only what changed. Alerts that differ only in
+/// `last_eval` (seen again, nothing else new) are moved from one time to
+/// the next in one statement when no row that stays as it is shares the
+/// old time, else row by row.
+fn write_changes(
+    conn: &Connection,
+    rule: &str,
+    prev: &[Alert],
+    next: &[Alert],
+) -> rusqlite::Result<()> {
+    let mut gone: HashMap<(bool, &crate::readings::Labels), &Alert> =
+        prev.iter().map(|a| (a.key(), a)).collect();
+    let mut seen_again: BTreeMap<(Millis, Millis), Vec<&Alert>> = BTreeMap::new();
+    let mut staying_times: HashSet<Millis> = HashSet::new();
+    let mut rewrite: Vec<&Alert> = Vec::new();
+    for a in next {
+        match gone.remove(&a.key()) {
+            Some(p) if p == a => {
+                staying_times.insert(p.last_eval);
+            }
+            Some(p) if same_but_last_eval(p, a) => {
+                seen_again
+                    .entry((p.last_eval, a.last_eval))
+                    .or_default()
+                    .push(a);
+            }
+            _ => rewrite.push(a),
+        }
+    }
+    // First the times (a bulk move may touch rows rewritten or deleted below).
+    for ((from, to), alerts) in &seen_again {
+        if staying_times.contains(from) {
+            let mut one = conn.prepare_cached(
+                "UPDATE alert_state SET last_eval = ?1 WHERE rule = ?2 AND slot = ?3 AND subject = ?4",
+            )?;
+            for a in alerts {
+                one.execute(params![to, rule, slot(a), subject_key(&a.subject)])?;
+            }
+        } else {
+            conn.prepare_cached(
+                "UPDATE alert_state SET last_eval = ?1 WHERE rule = ?2 AND last_eval = ?3",
+            )?
+            .execute(params![to, rule, from])?;
+        }
+    }
+    let mut upsert = conn.prepare_cached(
         "INSERT INTO alert_state (rule, slot, subject, state, active_since, fired_at, last_sent,
                                   last_eval, message, details)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (rule, slot, subject) DO UPDATE SET
+             state = excluded.state, active_since = excluded.active_since,
+             fired_at = excluded.fired_at, last_sent = excluded.last_sent,
+             last_eval = excluded.last_eval, message = excluded.message,
+             details = excluded.details",
     )?;
-    for a in alerts {
-        insert.execute(params![
+    for a in rewrite {
+        upsert.execute(params![
             rule,
-            if a.state == State::Error {
-                "error"
-            } else {
-                "alert"
-            },
+            slot(a),
             subject_key(&a.subject),
             a.state.as_str(),
             a.active_since,
@@ -117,6 +236,11 @@ fn save(conn: &Connection, rule: &str, alerts: &[Alert]) -> rusqlite::Result<()>
             serde_json::Value::Object(a.details.clone()).to_string(),
         ])?;
     }
+    let mut delete = conn
+        .prepare_cached("DELETE FROM alert_state WHERE rule = ?1 AND slot = ?2 AND subject = ?3")?;
+    for a in gone.values() {
+        delete.execute(params![rule, slot(a), subject_key(&a.subject)])?;
+    }
     Ok(())
 }
 
@@ -125,6 +249,7 @@ impl AlertStore {
     pub fn open(path: &Path) -> Result<AlertStore, StoreError> {
         Ok(AlertStore {
             conn: open_db(path)?,
+            known: None,
         })
     }
 
@@ -132,6 +257,7 @@ impl AlertStore {
     pub fn in_memory() -> Result<AlertStore, StoreError> {
         Ok(AlertStore {
             conn: crate::db::open_in_memory()?,
+            known: None,
         })
     }
 
@@ -152,19 +278,30 @@ impl AlertStore {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let stored = generation(&tx)?;
+        // Taken out: if anything below fails, it is gone and read again next time.
+        let mut known = match self.known.take() {
+            Some(k) if k.generation == stored => k,
+            _ => Known::load(&tx, stored)?,
+        };
         let mut out = Recorded::default();
         for (rule, findings) in batch {
-            let prev = load(&tx, Some(&rule.id))?;
+            let prev = known.by_rule.remove(&rule.id).unwrap_or_default();
             let step = state::evaluate(&prev, rule, now, findings);
-            save(&tx, &rule.id, &step.alerts)?;
+            write_changes(&tx, &rule.id, &prev, &step.alerts)?;
             for t in &step.transitions {
                 history::insert_transition(&tx, t)?;
             }
             out.transitions.extend(step.transitions);
             out.notices.extend(step.notices);
+            if !step.alerts.is_empty() {
+                known.by_rule.insert(rule.id.clone(), step.alerts);
+            }
         }
+        known.generation = bump_generation(&tx)?;
         out.queued = sink.queue(&tx, &out.notices, now)?;
         tx.commit()?;
+        self.known = Some(known);
         Ok(out)
     }
 
@@ -179,12 +316,14 @@ impl AlertStore {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.known = None; // read again at the next recording
         let prev = load(&tx, Some(rule))?;
         let transitions = state::forget(&prev, rule, content_hash, now);
         for t in &transitions {
             history::insert_transition(&tx, t)?;
         }
-        save(&tx, rule, &[])?;
+        write_changes(&tx, rule, &prev, &[])?;
+        bump_generation(&tx)?;
         tx.commit()?;
         Ok(transitions.len())
     }
@@ -247,5 +386,152 @@ impl AlertStore {
     /// The underlying connection, for tests and one-off queries.
     pub fn connection(&self) -> &Connection {
         &self.conn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::state::{NoticeKind, Severity};
+    use crate::rules::finding::FindingKind;
+
+    /// Queues nothing: these tests are about the alert rows.
+    struct NoMail;
+
+    impl NoticeSink for NoMail {
+        fn queue(
+            &self,
+            _: &Connection,
+            _: &[state::Notice],
+            _: Millis,
+        ) -> rusqlite::Result<Vec<String>> {
+            Ok(Vec::new())
+        }
+        fn note(&self, _: &Connection, _: &AdminNote<'_>, _: Millis) -> rusqlite::Result<bool> {
+            Ok(false)
+        }
+    }
+
+    fn rule(id: &str) -> AlertRule {
+        AlertRule {
+            id: id.into(),
+            title: "失业率".into(),
+            severity: Severity::Warning,
+            owner: None,
+            file: format!("rules/{id}.rhai").into(),
+            content_hash: "h".into(),
+            recipients: vec!["a@example.cn".into()],
+            for_: 0,
+            repeat: 0,
+            closes_at: None,
+        }
+    }
+
+    fn breach(rule: &str, county: &str, value: f64) -> Finding {
+        let mut details = serde_json::Map::new();
+        details.insert("value".into(), value.into());
+        Finding {
+            rule: rule.into(),
+            kind: FindingKind::Breach,
+            subject: [("county".to_string(), county.to_string())].into(),
+            message: format!("{county} {value}"),
+            details,
+        }
+    }
+
+    /// Counts the rows written to `alert_state` (inserted, updated, deleted).
+    fn count_row_writes(conn: &Connection) {
+        conn.execute_batch(
+            "CREATE TABLE row_writes (n INTEGER);
+             CREATE TRIGGER w1 AFTER INSERT ON alert_state BEGIN INSERT INTO row_writes VALUES (1); END;
+             CREATE TRIGGER w2 AFTER UPDATE ON alert_state BEGIN INSERT INTO row_writes VALUES (1); END;
+             CREATE TRIGGER w3 AFTER DELETE ON alert_state BEGIN INSERT INTO row_writes VALUES (1); END;",
+        )
+        .unwrap();
+    }
+
+    fn row_writes(conn: &Connection) -> i64 {
+        let n = conn
+            .query_row("SELECT count(*) FROM row_writes", [], |r| r.get(0))
+            .unwrap();
+        conn.execute("DELETE FROM row_writes", []).unwrap();
+        n
+    }
+
+    #[test]
+    fn writes_only_the_alerts_that_changed_and_reads_back_what_it_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut store = AlertStore::open(&path).unwrap();
+        count_row_writes(store.connection());
+        let (a, b) = (rule("a"), rule("b"));
+        let step = |store: &mut AlertStore, now: Millis, fa: &[Finding], fb: &[Finding]| {
+            store.record(now, &[(&a, fa), (&b, fb)], &NoMail).unwrap()
+        };
+        let fa = [
+            breach("a", "c1", 5.0),
+            breach("a", "c2", 6.0),
+            breach("a", "c3", 7.0),
+        ];
+        let fb = [breach("b", "c1", 1.0)];
+        step(&mut store, 10, &fa, &fb);
+        assert_eq!(row_writes(store.connection()), 4, "four new alerts");
+        // Seen again, nothing else new: the times move, every row once.
+        step(&mut store, 20, &fa, &fb);
+        assert_eq!(row_writes(store.connection()), 4);
+        // One message changes, one alert resolves, one is new.
+        let fa2 = [
+            breach("a", "c1", 5.5),
+            breach("a", "c2", 6.0),
+            breach("a", "c4", 1.0),
+        ];
+        let r = step(&mut store, 30, &fa2, &fb);
+        let kinds: Vec<NoticeKind> = r.notices.iter().map(|n| n.kind).collect();
+        assert_eq!(kinds, [NoticeKind::Resolved, NoticeKind::Firing]);
+        // a's times moved in one statement (c1, c2, c3), b's c1 moved, then
+        // c1 rewritten, c3 deleted, c4 inserted.
+        assert_eq!(row_writes(store.connection()), 7);
+        // What is stored is what the machine said, read by a fresh connection.
+        let fresh = AlertStore::open(&path).unwrap();
+        let stored = fresh.alerts(None).unwrap();
+        let mut expected: Vec<Alert> = ["a", "b"]
+            .iter()
+            .flat_map(|r| store.known.as_ref().unwrap().by_rule[*r].clone())
+            .collect();
+        expected.sort_by(|x, y| (&x.rule, x.key()).cmp(&(&y.rule, y.key())));
+        assert_eq!(stored, expected);
+        assert!(stored.iter().all(|a| a.last_eval == 30));
+        let c1 = stored
+            .iter()
+            .find(|x| x.rule == "a" && x.subject["county"] == "c1")
+            .unwrap();
+        assert_eq!((c1.message.as_str(), c1.active_since), ("c1 5.5", 10));
+    }
+
+    #[test]
+    fn a_recording_by_another_connection_is_not_overlooked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let (mut daemon, mut other) = (
+            AlertStore::open(&path).unwrap(),
+            AlertStore::open(&path).unwrap(),
+        );
+        let a = rule("a");
+        let f = [breach("a", "c1", 5.0)];
+        daemon.record(10, &[(&a, &f)], &NoMail).unwrap();
+        // The other connection sees the breach gone: resolved, the row deleted.
+        let r = other.record(20, &[(&a, &[])], &NoMail).unwrap();
+        assert_eq!(r.notices.len(), 1);
+        // The daemon must start from that, not from what it wrote itself:
+        // the breach is a new episode that fires again.
+        let r = daemon.record(30, &[(&a, &f)], &NoMail).unwrap();
+        let t: Vec<(State, State)> = r.transitions.iter().map(|t| (t.from, t.to)).collect();
+        assert_eq!(t, [(State::Inactive, State::Firing)]);
+        assert_eq!(daemon.alerts(None).unwrap()[0].active_since, 30);
+        // A rule forgotten ends its alerts for both.
+        daemon.forget_rule("a", "h", 40).unwrap();
+        assert!(other.alerts(None).unwrap().is_empty());
+        let r = other.record(50, &[(&a, &f)], &NoMail).unwrap();
+        assert_eq!(r.transitions.len(), 1);
     }
 }

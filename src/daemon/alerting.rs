@@ -59,11 +59,14 @@ impl Alerting {
             .iter()
             .map(|(r, _)| AlertRule::from_rule(r))
             .collect();
-        let findings: Vec<Vec<Finding>> = outcomes.iter().map(|(_, o)| o.all_findings()).collect();
+        let findings: Vec<std::borrow::Cow<'_, [Finding]>> = outcomes
+            .iter()
+            .map(|(_, o)| o.findings_with_error())
+            .collect();
         let batch: Vec<(&AlertRule, &[Finding])> = rules
             .iter()
             .zip(&findings)
-            .map(|(r, f)| (r, f.as_slice()))
+            .map(|(r, f)| (r, f.as_ref()))
             .collect();
         let recorded = self.writer.lock().record(at, &batch, &self.settings)?;
         for t in &recorded.transitions {

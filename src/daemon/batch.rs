@@ -176,7 +176,7 @@ impl Batches {
             );
         }
         if !p.items.is_empty() {
-            super::evaluate::record(daemon, at, p.items).await;
+            super::evaluate::record(daemon, at, Arc::new(p.items)).await;
         }
         p.done.send_replace(true);
         // Forget batches no one will complete (a rule that never ticked).

@@ -176,7 +176,8 @@ pub async fn run(
 /// Records the outcomes of one instant through the alert machine (one
 /// transaction; mail queued with it). A failure is logged: the next
 /// evaluation of the rules steps the machine again from the stored state.
-pub async fn record(daemon: &Arc<Daemon>, at: Millis, items: Vec<(Arc<Rule>, RuleOutcome)>) {
+/// Shared, not copied: an evaluation's outcomes can hold thousands of findings.
+pub async fn record(daemon: &Arc<Daemon>, at: Millis, items: Arc<Vec<(Arc<Rule>, RuleOutcome)>>) {
     let d = daemon.clone();
     let n = items.len();
     let result = tokio::task::spawn_blocking(move || d.alerting.record(at, &items)).await;
@@ -233,13 +234,24 @@ async fn record_evaluated(
     mut done: Vec<Evaluated>,
 ) -> Vec<(Arc<Rule>, RuleOutcome)> {
     done.sort_by(|a, b| a.rule.meta.id.cmp(&b.rule.meta.id));
-    let items: Vec<(Arc<Rule>, RuleOutcome)> = done
-        .iter()
-        .map(|e| (e.rule.clone(), e.outcome.clone()))
-        .collect();
+    // The outcomes are shared with the record, not copied; the guards stay
+    // until it is done.
+    let mut guards = Vec::with_capacity(done.len());
+    let mut items = Vec::with_capacity(done.len());
+    for e in done {
+        let Evaluated {
+            rule,
+            outcome,
+            _running,
+            _in_flight,
+        } = e;
+        guards.push((_running, _in_flight));
+        items.push((rule, outcome));
+    }
+    let items = Arc::new(items);
     if !items.is_empty() {
         record(daemon, at, items.clone()).await;
     }
-    drop(done); // releases the guards after the record
-    items
+    drop(guards); // releases the guards after the record
+    Arc::try_unwrap(items).unwrap_or_else(|shared| shared.as_ref().clone())
 }

@@ -162,20 +162,6 @@ impl Func {
     }
 }
 
-/// Sum in eight independent lanes: the compiler vectorises it, where one
-/// running total (each add waiting for the last) cannot be.
-fn sum(values: &[f64]) -> f64 {
-    let mut lanes = [0.0f64; 8];
-    let chunks = values.chunks_exact(8);
-    let rest: f64 = chunks.remainder().iter().sum();
-    for c in chunks {
-        for i in 0..8 {
-            lanes[i] += c[i];
-        }
-    }
-    lanes.iter().sum::<f64>() + rest
-}
-
 /// A group being aggregated: its accumulator and the labels its series share.
 type GroupAcc = (Acc, Option<Arc<Labels>>);
 
@@ -205,16 +191,33 @@ impl Acc {
         }
     }
 
+    /// Adds the readings of `s` inside `range`. Count, sum, min and max come
+    /// from the series' per-day summaries; the others need the readings.
+    fn add_series(&mut self, s: &Series, range: &time::Range) {
+        match self.func {
+            Func::Avg | Func::Sum | Func::Min | Func::Max | Func::Count => {
+                let day_sums = s.summarize(range.from, range.to);
+                self.n += day_sums.count;
+                self.sum += day_sums.sum;
+                self.min = self.min.min(day_sums.min);
+                self.max = self.max.max(day_sums.max);
+            }
+            Func::First | Func::Last | Func::Percentile(_) => {
+                let (t, v) = s.range(range.from, range.to);
+                self.add(t, v);
+            }
+        }
+    }
+
     fn add(&mut self, times: &[Millis], values: &[f64]) {
         if values.is_empty() {
             return;
         }
         self.n += values.len();
         match self.func {
-            Func::Avg | Func::Sum => self.sum += sum(values),
-            Func::Min => self.min = values.iter().copied().fold(self.min, f64::min),
-            Func::Max => self.max = values.iter().copied().fold(self.max, f64::max),
-            Func::Count => {}
+            Func::Avg | Func::Sum | Func::Min | Func::Max | Func::Count => {
+                unreachable!("summarised by add_series")
+            }
             Func::First => {
                 let candidate = (times[0], values[0]);
                 if self.first.is_none_or(|(t, _)| candidate.0 < t) {
@@ -315,8 +318,7 @@ fn agg(metric: &str, filter: &Map, window_text: &str, func: &str) -> Result<Dyna
     q.readings
         .with_series(metric, &filter, range.from, |series| {
             for s in series {
-                let (t, v) = s.range(range.from, range.to);
-                acc.add(t, v);
+                acc.add_series(s, &range);
             }
         })
         .or_else(|e| fail(e.to_string()))?;
@@ -337,14 +339,14 @@ fn group(metric: &str, filter: &Map, by: &str, window_text: &str, func: &str) ->
                 let Some(key) = s.key.labels.get(by) else {
                     continue;
                 };
-                let (t, v) = s.range(range.from, range.to);
-                if v.is_empty() {
-                    continue;
-                }
                 let entry = groups
                     .entry(key.as_str())
                     .or_insert_with(|| (Acc::new(func), None));
-                entry.0.add(t, v);
+                let before = entry.0.n;
+                entry.0.add_series(s, &range);
+                if entry.0.n == before {
+                    continue; // nothing in the window
+                }
                 // Keep only the labels every series of the group shares.
                 match &mut entry.1 {
                     None => entry.1 = Some(s.labels.clone()),

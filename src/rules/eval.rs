@@ -60,6 +60,15 @@ pub struct RuleOutcome {
 }
 
 impl RuleOutcome {
+    /// [`RuleOutcome::all_findings`], borrowed when the rule did not fail
+    /// (the usual case: no copy of thousands of findings).
+    pub fn findings_with_error(&self) -> std::borrow::Cow<'_, [Finding]> {
+        match self.error {
+            None => std::borrow::Cow::Borrowed(&self.findings),
+            Some(_) => std::borrow::Cow::Owned(self.all_findings()),
+        }
+    }
+
     /// The findings, plus the failure as a finding of kind `error`.
     pub fn all_findings(&self) -> Vec<Finding> {
         let mut out = self.findings.clone();

@@ -163,7 +163,7 @@ pub async fn evaluate(
             )
         }
     };
-    let mut findings: Vec<Finding> = Vec::new();
+    let mut found = Vec::with_capacity(outcomes.len());
     let mut per_rule = Vec::new();
     let mut failed = 0usize;
     for (rule, outcome) in &outcomes {
@@ -176,8 +176,9 @@ pub async fn evaluate(
             "findings": outcome.findings.len(),
             "error": outcome.error.as_ref().map(ToString::to_string),
         }));
-        findings.extend(outcome.all_findings());
+        found.push(outcome.findings_with_error());
     }
+    let findings: Vec<&Finding> = found.iter().flat_map(|f| f.iter()).collect();
     Json(json!({
         "at": format_time(at, tz),
         "evaluated": per_rule.len(),

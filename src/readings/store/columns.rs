@@ -1,10 +1,13 @@
 //! The in-memory, columnar copy of the series rules have asked for: each
 //! series' times and values in two dense arrays, sorted by time, from the
-//! earliest instant asked for so far (see [`super`]).
+//! earliest instant asked for so far (see [`super`]), and where each UTC
+//! day starts in them ([`super::days`]). Every change to the arrays goes
+//! through the methods here, which keep the day index in step.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::days::{Days, Summary};
 use super::search::{first_after, first_at_or_after};
 use crate::readings::model::{Labels, SeriesKey};
 use crate::time::Millis;
@@ -22,8 +25,10 @@ pub struct Series {
     pub labels: Arc<Labels>,
     /// Readings before this instant are not in memory. `Millis::MAX`: nothing loaded yet.
     pub(super) loaded_from: Millis,
-    pub(super) times: Vec<Millis>,
-    pub(super) values: Vec<f64>,
+    times: Vec<Millis>,
+    values: Vec<f64>,
+    /// Where each UTC day starts in `times`, and the days' summaries.
+    days: Days,
 }
 
 impl Series {
@@ -35,6 +40,14 @@ impl Series {
             return (&[], &[]);
         }
         (&self.times[a..b], &self.values[a..b])
+    }
+
+    /// Count, sum, minimum and maximum of the readings with `from <= time
+    /// <= to`: whole days from their summaries, partial days scanned.
+    pub fn summarize(&self, from: Millis, to: Millis) -> Summary {
+        let a = first_at_or_after(&self.times, from);
+        let b = first_after(&self.times, to);
+        self.days.summarize(&self.times, &self.values, a, b)
     }
 
     /// The last reading at or before `t`.
@@ -55,21 +68,54 @@ impl Series {
             return; // not in memory; loaded from SQLite when asked for
         }
         match self.times.last() {
-            Some(&last) if last < t => {
-                self.times.push(t);
-                self.values.push(v);
-            }
-            None => {
-                self.times.push(t);
-                self.values.push(v);
-            }
-            _ => match self.times.binary_search(&t) {
-                Ok(i) => self.values[i] = v,
+            Some(&last) if last >= t => match self.times.binary_search(&t) {
+                Ok(i) => {
+                    self.values[i] = v;
+                    self.days.replaced(t);
+                }
                 Err(i) => {
                     self.times.insert(i, t);
                     self.values.insert(i, v);
+                    self.days.inserted(t, &self.times);
                 }
             },
+            _ => {
+                self.times.push(t);
+                self.values.push(v);
+                self.days.appended(t, self.times.len() - 1);
+            }
+        }
+    }
+
+    /// Forgets the readings in memory: they are loaded again when asked for.
+    pub(super) fn unload(&mut self) {
+        self.loaded_from = Millis::MAX;
+        self.times = Vec::new();
+        self.values = Vec::new();
+        self.days = Days::default();
+    }
+
+    /// Puts readings loaded from SQLite, all before those in memory, in
+    /// front of them; memory then holds everything from `from` on.
+    pub(super) fn prepend(&mut self, mut times: Vec<Millis>, mut values: Vec<f64>, from: Millis) {
+        let keep = times.partition_point(|&t| t < self.loaded_from);
+        times.truncate(keep);
+        values.truncate(keep);
+        times.append(&mut self.times);
+        values.append(&mut self.values);
+        self.times = times;
+        self.values = values;
+        self.loaded_from = from;
+        self.days = Days::build(&self.times);
+    }
+
+    /// Drops the readings before `cut` (retention deleted them from the file).
+    pub(super) fn drop_before(&mut self, cut: Millis) {
+        let keep = self.times.partition_point(|&t| t < cut);
+        if keep > 0 {
+            self.times.drain(..keep);
+            self.values.drain(..keep);
+            self.days = Days::build(&self.times);
         }
     }
 }
@@ -117,7 +163,98 @@ impl Memory {
                 loaded_from,
                 times: Vec::new(),
                 values: Vec::new(),
+                days: Days::default(),
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::readings::store::days::lane_sum;
+    use crate::time::{DAY, HOUR};
+
+    /// The summary of a window computed the slow way: day by day, in time
+    /// order, each day's readings inside the window lane-summed.
+    fn scanned(s: &Series, from: Millis, to: Millis) -> Summary {
+        let (t, v) = s.range(from, to);
+        let mut out = Summary::EMPTY;
+        let mut i = 0;
+        while i < t.len() {
+            let day = t[i].div_euclid(DAY);
+            let n = t[i..].partition_point(|&x| x.div_euclid(DAY) == day);
+            let part = &v[i..i + n];
+            out.count += n;
+            out.sum += lane_sum(part);
+            out.min = part.iter().copied().fold(out.min, f64::min);
+            out.max = part.iter().copied().fold(out.max, f64::max);
+            i += n;
+        }
+        out
+    }
+
+    fn series() -> Series {
+        let mut memory = Memory::default();
+        let key = SeriesKey {
+            metric: "pm25".into(),
+            labels: Labels::new(),
+        };
+        memory.add_series(1, key, Millis::MIN);
+        memory.series.remove(&1).unwrap()
+    }
+
+    /// Every window over the series, summarised both ways, after reading
+    /// each summary once (so that a write that does not forget its day's
+    /// summary shows up).
+    fn check(s: &Series, what: &str) {
+        let windows = [
+            (-DAY, 10 * DAY),
+            (0, DAY - 1),
+            (3 * HOUR, 5 * DAY + 7 * HOUR),
+            (2 * DAY, 4 * DAY - 1),
+            (2 * DAY + 1, 4 * DAY),
+            (5 * HOUR, 5 * HOUR + 30),
+            (9 * DAY, 12 * DAY),
+        ];
+        for (from, to) in windows {
+            assert_eq!(
+                s.summarize(from, to),
+                scanned(s, from, to),
+                "{what}: window {from}..={to}"
+            );
+        }
+    }
+
+    #[test]
+    fn day_summaries_follow_every_kind_of_write() {
+        let mut s = series();
+        // Appended in order, with a day left empty (day 3).
+        for h in (0..3 * 24).chain(4 * 24..6 * 24) {
+            s.upsert(h * HOUR, (h % 17) as f64 * 1.1 + 0.3);
+        }
+        check(&s, "appended");
+        s.upsert(30 * HOUR, 99.5);
+        check(&s, "replaced");
+        s.upsert(30 * HOUR + 5, -3.25);
+        check(&s, "inserted inside a day");
+        s.upsert(3 * DAY + HOUR, 7.0);
+        check(&s, "inserted into the empty day");
+        s.upsert(-2 * HOUR, 1.5);
+        check(&s, "inserted before the first day");
+        s.upsert(9 * DAY + 1, 4.0);
+        check(&s, "appended after empty days");
+        s.drop_before(DAY + 3);
+        check(&s, "older readings dropped");
+        let (t, v) = (vec![-3 * DAY, -DAY, 0, DAY], vec![1.0, 2.0, 3.0, 4.0]);
+        s.loaded_from = DAY + 3;
+        s.prepend(t, v, -3 * DAY);
+        check(&s, "older readings loaded in front");
+        assert_eq!(s.summarize(-10 * DAY, 20 * DAY).count, s.times.len());
+        s.unload();
+        assert_eq!(s.summarize(Millis::MIN, Millis::MAX), Summary::EMPTY);
+        s.loaded_from = Millis::MIN;
+        s.upsert(5, 1.0);
+        check(&s, "after an unload");
     }
 }

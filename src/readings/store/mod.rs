@@ -12,13 +12,15 @@
 //! and kept current by every later write, so repeated evaluations never scan
 //! SQLite.
 //!
-//! Files: [`columns`] (the memory copy), [`search`] (finding a time in it),
+//! Files: [`columns`] (the memory copy), [`days`] (its per-day summaries),
+//! [`search`] (finding a time in it),
 //! [`blocks`] (the BLOB layout), [`write`] (transactions), [`prune`]
 //! (retention: old days deleted in small steps); this file opens
 //! the store and answers reads.
 
 mod blocks;
 pub(super) mod columns;
+pub mod days;
 mod prune;
 mod search;
 mod write;
@@ -148,9 +150,7 @@ impl Store {
         {
             let mut memory = self.memory.write();
             for s in memory.series.values_mut() {
-                s.loaded_from = Millis::MAX;
-                s.times = Vec::new();
-                s.values = Vec::new();
+                s.unload();
             }
         }
         self.load_series_index().map_err(err)?;
@@ -238,7 +238,7 @@ impl Store {
         drop(stmt);
         drop(reader);
         let mut memory = self.memory.write();
-        for (id, until, mut times, mut values) in loaded {
+        for (id, until, times, values) in loaded {
             let Some(s) = memory.series.get_mut(&id) else {
                 continue;
             };
@@ -249,14 +249,7 @@ impl Store {
             if s.loaded_from > until || s.loaded_from <= from {
                 continue;
             }
-            let keep = times.partition_point(|&t| t < s.loaded_from);
-            times.truncate(keep);
-            values.truncate(keep);
-            times.append(&mut s.times);
-            values.append(&mut s.values);
-            s.times = times;
-            s.values = values;
-            s.loaded_from = from;
+            s.prepend(times, values, from);
         }
         Ok(())
     }

@@ -97,9 +97,7 @@ impl Store {
             let mut memory = self.memory.write();
             for id in touched {
                 if let Some(s) = memory.series.get_mut(&id) {
-                    let keep = s.times.partition_point(|&t| t < cut);
-                    s.times.drain(..keep);
-                    s.values.drain(..keep);
+                    s.drop_before(cut);
                 }
             }
             drop(memory);

@@ -609,9 +609,7 @@ impl WriteTx<'_> {
             }
             for id in touched {
                 if let Some(s) = memory.series.get_mut(&id) {
-                    s.loaded_from = Millis::MAX;
-                    s.times = Vec::new();
-                    s.values = Vec::new();
+                    s.unload();
                 }
             }
         })?;
