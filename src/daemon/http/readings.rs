@@ -59,7 +59,7 @@ pub async fn post(
             format!("unsupported content type `{shown}`: send `application/json`, `application/x-ndjson` or `text/csv`"),
         );
     };
-    let limit = d.config.max_body_bytes;
+    let limit = d.config().max_body_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -83,7 +83,7 @@ pub async fn post(
             );
         }
     };
-    let tz = d.config.timezone;
+    let tz = d.config().timezone;
     let parsed = tokio::task::spawn_blocking(move || parse(&bytes, format, tz))
         .await
         .map_err(|e| Failure::Crashed(e.to_string()));
@@ -142,7 +142,7 @@ pub async fn post(
                     )
                     .is_ok()
             {
-                tracing::error!(error = %e.message, store = %d.config.store_path.display(), "{STORE_FULL}");
+                tracing::error!(error = %e.message, store = %d.config().store_path.display(), "{STORE_FULL}");
             }
             error(StatusCode::INSUFFICIENT_STORAGE, STORE_FULL)
         }
