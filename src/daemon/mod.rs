@@ -187,9 +187,13 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
     match demo {
         None => {
             if let Some(jobs) = daemon.jobs.lock().await.as_ref() {
-                if service::watchdog_enabled() {
+                if let Some(every) = service::watchdog_interval() {
+                    tracing::info!(
+                        every_s = every.as_secs(),
+                        "systemd watchdog: pinging from the scheduler"
+                    );
                     let d = daemon.clone();
-                    jobs.add_heartbeat(service::HEARTBEAT_CRON, move || {
+                    jobs.add_heartbeat(every, move || {
                         let rules = d.rules.read();
                         service::heartbeat(&service::status_line(
                             rules.rules.len(),
