@@ -89,6 +89,19 @@ fn ready_status_and_watchdog_pings_reach_the_notify_socket() {
     }
     assert!(d.logs().contains("systemd watchdog"), "{}", d.logs());
 
+    // A config reload that fails shows in the status line.
+    let config = d.path("rulewatch.ron");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("admin: [", "admin: [[")).unwrap();
+    d.signal("HUP");
+    d.wait_for(10, "the failed reload in STATUS=", |_| {
+        got.lock()
+            .unwrap()
+            .iter()
+            .any(|(_, m)| m.contains("STATUS=1 rules loaded, config reload failed"))
+            .then_some(())
+    });
+
     // STOPPING=1 on SIGTERM.
     d.signal("TERM");
     assert_eq!(d.wait_exit(20).code(), Some(0));

@@ -194,11 +194,7 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
                     );
                     let d = daemon.clone();
                     jobs.add_heartbeat(every, move || {
-                        let rules = d.rules.read();
-                        service::heartbeat(&service::status_line(
-                            rules.rules.len(),
-                            rules.broken_count(),
-                        ));
+                        service::heartbeat(&service::daemon_status(&d));
                     })
                     .await
                     .map_err(|e| DaemonError::Scheduler(e.to_string()))?;

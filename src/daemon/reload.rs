@@ -446,6 +446,7 @@ pub fn on_sighup(
                 Reconfigured::Failed => {}
                 Reconfigured::Applied { .. } => reload_rules(&daemon, "SIGHUP", true).await,
             }
+            super::service::status(&super::service::daemon_status(&daemon));
         }
     });
     Ok(())

@@ -72,6 +72,25 @@ fn send(states: &[sd_notify::NotifyState]) {
     }
 }
 
+/// `STATUS=` alone (after a config reload).
+pub fn status(line: &str) {
+    send(&[sd_notify::NotifyState::Status(line)]);
+}
+
+/// The daemon's status line: rules loaded and broken, and whether the last
+/// config reload failed.
+pub fn daemon_status(daemon: &super::state::Daemon) -> String {
+    let line = {
+        let rules = daemon.rules.read();
+        status_line(rules.rules.len(), rules.broken_count())
+    };
+    if daemon.config_error.read().is_some() {
+        format!("{line}, config reload failed (the last good config runs)")
+    } else {
+        line
+    }
+}
+
 /// The status line: rules loaded and broken.
 pub fn status_line(rules: usize, broken: usize) -> String {
     if broken == 0 {
