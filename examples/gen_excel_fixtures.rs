@@ -6,7 +6,7 @@
 //! - `tests/fixtures/excel/{wide,long,bad}.xlsx`: the sources that
 //!   `scripts/excel-fixtures.sh` has LibreOffice turn into .ods, .xls and a
 //!   LibreOffice-saved .xlsx (formulas with their computed results), read by
-//!   tests/excel_ingest.rs.
+//!   tests/it/excel_ingest.rs.
 //!
 //! Run `scripts/excel-fixtures.sh` (it calls this first), then commit the files.
 

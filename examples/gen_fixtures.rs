@@ -7,7 +7,7 @@
 //! Every number is invented (a fixed-seed splitmix64 PRNG plus hand-designed
 //! monthly series), shaped to look like a county's 2021 statistics so that the
 //! shipped rules breach and pass on known dates. The designed events are listed
-//! in `fixtures/README.md` and asserted by `tests/eval_fixtures.rs`; the
+//! in `fixtures/README.md` and asserted by `tests/it/eval_fixtures.rs`; the
 //! generator checks the air-quality ranks and the pace series it designs before
 //! writing anything, so a change that breaks a designed event fails here first.
 //!

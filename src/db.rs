@@ -16,8 +16,9 @@
 //! alerts; the `readings`, `alerts` and `notify` modules read
 //! and write them.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -104,7 +105,7 @@ pub fn open(path: &Path, durability: Durability) -> Result<Connection, DbError> 
         conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
             .map_err(err)?;
     }
-    configure(&conn, durability).map_err(err)?;
+    configure(&conn, path, durability).map_err(err)?;
     ensure_schema(&conn, path)?;
     Ok(conn)
 }
@@ -121,18 +122,34 @@ pub fn open_in_memory() -> Result<Connection, DbError> {
     Ok(conn)
 }
 
-/// The store's size cap in pages (0: none), for every connection this
-/// process opens: SQLite's limit is per connection, and the daemon's
+/// Each store file's size cap in pages, for every connection this process
+/// opens on that file: SQLite's limit is per connection, and the daemon's
 /// connections (readings, alerts, sender) must all stop at the same size.
-static MAX_PAGES: AtomicU64 = AtomicU64::new(0);
+/// Keyed by file so that two stores in one process (tests) keep their own.
+static MAX_PAGES: Mutex<BTreeMap<PathBuf, u64>> = Mutex::new(BTreeMap::new());
 
-/// Caps the store file at about `bytes` for the connections this process
-/// opens from now on (`retention.max_store_bytes`). At the cap a write fails
-/// as on a full disk ([`is_disk_full`]) and stores nothing; space freed by
-/// retention is used again. `None`: no cap (the disk is the limit).
-pub fn set_size_limit(bytes: Option<u64>) {
-    let pages = bytes.map_or(0, |b| (b / PAGE_SIZE).max(1));
-    MAX_PAGES.store(pages, Ordering::SeqCst);
+/// Caps the store file at `path` at about `bytes` for the connections this
+/// process opens on it from now on (`retention.max_store_bytes`). At the cap
+/// a write fails as on a full disk ([`is_disk_full`]) and stores nothing;
+/// space freed by retention is used again. `None`: no cap (the disk is the
+/// limit).
+pub fn set_size_limit(path: &Path, bytes: Option<u64>) {
+    let mut caps = MAX_PAGES.lock().unwrap_or_else(|e| e.into_inner());
+    match bytes {
+        Some(b) => caps.insert(cap_key(path), (b / PAGE_SIZE).max(1)),
+        None => caps.remove(&cap_key(path)),
+    };
+}
+
+/// The cap set for `path`, in pages (0: none).
+fn max_pages(path: &Path) -> u64 {
+    let caps = MAX_PAGES.lock().unwrap_or_else(|e| e.into_inner());
+    caps.get(&cap_key(path)).copied().unwrap_or(0)
+}
+
+/// One key per file however the path is spelled (the file may not exist yet).
+fn cap_key(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// SQLite's default page size, which rulewatch never changes.
@@ -168,9 +185,9 @@ pub fn reclaim(conn: &Connection, pages: u64) -> rusqlite::Result<u64> {
     Ok(before.saturating_sub(after).max(0) as u64)
 }
 
-fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {
+fn configure(conn: &Connection, path: &Path, durability: Durability) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    let max_pages = MAX_PAGES.load(Ordering::SeqCst);
+    let max_pages = max_pages(path);
     if max_pages > 0 {
         conn.pragma_update(None, "max_page_count", max_pages as i64)?;
     }
@@ -350,6 +367,7 @@ CREATE TABLE IF NOT EXISTS outbox_charts (
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
 
     fn tables(conn: &Connection) -> Vec<String> {
         let mut stmt = conn

@@ -50,7 +50,7 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
         Ok(c) => c,
         Err(e) => return e,
     };
-    crate::db::set_size_limit(config.retention.max_store_bytes);
+    crate::db::set_size_limit(&config.store_path, config.retention.max_store_bytes);
     let store = match Store::open(&config.store_path) {
         Ok(s) => s,
         Err(e) => {

@@ -86,8 +86,8 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
     let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
 
-    // Every connection this process opens stops at the configured size.
-    crate::db::set_size_limit(config.retention.max_store_bytes);
+    // Every connection this process opens on the store stops at the configured size.
+    crate::db::set_size_limit(&config.store_path, config.retention.max_store_bytes);
     let store_path = config.store_path.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&store_path))
         .await

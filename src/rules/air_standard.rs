@@ -394,7 +394,7 @@ fn fail<T>(message: impl Into<String>) -> RhaiResult<T> {
 
 /// The evaluation's `now` and timezone.
 fn now_tz() -> RhaiResult<(Millis, Tz)> {
-    super::engine::current(|c| (c.now, c.tz)).or_else(fail)
+    super::context::current(|c| (c.now, c.tz)).or_else(fail)
 }
 
 /// The edition an explicit argument names: a `Time` (the edition in force

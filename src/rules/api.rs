@@ -10,8 +10,8 @@ use chrono::{Datelike, Timelike};
 use chrono_tz::Tz;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map, INT};
 
+use super::context::current;
 use super::domain;
-use super::engine::current;
 use super::finding::{Finding, FindingKind};
 use crate::readings::model::MAX_LABEL_VALUE_BYTES;
 use crate::readings::source::ReadingSource;

@@ -1,22 +1,14 @@
-//! The one place the sandboxed Rhai engine is built, and the per-evaluation
-//! context the rule API reads.
+//! The one place the sandboxed Rhai engine is built, with the rule API
+//! ([`super::api`]) registered on it.
 //!
 //! Sandbox: `Engine::new()` has no file, network or process access to begin
 //! with; on top we refuse module loading, disable `eval`, bound operations,
 //! call depth, expression depth and data sizes, and stop a rule that runs
 //! past its wall-clock deadline. `print` / `debug` go to the log.
 
-use std::cell::RefCell;
-use std::sync::Arc;
-use std::time::Instant;
-
-use chrono_tz::Tz;
 use rhai::{Dynamic, Engine};
 
-use super::finding::Finding;
 use crate::config::Limits;
-use crate::readings::source::ReadingSource;
-use crate::time::Millis;
 
 // Rule scripts only decide; the heavy lifting is native. These bounds sit
 // far above what an honest rule needs and far below what hurts the daemon.
@@ -29,55 +21,6 @@ pub const MAX_STRING_SIZE: usize = 64 * 1024;
 /// Group results over a few thousand counties fit easily.
 pub const MAX_ARRAY_SIZE: usize = 100_000;
 pub const MAX_MAP_SIZE: usize = 10_000;
-
-/// What the rule API functions see while one rule is evaluated.
-pub struct EvalContext {
-    /// Where the rule API reads readings (the store, or a rule test's own).
-    pub readings: Arc<dyn ReadingSource>,
-    pub now: Millis,
-    pub tz: Tz,
-    pub rule_id: String,
-    /// The work-report year the rule judges (`year` in `RULE`).
-    pub year: Option<i32>,
-    pub findings: Vec<Finding>,
-    /// Subjects reported so far: an alert is one (rule, subject).
-    pub subjects: std::collections::HashSet<crate::readings::Labels>,
-    pub deadline: Instant,
-}
-
-thread_local! {
-    // Evaluation is synchronous and runs on one thread from start to end, so
-    // the context of the rule being evaluated lives here for its duration.
-    static CURRENT: RefCell<Option<EvalContext>> = const { RefCell::new(None) };
-}
-
-/// Runs `f` with `ctx` installed as the current evaluation; returns the
-/// result and the context (with the findings the rule reported).
-pub fn with_context<R>(ctx: EvalContext, f: impl FnOnce() -> R) -> (R, EvalContext) {
-    CURRENT.with(|c| *c.borrow_mut() = Some(ctx));
-    struct Reset;
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            CURRENT.with(|c| c.borrow_mut().take());
-        }
-    }
-    let guard = Reset;
-    let r = f();
-    let ctx = CURRENT
-        .with(|c| c.borrow_mut().take())
-        .expect("context installed above");
-    drop(guard);
-    (r, ctx)
-}
-
-/// Gives `f` the current evaluation context; an error outside an evaluation
-/// (e.g. when `check` compiles a rule).
-pub fn current<R>(f: impl FnOnce(&mut EvalContext) -> R) -> Result<R, String> {
-    CURRENT.with(|c| match c.borrow_mut().as_mut() {
-        Some(ctx) => Ok(f(ctx)),
-        None => Err("rule API used outside an evaluation".to_string()),
-    })
-}
 
 /// Builds the sandboxed engine with the rule API registered.
 pub fn new_engine(limits: &Limits) -> Engine {
@@ -106,10 +49,7 @@ pub fn new_engine(limits: &Limits) -> Engine {
         if ops % 1024 != 0 {
             return None;
         }
-        let late = CURRENT
-            .with(|c| c.borrow().as_ref().map(|ctx| Instant::now() > ctx.deadline))
-            .unwrap_or(false);
-        late.then(|| Dynamic::from("wall-clock limit reached"))
+        super::context::past_deadline().then(|| Dynamic::from("wall-clock limit reached"))
     });
     super::api::register(&mut engine);
     engine

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use chrono_tz::Tz;
 use rhai::{Engine, EvalAltResult, Scope};
 
-use super::engine::{new_engine, with_context, EvalContext};
+use super::context::{with_context, EvalContext};
+use super::engine::new_engine;
 use super::finding::{Finding, FindingKind};
 use super::loader::Rule;
 use crate::config::{Config, Limits};

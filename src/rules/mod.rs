@@ -3,6 +3,7 @@
 
 pub mod air_standard;
 pub mod api;
+pub mod context;
 pub mod domain;
 pub mod engine;
 pub mod eval;

@@ -1,6 +1,6 @@
 //! Workbooks written by a real writer (rust_xlsxwriter), read back; each bad
 //! cell asserted by its name. LibreOffice-made .ods/.xls files are tested in
-//! tests/excel_ingest.rs.
+//! tests/it/excel_ingest.rs.
 
 use chrono_tz::Tz;
 use rust_xlsxwriter::{CalculationMode, ExcelDateTime, Format, Formula, Workbook, Worksheet};
