@@ -1,7 +1,7 @@
 //! SIGHUP reloads the config file: the real daemon, a real config file
 //! edited in place, a real signal, mail read from the file outbox.
 
-mod daemon_support;
+use crate::daemon_support;
 
 use daemon_support::{daemon, pm25_rule, Daemon};
 

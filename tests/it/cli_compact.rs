@@ -2,7 +2,7 @@
 //! store with free pages once it is stopped (nothing lost), and turns a store
 //! from before schema 2 incremental. The real binary, real SQLite files.
 
-mod daemon_support;
+use crate::daemon_support;
 
 use std::path::Path;
 use std::process::{Command, Output};
