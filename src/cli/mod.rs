@@ -10,6 +10,7 @@ use crate::config::{self, Config};
 mod backtest;
 mod backup;
 mod check;
+mod compact;
 mod eval;
 mod ingest;
 mod ingest_workbook;
@@ -67,6 +68,8 @@ pub enum Command {
     Run(run::Args),
     /// Copy the store to FILE, consistently, while the daemon keeps running
     Backup(backup::Args),
+    /// Rewrite the store to its smallest (SQLite VACUUM); refused while the daemon runs
+    Compact(compact::Args),
 }
 
 pub fn run() -> ExitCode {
@@ -85,6 +88,7 @@ pub fn run() -> ExitCode {
         Command::Preview(args) => preview::run(&config_path, args),
         Command::Run(args) => run::run(&config_path, args),
         Command::Backup(args) => backup::run(&config_path, args),
+        Command::Compact(args) => compact::run(&config_path, args),
     };
     exit.into()
 }

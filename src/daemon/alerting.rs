@@ -11,9 +11,10 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
+use super::reconfigure::ConfigReloadError;
 use super::ruleset::{LoadError, RuleLoadEvent};
 #[cfg(doc)]
 use crate::alerts::NoticeSink;
@@ -27,7 +28,9 @@ use crate::time::Millis;
 pub struct Alerting {
     writer: Mutex<AlertStore>,
     reader: Mutex<AlertStore>,
-    settings: MailSettings,
+    /// Swapped whole by a config reload; a recording keeps the settings it
+    /// started with.
+    settings: RwLock<Arc<MailSettings>>,
     /// Wakes the sender worker after mail was queued.
     wake: Arc<Notify>,
     mail_stats: Arc<MailStats>,
@@ -42,10 +45,20 @@ impl Alerting {
         Ok(Alerting {
             writer: Mutex::new(AlertStore::open(&config.store_path)?),
             reader: Mutex::new(AlertStore::open(&config.store_path)?),
-            settings: MailSettings::from_config(config),
+            settings: RwLock::new(Arc::new(MailSettings::from_config(config))),
             wake,
             mail_stats,
         })
+    }
+
+    /// The mail settings in force.
+    pub fn settings(&self) -> Arc<MailSettings> {
+        self.settings.read().clone()
+    }
+
+    /// A reloaded config's mail settings: recordings from now on use them.
+    pub fn set_settings(&self, settings: MailSettings) {
+        *self.settings.write() = Arc::new(settings);
     }
 
     /// Records the outcomes of rules evaluated at the same instant `at` in
@@ -68,7 +81,8 @@ impl Alerting {
             .zip(&findings)
             .map(|(r, f)| (r, f.as_ref()))
             .collect();
-        let recorded = self.writer.lock().record(at, &batch, &self.settings)?;
+        let settings = self.settings();
+        let recorded = self.writer.lock().record(at, &batch, &*settings)?;
         for t in &recorded.transitions {
             tracing::info!(
                 rule = %t.rule,
@@ -136,7 +150,7 @@ impl Alerting {
         match self
             .writer
             .lock()
-            .admin_note(&key, &rule_name, &title, &text, now, &self.settings)
+            .admin_note(&key, &rule_name, &title, &text, now, &*self.settings())
         {
             Ok(true) => {
                 tracing::info!(file = %file, "admin told about the broken rule file");
@@ -149,9 +163,53 @@ impl Alerting {
         }
     }
 
+    /// Tells `admin` that the config file, read again on SIGHUP, does not
+    /// load and the last good config keeps running; once per broken version
+    /// (keyed by the file's content hash, like a broken rule file). Blocking.
+    pub fn config_broken(&self, error: &ConfigReloadError, now: Millis) {
+        let settings = self.settings();
+        if settings.admin.is_empty() {
+            return;
+        }
+        let file = error.path.display().to_string();
+        let key = format!("config:{file}:{}", error.content_hash);
+        let title = format!("配置文件重新加载失败 / config reload failed: {file}");
+        let mut text = String::new();
+        let _ = writeln!(
+            text,
+            "重新读取配置文件时发现错误，本系统继续按上一个可用的配置和规则运行，改动未生效。改正后再发送 SIGHUP（systemctl reload rulewatch）。"
+        );
+        let _ = writeln!(
+            text,
+            "The config file does not load: the last good config and rules keep running. Fix it and reload again."
+        );
+        let _ = writeln!(text);
+        for e in &error.errors {
+            let _ = writeln!(text, "{e}");
+        }
+        let _ = writeln!(
+            text,
+            "\n`rulewatch check` 可列出全部问题。`rulewatch check` lists every problem."
+        );
+        match self
+            .writer
+            .lock()
+            .admin_note(&key, "config", &title, &text, now, &*settings)
+        {
+            Ok(true) => {
+                tracing::info!(file = %file, "admin told about the failed config reload");
+                self.wake.notify_one();
+            }
+            Ok(false) => tracing::debug!(file = %file, "admin already told about this version"),
+            Err(e) => {
+                tracing::error!(file = %file, error = %e, "could not queue the note to admin")
+            }
+        }
+    }
+
     pub fn handle_load_event(&self, event: &RuleLoadEvent, now: Millis) {
         if let RuleLoadEvent::Broken { path, rule, error } = event {
-            if !self.settings.admin.is_empty() {
+            if !self.settings().admin.is_empty() {
                 self.rule_file_broken(path, rule.as_deref(), error, now);
             }
         }

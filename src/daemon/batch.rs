@@ -63,7 +63,7 @@ impl Batches {
     fn entry<'a>(inner: &'a mut Inner, daemon: &Daemon, at: Millis) -> &'a mut Pending {
         let straggler = inner.flushed.contains(&at);
         inner.pending.entry(at).or_insert_with(|| {
-            let tz = daemon.config.timezone;
+            let tz = daemon.config().timezone;
             let expected = if straggler {
                 BTreeSet::new()
             } else {
@@ -170,7 +170,7 @@ impl Batches {
         };
         if !p.expected.is_empty() {
             tracing::warn!(
-                at = %crate::time::format_time(at, daemon.config.timezone),
+                at = %crate::time::format_time(at, daemon.config().timezone),
                 missing = ?p.expected,
                 "recording the scheduled evaluations without the rules that did not run"
             );

@@ -65,7 +65,7 @@ pub fn load_fixtures_if_empty(
 
 /// Every (instant, rule ids) due in `(after, until]`, in time order.
 fn due(daemon: &Daemon, after: Millis, until: Millis) -> BTreeMap<Millis, Vec<String>> {
-    let tz = daemon.config.timezone;
+    let tz = daemon.config().timezone;
     let mut due: BTreeMap<Millis, Vec<String>> = BTreeMap::new();
     let rules = daemon.rules.read();
     for (id, entry) in &rules.rules {
@@ -78,7 +78,7 @@ fn due(daemon: &Daemon, after: Millis, until: Millis) -> BTreeMap<Millis, Vec<St
 
 /// Replays the virtual clock until `demo.end` or shutdown.
 pub async fn replay(daemon: Arc<Daemon>, demo: Demo) {
-    let tz = daemon.config.timezone;
+    let tz = daemon.config().timezone;
     tracing::info!(
         from = %format_time(demo.start, tz),
         to = %format_time(demo.end, tz),
@@ -108,7 +108,7 @@ pub async fn replay(daemon: Arc<Daemon>, demo: Demo) {
             }
         }
         // The monthly digest, on the virtual clock too.
-        for at in daemon.config.digest.schedule.between(cursor + 1, now, tz) {
+        for at in daemon.config().digest.schedule.between(cursor + 1, now, tz) {
             let d = daemon.clone();
             let _ = tokio::task::spawn_blocking(move || super::status::queue_digest(&d, at)).await;
         }

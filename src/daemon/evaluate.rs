@@ -41,7 +41,7 @@ pub struct Evaluated {
 
 /// A scheduler tick for `rule_id`, fired at wall-clock `fired`.
 pub async fn on_tick(daemon: &Arc<Daemon>, rule_id: &str, fired: Millis) {
-    let tz = daemon.config.timezone;
+    let tz = daemon.config().timezone;
     // Work out which scheduled instant this tick stands for, and claim it.
     let at = {
         let mut rules = daemon.rules.write();
@@ -136,7 +136,7 @@ pub async fn run(
     };
     let d = daemon.clone();
     let r = rule.clone();
-    let outcome = tokio::task::spawn_blocking(move || d.evaluator.evaluate(&r, at))
+    let outcome = tokio::task::spawn_blocking(move || d.evaluator().evaluate(&r, at))
         .await
         .map_err(|e| NotRun::Crashed(e.to_string()))?;
 
@@ -148,7 +148,7 @@ pub async fn run(
     } else {
         tracing::info!(
             rule = %rule_id,
-            at = %format_time(at, daemon.config.timezone),
+            at = %format_time(at, daemon.config().timezone),
             trigger = ?trigger,
             findings = outcome.findings.len(),
             took_ms = outcome.duration.as_secs_f64() * 1e3,

@@ -97,16 +97,16 @@ impl Jobs {
         self.scheduler.add(job).await
     }
 
-    /// A job that calls `beat` on every tick of `cron`, beside the rules'
-    /// jobs: the systemd watchdog ping comes from the scheduler's own loop,
-    /// so it stops when the scheduler hangs.
+    /// A job that calls `beat` every `every` (whole seconds), beside the
+    /// rules' jobs: the systemd watchdog ping comes from the scheduler's own
+    /// loop, so it stops when the scheduler hangs.
     pub async fn add_heartbeat(
         &self,
-        cron: &str,
+        every: std::time::Duration,
         beat: impl Fn() + Send + Sync + 'static,
     ) -> Result<Uuid, JobSchedulerError> {
         let beat = Arc::new(beat);
-        let job = Job::new_async_tz(cron, self.tz, move |_uuid, _lock| {
+        let job = Job::new_repeated_async(every, move |_uuid, _lock| {
             let beat = beat.clone();
             Box::pin(async move { beat() })
         })?;

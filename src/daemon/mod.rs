@@ -13,6 +13,7 @@
 //! - [`evaluate`]: one evaluation, guarded against overlap
 //! - [`http`]: the daemon's HTTP API (and the status page mounted on it)
 //! - [`reload`]: hot reload of the rules folder
+//! - [`reconfigure`]: SIGHUP reloads the config file (what can change live, what needs a restart)
 //! - [`demo`]: `--demo`, the fixtures replayed on a fast clock instead of the cron jobs
 //! - [`metrics`]: counters for `/metrics`
 //! - [`retention`]: old data deleted as the config says, in small steps
@@ -28,6 +29,7 @@ pub mod instants;
 pub mod jobs;
 pub mod lock;
 pub mod metrics;
+pub mod reconfigure;
 pub mod reload;
 pub mod retention;
 pub mod ruleset;
@@ -141,13 +143,15 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
     }
     // Charts in alert mails, drawn by the sender from the current rules.
     let sender = sender.with_charts(status::mail_charts(&daemon));
+    // A config reload swaps the sender's channels through this handle.
+    let channels = sender.channels();
     let (sender_stop_tx, sender_stop_rx) = tokio::sync::watch::channel(false);
     let sender_task = tokio::spawn(sender.run(async move {
         let mut rx = sender_stop_rx;
         let _ = rx.wait_for(|stop| *stop).await;
     }));
     if daemon.token.is_none() {
-        match &daemon.config.api_token_env {
+        match &daemon.config().api_token_env {
             Some(var) => {
                 tracing::warn!(env = %var, "the API token variable is not set: writes need no token")
             }
@@ -158,24 +162,24 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
 
     reload::reload(&daemon, reload::STARTUP).await;
 
-    let listener = tokio::net::TcpListener::bind(&daemon.config.listen)
+    let listener = tokio::net::TcpListener::bind(&daemon.config().listen)
         .await
         .map_err(|source| DaemonError::Listen {
-            addr: daemon.config.listen.clone(),
+            addr: daemon.config().listen.clone(),
             source,
         })?;
     let local = listener.local_addr().ok();
     if local.is_some_and(|a| !a.ip().is_loopback())
-        && daemon.config.read_access == crate::config::ReadAccess::Open
+        && daemon.config().read_access == crate::config::ReadAccess::Open
     {
         tracing::warn!(
-            listen = %daemon.config.listen,
+            listen = %daemon.config().listen,
             "警告：状态页和查询接口对能访问 {} 的任何人开放，其中有本县内部考核数据。请在配置中设置 http: (read_access: Tokens) 或 ProxyHeader(name: \"X-Remote-User\")，或只监听 127.0.0.1（见 docs/operations.md） / WARNING: the status page and read API are open to anyone who reaches this non-loopback address: set http.read_access",
-            daemon.config.listen
+            daemon.config().listen
         );
     }
 
-    let jobs = jobs::Jobs::new(daemon.config.timezone)
+    let jobs = jobs::Jobs::new(daemon.config().timezone)
         .await
         .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
     *daemon.jobs.lock().await = Some(jobs);
@@ -183,14 +187,14 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
     match demo {
         None => {
             if let Some(jobs) = daemon.jobs.lock().await.as_ref() {
-                if service::watchdog_enabled() {
+                if let Some(every) = service::watchdog_interval() {
+                    tracing::info!(
+                        every_s = every.as_secs(),
+                        "systemd watchdog: pinging from the scheduler"
+                    );
                     let d = daemon.clone();
-                    jobs.add_heartbeat(service::HEARTBEAT_CRON, move || {
-                        let rules = d.rules.read();
-                        service::heartbeat(&service::status_line(
-                            rules.rules.len(),
-                            rules.broken_count(),
-                        ));
+                    jobs.add_heartbeat(every, move || {
+                        service::heartbeat(&service::daemon_status(&d));
                     })
                     .await
                     .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
@@ -214,11 +218,11 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
     let _watcher = match reload::watch(daemon.clone()) {
         Ok(w) => Some(w),
         Err(e) => {
-            tracing::error!(folder = %daemon.config.rules_dir.display(), error = %e, "cannot watch the rules folder: rules reload on SIGHUP only");
+            tracing::error!(folder = %daemon.config().rules_dir.display(), error = %e, "cannot watch the rules folder: rules reload on SIGHUP only");
             None
         }
     };
-    reload::on_sighup(daemon.clone()).map_err(DaemonError::Signals)?;
+    reload::on_sighup(daemon.clone(), channels).map_err(DaemonError::Signals)?;
 
     let app = http::router(daemon.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(daemon.shutdown_signal());
@@ -227,11 +231,11 @@ pub async fn run(config: Config, demo: Option<demo::Demo>) -> Result<(), DaemonE
     {
         let rules = daemon.rules.read();
         tracing::info!(
-            listen = %local.map_or_else(|| daemon.config.listen.clone(), |a| a.to_string()),
+            listen = %local.map_or_else(|| daemon.config().listen.clone(), |a| a.to_string()),
             rules = rules.rules.len(),
             broken = rules.broken_count(),
-            timezone = %daemon.config.timezone,
-            store = %daemon.config.store_path.display(),
+            timezone = %daemon.config().timezone,
+            store = %daemon.config().store_path.display(),
             version = env!("CARGO_PKG_VERSION"),
             "rulewatch running"
         );
@@ -278,7 +282,7 @@ async fn shutdown(daemon: &Arc<Daemon>, server: tokio::task::JoinHandle<std::io:
         tracing::warn!("HTTP requests still open after {HTTP_DRAIN:?}: closing them");
     }
     let limit =
-        Duration::from_millis(daemon.config.limits.rule_timeout.max(0) as u64) + EVAL_DRAIN_SLACK;
+        Duration::from_millis(daemon.config().limits.rule_timeout.max(0) as u64) + EVAL_DRAIN_SLACK;
     if tokio::time::timeout(limit, daemon.inflight.idle())
         .await
         .is_err()

@@ -88,7 +88,10 @@ pub struct Applied {
 }
 
 /// Reconciles the running rule set with a fresh scan. Pure over `now`.
-pub fn apply(set: &mut RuleSet, scans: Vec<FileScan>, now: Millis) -> Applied {
+/// With `refresh` (the config changed) every rule that loads takes its new
+/// version, even if its file is unchanged: recipients and defaults are
+/// resolved from the config when a rule is loaded.
+pub fn apply(set: &mut RuleSet, scans: Vec<FileScan>, now: Millis, refresh: bool) -> Applied {
     let mut out = Applied::default();
     let old_hash_of: HashMap<PathBuf, String> = set
         .rules
@@ -182,7 +185,7 @@ pub fn apply(set: &mut RuleSet, scans: Vec<FileScan>, now: Millis) -> Applied {
             Some(mut entry) => {
                 let changed =
                     entry.rule.content_hash != rule.content_hash || entry.rule.path != rule.path;
-                if changed {
+                if changed || refresh {
                     entry.rule = Arc::new(rule);
                 }
                 entry.load_error = None;
@@ -289,24 +292,31 @@ pub const STARTUP: &str = "start-up";
 
 /// Rescans the rules folder and applies the result; then brings the jobs in line.
 pub async fn reload(daemon: &Arc<Daemon>, why: &str) {
+    reload_rules(daemon, why, false).await
+}
+
+/// [`reload`]; with `refresh`, every rule is taken anew from its file (the
+/// config changed: see [`apply`]).
+pub async fn reload_rules(daemon: &Arc<Daemon>, why: &str, refresh: bool) {
     let _one_at_a_time = daemon.reloading.lock().await;
-    if !daemon.config.rules_dir.is_dir() {
+    if !daemon.config().rules_dir.is_dir() {
         // A folder being replaced (or unmounted) must not unload every rule.
-        tracing::error!(folder = %daemon.config.rules_dir.display(), why, "rules folder is missing: keeping the rules as they are");
+        tracing::error!(folder = %daemon.config().rules_dir.display(), why, "rules folder is missing: keeping the rules as they are");
         return;
     }
     let d = daemon.clone();
-    let scans =
-        match tokio::task::spawn_blocking(move || scan(d.evaluator.engine(), &d.config)).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "rule scan crashed: keeping the rules as they are");
-                return;
-            }
-        };
+    let scans = match tokio::task::spawn_blocking(move || scan(d.evaluator().engine(), &d.config()))
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "rule scan crashed: keeping the rules as they are");
+            return;
+        }
+    };
     let files = scans.len();
     let now = chrono::Utc::now().timestamp_millis();
-    let applied = apply(&mut daemon.rules.write(), scans, now);
+    let applied = apply(&mut daemon.rules.write(), scans, now, refresh);
     daemon
         .metrics
         .reloads
@@ -337,7 +347,7 @@ pub async fn reload(daemon: &Arc<Daemon>, why: &str) {
         (set.rules.len(), set.broken_count())
     };
     if initial {
-        tracing::info!(folder = %daemon.config.rules_dir.display(), files, loaded, broken, "rules loaded");
+        tracing::info!(folder = %daemon.config().rules_dir.display(), files, loaded, broken, "rules loaded");
     } else if changed {
         tracing::info!(why, files, loaded, broken, "rules reloaded");
     } else {
@@ -404,7 +414,7 @@ pub fn watch(
                 }
             },
         )?;
-    debouncer.watch(&daemon.config.rules_dir, RecursiveMode::Recursive)?;
+    debouncer.watch(&daemon.config().rules_dir, RecursiveMode::Recursive)?;
     tokio::spawn(async move {
         while rx.recv().await.is_some() {
             while rx.try_recv().is_ok() {}
@@ -417,16 +427,26 @@ pub fn watch(
     Ok(debouncer)
 }
 
-/// Reloads on each SIGHUP.
-pub fn on_sighup(daemon: Arc<Daemon>) -> std::io::Result<()> {
+/// Reloads the config, then the rules, on each SIGHUP (see
+/// [`super::reconfigure`]); `channels` are the mail sender's. A config that
+/// does not load leaves the config and the rules as they are.
+pub fn on_sighup(
+    daemon: Arc<Daemon>,
+    channels: crate::notify::ChannelsHandle,
+) -> std::io::Result<()> {
+    use super::reconfigure::{reload_config, Reconfigured};
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             if daemon.is_shutting_down() {
                 break;
             }
-            tracing::info!("SIGHUP: reloading rules");
-            reload(&daemon, "SIGHUP").await;
+            tracing::info!("SIGHUP: reloading the config and the rules");
+            match reload_config(&daemon, &channels).await {
+                Reconfigured::Failed => {}
+                Reconfigured::Applied { .. } => reload_rules(&daemon, "SIGHUP", true).await,
+            }
+            super::service::status(&super::service::daemon_status(&daemon));
         }
     });
     Ok(())
@@ -476,7 +496,7 @@ mod tests {
         }
 
         fn apply(&self, set: &mut RuleSet, now: Millis) -> Applied {
-            apply(set, scan(&self.engine, &self.config), now)
+            apply(set, scan(&self.engine, &self.config), now, false)
         }
     }
 

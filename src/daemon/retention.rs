@@ -62,7 +62,7 @@ pub fn start(daemon: &Arc<Daemon>) {
     let (s, path, cap) = (
         stats.clone(),
         daemon.store.path().to_path_buf(),
-        daemon.config.retention.max_store_bytes,
+        daemon.config().retention.max_store_bytes,
     );
     daemon
         .metrics
@@ -111,17 +111,17 @@ fn render_metrics(out: &mut String, store: &std::path::Path, cap: Option<u64>, s
 /// Prunes every `retention.every` until shutdown (nothing to do when the
 /// config keeps everything for good and the store has nothing to give back).
 async fn run(daemon: Arc<Daemon>, stats: Arc<RetentionStats>) {
-    let retention = daemon.config.retention.clone();
-    let every = Duration::from_millis(retention.every.max(1) as u64);
-    let mut wait = FIRST_PASS.min(every);
+    let every = |d: &Daemon| Duration::from_millis(d.config().retention.every.max(1) as u64);
+    let mut wait = FIRST_PASS.min(every(&daemon));
     loop {
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = daemon.shutdown_signal() => return,
         }
-        wait = every;
+        // Read at each pass: a config reload (SIGHUP) applies from the next one.
+        let retention = daemon.config().retention.clone();
+        wait = every(&daemon);
         let d = daemon.clone();
-        let retention = retention.clone();
         let done = tokio::task::spawn_blocking(move || {
             let now = chrono::Utc::now().timestamp_millis();
             let conn = crate::db::open(d.store.path(), crate::db::Durability::Normal)

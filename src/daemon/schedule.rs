@@ -44,7 +44,7 @@ pub async fn sync_jobs(daemon: &Arc<Daemon>, recreate_all: bool) {
 /// Sleeps in slices of at most an hour so that a suspended machine or a
 /// stepped clock is noticed.
 pub async fn watch_offset_changes(daemon: Arc<Daemon>) {
-    let tz = daemon.config.timezone;
+    let tz = daemon.config().timezone;
     loop {
         let now = chrono::Utc::now().timestamp_millis();
         let Some(change) = next_offset_change(tz, now) else {

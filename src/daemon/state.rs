@@ -87,10 +87,36 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
+/// A value a config reload replaces whole: readers take the current `Arc`
+/// ([`Live::get`]) and keep it for as long as they work with it, so an
+/// evaluation or a request that started before a reload finishes with the
+/// config it started with.
+pub struct Live<T>(RwLock<Arc<T>>);
+
+impl<T> Live<T> {
+    pub fn new(value: T) -> Live<T> {
+        Live(RwLock::new(Arc::new(value)))
+    }
+
+    pub fn get(&self) -> Arc<T> {
+        self.0.read().clone()
+    }
+
+    pub fn set(&self, value: T) {
+        *self.0.write() = Arc::new(value);
+    }
+}
+
 pub struct Daemon {
-    pub config: Arc<Config>,
+    /// The config in force: [`Daemon::config`]. SIGHUP swaps in a new one
+    /// ([`super::reconfigure`]); settings that need a restart keep their
+    /// start-up values in it.
+    config: Live<Config>,
     pub store: Arc<Store>,
-    pub evaluator: Arc<Evaluator>,
+    /// Built from the config's limits: swapped with the config.
+    evaluator: Live<Evaluator>,
+    /// The last config reload that failed (the file's errors), until one succeeds.
+    pub config_error: RwLock<Option<super::reconfigure::ConfigReloadError>>,
     pub rules: RwLock<RuleSet>,
     pub metrics: Metrics,
     pub inflight: Arc<InFlight>,
@@ -124,7 +150,7 @@ impl Daemon {
     ) -> Daemon {
         let token = config.api_token().map(|t| ApiToken::new(&t));
         let access = super::http::access::Access::new(&config);
-        let evaluator = Arc::new(Evaluator::new(&config, store.clone()));
+        let evaluator = Live::new(Evaluator::new(&config, store.clone()));
         let ingest = Ingest::start(store.clone());
         let metrics = Metrics::new();
         {
@@ -146,9 +172,10 @@ impl Daemon {
         let batch_idle = Duration::from_millis(config.limits.rule_timeout.max(0) as u64)
             + Duration::from_secs(5);
         Daemon {
-            config: Arc::new(config),
+            config: Live::new(config),
             store,
             evaluator,
+            config_error: RwLock::new(None),
             rules: RwLock::new(RuleSet::default()),
             metrics,
             inflight: Arc::new(InFlight::default()),
@@ -165,6 +192,22 @@ impl Daemon {
             shutting_down: AtomicBool::new(false),
             shutdown_tx: watch::channel(false).0,
         }
+    }
+
+    /// The config in force now.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.get()
+    }
+
+    /// The evaluator in force now (its engine has the config's limits).
+    pub fn evaluator(&self) -> Arc<Evaluator> {
+        self.evaluator.get()
+    }
+
+    /// Puts a reloaded config and the evaluator built from it in force.
+    pub fn set_config(&self, config: Config, evaluator: Evaluator) {
+        self.evaluator.set(evaluator);
+        self.config.set(config);
     }
 
     pub fn enter_in_flight(&self) -> InFlightGuard {

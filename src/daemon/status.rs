@@ -16,7 +16,7 @@ use crate::time::Millis;
 
 impl StatusSource for Daemon {
     fn words(&self) -> crate::status::Words {
-        crate::status::Words::for_config(&self.config)
+        crate::status::Words::for_config(&self.config())
     }
     fn rules(&self) -> Vec<RuleEntry> {
         self.rules
@@ -48,7 +48,7 @@ impl StatusSource for Daemon {
     }
 
     fn timezone(&self) -> Tz {
-        self.config.timezone
+        self.config().timezone
     }
 
     /// The wall clock, or under `run --demo` the replay's virtual clock.
@@ -68,10 +68,17 @@ impl StatusSource for Daemon {
             .collect()
     }
 
+    fn config_error(&self) -> Option<(String, Vec<String>)> {
+        self.config_error
+            .read()
+            .as_ref()
+            .map(|e| (e.path.display().to_string(), e.errors.clone()))
+    }
+
     /// Runs the rule's own test file (`NAME.test.ron` beside `NAME.rhai`), if any.
     fn test_status(&self, rule: &str) -> Option<TestStatus> {
         let path = self.rules.read().rules.get(rule)?.rule.path.clone();
-        test_status_of(&self.config, &path)
+        test_status_of(&self.config(), &path)
     }
 }
 
@@ -82,20 +89,20 @@ pub fn mail_charts(daemon: &Arc<Daemon>) -> Arc<dyn ChartSource> {
     let weak: Weak<Daemon> = Arc::downgrade(daemon);
     let charts = StoreCharts::new(
         daemon.store.clone(),
-        daemon.config.timezone,
+        daemon.config().timezone,
         move |id: &str| {
             let daemon = weak.upgrade()?;
             let rules = daemon.rules.read();
             rules.rules.get(id).and_then(|e| e.rule.meta.chart.clone())
         },
     )
-    .with_words(crate::status::Words::for_config(&daemon.config));
+    .with_words(crate::status::Words::for_config(&daemon.config()));
     Arc::new(charts)
 }
 
 /// Queues the monthly digest at `at` (the scheduled instant). Blocking.
 pub fn queue_digest(daemon: &Daemon, at: Millis) {
-    match daemon.alerting.queue_digest(daemon, &daemon.config, at) {
+    match daemon.alerting.queue_digest(daemon, &daemon.config(), at) {
         Ok(ids) if ids.is_empty() => tracing::info!("digest already queued for this month"),
         Ok(ids) => tracing::info!(mails = ids.len(), "monthly digest queued"),
         Err(e) => tracing::error!(error = %e, "monthly digest not queued"),
@@ -114,10 +121,10 @@ pub const DIGEST_CATCH_UP: Millis = 7 * crate::time::DAY;
 /// digest already queued is not queued again.
 pub async fn digest_loop(daemon: Arc<Daemon>) {
     use crate::time::HOUR;
-    let tz = daemon.config.timezone;
+    let tz = daemon.config().timezone;
     let now = chrono::Utc::now().timestamp_millis();
     let missed = daemon
-        .config
+        .config()
         .digest
         .schedule
         .between(now - DIGEST_CATCH_UP, now, tz)
@@ -136,7 +143,7 @@ pub async fn digest_loop(daemon: Arc<Daemon>) {
         let _ = tokio::task::spawn_blocking(move || queue_digest(&d, at)).await;
     }
     let mut next = daemon
-        .config
+        .config()
         .digest
         .schedule
         .next_after(chrono::Utc::now().timestamp_millis(), tz);
@@ -154,6 +161,6 @@ pub async fn digest_loop(daemon: Arc<Daemon>) {
         }
         let d = daemon.clone();
         let _ = tokio::task::spawn_blocking(move || queue_digest(&d, at)).await;
-        next = daemon.config.digest.schedule.next_after(at, tz);
+        next = daemon.config().digest.schedule.next_after(at, tz);
     }
 }

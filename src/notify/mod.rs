@@ -46,7 +46,7 @@ pub use channel::{ChannelKind, MailNotifier, Notifier};
 pub use mail::{Mailer, SendError};
 pub use outbox::{OutboxCounts, QueuedMail};
 pub use route::{route, Routing};
-pub use sender::{MailStats, RetryPolicy, Round, Sender};
+pub use sender::{Channels, ChannelsHandle, MailStats, RetryPolicy, Round, Sender};
 
 /// What the notification stages need from the config.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -97,11 +97,11 @@ const IDLE_POLL: Millis = MINUTE;
 /// [`Sender::waker`] after queuing mail.
 pub struct Sender {
     db: Arc<Mutex<Connection>>,
-    /// One per channel; mail first.
-    notifiers: Vec<Box<dyn Notifier>>,
+    /// The channels and settings; a config reload swaps them whole
+    /// ([`Sender::channels`]), a delivery keeps those it started with.
+    channels: ChannelsHandle,
     /// Draws the charts of the mails (none: mails go without charts).
     charts: Option<Arc<dyn ChartSource>>,
-    settings: MailSettings,
     policy: RetryPolicy,
     stats: Arc<MailStats>,
     wake: Arc<Notify>,
@@ -113,6 +113,44 @@ pub struct Sender {
     /// last minute: its rate limit is kept here.
     chat_sent: Mutex<HashMap<(String, String), Vec<Millis>>>,
 }
+
+/// Where the sender's messages go, and the settings they are sent with:
+/// replaced whole when the daemon reloads its config.
+pub struct Channels {
+    /// One per channel; mail first.
+    pub notifiers: Vec<Arc<dyn Notifier>>,
+    pub settings: MailSettings,
+}
+
+impl Channels {
+    /// Mail through `mailer`, plus `others` (chat robots), with `settings`.
+    pub fn new(mailer: Mailer, others: Vec<Box<dyn Notifier>>, settings: MailSettings) -> Channels {
+        let mut channels = Channels {
+            notifiers: vec![Arc::new(MailNotifier::new(settings.from.clone(), mailer))],
+            settings,
+        };
+        for n in others {
+            channels.put(Arc::from(n));
+        }
+        channels
+    }
+
+    /// `notifier` replaces the one its channel had.
+    fn put(&mut self, notifier: Arc<dyn Notifier>) {
+        self.notifiers.retain(|n| n.channel() != notifier.channel());
+        self.notifiers.push(notifier);
+    }
+
+    fn find(&self, channel: &str) -> Option<&Arc<dyn Notifier>> {
+        self.notifiers
+            .iter()
+            .find(|n| n.channel().as_str() == channel)
+    }
+}
+
+/// Swaps a running sender's [`Channels`] (`*handle.write() = Arc::new(…)`);
+/// rounds read the current ones when they start.
+pub type ChannelsHandle = Arc<parking_lot::RwLock<Arc<Channels>>>;
 
 /// `STORE.delivered`: the Message-IDs a server has accepted, appended the
 /// moment its `250` arrives, before the outbox row is marked sent.
@@ -171,9 +209,12 @@ impl Sender {
     ) -> Result<Sender, StoreError> {
         Ok(Sender {
             db: Arc::new(Mutex::new(db::open(store_path, db::Durability::Full)?)),
-            notifiers: vec![Box::new(MailNotifier::new(settings.from.clone(), mailer))],
+            channels: Arc::new(parking_lot::RwLock::new(Arc::new(Channels::new(
+                mailer,
+                Vec::new(),
+                settings,
+            )))),
             charts: None,
-            settings,
             policy: RetryPolicy::default(),
             stats: Arc::default(),
             wake: Arc::new(Notify::new()),
@@ -190,10 +231,27 @@ impl Sender {
 
     /// Messages of `notifier`'s channel go through it (replacing the one
     /// that channel had).
-    pub fn with_notifier(mut self, notifier: Box<dyn Notifier>) -> Sender {
-        self.notifiers.retain(|n| n.channel() != notifier.channel());
-        self.notifiers.push(notifier);
+    pub fn with_notifier(self, notifier: Box<dyn Notifier>) -> Sender {
+        {
+            let mut current = self.channels.write();
+            let mut channels = Channels {
+                notifiers: current.notifiers.clone(),
+                settings: current.settings.clone(),
+            };
+            channels.put(Arc::from(notifier));
+            *current = Arc::new(channels);
+        }
         self
+    }
+
+    /// The handle through which a config reload swaps the channels and
+    /// settings of this sender while it runs.
+    pub fn channels(&self) -> ChannelsHandle {
+        self.channels.clone()
+    }
+
+    fn current(&self) -> Arc<Channels> {
+        self.channels.read().clone()
     }
 
     /// Mails carry the charts `charts` draws (at sending time).
@@ -213,7 +271,8 @@ impl Sender {
 
     /// Where each channel's messages go, for logs: `mail: file outbox/`.
     pub fn describe(&self) -> String {
-        self.notifiers
+        self.current()
+            .notifiers
             .iter()
             .map(|n| format!("{}: {}", n.channel().as_str(), n.describe()))
             .collect::<Vec<_>>()
@@ -258,11 +317,8 @@ impl Sender {
 
     /// Delivers `mail` through the notifier of its channel.
     async fn deliver(&self, mail: &QueuedMail) -> Result<(), SendError> {
-        match self
-            .notifiers
-            .iter()
-            .find(|n| n.channel().as_str() == mail.channel)
-        {
+        let notifier = self.current().find(&mail.channel).cloned();
+        match notifier {
             Some(n) => n.deliver(mail).await,
             None => Err(SendError::permanent(format!(
                 "no notifier for channel `{}`",
@@ -294,10 +350,7 @@ impl Sender {
 
     /// The limits of `channel`'s notifier, if it is a chat robot.
     fn limits_of(&self, channel: &str) -> Option<ChatLimits> {
-        self.notifiers
-            .iter()
-            .find(|n| n.channel().as_str() == channel)
-            .and_then(|n| n.limits())
+        self.current().find(channel).and_then(|n| n.limits())
     }
 
     /// The due messages as deliveries: a mail alone; a chat robot's due
@@ -438,7 +491,7 @@ impl Sender {
                             .delay(mail.attempts + 1)
                             .max(e.retry_after.unwrap_or(0));
                         let report_after = self.policy.report_after;
-                        let admin = self.settings.admin.clone();
+                        let admin = self.current().settings.admin.clone();
                         let id = mail.message_id.clone();
                         let error = e.message.clone();
                         let temporary = e.temporary;

@@ -72,6 +72,11 @@ pub trait StatusSource: Send + Sync + 'static {
     fn broken_files(&self) -> Vec<(String, Vec<String>)> {
         Vec::new()
     }
+    /// The last config reload, if it failed (the last good config runs
+    /// meanwhile): (config file, problems).
+    fn config_error(&self) -> Option<(String, Vec<String>)> {
+        None
+    }
     /// Display names of label and detail keys (the config's `labels:`).
     fn words(&self) -> Words {
         Words::default()

@@ -227,6 +227,14 @@ pub fn index(source: &dyn StatusSource) -> String {
     out.push_str(
         "</nav>\n<p><a href=\"/upload\">上传报表（各部门报送数据）</a></p>\n</header>\n<main>\n",
     );
+    if let Some((file, problems)) = source.config_error() {
+        let _ = writeln!(
+            out,
+            "<section class=\"broken\" id=\"config-error\"><h2>配置文件重新加载失败</h2><p>改动未生效，系统继续按上一个可用的配置和规则运行。请改正后重新加载（systemctl reload rulewatch）。</p><ul><li>{} <span class=\"badge error\">错误</span><pre>{}</pre></li></ul></section>",
+            escape(&file),
+            escape(&problems.join("\n"))
+        );
+    }
     let broken = source.broken_files();
     if !broken.is_empty() {
         out.push_str("<section class=\"broken\"><h2>无法加载的规则文件</h2><ul>");

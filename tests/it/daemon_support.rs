@@ -59,6 +59,9 @@ pub struct Builder {
     files: Vec<(String, Vec<u8>)>,
     /// A store file copied into place before the daemon starts.
     store_from: Option<PathBuf>,
+    /// An environment variable set to the daemon's own pid (as systemd sets
+    /// `WATCHDOG_PID`): started through `sh -c 'NAME=$$ exec …'`.
+    pid_env: Option<String>,
 }
 
 pub fn daemon() -> Builder {
@@ -73,6 +76,7 @@ pub fn daemon() -> Builder {
         env: Vec::new(),
         files: Vec::new(),
         store_from: None,
+        pid_env: None,
     }
 }
 
@@ -122,6 +126,13 @@ impl Builder {
 
     pub fn log(mut self, filter: &str) -> Self {
         self.log_filter = filter.to_string();
+        self
+    }
+
+    /// Sets the variable `name` to the daemon's own pid, as systemd sets
+    /// `WATCHDOG_PID` (the daemon is exec'd by a shell that knows its pid).
+    pub fn pid_env(mut self, name: &str) -> Self {
+        self.pid_env = Some(name.to_string());
         self
     }
 
@@ -188,12 +199,23 @@ impl Builder {
         }
         let log_path = dir.path().join("daemon.log");
         let log = std::fs::File::create(&log_path).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rulewatch"));
+        let bin = env!("CARGO_BIN_EXE_rulewatch");
+        let mut cmd = match &self.pid_env {
+            None => Command::new(bin),
+            Some(name) => {
+                let mut sh = Command::new("sh");
+                sh.args(["-c", &format!("{name}=$$ exec \"$0\" \"$@\""), bin]);
+                sh
+            }
+        };
         cmd.current_dir(dir.path())
             .args(["run", "--config", "rulewatch.ron"])
             .env("RUST_LOG", &self.log_filter)
             .env_remove("RULEWATCH_LOG_FORMAT")
             .env_remove("JOURNAL_STREAM")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);

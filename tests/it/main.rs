@@ -17,11 +17,14 @@ mod web_support;
 
 mod author_mistakes;
 mod chat;
+mod cli_compact;
 mod cli_core;
 mod daemon_demo;
 mod daemon_http;
 mod daemon_kills;
 mod daemon_lifecycle;
+mod daemon_reconfig;
+mod daemon_watchdog;
 mod eval_fixtures;
 mod excel_ingest;
 mod mail;

@@ -53,7 +53,7 @@ pub async fn list(
     let alerting = d.alerting.clone();
     let rule = q.rule.clone();
     let result = tokio::task::spawn_blocking(move || alerting.alerts(rule.as_deref())).await;
-    let tz = d.config.timezone;
+    let tz = d.config().timezone;
     match result {
         Ok(Ok(alerts)) => {
             let out: Vec<Value> = alerts
@@ -95,7 +95,7 @@ pub async fn history(
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
-    let tz = d.config.timezone;
+    let tz = d.config().timezone;
     let parse = |name: &str, v: &Option<String>| -> Result<Option<Millis>, String> {
         v.as_deref()
             .map(|t| parse_time(t, tz).map_err(|e| format!("`{name}`: {e}")))

@@ -59,7 +59,7 @@ pub async fn post(
             format!("不支持的内容类型 `{shown}`：请在 Content-Type 里写 `application/json`、`application/x-ndjson` 或 `text/csv` / unsupported content type `{shown}`: send `application/json`, `application/x-ndjson` or `text/csv`"),
         );
     };
-    let limit = d.config.max_body_bytes;
+    let limit = d.config().max_body_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -88,7 +88,7 @@ pub async fn post(
             );
         }
     };
-    let tz = d.config.timezone;
+    let tz = d.config().timezone;
     let parsed = tokio::task::spawn_blocking(move || parse(&bytes, format, tz))
         .await
         .map_err(|e| Failure::Crashed(e.to_string()));
@@ -150,7 +150,7 @@ pub async fn post(
                     )
                     .is_ok()
             {
-                tracing::error!(error = %e.message, store = %d.config.store_path.display(), "{STORE_FULL}");
+                tracing::error!(error = %e.message, store = %d.config().store_path.display(), "{STORE_FULL}");
             }
             error(StatusCode::INSUFFICIENT_STORAGE, STORE_FULL)
         }

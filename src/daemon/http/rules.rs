@@ -25,7 +25,7 @@ fn load_error_json(e: &LoadError, tz: chrono_tz::Tz) -> Value {
 }
 
 fn entry_json(d: &Daemon, id: &str, e: &RuleEntry, now: Millis) -> Value {
-    let tz = d.config.timezone;
+    let tz = d.config().timezone;
     let meta = &e.rule.meta;
     let last = e.last.as_ref().map(|l| {
         json!({
@@ -73,15 +73,17 @@ fn broken_json(d: &Daemon, b: &BrokenFile) -> Value {
         "id": null,
         "file": b.path.display().to_string(),
         "status": "broken",
-        "load_error": load_error_json(&b.error, d.config.timezone),
+        "load_error": load_error_json(&b.error, d.config().timezone),
         "error": b.error.errors.join("\n"),
     })
 }
 
 /// Every rule, then every rule file that does not load and has no last
-/// good version (`id: null`, `status: "broken"`).
+/// good version (`id: null`, `status: "broken"`); and under `config`, the
+/// config file and its last failed reload (`reload_error`, null if none).
 pub async fn list(State(d): State<Arc<Daemon>>) -> Response {
     let now = chrono::Utc::now().timestamp_millis();
+    let config = config_json(&d);
     let rules = d.rules.read();
     let mut out: Vec<Value> = rules
         .rules
@@ -89,7 +91,22 @@ pub async fn list(State(d): State<Arc<Daemon>>) -> Response {
         .map(|(id, e)| entry_json(&d, id, e, now))
         .collect();
     out.extend(rules.broken.values().map(|b| broken_json(&d, b)));
-    Json(json!({ "rules": out })).into_response()
+    Json(json!({ "rules": out, "config": config })).into_response()
+}
+
+fn config_json(d: &Daemon) -> Value {
+    let config = d.config();
+    let error = d.config_error.read().as_ref().map(|e| {
+        json!({
+            "errors": e.errors,
+            "since": format_time(e.since, config.timezone),
+            "content_hash": e.content_hash,
+        })
+    });
+    json!({
+        "file": config.path.display().to_string(),
+        "reload_error": error,
+    })
 }
 
 pub async fn one(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Response {
@@ -146,7 +163,7 @@ pub async fn evaluate(
             None => rules.rules.keys().cloned().collect(),
         }
     };
-    let tz = d.config.timezone;
+    let tz = d.config().timezone;
     let at = chrono::Utc::now().timestamp_millis();
     let outcomes = match evaluate_now(&d, ids, at).await {
         Ok(o) => o,

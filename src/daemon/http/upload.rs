@@ -35,7 +35,7 @@ use crate::web::{html, upload::Signed};
 
 /// The upload page's routes.
 pub fn router(daemon: Arc<Daemon>) -> Router {
-    let limit = daemon.config.max_body_bytes;
+    let limit = daemon.config().max_body_bytes;
     Router::new()
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
@@ -204,7 +204,7 @@ async fn upload_form(State(d): State<Arc<Daemon>>, headers: HeaderMap) -> Respon
     let Some((_, s)) = d.access.session(&headers) else {
         return to_login();
     };
-    let mappings: Vec<String> = d.config.upload_mappings.keys().cloned().collect();
+    let mappings: Vec<String> = d.config().upload_mappings.keys().cloned().collect();
     let who = s.principal.name();
     html(
         StatusCode::OK,
@@ -214,7 +214,7 @@ async fn upload_form(State(d): State<Arc<Daemon>>, headers: HeaderMap) -> Respon
                 csrf: &s.csrf,
             },
             &mappings,
-            &may_write(&s.principal, &display_names(&d.config.upload_mappings)),
+            &may_write(&s.principal, &display_names(&d.config().upload_mappings)),
             None,
         ),
     )
@@ -282,7 +282,7 @@ async fn upload(
         who: &who,
         csrf: &session.csrf,
     };
-    let mapping_names: Vec<String> = d.config.upload_mappings.keys().cloned().collect();
+    let mapping_names: Vec<String> = d.config().upload_mappings.keys().cloned().collect();
     let Some((file, bytes)) = fields.file.filter(|(n, b)| !n.is_empty() && !b.is_empty()) else {
         return html(
             StatusCode::BAD_REQUEST,
@@ -291,7 +291,7 @@ async fn upload(
                 &mapping_names,
                 &may_write(
                     &session.principal,
-                    &display_names(&d.config.upload_mappings),
+                    &display_names(&d.config().upload_mappings),
                 ),
                 Some("没有收到文件：请点击“报表文件”选择要上传的 .xlsx 或 .csv 文件，再点“预览”。"),
             ),
@@ -304,7 +304,7 @@ async fn upload(
             Some((base_name(name), String::from_utf8_lossy(text).into_owned()))
         }
         (None, "") => None,
-        (None, chosen) => match d.config.upload_mappings.get(chosen) {
+        (None, chosen) => match d.config().upload_mappings.get(chosen) {
             None => {
                 return html(
                     StatusCode::BAD_REQUEST,
@@ -313,7 +313,7 @@ async fn upload(
                         &mapping_names,
                         &may_write(
                             &session.principal,
-                            &display_names(&d.config.upload_mappings),
+                            &display_names(&d.config().upload_mappings),
                         ),
                         Some(&format!("没有名为“{chosen}”的表格式样：请从列表中选择。")),
                     ),
@@ -337,9 +337,9 @@ async fn upload(
             },
         },
     };
-    let tz = d.config.timezone;
+    let tz = d.config().timezone;
     let principal = session.principal.clone();
-    let configured = d.config.upload_mappings.clone();
+    let configured = d.config().upload_mappings.clone();
     let done = tokio::task::spawn_blocking(move || {
         let mut p = match &mapping_text {
             Some((name, text)) => match mapping::parse(name, text) {
