@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use crate::rules::finding::subject_text;
 use crate::ruletest::backtest::{replay, ticks, Row};
+use crate::status::words::Words;
 use crate::time::{format_time, parse_duration, Millis};
 
 use super::eval::OutputFormat;
@@ -94,15 +94,25 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
                 serde_json::to_string_pretty(&result.rows).expect("rows serialize")
             );
         }
-        OutputFormat::Text => print_transitions(&result.rows, tz),
+        OutputFormat::Text => print_transitions(&result.rows, tz, &Words::for_config(&config)),
     }
+    let took_ms = started.elapsed().as_millis();
     eprintln!(
-        "{}: {} evaluation(s) from {} to {} in {} ms: {} transition(s), {} failed evaluation(s), {} alert(s) still active",
+        "{}：从 {} 到 {} 评估 {} 次，用时 {} 毫秒：状态变化 {} 次，评估出错 {} 次，结束时仍在告警 {} 项 / \
+         {}: {} evaluation(s) from {} to {} in {} ms: {} transition(s), {} failed evaluation(s), {} alert(s) still active",
+        rule.meta.id,
+        format_time(from, tz),
+        format_time(to, tz),
+        result.evaluations,
+        took_ms,
+        result.rows.len(),
+        result.errors,
+        result.active.len(),
         rule.meta.id,
         result.evaluations,
         format_time(from, tz),
         format_time(to, tz),
-        started.elapsed().as_millis(),
+        took_ms,
         result.rows.len(),
         result.errors,
         result.active.len()
@@ -110,10 +120,11 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
     Exit::Ok
 }
 
-/// TIME  SUBJECT  FROM  TO  VALUE  MESSAGE.
-fn print_transitions(rows: &[Row], tz: chrono_tz::Tz) {
+/// 时间  对象  原状态  新状态  数值  说明 (time, subject, from, to, value,
+/// message), subjects through display names and states in words.
+fn print_transitions(rows: &[Row], tz: chrono_tz::Tz, words: &Words) {
     if rows.is_empty() {
-        println!("no transitions: the rule never left `inactive` in this range");
+        println!("这段时间里状态没有变化，一直正常 / no transitions: the rule never left `inactive` in this range");
         return;
     }
     let lines: Vec<Vec<String>> = rows
@@ -123,9 +134,9 @@ fn print_transitions(rows: &[Row], tz: chrono_tz::Tz) {
                 crate::time::to_local(r.at, tz)
                     .format("%Y-%m-%d %H:%M")
                     .to_string(),
-                subject_text(&r.subject),
-                r.from.to_string(),
-                r.to.to_string(),
+                words.subject(&r.subject),
+                state_words(r.from).to_string(),
+                state_words(r.to).to_string(),
                 r.value
                     .map(crate::status::format::format_number)
                     .unwrap_or_else(|| "—".into()),
@@ -134,7 +145,18 @@ fn print_transitions(rows: &[Row], tz: chrono_tz::Tz) {
         })
         .collect();
     print_table(
-        &["TIME", "SUBJECT", "FROM", "TO", "VALUE", "MESSAGE"],
+        &["时间", "对象", "原状态", "新状态", "数值", "说明"],
         &lines,
     );
+}
+
+/// An alert state as the page words it (`inactive` is 正常).
+fn state_words(state: &str) -> &str {
+    match state {
+        "inactive" => "正常",
+        "pending" => "待定",
+        "firing" => "告警",
+        "resolved" => "已恢复",
+        other => other,
+    }
 }

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use crate::rules::finding::subject_text;
-use crate::rules::Finding;
+use crate::rules::{Finding, FindingKind};
+use crate::status::words::Words;
 use crate::time::format_time;
 
 use super::shared::{evaluation_time, open_evaluator, print_table};
@@ -68,7 +68,7 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
             );
         }
         OutputFormat::Text => {
-            print_findings(&findings);
+            print_findings(&findings, &Words::for_config(&config));
             // Each failure again with its source line and the fix.
             for failure in outcomes.iter().filter_map(|o| o.error.as_ref()) {
                 eprint!("{}", failure.diagnostic().render());
@@ -96,9 +96,11 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
     }
 }
 
-/// A plain table: RULE  KIND  SUBJECT  MESSAGE; a failed rule's message
-/// starts with its `file:line:col`, as `--format json` gives it in `details`.
-fn print_findings(findings: &[Finding]) {
+/// A plain table: 规则  结果  对象  说明 (rule, kind, subject, message), the
+/// subject through display names (`县（市、区）：南宫`, never `county=南宫`);
+/// a failed rule's message starts with its `file:line:col`, as `--format
+/// json` gives it in `details`.
+fn print_findings(findings: &[Finding], words: &Words) {
     if findings.is_empty() {
         println!("没有发现问题：每条规则都通过 / no findings: every rule passed");
         return;
@@ -108,16 +110,25 @@ fn print_findings(findings: &[Finding]) {
         .map(|f| {
             vec![
                 f.rule.clone(),
-                f.kind.as_str().to_string(),
-                subject_text(&f.subject),
+                kind_words(f.kind).to_string(),
+                words.subject(&f.subject),
                 match f.kind {
-                    crate::rules::FindingKind::Error => format!("{}: {}", place(f), f.message),
+                    FindingKind::Error => format!("{}: {}", place(f), f.message),
                     _ => f.message.clone(),
                 },
             ]
         })
         .collect();
-    print_table(&["RULE", "KIND", "SUBJECT", "MESSAGE"], &rows);
+    print_table(&["规则", "结果", "对象", "说明"], &rows);
+}
+
+/// A finding's kind as the summary line words it.
+fn kind_words(kind: FindingKind) -> &'static str {
+    match kind {
+        FindingKind::Breach => "超标",
+        FindingKind::NoData => "缺数据",
+        FindingKind::Error => "规则错误",
+    }
 }
 
 /// `file:line:col` of an error finding, from its details.

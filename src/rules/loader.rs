@@ -186,18 +186,28 @@ fn number(value: &rhai::Dynamic) -> Option<f64> {
         .or_else(|| value.as_int().ok().map(|i| i as f64))
 }
 
+/// `threshold` and `pace` are two kinds of target line: a chart draws one.
+const BOTH_LINES: &str = "`threshold`（限值线）和 `pace`（进度线）只能写一个 / chart: give `threshold` or `pace`, not both";
+
 /// Validates `chart`; errors are messages for the `chart` key.
 fn chart_spec(file: ChartFile) -> Result<ChartSpec, String> {
     if !crate::readings::model::is_valid_name(&file.metric) {
-        return Err(format!("chart: `{}` is not a metric name", file.metric));
+        return Err(format!(
+            "`metric: \"{m}\"` 不是指标名：指标名只能用字母、数字和 `_`，如 \"pm25\" / chart: `{m}` is not a metric name",
+            m = file.metric
+        ));
     }
     let range = match (file.window, file.year) {
-        (Some(_), Some(_)) => return Err("chart: give `window` or `year`, not both".into()),
+        (Some(_), Some(_)) => return Err("`window` 和 `year` 只能写一个：画最近一段时间写 window，画一个工作报告年度写 year / chart: give `window` or `year`, not both".into()),
         (Some(w), None) => {
-            ChartRange::Window(Window::parse(&w).map_err(|e| format!("chart: {e}"))?)
+            ChartRange::Window(Window::parse(&w).map_err(|e| {
+                format!("`window: \"{w}\"` 写法有误：请写时长如 \"30d\"，或 \"month\"（本月）、\"last_month\"（上月）、\"year\"（今年）、\"2021\"（某一年）等 / chart: {e}")
+            })?)
         }
         (None, Some(y)) if (1900..=9999).contains(&y) => ChartRange::Year(y as i32),
-        (None, Some(y)) => return Err(format!("chart: `year: {y}` is not a year")),
+        (None, Some(y)) => return Err(format!(
+                "`year: {y}` 不是年份：请写四位数年份，如 year: 2021 / chart: `year: {y}` is not a year"
+            )),
         (None, None) => ChartRange::Window(Window::Last(365 * crate::time::DAY)),
     };
     let value = |key: &str, v: Option<rhai::Dynamic>| -> Result<Option<f64>, String> {
@@ -206,7 +216,7 @@ fn chart_spec(file: ChartFile) -> Result<ChartSpec, String> {
             Some(v) => number(&v)
                 .filter(|x| x.is_finite())
                 .map(Some)
-                .ok_or_else(|| format!("chart: `{key}` must be a number")),
+                .ok_or_else(|| format!("`{key}` 要写数字（如 35 或 4.5，不加引号和单位） / chart: `{key}` must be a number")),
         }
     };
     let from_finding = file
@@ -217,17 +227,15 @@ fn chart_spec(file: ChartFile) -> Result<ChartSpec, String> {
             if t == "finding" {
                 Ok(())
             } else {
-                Err(format!("chart: `threshold: \"{t}\"`: give a number, or `\"finding\"` for the threshold each finding reports"))
+                Err(format!("`threshold: \"{t}\"` 无法识别：请写数字（如 35），或写 \"finding\" 表示用每条发现自己报告的限值 / chart: `threshold: \"{t}\"`: give a number, or `\"finding\"` for the threshold each finding reports"))
             }
         })
         .transpose()?
         .is_some();
     let threshold = if from_finding { None } else { file.threshold };
     let line = match (value("threshold", threshold)?, value("pace", file.pace)?) {
-        (Some(_), Some(_)) => return Err("chart: give `threshold` or `pace`, not both".into()),
-        (None, Some(_)) if from_finding => {
-            return Err("chart: give `threshold` or `pace`, not both".into())
-        }
+        (Some(_), Some(_)) => return Err(BOTH_LINES.into()),
+        (None, Some(_)) if from_finding => return Err(BOTH_LINES.into()),
         (Some(t), None) => ChartLine::Flat(t),
         (None, Some(p)) => ChartLine::Pace(p),
         (None, None) if from_finding => ChartLine::FromFinding,
@@ -235,27 +243,27 @@ fn chart_spec(file: ChartFile) -> Result<ChartSpec, String> {
     };
     let tolerance = value("tolerance", file.tolerance)?.unwrap_or(0.0);
     if tolerance != 0.0 && !matches!(line, ChartLine::Pace(_)) {
-        return Err("chart: `tolerance` goes with `pace`".into());
+        return Err("`tolerance`（容差）只和 `pace`（进度线）一起用：请删去 tolerance 或改用 pace / chart: `tolerance` goes with `pace`".into());
     }
     if !(0.0..1.0).contains(&tolerance) {
-        return Err("chart: `tolerance` is a share of the target, from 0 to below 1".into());
+        return Err("`tolerance` 是目标的比例，要在 0 到 1 之间（不含 1），如 0.05 表示 5% / chart: `tolerance` is a share of the target, from 0 to below 1".into());
     }
     if let Some(key) = &file.rank {
         if !file.filter.as_ref().is_some_and(|f| f.contains_key(key)) {
-            return Err(format!("chart: `rank: \"{key}\"` needs `filter: #{{ {key}: \"…\" }}` (whose place to chart)"));
+            return Err(format!("`rank: \"{key}\"` 要配 `filter: #{{ {key}: \"…\" }}`，说明画谁的名次（如 filter: #{{ {key}: \"南宫\" }}） / chart: `rank: \"{key}\"` needs `filter: #{{ {key}: \"…\" }}` (whose place to chart)"));
         }
         if matches!(line, ChartLine::Pace(_)) {
-            return Err("chart: `rank` goes with `threshold` (the tier), not `pace`".into());
+            return Err("`rank`（名次图）要配 `threshold`（名次线，如前 5 名写 5），不能配 `pace` / chart: `rank` goes with `threshold` (the tier), not `pace`".into());
         }
     }
     let breach = match file.breach.as_deref() {
         None if line == ChartLine::None => None,
         None if file.rank.is_some() => Some(Breach::Above), // a place past the tier
         None if matches!(line, ChartLine::Pace(_)) => Some(Breach::Below),
-        None => return Err("chart: with a `threshold`, say which side breaches it: `breach: \"above\"` (an upper limit) or `breach: \"below\"` (a lower limit)".into()),
+        None => return Err("写了 `threshold` 就要说明哪一边算超标：上限写 `breach: \"above\"`，下限写 `breach: \"below\"` / chart: with a `threshold`, say which side breaches it: `breach: \"above\"` (an upper limit) or `breach: \"below\"` (a lower limit)".into()),
         Some("above") => Some(Breach::Above),
         Some("below") => Some(Breach::Below),
-        Some(other) => return Err(format!("chart: `breach: \"{other}\"`: use `above` or `below`")),
+        Some(other) => return Err(format!("`breach: \"{other}\"` 无法识别：上限写 \"above\"，下限写 \"below\" / chart: `breach: \"{other}\"`: use `above` or `below`")),
     };
     Ok(ChartSpec {
         metric: file.metric,
@@ -269,7 +277,7 @@ fn chart_spec(file: ChartFile) -> Result<ChartSpec, String> {
         year_end: {
             let year_end = file.year_end.unwrap_or(false);
             if year_end && !matches!(range, ChartRange::Year(_)) {
-                return Err("chart: `year_end` needs `year`".into());
+                return Err("`year_end` 要配 `year`（画哪一年到年底）：请加上 year: 2021 这样的年份 / chart: `year_end` needs `year`".into());
             }
             year_end
         },

@@ -131,19 +131,29 @@ fn text_timeline_and_step() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
     assert!(
-        lines[0].starts_with("TIME") && lines[0].contains("FROM") && lines[0].contains("MESSAGE")
+        lines[0].starts_with("时间") && lines[0].contains("原状态") && lines[0].contains("说明"),
+        "{text}"
     );
+    let words = |line: &str| {
+        line.split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
     // June's figure is stamped 06-30 00:00: the daily replay sees it that morning.
     assert!(
-        lines[1].starts_with("2021-06-30 09:00  —") && lines[1].contains("inactive  firing    98"),
+        lines[1].starts_with("2021-06-30 09:00  —")
+            && words(lines[1])[3..6] == ["正常", "告警", "98"],
         "{text}"
     );
     assert!(
-        lines[2].starts_with("2021-08-31 09:00") && lines[2].contains("firing    resolved"),
+        lines[2].starts_with("2021-08-31 09:00") && words(lines[2])[3..5] == ["告警", "已恢复"],
         "{text}"
     );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("365 evaluation(s)"), "{err}");
+    assert!(
+        err.contains("评估 365 次") && err.contains("365 evaluation(s)"),
+        "{err}"
+    );
 
     let bad = run(&[
         "backtest",

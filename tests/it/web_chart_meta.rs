@@ -66,35 +66,63 @@ fn good_charts() {
 
 #[test]
 fn bad_charts_point_at_the_chart_key() {
-    for (chart, expect) in [
+    for (chart, expect, expect_zh) in [
         (
             r#"#{ metric: "m", threshold: 4 }"#,
             "say which side breaches it",
+            "哪一边算超标",
         ),
         (
             r#"#{ metric: "m", threshold: 4, breach: "up" }"#,
             "use `above` or `below`",
+            "上限写 \"above\"",
         ),
         (
             r#"#{ metric: "m", threshold: "LIMIT", breach: "above" }"#,
             "give a number",
+            "请写数字",
         ),
-        (r#"#{ metric: "m", threshold: 1, pace: 2 }"#, "not both"),
-        (r#"#{ metric: "m", window: "30d", year: 2021 }"#, "not both"),
-        (r#"#{ metric: "m", window: "fortnight" }"#, "bad window"),
+        (
+            r#"#{ metric: "m", threshold: 1, pace: 2 }"#,
+            "not both",
+            "只能写一个",
+        ),
+        (
+            r#"#{ metric: "m", window: "30d", year: 2021 }"#,
+            "not both",
+            "只能写一个",
+        ),
+        (
+            r#"#{ metric: "m", window: "fortnight" }"#,
+            "bad window",
+            "写法有误",
+        ),
         (
             r#"#{ metric: "m", threshold: 1, breach: "below", tolerance: 0.1 }"#,
             "goes with `pace`",
+            "只和 `pace`（进度线）一起用",
         ),
         (
             r#"#{ metric: "m", threshold: 1, breach: "below", year_end: true }"#,
             "needs `year`",
+            "要配 `year`",
         ),
-        (r#"#{ metric: "no such metric!" }"#, "not a metric name"),
-        (r#"#{ metric: "m", colour: "red" }"#, "colour"),
+        (
+            r#"#{ metric: "no such metric!" }"#,
+            "not a metric name",
+            "不是指标名",
+        ),
+        (r#"#{ metric: "m", colour: "red" }"#, "colour", "colour"),
     ] {
         let err = parse(chart).unwrap_err();
         assert!(err.contains(expect), "{chart}: {err}");
+        // Chinese first: the fix in the author's words, then the English.
+        assert!(err.contains(expect_zh), "{chart}: {err}");
+        let zh_at = err.find(expect_zh).unwrap();
+        assert!(
+            expect_zh == "colour" || zh_at < err.find(expect).unwrap(),
+            "{err}"
+        );
         assert!(
             err.starts_with("r.rhai:6:"),
             "points at `chart:` (line 6): {err}"
