@@ -157,6 +157,8 @@ fn state_words(state: &str) -> &str {
         "pending" => "待定",
         "firing" => "告警",
         "resolved" => "已恢复",
+        "no_data" => "缺数据",
+        "error" => "规则错误",
         other => other,
     }
 }
