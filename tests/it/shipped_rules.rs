@@ -89,3 +89,32 @@ fn scripts_test_runs_rule_tests_on_the_shipped_files() {
         std::fs::read_to_string(common::repo().join("scripts/copy-shipped-rules.sh")).unwrap();
     assert!(copy.contains("git ls-files -z -- rules"), "{copy}");
 }
+
+/// Every metric the fixtures report has a display name in the shipped
+/// config's words: a mail's 指标 row never shows `schools_built`.
+#[test]
+fn every_shipped_metric_has_a_display_name() {
+    let config = rulewatch::config::Config::load(&common::repo().join("rulewatch.ron")).unwrap();
+    let words = rulewatch::status::Words::for_config(&config);
+    let mut missing = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(common::repo().join("fixtures/2021")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("csv") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let at = header.iter().position(|h| *h == "metric").unwrap();
+        for line in lines {
+            let metric = line.split(',').nth(at).unwrap();
+            if words.value("metric", metric) == metric {
+                missing.insert(metric.to_string());
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "metrics without a display name: {missing:?}"
+    );
+}
