@@ -127,40 +127,13 @@ impl Alerting {
                 .unwrap_or_default()
         });
         let title = format!("规则文件无法加载 / rule file does not load: {file}");
-        let mut text = String::new();
-        match rule {
-            Some(id) => {
-                let _ = writeln!(text, "规则 `{id}` 继续按上一个可用版本运行。The last good version of `{id}` keeps running.");
-            }
-            None => {
-                let _ = writeln!(
-                    text,
-                    "该文件未被执行。This file is not evaluated until it loads."
-                );
-            }
-        }
-        let _ = writeln!(text);
-        for e in &error.errors {
-            let _ = writeln!(text, "{e}");
-        }
-        let _ = writeln!(
-            text,
-            "\n`rulewatch check` 可列出全部问题。`rulewatch check` lists every problem."
-        );
-        match self
-            .writer
-            .lock()
-            .admin_note(&key, &rule_name, &title, &text, now, &*self.settings())
-        {
-            Ok(true) => {
-                tracing::info!(file = %file, "admin told about the broken rule file");
-                self.wake.notify_one();
-            }
-            Ok(false) => tracing::debug!(file = %file, "admin already told about this version"),
-            Err(e) => {
-                tracing::error!(file = %file, error = %e, "could not queue the note to admin")
-            }
-        }
+        let lead = match rule {
+            Some(id) => format!(
+                "规则 `{id}` 继续按上一个可用版本运行。The last good version of `{id}` keeps running."
+            ),
+            None => "该文件未被执行。This file is not evaluated until it loads.".to_string(),
+        };
+        self.note_broken_file(&key, &rule_name, &title, &lead, &error.errors, &file, now);
     }
 
     /// Tells `admin` that the config file, read again on SIGHUP, does not
@@ -174,17 +147,29 @@ impl Alerting {
         let file = error.path.display().to_string();
         let key = format!("config:{file}:{}", error.content_hash);
         let title = format!("配置文件重新加载失败 / config reload failed: {file}");
+        let lead = "重新读取配置文件时发现错误，本系统继续按上一个可用的配置和规则运行，改动未生效。改正后再发送 SIGHUP（systemctl reload rulewatch）。\n\
+             The config file does not load: the last good config and rules keep running. Fix it and reload again.";
+        self.note_broken_file(&key, "config", &title, lead, &error.errors, &file, now);
+    }
+
+    /// Queues the note to `admin` about a file that does not load (a rule
+    /// file or the config): `lead` says what keeps running, then each error
+    /// and where to see them all; once per `key` (the file's version).
+    #[allow(clippy::too_many_arguments)]
+    fn note_broken_file(
+        &self,
+        key: &str,
+        rule_name: &str,
+        title: &str,
+        lead: &str,
+        errors: &[String],
+        file: &str,
+        now: Millis,
+    ) {
         let mut text = String::new();
-        let _ = writeln!(
-            text,
-            "重新读取配置文件时发现错误，本系统继续按上一个可用的配置和规则运行，改动未生效。改正后再发送 SIGHUP（systemctl reload rulewatch）。"
-        );
-        let _ = writeln!(
-            text,
-            "The config file does not load: the last good config and rules keep running. Fix it and reload again."
-        );
+        let _ = writeln!(text, "{lead}");
         let _ = writeln!(text);
-        for e in &error.errors {
+        for e in errors {
             let _ = writeln!(text, "{e}");
         }
         let _ = writeln!(
@@ -194,10 +179,10 @@ impl Alerting {
         match self
             .writer
             .lock()
-            .admin_note(&key, "config", &title, &text, now, &*settings)
+            .admin_note(key, rule_name, title, &text, now, &*self.settings())
         {
             Ok(true) => {
-                tracing::info!(file = %file, "admin told about the failed config reload");
+                tracing::info!(file = %file, "admin told about a file that does not load");
                 self.wake.notify_one();
             }
             Ok(false) => tracing::debug!(file = %file, "admin already told about this version"),

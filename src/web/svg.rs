@@ -250,16 +250,17 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn a_rank_chart_has_first_place_on_top() {
+    /// A rank chart of 16 places over 60 days with the tier at 5th:
+    /// `points` are (day, place).
+    fn rank_chart(points: &[(i64, f64)], label: &str) -> ChartData {
         let d = |n: i64| 1_609_430_400_000 + n * DAY;
-        let data = ChartData {
+        ChartData {
             from: d(0),
             to: d(60),
             lines: vec![Line {
                 name: String::new(),
                 labels: Default::default(),
-                points: vec![(d(15), 2.0), (d(45), 9.0)],
+                points: points.iter().map(|&(n, place)| (d(n), place)).collect(),
             }],
             target: vec![(d(0), 5.0), (d(60), 5.0)],
             breach: Some(crate::rules::loader::Breach::Above),
@@ -267,11 +268,16 @@ mod tests {
             full_from: None,
             judged_from: None,
             unit: "名".into(),
-            label: String::new(),
+            label: label.into(),
             firing: vec![],
             omitted: 0,
             rank_of: Some(16),
-        };
+        }
+    }
+
+    #[test]
+    fn a_rank_chart_has_first_place_on_top() {
+        let data = rank_chart(&[(15, 2.0), (45, 9.0)], "");
         let svg = render(&data, LARGE, chrono_tz::Asia::Shanghai, "t");
         let ys = circle_ys(&svg);
         assert!(ys[0] < ys[1], "2nd is above 9th: {ys:?}");
@@ -282,26 +288,7 @@ mod tests {
     /// is never under it.
     #[test]
     fn the_legend_never_covers_data() {
-        let d = |n: i64| 1_609_430_400_000 + n * DAY;
-        let data = ChartData {
-            from: d(0),
-            to: d(60),
-            lines: vec![Line {
-                name: String::new(),
-                labels: Default::default(),
-                points: vec![(d(1), 1.0), (d(45), 9.0)],
-            }],
-            target: vec![(d(0), 5.0), (d(60), 5.0)],
-            breach: Some(crate::rules::loader::Breach::Above),
-            slack: 0.0,
-            full_from: None,
-            judged_from: None,
-            unit: "名".into(),
-            label: "名次".into(),
-            firing: vec![],
-            omitted: 0,
-            rank_of: Some(16),
-        };
+        let data = rank_chart(&[(1, 1.0), (45, 9.0)], "名次");
         let svg = render(&data, LARGE, chrono_tz::Asia::Shanghai, "t");
         let top_point = circle_ys(&svg)[0];
         let legend_text_y: f64 = svg
