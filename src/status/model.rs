@@ -207,7 +207,9 @@ pub fn state_of(entry: &RuleEntry, alerts: &[Alert]) -> StateLabel {
 }
 
 /// [`state_of`], knowing the zone: a year's rule evaluated after its year
-/// without any alert has met its target ([`StateLabel::Met`]).
+/// without any alert has met its target ([`StateLabel::Met`]) only if that
+/// evaluation found nothing. A verdict found but not alerted on (the daemon
+/// first judged the year after its reminders ended) is still missed.
 pub fn state_in(entry: &RuleEntry, alerts: &[Alert], tz: Option<chrono_tz::Tz>) -> StateLabel {
     let worst = alerts.iter().map(|a| StateLabel::of_alert(a.state)).min();
     let errored =
@@ -219,6 +221,9 @@ pub fn state_in(entry: &RuleEntry, alerts: &[Alert], tz: Option<chrono_tz::Tz>) 
     match worst {
         _ if errored => StateLabel::Error,
         Some(s) => s,
+        None if year_over && entry.last.as_ref().is_some_and(|l| l.findings > 0) => {
+            StateLabel::Missed
+        }
         None if year_over => StateLabel::Met,
         None if entry.last.is_some() => StateLabel::Ok,
         None => StateLabel::Unknown,
@@ -295,4 +300,52 @@ pub fn all(source: &dyn StatusSource) -> Result<Vec<RuleStatus>, String> {
         .collect();
     out.sort_by(|a, b| (a.owner(), a.state, a.id()).cmp(&(b.owner(), b.state, b.id())));
     Ok(out)
+}
+
+#[cfg(test)]
+mod year_state_tests {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::rules::engine::new_engine;
+    use crate::rules::loader::parse_rule;
+    use crate::status::LastRun;
+
+    /// A rule of the 2021 work report, last evaluated in 2023 with `findings`.
+    fn entry(findings: usize) -> RuleEntry {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("rules")).unwrap();
+        let config = Config::parse(
+            &dir.path().join("c.ron"),
+            r#"(timezone: "Asia/Shanghai", rules: "rules", store: "s.db",
+                mail: (from: "a@example.cn", transport: File(dir: "o")))"#,
+        )
+        .unwrap();
+        let source = "const RULE = #{ id: \"r\", title: \"T\", severity: \"warning\", notify: [\"x@example.cn\"], year: 2021 };\n";
+        let (rule, _) = parse_rule(
+            &new_engine(&config.limits),
+            &config,
+            &PathBuf::from("r.rhai"),
+            source.into(),
+        )
+        .unwrap();
+        RuleEntry {
+            rule: Arc::new(rule),
+            last: Some(LastRun {
+                at: crate::time::parse_time("2023-03-01T09:00", chrono_tz::Asia::Shanghai).unwrap(),
+                error: None,
+                findings,
+            }),
+            load_error: None,
+        }
+    }
+
+    #[test]
+    fn a_year_over_without_alert_is_met_only_if_nothing_was_found() {
+        let tz = Some(chrono_tz::Asia::Shanghai);
+        assert_eq!(state_in(&entry(0), &[], tz), StateLabel::Met);
+        assert_eq!(state_in(&entry(1), &[], tz), StateLabel::Missed);
+    }
 }
