@@ -226,8 +226,10 @@ import email, glob, sys
 d = sys.argv[1]
 for f in sorted(glob.glob(f"{d}/outbox/*.eml")):
     m = email.message_from_binary_file(open(f, "rb"))
-    # A shipped rule's mail: the markup rule's text is literal markup on purpose.
-    if m.get("X-Rulewatch-Rule") == "markup-title":
+    # A shipped rule's own mail: the markup rule's text is literal markup on
+    # purpose, and the digest (no rule header) lists that rule's title too.
+    rules = [r.strip() for r in (m.get("X-Rulewatch-Rule") or "").split(",") if r.strip()]
+    if not rules or "markup-title" in rules:
         continue
     for part in m.walk():
         if part.get_content_type() == "text/html" and "致：" in str(part.get_payload(decode=True), "utf-8"):
