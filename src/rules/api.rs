@@ -162,8 +162,16 @@ impl Func {
     }
 }
 
-/// A group being aggregated: its accumulator and the labels its series share.
-type GroupAcc = (Acc, Option<Arc<Labels>>);
+/// A group being aggregated: its key, its accumulator and the labels its
+/// series share (those of its first series until one differs).
+struct GroupAcc<'a> {
+    key: &'a str,
+    acc: Acc,
+    /// The first series with readings in the window.
+    first: Option<&'a Series>,
+    /// Set once a series with other labels joins: the labels all share.
+    common: Option<Labels>,
+}
 
 /// Running state of one aggregate over readings from one or more series.
 struct Acc {
@@ -330,50 +338,65 @@ fn group(metric: &str, filter: &Map, by: &str, window_text: &str, func: &str) ->
     let filter = labels_of(filter, "group filter")?;
     let range = window(window_text, &q)?;
     let func = Func::parse(func)?;
-    let groups = q
-        .readings
+    q.readings
         .with_series(metric, &filter, range.from, |series| {
-            let mut groups: FxHashMap<&str, GroupAcc> = FxHashMap::default();
-            groups.reserve(256);
+            // Groups in the order first met, found by key through `index`;
+            // keys borrowed from the series (no copy until the result).
+            let n = series.size_hint().1.unwrap_or(0).min(1 << 16);
+            let mut index: FxHashMap<&str, usize> = FxHashMap::default();
+            index.reserve(n);
+            let mut groups: Vec<GroupAcc> = Vec::with_capacity(n);
             for s in series {
                 let Some(key) = s.key.labels.get(by) else {
                     continue;
                 };
-                let entry = groups
-                    .entry(key.as_str())
-                    .or_insert_with(|| (Acc::new(func), None));
-                let before = entry.0.n;
-                entry.0.add_series(s, &range);
-                if entry.0.n == before {
+                let i = *index.entry(key.as_str()).or_insert_with(|| {
+                    groups.push(GroupAcc {
+                        key: key.as_str(),
+                        acc: Acc::new(func),
+                        first: None,
+                        common: None,
+                    });
+                    groups.len() - 1
+                });
+                let g = &mut groups[i];
+                let before = g.acc.n;
+                g.acc.add_series(s, &range);
+                if g.acc.n == before {
                     continue; // nothing in the window
                 }
                 // Keep only the labels every series of the group shares.
-                match &mut entry.1 {
-                    None => entry.1 = Some(s.labels.clone()),
-                    Some(common) if common.as_ref() != s.labels.as_ref() => {
-                        Arc::make_mut(common).retain(|k, v| s.key.labels.get(k) == Some(v));
+                match (g.first, &mut g.common) {
+                    (None, _) => g.first = Some(s),
+                    (Some(first), None) if first.labels.as_ref() != s.labels.as_ref() => {
+                        let mut common = first.key.labels.clone();
+                        common.retain(|k, v| s.key.labels.get(k) == Some(v));
+                        g.common = Some(common);
                     }
-                    Some(_) => {}
+                    (Some(_), Some(common)) => {
+                        common.retain(|k, v| s.key.labels.get(k) == Some(v));
+                    }
+                    (Some(_), None) => {}
                 }
             }
-            let mut groups: Vec<(String, GroupAcc)> = groups
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect();
-            groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            groups.sort_unstable_by(|a, b| a.key.cmp(b.key));
             groups
+                .into_iter()
+                .filter_map(|g| {
+                    let labels = match (g.common, g.first) {
+                        (Some(common), _) => Arc::new(common),
+                        (None, Some(first)) => first.labels.clone(),
+                        (None, None) => Arc::default(),
+                    };
+                    Some(Dynamic::from(Group {
+                        value: g.acc.result()?,
+                        key: g.key.into(),
+                        labels,
+                    }))
+                })
+                .collect()
         })
-        .or_else(|e| fail(e.to_string()))?;
-    Ok(groups
-        .into_iter()
-        .filter_map(|(key, (acc, labels))| {
-            Some(Dynamic::from(Group {
-                value: acc.result()?,
-                key: key.into(),
-                labels: labels.unwrap_or_default(),
-            }))
-        })
-        .collect())
+        .or_else(|e| fail(e.to_string()))
 }
 
 /// One entry of a `group()` result: `key`, `labels`, `value`. A native type

@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
+
 use super::days::{Days, Summary};
 use super::search::{first_after, first_at_or_after};
 use crate::readings::model::{Labels, SeriesKey};
@@ -122,7 +124,9 @@ impl Series {
 
 #[derive(Default)]
 pub(in crate::readings) struct Memory {
-    pub(in crate::readings) series: HashMap<SeriesId, Series>,
+    /// Fx: looked up once per series per rule call (SipHash was a visible
+    /// part of an evaluation over thousands of series).
+    pub(in crate::readings) series: FxHashMap<SeriesId, Series>,
     pub(in crate::readings) by_metric: HashMap<String, Vec<SeriesId>>,
     pub(in crate::readings) by_key: HashMap<SeriesKey, SeriesId>,
 }

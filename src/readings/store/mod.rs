@@ -74,6 +74,10 @@ pub struct Store {
     memory: RwLock<Memory>,
     /// The `store_meta` generation the memory copy reflects.
     generation: std::sync::atomic::AtomicI64,
+    /// The reader's `PRAGMA data_version` when the generation was last
+    /// checked: while it stays the same, no connection has committed since,
+    /// and the generation need not be read again.
+    checked_version: std::sync::atomic::AtomicI64,
 }
 
 impl Store {
@@ -92,6 +96,7 @@ impl Store {
             reader: Mutex::new(reader),
             memory: RwLock::new(Memory::default()),
             generation: std::sync::atomic::AtomicI64::new(0),
+            checked_version: std::sync::atomic::AtomicI64::new(i64::MIN),
         };
         let generation = store.stored_generation().map_err(err)?;
         store.load_series_index().map_err(err)?;
@@ -126,11 +131,19 @@ impl Store {
     }
 
     fn stored_generation(&self) -> rusqlite::Result<i64> {
-        self.reader.lock().query_row(
-            "SELECT value FROM store_meta WHERE key = 'generation'",
-            [],
-            |r| r.get(0),
-        )
+        self.reader
+            .lock()
+            .prepare_cached("SELECT value FROM store_meta WHERE key = 'generation'")?
+            .query_row([], |r| r.get(0))
+    }
+
+    /// Changes whenever any other connection (another process, or this
+    /// store's writer) commits; cheaper than reading the generation.
+    fn data_version(&self) -> rusqlite::Result<i64> {
+        self.reader
+            .lock()
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))
     }
 
     /// Another process wrote readings since our memory copy was made: forget
@@ -140,13 +153,25 @@ impl Store {
             path: self.path.clone(),
             source,
         };
+        // Read before the generation: a commit after this read changes the
+        // version again, so the next call checks again.
+        let version = self.data_version().map_err(err)?;
+        if version == self.checked_version.load(Ordering::SeqCst) {
+            return Ok(());
+        }
         let stored = self.stored_generation().map_err(err)?;
         if stored == self.generation.load(Ordering::SeqCst) {
+            self.checked_version.store(version, Ordering::SeqCst);
             return Ok(());
         }
         // Hold the writer so our own commits cannot interleave with the reset.
         let _writer = self.writer.lock();
         let stored = self.stored_generation().map_err(err)?;
+        if stored == self.generation.load(Ordering::SeqCst) {
+            // Our own commit, whose memory update we were waiting for.
+            self.checked_version.store(version, Ordering::SeqCst);
+            return Ok(());
+        }
         {
             let mut memory = self.memory.write();
             for s in memory.series.values_mut() {
@@ -155,6 +180,7 @@ impl Store {
         }
         self.load_series_index().map_err(err)?;
         self.generation.store(stored, Ordering::SeqCst);
+        self.checked_version.store(version, Ordering::SeqCst);
         tracing::debug!(store = %self.path.display(), "readings written by another process: memory copy reset");
         Ok(())
     }
@@ -170,14 +196,18 @@ impl Store {
     ) -> Result<R, ReadingStoreError> {
         self.follow_other_writers()?;
         loop {
-            self.ensure_loaded(metric, filter, from)?;
-            let memory = self.memory.read();
-            let matching = || memory.matching(metric, filter);
-            // A write that reset a series (a file ingest) may have come in
-            // between: then load again rather than answer from half the data.
-            if matching().all(|s| s.loaded_from <= from) {
-                return Ok(f(&mut matching()));
+            {
+                let memory = self.memory.read();
+                let matching = || memory.matching(metric, filter);
+                // Usually all there (one walk to check, one to answer). A
+                // write that reset a series (a file ingest) may also have
+                // come in since the load below: then load again rather than
+                // answer from half the data.
+                if matching().all(|s| s.loaded_from <= from) {
+                    return Ok(f(&mut matching()));
+                }
             }
+            self.ensure_loaded(metric, filter, from)?;
         }
     }
 
@@ -526,6 +556,55 @@ mod tests {
             values(&cli, "pm10", "巨鹿", 0, 100),
             vec![(3, 3.0), (4, 4.0), (5, 5.0)]
         );
+    }
+
+    #[test]
+    fn sees_every_commit_of_another_process_between_reads() {
+        // The daemon checks the stored generation only when SQLite's
+        // data_version says some connection committed: each of these
+        // writes by another process, however small and however soon after
+        // a read, must show up at the next read.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let daemon = Store::open(&path).unwrap();
+        let cli = Store::open(&path).unwrap();
+        daemon.write(&batch(&[("pm25", "南宫", 1, 1.0)])).unwrap();
+        let loaded_from = |store: &Store| {
+            let memory = store.memory.read();
+            let from = memory
+                .matching("pm25", &labels("南宫"))
+                .next()
+                .unwrap()
+                .loaded_from;
+            from
+        };
+        for round in 0..5i64 {
+            assert_eq!(
+                values(&daemon, "pm25", "南宫", 0, 100).len(),
+                round as usize + 1
+            );
+            // A file ingest (one transaction that resets what it touched)…
+            let mut tx = cli.begin().unwrap();
+            tx.add(&batch(&[("pm25", "南宫", 1, 10.0 + round as f64)]))
+                .unwrap();
+            tx.commit().unwrap();
+            assert_eq!(
+                values(&daemon, "pm25", "南宫", 0, 100)[0],
+                (1, 10.0 + round as f64)
+            );
+            // …then a small write.
+            cli.write(&batch(&[("pm25", "南宫", 2 + round, 2.0)]))
+                .unwrap();
+        }
+        // The daemon's own writes keep its memory copy: no reset, no reload.
+        assert_eq!(values(&daemon, "pm25", "南宫", 0, 100).len(), 6);
+        assert_eq!(loaded_from(&daemon), 0);
+        daemon.write(&batch(&[("pm25", "南宫", 50, 5.0)])).unwrap();
+        assert_eq!(values(&daemon, "pm25", "南宫", 0, 100).len(), 7);
+        assert_eq!(loaded_from(&daemon), 0, "kept, not reloaded");
+        // And a commit by the other process right after still shows.
+        cli.write(&batch(&[("pm25", "南宫", 60, 6.0)])).unwrap();
+        assert_eq!(values(&daemon, "pm25", "南宫", 0, 100).len(), 8);
     }
 
     #[test]
