@@ -80,7 +80,7 @@ pub fn number(value: &Dynamic, what: &str) -> Result<f64> {
 fn labels_of(map: &Map, what: &str) -> Result<Labels> {
     let mut labels = Labels::new();
     for (k, v) in map {
-        let text = if let Ok(s) = v.clone().into_immutable_string() {
+        let text = if let Some(s) = v.read_lock::<ImmutableString>() {
             s.to_string()
         } else if v.is_int() || v.is_float() {
             v.to_string()
@@ -203,7 +203,12 @@ impl Acc {
     /// from the series' per-day summaries; the others need the readings.
     fn add_series(&mut self, s: &Series, range: &time::Range) {
         match self.func {
-            Func::Avg | Func::Sum | Func::Min | Func::Max | Func::Count => {
+            Func::Avg | Func::Sum | Func::Count => {
+                let day_sums = s.count_and_sum(range.from, range.to);
+                self.n += day_sums.count;
+                self.sum += day_sums.sum;
+            }
+            Func::Min | Func::Max => {
                 let day_sums = s.summarize(range.from, range.to);
                 self.n += day_sums.count;
                 self.sum += day_sums.sum;
@@ -556,17 +561,17 @@ fn report(kind: FindingKind, subject: &Map, message: &str, details: Option<&Map>
     let mut detail_map = serde_json::Map::new();
     if let Some(details) = details {
         for (k, v) in details {
-            let json: serde_json::Value = if let Some(t) = v.clone().try_cast::<Time>() {
-                serde_json::Value::String(time::format_time(t.millis, t.tz))
-            } else {
-                rhai::serde::from_dynamic(v)
-                    .map_err(|e| format!("details `{k}` cannot be stored: {e}"))?
-            };
-            detail_map.insert(k.to_string(), json);
+            detail_map.insert(k.to_string(), detail_json(k, v)?);
         }
     }
+    let hash = {
+        use std::hash::{Hash, Hasher};
+        let mut h = rustc_hash::FxHasher::default();
+        subject.hash(&mut h);
+        h.finish()
+    };
     current(|ctx| {
-        if !ctx.subjects.insert(subject.clone()) {
+        if !ctx.subjects.insert(hash) && ctx.findings.iter().any(|f| f.subject == subject) {
             let s = super::finding::subject_text(&subject);
             return Err(format!(
                 "同一次评估对同一对象 {s} 报了两次：一条规则对一个对象只报一次，请合并 / subject {s} reported twice in one evaluation: an alert is one (rule, subject)"
@@ -583,6 +588,29 @@ fn report(kind: FindingKind, subject: &Map, message: &str, details: Option<&Map>
     })
     .or_else(fail)?
     .or_else(fail)
+}
+
+/// One `details` value as stored: numbers, strings and booleans directly
+/// (most details are a value and a threshold), times as text, anything else
+/// through serde.
+fn detail_json(k: &str, v: &Dynamic) -> Result<serde_json::Value> {
+    if let Ok(f) = v.as_float() {
+        // NaN and infinities have no JSON number: null, as serde makes them.
+        return Ok(serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, Into::into));
+    }
+    if let Ok(i) = v.as_int() {
+        return Ok(i.into());
+    }
+    if let Ok(b) = v.as_bool() {
+        return Ok(b.into());
+    }
+    if let Some(s) = v.read_lock::<ImmutableString>() {
+        return Ok(serde_json::Value::String(s.to_string()));
+    }
+    if let Some(t) = v.read_lock::<Time>() {
+        return Ok(serde_json::Value::String(time::format_time(t.millis, t.tz)));
+    }
+    rhai::serde::from_dynamic(v).map_err(|e| format!("details `{k}` cannot be stored: {e}").into())
 }
 
 /// `verdict(subject, met, message, details)`: the final result of the rule's

@@ -23,8 +23,10 @@ pub struct EvalContext {
     /// The work-report year the rule judges (`year` in `RULE`).
     pub year: Option<i32>,
     pub findings: Vec<Finding>,
-    /// Subjects reported so far: an alert is one (rule, subject).
-    pub subjects: std::collections::HashSet<crate::readings::Labels>,
+    /// Hashes of the subjects reported so far (an alert is one (rule,
+    /// subject)): a repeat is confirmed against `findings`, so subjects are
+    /// not copied.
+    pub subjects: rustc_hash::FxHashSet<u64>,
     pub deadline: Instant,
 }
 

@@ -64,6 +64,16 @@ impl Summary {
         }
     }
 
+    /// Count and sum only (min and max left empty): for a window's edge
+    /// days when only a mean, sum or count is wanted.
+    fn count_and_sum(values: &[f64]) -> Summary {
+        Summary {
+            count: values.len(),
+            sum: lane_sum(values),
+            ..Summary::EMPTY
+        }
+    }
+
     /// Adds the readings of `later` (which come after this summary's).
     fn then(&mut self, later: &Summary) {
         self.count += later.count;
@@ -153,13 +163,15 @@ impl Days {
     }
 
     /// The readings with `from <= time <= to` summarised; `times` and
-    /// `values` are the columns this index describes.
+    /// `values` are the columns this index describes. Without `extremes`,
+    /// the minimum and maximum may be left out (partial days skip them).
     pub(super) fn summarize(
         &self,
         times: &[Millis],
         values: &[f64],
         a: usize,
         b: usize,
+        extremes: bool,
     ) -> Summary {
         let mut out = Summary::EMPTY;
         if a >= b {
@@ -175,8 +187,10 @@ impl Days {
             }
             if s == start && e == end {
                 out.then(self.summaries[k].get_or_init(|| Summary::of(&values[s..e])));
-            } else {
+            } else if extremes {
                 out.then(&Summary::of(&values[s..e]));
+            } else {
+                out.then(&Summary::count_and_sum(&values[s..e]));
             }
         }
         out
