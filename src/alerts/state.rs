@@ -475,11 +475,18 @@ pub fn evaluate(prev: &[Alert], rule: &AlertRule, now: Millis, findings: &[Findi
             message: finding.message.clone(),
             details: finding.details.clone(),
         };
+        // Field by field: `..old.clone()` would copy the old message and
+        // details only to drop them (every continuing alert, every evaluation).
         let continued = |old: &Alert| Alert {
+            rule: old.rule.clone(),
+            subject: old.subject.clone(),
+            state: old.state,
+            active_since: old.active_since,
+            fired_at: old.fired_at,
+            last_sent: old.last_sent,
             last_eval: now,
             message: finding.message.clone(),
             details: finding.details.clone(),
-            ..old.clone()
         };
         let reminder_due = |old: &Alert| {
             rule.repeat > 0 && old.last_sent.is_none_or(|sent| now - sent >= rule.repeat)

@@ -196,12 +196,22 @@ pub async fn evaluate(
         found.push(outcome.findings_with_error());
     }
     let findings: Vec<&Finding> = found.iter().flat_map(|f| f.iter()).collect();
-    Json(json!({
-        "at": format_time(at, tz),
-        "evaluated": per_rule.len(),
-        "failed": failed,
-        "rules": per_rule,
-        "findings": findings,
-    }))
+    // Written straight from the findings (as `eval --format json` writes
+    // them), not through a `Value` tree of thousands of maps first.
+    #[derive(serde::Serialize)]
+    struct Answer<'a> {
+        at: String,
+        evaluated: usize,
+        failed: usize,
+        findings: Vec<&'a Finding>,
+        rules: Vec<Value>,
+    }
+    Json(Answer {
+        at: format_time(at, tz),
+        evaluated: per_rule.len(),
+        failed,
+        findings,
+        rules: per_rule,
+    })
     .into_response()
 }
