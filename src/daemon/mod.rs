@@ -19,6 +19,7 @@
 //! - [`retention`]: old data deleted as the config says, in small steps
 //! - [`status`]: the daemon as the status page's and the digest's source
 
+pub mod access;
 pub mod alerting;
 pub mod batch;
 pub mod demo;
