@@ -164,6 +164,7 @@ pub async fn run(
             duration: outcome.duration,
             error: outcome.error.clone(),
             findings: outcome.findings.len(),
+            breach: outcome.first_breach().cloned(),
             trigger,
         });
     }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::rules::{Rule, RuleFailure};
+use crate::rules::{Finding, Rule, RuleFailure};
 use crate::time::Millis;
 
 /// Where an evaluation came from.
@@ -29,6 +29,8 @@ pub struct LastEvaluation {
     pub duration: Duration,
     pub error: Option<RuleFailure>,
     pub findings: usize,
+    /// Its first breach, if any (see [`crate::status::LastRun::breach`]).
+    pub breach: Option<Finding>,
     pub trigger: Trigger,
 }
 

@@ -29,6 +29,7 @@ impl StatusSource for Daemon {
                     at: l.at,
                     error: l.error.clone(),
                     findings: l.findings,
+                    breach: l.breach.clone(),
                 }),
                 load_error: e.load_error.as_ref().map(|l| l.errors.clone()),
             })

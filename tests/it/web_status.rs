@@ -199,6 +199,30 @@ fn after_the_year_its_results_stand_in_their_own_section() {
     assert!(!card.contains("已恢复"), "{card}");
 }
 
+/// A two-part target judged only after its year's reminders ended (no
+/// alert): canal-dredging met its kilometres (76.2 of 75.7) but not its
+/// count (8 of 9 条, fixtures/README.md). Its card shows the count that was
+/// missed, not the chart's kilometres beside 未完成.
+#[test]
+fn a_missed_year_judged_late_shows_the_part_that_was_missed() {
+    let ws = Workspace::new(&[]);
+    let s = ws.replay("2022-06-01", "2022-06-20T12:00");
+    let html = page::index(&s);
+    let card = card_of(&html, "canal-dredging");
+    assert!(card.contains("2021年度结果：未完成"), "{card}");
+    assert!(
+        card.contains(
+            "<dt>当前值</dt><dd><b>8条</b>（事项：河渠条数）</dd><dt>目标</dt><dd>9条</dd>"
+        ),
+        "{card}"
+    );
+    let figures = card.split("</dl>").next().unwrap();
+    assert!(
+        !figures.contains("76.2"),
+        "not the kilometres that were met: {figures}"
+    );
+}
+
 #[test]
 fn a_rank_rule_page_shows_the_place_and_the_tier() {
     // 2021-03-05: February's PM2.5, 南宫 3rd of 16, inside the tier (5).
