@@ -122,6 +122,16 @@ fn rule_page_has_source_metadata_history_and_chart() {
         html.contains("2021-06-16 09:00</td><td>告警 → 正常"),
         "{html}"
     );
+    // The recovery row says what is true now; the old problem is marked as
+    // what was, and its old value is not shown as the current one.
+    let row = html
+        .split("<tr>")
+        .find(|r| r.contains("2021-06-16 09:00</td><td>告警 → 正常"))
+        .unwrap();
+    assert!(
+        row.contains("<td>—</td><td>评估未再发现该问题（此前："),
+        "{row}"
+    );
     assert!(html.contains("邮件排队：告警"));
     assert!(html.contains("viewBox=\"0 0 720 300\""), "the larger chart");
     // Its own tests (rules/social/unemployment-rate.test.ron) run and pass.
