@@ -537,7 +537,7 @@ fn report(kind: FindingKind, subject: &Map, message: &str, details: Option<&Map>
                 serde_json::Value::String(time::format_time(t.millis, t.tz))
             } else {
                 rhai::serde::from_dynamic(v)
-                    .map_err(|e| format!("details `{k}` cannot be stored: {e}"))?
+                    .map_err(|e| format!("details 的 `{k}` 存不下（只能是数字、文字、真假、时间或它们的列表）：{e} / details `{k}` cannot be stored: {e}"))?
             };
             detail_map.insert(k.to_string(), json);
         }
