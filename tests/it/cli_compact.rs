@@ -126,6 +126,6 @@ fn a_store_from_before_schema_2_becomes_incremental() {
     let out = compact(dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(query(&store, "PRAGMA auto_vacuum"), 2, "incremental");
-    assert_eq!(query(&store, "PRAGMA user_version"), 2, "migrated");
+    assert_eq!(query(&store, "PRAGMA user_version"), 3, "migrated");
     assert_eq!(readings_in(&store), readings);
 }

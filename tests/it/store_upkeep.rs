@@ -165,9 +165,9 @@ fn a_store_made_by_schema_1_is_migrated_on_start_and_its_queued_mail_goes_out() 
         .store_from(&fixture)
         .start();
     let store = d.path("data/rulewatch.db");
-    assert_eq!(count(&store, "PRAGMA user_version"), 2);
+    assert_eq!(count(&store, "PRAGMA user_version"), 3);
     assert!(
-        d.logs().contains("存储库结构已从版本 1 升级到 2"),
+        d.logs().contains("存储库结构已从版本 1 升级到 3"),
         "{}",
         d.logs()
     );
@@ -319,7 +319,7 @@ fn backup_while_the_daemon_takes_readings_is_a_consistent_store() {
     let mut last = 0;
     for copy in &copies {
         // A whole store on its own: checks out, current schema, whole batches only.
-        assert_eq!(count(copy, "PRAGMA user_version"), 2);
+        assert_eq!(count(copy, "PRAGMA user_version"), 3);
         let conn = Connection::open(copy).unwrap();
         let check: String = conn
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
