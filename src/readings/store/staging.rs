@@ -377,3 +377,232 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::readings::Labels;
+
+    fn batch(points: &[(&str, Millis, f64)]) -> Batch {
+        let mut b = Batch::new();
+        for &(county, t, v) in points {
+            let labels: Labels = [("county".to_string(), county.to_string())].into();
+            b.push("pm25", labels, t, v);
+        }
+        b
+    }
+
+    fn values(store: &Store, county: &str) -> Vec<(Millis, f64)> {
+        let filter: Labels = [("county".to_string(), county.to_string())].into();
+        store
+            .with_series("pm25", &filter, Millis::MIN, |it| {
+                it.flat_map(|s| {
+                    let (t, v) = s.range(Millis::MIN, Millis::MAX);
+                    t.iter().copied().zip(v.iter().copied()).collect::<Vec<_>>()
+                })
+                .collect()
+            })
+            .unwrap()
+    }
+
+    fn staged_rows(path: &std::path::Path) -> i64 {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.query_row("SELECT count(*) FROM staged", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    fn effects(s: &WriteSummary) -> (usize, usize, usize, usize, usize) {
+        (s.readings, s.new_series, s.new, s.unchanged, s.changed)
+    }
+
+    #[test]
+    fn staged_readings_are_counted_like_block_writes_and_seen_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = Store::open(&path).unwrap();
+        let a = batch(&[("南宫", 10, 1.0), ("南宫", 20, 2.0), ("清河", 10, 3.0)]);
+        let s = store
+            .stage_many(&[&a])
+            .unwrap()
+            .expect("new series: staged");
+        assert_eq!(effects(&s[0]), (3, 2, 3, 0, 0));
+        assert_eq!(staged_rows(&path), 1);
+        assert_eq!(values(&store, "南宫"), vec![(10, 1.0), (20, 2.0)]);
+        // Again, with a correction and a reading repeated within the batch.
+        let b = batch(&[
+            ("南宫", 10, 1.0),
+            ("南宫", 20, 2.5),
+            ("清河", 30, 4.0),
+            ("清河", 30, 4.0),
+        ]);
+        let s = store.stage_many(&[&b]).unwrap().unwrap();
+        assert_eq!(effects(&s[0]), (4, 0, 1, 2, 1));
+        // The same counts as a block write of the same batches.
+        let other = Store::open(&dir.path().join("t.db")).unwrap();
+        let direct = other.write_many(&[&a], true).unwrap();
+        assert_eq!(effects(&direct[0]), (3, 2, 3, 0, 0));
+        let direct = other.write_many(&[&b], true).unwrap();
+        assert_eq!(effects(&direct[0]), (4, 0, 1, 2, 1));
+        // A group: each request counted over the ones before it.
+        let c = batch(&[("南宫", 40, 5.0)]);
+        let d = batch(&[("南宫", 40, 6.0), ("巨鹿", 40, 1.0)]);
+        let s = store.stage_many(&[&c, &d]).unwrap().unwrap();
+        let got: Vec<_> = s.iter().map(effects).collect();
+        assert_eq!(got, [(1, 0, 1, 0, 0), (2, 1, 1, 0, 1)]);
+        assert_eq!(
+            values(&store, "南宫"),
+            vec![(10, 1.0), (20, 2.5), (40, 6.0)]
+        );
+        // Folded: the blocks hold the same, the rows are gone, nothing changed
+        // in memory.
+        assert_eq!(store.fold_staged(usize::MAX).unwrap(), 10);
+        assert_eq!(staged_rows(&path), 0);
+        assert_eq!(store.count_readings().unwrap(), 6);
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(
+            values(&store, "南宫"),
+            vec![(10, 1.0), (20, 2.5), (40, 6.0)]
+        );
+        assert_eq!(values(&store, "清河"), vec![(10, 3.0), (30, 4.0)]);
+    }
+
+    #[test]
+    fn a_series_memory_does_not_hold_is_not_staged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        Store::open(&path)
+            .unwrap()
+            .write(&batch(&[("南宫", 10, 1.0)]))
+            .unwrap();
+        let store = Store::open(&path).unwrap();
+        // Known but not loaded: memory cannot say whether 10 is new.
+        assert!(store
+            .stage_many(&[&batch(&[("南宫", 10, 1.0)])])
+            .unwrap()
+            .is_none());
+        assert_eq!(staged_rows(&path), 0);
+        // Loaded: staged.
+        assert_eq!(values(&store, "南宫"), vec![(10, 1.0)]);
+        let s = store
+            .stage_many(&[&batch(&[("南宫", 10, 1.0), ("南宫", 5, 0.5)])])
+            .unwrap()
+            .expect("loaded: staged");
+        assert_eq!(effects(&s[0]), (2, 0, 1, 1, 0));
+    }
+
+    #[test]
+    fn other_processes_see_staged_readings_and_write_over_them() {
+        // Two stores on one file stand for the daemon and `rulewatch ingest`.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let daemon = Store::open(&path).unwrap();
+        daemon
+            .stage_many(&[&batch(&[("南宫", 10, 1.0), ("南宫", 20, 2.0)])])
+            .unwrap()
+            .unwrap();
+        // Another process opening the store folds what is staged and sees it.
+        let cli = Store::open(&path).unwrap();
+        assert_eq!(staged_rows(&path), 0);
+        assert_eq!(values(&cli, "南宫"), vec![(10, 1.0), (20, 2.0)]);
+        // Staged again; the other process corrects one of those readings:
+        // its write folds the staged rows first, so the correction wins.
+        daemon
+            .stage_many(&[&batch(&[("南宫", 30, 3.0)])])
+            .unwrap()
+            .unwrap();
+        let s = cli.write(&batch(&[("南宫", 30, 3.5)])).unwrap();
+        assert_eq!((s.new, s.changed), (0, 1), "the staged reading was seen");
+        assert_eq!(staged_rows(&path), 0);
+        assert_eq!(
+            values(&daemon, "南宫"),
+            vec![(10, 1.0), (20, 2.0), (30, 3.5)]
+        );
+        // The daemon (which reloaded above) stages on top again.
+        let s = daemon
+            .stage_many(&[&batch(&[("南宫", 30, 3.5), ("南宫", 40, 4.0)])])
+            .unwrap()
+            .expect("loaded again: staged");
+        assert_eq!((s[0].new, s[0].unchanged), (1, 1));
+        // Another write from outside: the daemon's memory is reset, so the
+        // next batch is not staged (HTTP ingest then writes it straight).
+        cli.write(&batch(&[("南宫", 50, 5.0)])).unwrap();
+        let b = batch(&[("南宫", 50, 5.0), ("南宫", 60, 6.0)]);
+        assert!(daemon.stage_many(&[&b]).unwrap().is_none());
+        let s = daemon.write_many(&[&b], true).unwrap();
+        assert_eq!((s[0].new, s[0].unchanged), (1, 1));
+        let cli = Store::open(&path).unwrap();
+        assert_eq!(
+            values(&cli, "南宫"),
+            vec![
+                (10, 1.0),
+                (20, 2.0),
+                (30, 3.5),
+                (40, 4.0),
+                (50, 5.0),
+                (60, 6.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_fold_cut_short_leaves_the_rest_staged_and_folding_twice_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = Store::open(&path).unwrap();
+        for n in 0..5 {
+            let b = batch(&[("南宫", n * 10, n as f64), ("清河", n * 10, 1.0)]);
+            store.stage_many(&[&b]).unwrap().unwrap();
+        }
+        // At least one row, then whole rows up to the limit.
+        assert_eq!(store.fold_staged(1).unwrap(), 2);
+        assert_eq!(staged_rows(&path), 4);
+        assert_eq!(store.fold_staged(3).unwrap(), 4);
+        assert_eq!(staged_rows(&path), 2);
+        // A row folded again (a replay) lays the same readings over themselves.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "INSERT INTO staged (count, data) SELECT count, data FROM staged WHERE id = (SELECT min(id) FROM staged)",
+        )
+        .unwrap();
+        assert_eq!(store.fold_staged(usize::MAX).unwrap(), 6);
+        assert_eq!(store.count_readings().unwrap(), 10);
+        let blocks: Vec<Vec<u8>> = {
+            let mut stmt = conn.prepare("SELECT data FROM blocks").unwrap();
+            stmt.query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        for data in blocks {
+            let times: Vec<Millis> = super::super::blocks::decode_block(&data)
+                .map(|(t, _)| t)
+                .collect();
+            assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+        }
+    }
+
+    #[test]
+    fn a_full_store_refuses_a_staged_batch_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let size = {
+            let store = Store::open(&path).unwrap();
+            store.write(&batch(&[("南宫", 0, 0.0)])).unwrap();
+            std::fs::metadata(&path).unwrap().len()
+                + std::fs::metadata(dir.path().join("s.db-wal")).map_or(0, |m| m.len())
+        };
+        crate::db::set_size_limit(&path, Some(size.max(64 * 4096)));
+        let store = Store::open(&path).unwrap();
+        values(&store, "南宫");
+        let mut big = Batch::new();
+        for t in 1..40_000 {
+            let labels: Labels = [("county".to_string(), "南宫".to_string())].into();
+            big.push("pm25", labels, t, t as f64);
+        }
+        let err = store.stage_many(&[&big]).unwrap_err();
+        assert!(err.is_disk_full(), "{err}");
+        assert_eq!(staged_rows(&path), 0);
+        assert_eq!(values(&store, "南宫"), vec![(0, 0.0)], "memory unchanged");
+    }
+}
