@@ -15,8 +15,18 @@ fn query(store: &Path, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
+/// Readings in day blocks, and staged by HTTP ingest (schema 3 on).
 fn readings_in(store: &Path) -> i64 {
+    let staged = query(
+        store,
+        "SELECT count(*) FROM sqlite_master WHERE name = 'staged'",
+    ) > 0;
     query(store, "SELECT coalesce(sum(count), 0) FROM blocks")
+        + if staged {
+            query(store, "SELECT coalesce(sum(count), 0) FROM staged")
+        } else {
+            0
+        }
 }
 
 fn compact(dir: &Path) -> Output {

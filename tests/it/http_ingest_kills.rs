@@ -62,21 +62,21 @@ fn wait_port(port: u16) -> bool {
     false
 }
 
-/// Batch `n`: every series at `TIMES_PER_BATCH` hours of its own (so each
+/// Batch `n`: every series at `TIMES_PER_BATCH` times of its own (so each
 /// batch's (series, time) pairs are its alone), values telling the batch.
-/// Half the batches go to series 0..SERIES/2 only, so a restart finds some
-/// series never loaded.
-fn batch(n: usize) -> Vec<(String, i64, f64)> {
-    let base = 1_700_000_000_000i64;
-    let hour = 3_600_000i64;
-    let series: Vec<usize> = if n % 2 == 0 {
-        (0..SERIES).collect()
+/// Even batches: every series, times of the last day (`recent`, a live
+/// feed: staged once the daemon loads their series); odd batches: half the
+/// series, hours of 2023 (a back-fill: staged only once the rule has loaded
+/// the series, written straight into the blocks before).
+fn batch(n: usize, recent: i64) -> Vec<(String, i64, f64)> {
+    let (base, step, series): (i64, i64, Vec<usize>) = if n % 2 == 0 {
+        (recent, 1_000, (0..SERIES).collect())
     } else {
-        (0..SERIES / 2).collect()
+        (1_700_000_000_000, 3_600_000, (0..SERIES / 2).collect())
     };
     let mut out = Vec::new();
     for k in 0..TIMES_PER_BATCH {
-        let t = base + ((n * TIMES_PER_BATCH + k) as i64) * hour;
+        let t = base + ((n * TIMES_PER_BATCH + k) as i64) * step;
         for &s in &series {
             out.push((format!("c{s:03}"), t, (n * 1000 + s) as f64 + 0.25));
         }
@@ -137,6 +137,8 @@ let r = latest("pm25", #{});
 
     // One client: batches in order; one whose answer did not come is sent
     // again (to the next daemon) before the next batch.
+    // A day ago, to the second: even batches' times start here.
+    let recent = (chrono::Utc::now().timestamp() - 86_400) * 1000;
     let stop = Arc::new(AtomicBool::new(false));
     let pause = Arc::new(AtomicBool::new(false));
     let acked: Arc<Mutex<Vec<usize>>> = Arc::default();
@@ -156,7 +158,7 @@ let r = latest("pm25", #{});
                     std::thread::sleep(Duration::from_millis(10));
                     continue;
                 }
-                let readings = batch(n);
+                let readings = batch(n, recent);
                 sent.store(n + 1, Ordering::Relaxed);
                 let answer = http
                     .post(format!("http://127.0.0.1:{port}/api/v1/readings"))
@@ -223,22 +225,36 @@ let r = latest("pm25", #{});
         .unwrap();
     assert!(daemon.wait().unwrap().success());
 
+    // Restarts that found staged rows (a kill before their fold) and folded them.
+    let replays = (0..kills)
+        .map(|k| format!("run-{k}.log"))
+        .chain(["final.log".to_string()])
+        .filter(|log| {
+            std::fs::read_to_string(dir.path().join(log))
+                .unwrap_or_default()
+                .contains("staged readings folded into day blocks")
+        })
+        .count();
     let path = dir.path().join("data/rulewatch.db");
     let stored = stored_readings(&path);
     let mut missing = Vec::new();
     for &n in &acked {
-        for (county, t, v) in batch(n) {
+        for (county, t, v) in batch(n, recent) {
             match stored.get(&(county.clone(), t)) {
                 Some(&got) if got == v => {}
                 other => missing.push((n, county, t, other.copied())),
             }
         }
     }
-    let may_hold: usize = (0..sent).map(|n| batch(n).len()).sum();
+    let may_hold: usize = (0..sent).map(|n| batch(n, recent).len()).sum();
     println!(
-        "kills {kills}: batches acknowledged {}, sent {sent}, resent after a kill and found stored {resent}, readings stored {}",
+        "kills {kills}: batches acknowledged {}, sent {sent}, resent after a kill and found stored {resent}, readings stored {}, starts that folded staged rows {replays}",
         acked.len(),
         stored.len()
+    );
+    assert!(
+        replays > 0,
+        "no kill left staged rows: the test did not test staging"
     );
     assert!(acked.len() >= 5, "too few batches to count");
     assert!(

@@ -39,6 +39,9 @@ use super::{ReadingStoreError, Store, WriteSummary};
 use crate::readings::model::{Batch, BatchPoint};
 use crate::time::Millis;
 
+/// How far back [`Store::load_for_staging`] loads series for a batch.
+const LOAD_FOR_STAGING: Millis = 2 * crate::time::DAY;
+
 /// Bytes of one staged reading: series id, time, value (all 8-byte LE).
 const STAGED_BYTES: usize = 24;
 
@@ -160,8 +163,9 @@ impl Store {
     }
 
     /// Folds everything staged (opening a store, following another
-    /// process): a few transactions of up to a million readings each.
-    pub(super) fn fold_all_staged(&self) -> Result<usize, ReadingStoreError> {
+    /// process, stopping the daemon): a few transactions of up to a million
+    /// readings each.
+    pub fn fold_all_staged(&self) -> Result<usize, ReadingStoreError> {
         let mut total = 0;
         loop {
             match self.fold_staged(1_000_000)? {
@@ -183,6 +187,7 @@ impl Store {
     ) -> Result<Option<Vec<WriteSummary>>, ReadingStoreError> {
         // Another process's write: reset memory now (cheap when none).
         self.follow_other_writers()?;
+        self.load_for_staging(batches)?;
         let err = |source| ReadingStoreError::Sqlite {
             path: self.path.clone(),
             source,
@@ -234,6 +239,42 @@ impl Store {
             }
         }
         Ok(Some(summaries))
+    }
+
+    /// Loads into memory the series of recent readings (the last
+    /// [`LOAD_FOR_STAGING`], as a live feed sends) that memory does not hold
+    /// that far back: after a start, or for a metric no rule reads, so that
+    /// such batches are staged too. Older readings (a back-fill) are not
+    /// worth holding in memory: their batches are written straight.
+    fn load_for_staging(&self, batches: &[&Batch]) -> Result<(), ReadingStoreError> {
+        let recent = chrono::Utc::now().timestamp_millis() - LOAD_FOR_STAGING;
+        let mut wanted: HashMap<&str, Millis> = HashMap::new();
+        {
+            let memory = self.memory.read();
+            for batch in batches {
+                let Some(from) = batch.points.iter().map(|p| p.time).min() else {
+                    continue;
+                };
+                if from < recent {
+                    continue;
+                }
+                for key in &batch.series {
+                    let short = memory
+                        .by_key
+                        .get(key)
+                        .and_then(|id| memory.series.get(id))
+                        .is_some_and(|s| s.loaded_from > from);
+                    if short {
+                        let at = wanted.entry(key.metric.as_str()).or_insert(from);
+                        *at = (*at).min(from);
+                    }
+                }
+            }
+        }
+        for (metric, from) in wanted {
+            self.ensure_loaded(metric, &crate::readings::Labels::new(), from)?;
+        }
+        Ok(())
     }
 
     /// Inside the staging transaction: checks memory can count the batches,
@@ -482,8 +523,23 @@ mod tests {
             .unwrap()
             .is_none());
         assert_eq!(staged_rows(&path), 0);
-        // Loaded: staged.
-        assert_eq!(values(&store, "南宫"), vec![(10, 1.0)]);
+        // Recent readings: the series is loaded for them, and they are staged.
+        let now = chrono::Utc::now().timestamp_millis();
+        Store::open(&path)
+            .unwrap()
+            .write(&batch(&[("南宫", now - 3_600_000, 7.0)]))
+            .unwrap();
+        let fresh = Store::open(&path).unwrap();
+        let s = fresh
+            .stage_many(&[&batch(&[
+                ("南宫", now - 3_600_000, 7.0),
+                ("南宫", now, 8.0),
+            ])])
+            .unwrap()
+            .expect("recent: loaded and staged");
+        assert_eq!(effects(&s[0]), (2, 0, 1, 1, 0));
+        // Loaded by a rule: staged, old times too.
+        assert_eq!(values(&store, "南宫").len(), 3, "followed the other store");
         let s = store
             .stage_many(&[&batch(&[("南宫", 10, 1.0), ("南宫", 5, 0.5)])])
             .unwrap()
