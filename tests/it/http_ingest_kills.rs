@@ -69,7 +69,7 @@ fn wait_port(port: u16) -> bool {
 /// series, hours of 2023 (a back-fill: staged only once the rule has loaded
 /// the series, written straight into the blocks before).
 fn batch(n: usize, recent: i64) -> Vec<(String, i64, f64)> {
-    let (base, step, series): (i64, i64, Vec<usize>) = if n % 2 == 0 {
+    let (base, step, series): (i64, i64, Vec<usize>) = if n.is_multiple_of(2) {
         (recent, 1_000, (0..SERIES).collect())
     } else {
         (1_700_000_000_000, 3_600_000, (0..SERIES / 2).collect())
