@@ -187,7 +187,19 @@ impl Store {
     ) -> Result<Option<Vec<WriteSummary>>, ReadingStoreError> {
         // Another process's write: reset memory now (cheap when none).
         self.follow_other_writers()?;
-        self.load_for_staging(batches)?;
+        match self.stage_once(batches)? {
+            Some(done) => Ok(Some(done)),
+            // Memory lacks some series: load recent ones and try once more.
+            None if self.load_for_staging(batches)? => self.stage_once(batches),
+            None => Ok(None),
+        }
+    }
+
+    /// One attempt of [`Store::stage_many`].
+    fn stage_once(
+        &self,
+        batches: &[&Batch],
+    ) -> Result<Option<Vec<WriteSummary>>, ReadingStoreError> {
         let err = |source| ReadingStoreError::Sqlite {
             path: self.path.clone(),
             source,
@@ -246,7 +258,8 @@ impl Store {
     /// that far back: after a start, or for a metric no rule reads, so that
     /// such batches are staged too. Older readings (a back-fill) are not
     /// worth holding in memory: their batches are written straight.
-    fn load_for_staging(&self, batches: &[&Batch]) -> Result<(), ReadingStoreError> {
+    /// Returns whether it loaded anything.
+    fn load_for_staging(&self, batches: &[&Batch]) -> Result<bool, ReadingStoreError> {
         let recent = chrono::Utc::now().timestamp_millis() - LOAD_FOR_STAGING;
         let mut wanted: HashMap<&str, Millis> = HashMap::new();
         {
@@ -271,10 +284,11 @@ impl Store {
                 }
             }
         }
+        let loaded = !wanted.is_empty();
         for (metric, from) in wanted {
             self.ensure_loaded(metric, &crate::readings::Labels::new(), from)?;
         }
-        Ok(())
+        Ok(loaded)
     }
 
     /// Inside the staging transaction: checks memory can count the batches,
