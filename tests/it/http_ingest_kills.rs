@@ -306,3 +306,58 @@ fn stored_readings(path: &Path) -> HashMap<(String, i64), f64> {
     assert_eq!(out.len(), total, "count_readings agrees");
     out
 }
+
+/// Readings staged by the running daemon are seen by `rulewatch eval` run
+/// beside it, and `rulewatch ingest` beside it writes over them (a later
+/// write wins, as without staging); the daemon then sees the correction.
+#[test]
+fn staged_readings_are_seen_by_eval_and_ingest_beside_the_daemon() {
+    use crate::daemon_support::{daemon, pm25_rule};
+    let d = daemon()
+        .rule("pm25.rhai", pm25_rule("pm25-high", "v1", "0 0 9 1 1 *"))
+        .start();
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_rulewatch"))
+            .current_dir(d.dir.path())
+            .args(args)
+            .args(["--config", "rulewatch.ron"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let reading = |v: f64| {
+        format!(
+            r#"{{"metric":"pm25","value":{v},"time":"2021-03-01T10:00:00+08:00","labels":{{"county":"南宫"}}}}"#
+        )
+    };
+    let r = d.post("/api/v1/readings", "application/x-ndjson", reading(120.0));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        d.metric("rulewatch_ingest_staged_readings_total"),
+        Some(1.0)
+    );
+    // `rulewatch eval` (its own process) sees the staged reading.
+    let found = cli(&["eval", "--at", "2021-03-01T12:00", "--format", "json"]);
+    assert!(found.contains("pm25 120"), "{found}");
+    // Staged again (the daemon's copy is current), then corrected by a file.
+    let r = d.post("/api/v1/readings", "application/x-ndjson", reading(130.0));
+    assert_eq!(r.json()["changed"], 1, "{}", r.text);
+    std::fs::write(d.path("fix.ndjson"), reading(50.0) + "\n").unwrap();
+    let said = cli(&["ingest", "fix.ndjson"]);
+    assert!(said.contains("stored 1 readings"), "{said}");
+    assert_eq!(
+        d.messages("pm25-high"),
+        Vec::<String>::new(),
+        "the file's 50 wins"
+    );
+    let found = cli(&["eval", "--at", "2021-03-01T12:00", "--format", "json"]);
+    assert_eq!(found.trim(), "[]");
+    // And the daemon counts the next request over the corrected value.
+    let r = d.post("/api/v1/readings", "application/x-ndjson", reading(50.0));
+    assert_eq!(r.json()["unchanged"], 1, "{}", r.text);
+}
