@@ -139,6 +139,12 @@ impl Daemon {
                 let _ = writeln!(out, "# HELP rulewatch_ingest_committed_batches_total Request batches those transactions held.");
                 let _ = writeln!(out, "# TYPE rulewatch_ingest_committed_batches_total counter");
                 let _ = writeln!(out, "rulewatch_ingest_committed_batches_total {}", load(&stats.batches));
+                let _ = writeln!(out, "# HELP rulewatch_ingest_staged_readings_total Readings staged by HTTP ingest (the rest went straight into day blocks).");
+                let _ = writeln!(out, "# TYPE rulewatch_ingest_staged_readings_total counter");
+                let _ = writeln!(out, "rulewatch_ingest_staged_readings_total {}", load(&stats.staged));
+                let _ = writeln!(out, "# HELP rulewatch_ingest_folded_readings_total Staged readings folded into day blocks.");
+                let _ = writeln!(out, "# TYPE rulewatch_ingest_folded_readings_total counter");
+                let _ = writeln!(out, "rulewatch_ingest_folded_readings_total {}", load(&stats.folded));
             }));
         }
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
