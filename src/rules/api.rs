@@ -654,10 +654,8 @@ pub fn register(engine: &mut Engine) {
         report(FindingKind::NoData, &subject, message, None)
     });
 
-    // Domain helpers.
-    // `iaqi`, `composite_index`, `air_limit`, `air_edition`: by the edition
-    // of the air standards in force at the reading's time.
-    super::air_standard::register(engine);
+    // Domain helpers. (`iaqi`, `composite_index`, `air_limit` and
+    // `air_edition` are registered by `air_standard.rs`, beside this.)
     engine.register_fn("aqi_category", |aqi: Dynamic| -> Result<ImmutableString> {
         Ok(domain::aqi_category(number(&aqi, "aqi")?).into())
     });
