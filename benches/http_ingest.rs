@@ -9,6 +9,7 @@
 //! python3 ../shared/bench/gen_data.py --series 2000 --days 60 --end 1795723200 --out /tmp/rw-bench
 //! cargo bench --bench http_ingest                      # all 2.9 M readings, 32 clients
 //! RW_BENCH_CLIENTS=8 RW_BENCH_LIMIT=500000 cargo bench --bench http_ingest
+//! RW_BENCH_BIN=/path/to/other/rulewatch cargo bench --bench http_ingest   # another build
 //! ```
 //!
 //! The client is a minimal HTTP/1.1 writer over `std::net::TcpStream`: on a
@@ -198,7 +199,11 @@ fn main() {
     let clients: usize = env_or("RW_BENCH_CLIENTS", 32);
     let batch: usize = env_or("RW_BENCH_BATCH", 1000);
     let limit: usize = env_or("RW_BENCH_LIMIT", usize::MAX);
-    let bin = env!("CARGO_BIN_EXE_rulewatch");
+    // RW_BENCH_BIN: another build of the daemon (a before/after comparison in one run).
+    let bin_override = std::env::var("RW_BENCH_BIN").ok();
+    let bin = bin_override
+        .as_deref()
+        .unwrap_or(env!("CARGO_BIN_EXE_rulewatch"));
     let text = std::fs::read(&data).unwrap_or_else(|e| {
         panic!("{}: {e}\ngenerate it: python3 ../shared/bench/gen_data.py --series 2000 --days 60 --end 1795723200 --out /tmp/rw-bench", data.display())
     });

@@ -30,9 +30,9 @@ pub use migrate::Migrated;
 /// The schema this binary reads and writes; [`migrate`] brings older
 /// stores here. 1: series/blocks/store_meta, alert_state, alert_history,
 /// outbox/outbox_inline/outbox_charts as declared below. 2: an index of
-/// sent mail by time (retention). 0: a store from before versions were
+/// sent mail by time (retention). 3: `staged` (HTTP ingest's staging). 0: a store from before versions were
 /// recorded (the tables of 1, perhaps without the outbox's `channel`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// How long a write waits for another writer (the readings store, the alert
 /// store, the sender, a CLI ingest) before giving up: bulk ingest holds the
@@ -284,6 +284,17 @@ CREATE TABLE IF NOT EXISTS store_meta (
 INSERT OR IGNORE INTO store_meta (key, value) VALUES ('generation', 0);
 ";
 
+/// Readings of HTTP ingest acknowledged but not yet folded into `blocks`
+/// (`readings::store::staging`), one row per request, in arrival order.
+/// Version 3.
+const STAGED: &str = "
+CREATE TABLE IF NOT EXISTS staged (
+    id    INTEGER PRIMARY KEY,      -- arrival order: a later row wins on equal series and time
+    count INTEGER NOT NULL,         -- readings in `data`
+    data  BLOB NOT NULL             -- count × (series_id i64 LE, time i64 LE, value f64 LE)
+);
+";
+
 /// Current alerts (`alerts::store`).
 const ALERT_STATE: &str = "
 CREATE TABLE IF NOT EXISTS alert_state (
@@ -391,6 +402,7 @@ mod tests {
             "outbox_charts",
             "outbox_inline",
             "series",
+            "staged",
             "store_meta",
         ] {
             assert!(tables(&conn).contains(&t.to_string()), "{t}");

@@ -15,6 +15,13 @@ pub const MINUTE: Millis = 60 * SECOND;
 pub const HOUR: Millis = 60 * MINUTE;
 pub const DAY: Millis = 24 * HOUR;
 
+/// Now, in ms since the epoch (the system clock).
+pub fn wall_clock() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}
+
 /// Parses TIME: RFC 3339 with an offset (`2021-03-01T09:00:00+08:00`), or a
 /// local date / date-time in `tz` (`2021-03-01`, `2021-03-01T09:00`,
 /// `2021-03-01 09:00:00`).

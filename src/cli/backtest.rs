@@ -137,10 +137,20 @@ fn print_transitions(rows: &[Row], tz: chrono_tz::Tz, words: &Words) {
                 words.subject(&r.subject),
                 state_words(r.from).to_string(),
                 state_words(r.to).to_string(),
-                r.value
-                    .map(crate::status::format::format_number)
-                    .unwrap_or_else(|| "—".into()),
-                r.message.replace('\n', " "),
+                // An ended alert's value and message are what was: the
+                // value column is left empty and the message marked 此前.
+                if ended(r) {
+                    "—".into()
+                } else {
+                    r.value
+                        .map(crate::status::format::format_number)
+                        .unwrap_or_else(|| "—".into())
+                },
+                if ended(r) {
+                    crate::status::words::ended_note(r.from, &r.message.replace('\n', " "))
+                } else {
+                    r.message.replace('\n', " ")
+                },
             ]
         })
         .collect();
@@ -148,6 +158,11 @@ fn print_transitions(rows: &[Row], tz: chrono_tz::Tz, words: &Words) {
         &["时间", "对象", "原状态", "新状态", "数值", "说明"],
         &lines,
     );
+}
+
+/// A row where an alert ended (`resolved`).
+fn ended(r: &Row) -> bool {
+    r.to == "resolved"
 }
 
 /// An alert state as the page words it (`inactive` is 正常).

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::readings::store::{Store, WriteSummary};
+use crate::readings::store::Store;
 use crate::readings::stream::{ingest, sniff_format, IngestError};
 use crate::readings::Format;
 
@@ -76,26 +76,6 @@ pub fn run(config_path: &Path, args: Args) -> Exit {
         }
     }
     exit
-}
-
-/// What a stored file did, in Chinese and in English: "stored 52 readings:
-/// 0 new, 52 unchanged" when a file is ingested again.
-pub(super) fn counts(summary: &WriteSummary) -> (String, String) {
-    let WriteSummary {
-        readings,
-        new,
-        unchanged,
-        changed,
-        ..
-    } = *summary;
-    let (zh_changed, en_changed) = match changed {
-        0 => (String::new(), String::new()),
-        c => (format!("，更正旧值 {c} 条"), format!(", {c} changed")),
-    };
-    (
-        format!("已存入 {readings} 条读数：新增 {new} 条，与已存的相同 {unchanged} 条{zh_changed}"),
-        format!("stored {readings} readings: {new} new, {unchanged} unchanged{en_changed}"),
-    )
 }
 
 fn ingest_one(
@@ -172,7 +152,7 @@ fn ingest_one(
     match result {
         Ok(summary) => {
             let secs = started.elapsed().as_secs_f64();
-            let (zh, en) = counts(&summary);
+            let (zh, en) = super::shared::write_counts(&summary);
             println!(
                 "{name}: {zh} / {en} ({} new series) in {:.2} s ({:.0} readings/s)",
                 summary.new_series,

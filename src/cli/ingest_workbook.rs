@@ -33,7 +33,7 @@ pub fn ingest_one(
                 Some(m) => format!(", mapping {}", m.display()),
                 None => String::new(),
             };
-            let (zh, en) = super::ingest::counts(&summary);
+            let (zh, en) = super::shared::write_counts(&summary);
             println!(
                 "{name}: {zh} / {en} ({} new series) from {} sheet(s){via} in {:.2} s",
                 summary.new_series,

@@ -1,5 +1,6 @@
 //! Pieces several subcommands share: `--at`, opening the store with the
-//! rules, finding a rule by id, and printing an aligned table.
+//! rules, finding a rule by id, printing an aligned table, and what a
+//! stored file did in words.
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use chrono_tz::Tz;
 use super::Exit;
 use crate::config::Config;
 use crate::diag::Diagnostic;
-use crate::readings::store::Store;
+use crate::readings::store::{Store, WriteSummary};
 use crate::rules::{load_rules, Evaluator, Rule};
 use crate::time::{parse_time, Millis};
 
@@ -79,4 +80,24 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
         line.push_str(&row[last]);
         println!("{line}");
     }
+}
+
+/// What a stored file did, in Chinese and in English: "stored 52 readings:
+/// 0 new, 52 unchanged" when a file is ingested again.
+pub fn write_counts(summary: &WriteSummary) -> (String, String) {
+    let WriteSummary {
+        readings,
+        new,
+        unchanged,
+        changed,
+        ..
+    } = *summary;
+    let (zh_changed, en_changed) = match changed {
+        0 => (String::new(), String::new()),
+        c => (format!("，更正旧值 {c} 条"), format!(", {c} changed")),
+    };
+    (
+        format!("已存入 {readings} 条读数：新增 {new} 条，与已存的相同 {unchanged} 条{zh_changed}"),
+        format!("stored {readings} readings: {new} new, {unchanged} unchanged{en_changed}"),
+    )
 }

@@ -14,8 +14,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
-use super::reconfigure::ConfigReloadError;
-use super::ruleset::{LoadError, RuleLoadEvent};
+use super::ruleset::{ConfigReloadError, LoadError, RuleLoadEvent};
 #[cfg(doc)]
 use crate::alerts::NoticeSink;
 use crate::alerts::{Alert, State};

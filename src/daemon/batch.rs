@@ -12,16 +12,33 @@
 //! overlap guard, so one rule's records are always in order.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use super::instants::next_after;
-use super::state::Daemon;
 use crate::rules::{Rule, RuleOutcome};
-use crate::time::{Millis, SECOND};
+use crate::time::Millis;
+
+/// One instant's outcomes, as they are recorded.
+pub type Outcomes = Arc<Vec<(Arc<Rule>, RuleOutcome)>>;
+
+/// What batching needs of the daemon: which rules an instant expects, when
+/// to stop waiting, and how to record. A trait, so that this module does not
+/// reach into the daemon's state (the daemon owns its `Batches`).
+pub trait BatchOwner: Send + Sync + 'static {
+    /// The ids of the rules whose schedule contains `at`.
+    fn rules_due_at(&self, at: Millis) -> BTreeSet<String>;
+    /// How instants are written in the log.
+    fn format_instant(&self, at: Millis) -> String;
+    fn is_shutting_down(&self) -> bool;
+    /// Resolves when shutdown begins.
+    fn shutdown_signal(&self) -> impl Future<Output = ()> + Send + 'static;
+    /// Records one instant's outcomes (one transaction).
+    fn record(owner: &Arc<Self>, at: Millis, items: Outcomes) -> impl Future<Output = ()> + Send;
+}
 
 struct Pending {
     expected: BTreeSet<String>,
@@ -60,21 +77,13 @@ impl Batches {
         self.idle
     }
 
-    fn entry<'a>(inner: &'a mut Inner, daemon: &Daemon, at: Millis) -> &'a mut Pending {
+    fn entry<'a>(inner: &'a mut Inner, owner: &impl BatchOwner, at: Millis) -> &'a mut Pending {
         let straggler = inner.flushed.contains(&at);
         inner.pending.entry(at).or_insert_with(|| {
-            let tz = daemon.config().timezone;
             let expected = if straggler {
                 BTreeSet::new()
             } else {
-                daemon
-                    .rules
-                    .read()
-                    .rules
-                    .iter()
-                    .filter(|(_, e)| next_after(&e.rule.meta.schedule, at - SECOND, tz) == Some(at))
-                    .map(|(id, _)| id.clone())
-                    .collect()
+                owner.rules_due_at(at)
             };
             Pending {
                 expected,
@@ -87,9 +96,9 @@ impl Batches {
 
     /// Adds a rule's outcome for instant `at` and waits until the batch has
     /// been recorded.
-    pub async fn submit(
+    pub async fn submit<O: BatchOwner>(
         &self,
-        daemon: &Arc<Daemon>,
+        owner: &Arc<O>,
         at: Millis,
         rule: Arc<Rule>,
         outcome: RuleOutcome,
@@ -97,23 +106,23 @@ impl Batches {
         let id = rule.meta.id.clone();
         let (rx, complete) = {
             let mut inner = self.inner.lock();
-            let p = Self::entry(&mut inner, daemon, at);
+            let p = Self::entry(&mut inner, owner.as_ref(), at);
             p.expected.remove(&id);
             p.items.push((rule, outcome));
             p.last_activity = Instant::now();
             (p.done.subscribe(), p.expected.is_empty())
         };
-        if complete || daemon.is_shutting_down() {
-            self.flush(daemon, at).await;
+        if complete || owner.is_shutting_down() {
+            self.flush(owner, at).await;
         }
-        self.wait(daemon, at, rx).await;
+        self.wait(owner, at, rx).await;
     }
 
     /// A rule expected at `at` will not report (its run was skipped).
-    pub async fn withdraw(&self, daemon: &Arc<Daemon>, at: Millis, rule_id: &str) {
+    pub async fn withdraw<O: BatchOwner>(&self, owner: &Arc<O>, at: Millis, rule_id: &str) {
         let flush = {
             let mut inner = self.inner.lock();
-            let p = Self::entry(&mut inner, daemon, at);
+            let p = Self::entry(&mut inner, owner.as_ref(), at);
             p.expected.remove(rule_id);
             if p.expected.is_empty() && p.items.is_empty() {
                 inner.pending.remove(&at);
@@ -123,12 +132,12 @@ impl Batches {
             }
         };
         if flush {
-            self.flush(daemon, at).await;
+            self.flush(owner, at).await;
         }
     }
 
     /// Waits until the batch is recorded; records it if it falls idle.
-    async fn wait(&self, daemon: &Arc<Daemon>, at: Millis, mut rx: watch::Receiver<bool>) {
+    async fn wait<O: BatchOwner>(&self, owner: &Arc<O>, at: Millis, mut rx: watch::Receiver<bool>) {
         loop {
             if *rx.borrow() {
                 return;
@@ -142,11 +151,11 @@ impl Batches {
                 let _ = rx.wait_for(|done| *done).await;
                 return;
             };
-            if idle_for >= self.idle || daemon.is_shutting_down() {
-                self.flush(daemon, at).await;
+            if idle_for >= self.idle || owner.is_shutting_down() {
+                self.flush(owner, at).await;
                 continue;
             }
-            let shutdown = daemon.shutdown_signal();
+            let shutdown = owner.shutdown_signal();
             tokio::select! {
                 _ = rx.wait_for(|done| *done) => return,
                 _ = tokio::time::sleep(self.idle - idle_for) => {}
@@ -156,7 +165,7 @@ impl Batches {
     }
 
     /// Takes the batch out and records it (if no one else took it first).
-    async fn flush(&self, daemon: &Arc<Daemon>, at: Millis) {
+    async fn flush<O: BatchOwner>(&self, owner: &Arc<O>, at: Millis) {
         let p = {
             let mut inner = self.inner.lock();
             let Some(p) = inner.pending.remove(&at) else {
@@ -170,13 +179,13 @@ impl Batches {
         };
         if !p.expected.is_empty() {
             tracing::warn!(
-                at = %crate::time::format_time(at, daemon.config().timezone),
+                at = %owner.format_instant(at),
                 missing = ?p.expected,
                 "recording the scheduled evaluations without the rules that did not run"
             );
         }
         if !p.items.is_empty() {
-            super::evaluate::record(daemon, at, Arc::new(p.items)).await;
+            O::record(owner, at, Arc::new(p.items)).await;
         }
         p.done.send_replace(true);
         // Forget batches no one will complete (a rule that never ticked).

@@ -6,14 +6,16 @@
 //! Each evaluation holds its rule's overlap guard and the in-flight count
 //! until its outcome has been recorded by the alert machine.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use tokio::sync::OwnedMutexGuard;
 
-use super::instants::{scheduled_instant, Tick};
+use super::batch::{BatchOwner, Outcomes};
+use super::instants::{next_after, scheduled_instant, Tick};
 use super::state::{Daemon, InFlightGuard, LastEvaluation, Trigger};
 use crate::rules::{Rule, RuleOutcome};
-use crate::time::{format_time, Millis};
+use crate::time::{format_time, Millis, SECOND};
 
 /// Why an evaluation did not run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -162,6 +164,7 @@ pub async fn run(
             duration: outcome.duration,
             error: outcome.error.clone(),
             findings: outcome.findings.len(),
+            breach: outcome.first_breach().cloned(),
             trigger,
         });
     }
@@ -173,11 +176,46 @@ pub async fn run(
     })
 }
 
+/// The daemon's side of batching: its rule set says which rules an instant
+/// expects, and [`record`] records a batch.
+impl BatchOwner for Daemon {
+    fn rules_due_at(&self, at: Millis) -> BTreeSet<String> {
+        let tz = self.config().timezone;
+        self.rules
+            .read()
+            .rules
+            .iter()
+            .filter(|(_, e)| next_after(&e.rule.meta.schedule, at - SECOND, tz) == Some(at))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    fn format_instant(&self, at: Millis) -> String {
+        format_time(at, self.config().timezone)
+    }
+
+    fn is_shutting_down(&self) -> bool {
+        Daemon::is_shutting_down(self)
+    }
+
+    fn shutdown_signal(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        Daemon::shutdown_signal(self)
+    }
+
+    fn record(
+        owner: &Arc<Self>,
+        at: Millis,
+        items: Outcomes,
+    ) -> impl std::future::Future<Output = ()> + Send {
+        record(owner, at, items)
+    }
+}
+
 /// Records the outcomes of one instant through the alert machine (one
 /// transaction; mail queued with it). A failure is logged: the next
 /// evaluation of the rules steps the machine again from the stored state.
 /// Shared, not copied: an evaluation's outcomes can hold thousands of findings.
-pub async fn record(daemon: &Arc<Daemon>, at: Millis, items: Arc<Vec<(Arc<Rule>, RuleOutcome)>>) {
+pub async fn record(daemon: &Arc<Daemon>, at: Millis, items: Outcomes) {
     let d = daemon.clone();
     let n = items.len();
     let result = tokio::task::spawn_blocking(move || d.alerting.record(at, &items)).await;

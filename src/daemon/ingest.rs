@@ -8,12 +8,21 @@
 //! transaction writes each page once for many requests: on the benchmark
 //! data, 16 batches per commit cut the commit cost per reading ~10×.
 //!
+//! A group is staged (`readings::store::staging`): one row per request in
+//! the `staged` table, one synced commit of a few pages, laid over the
+//! memory copy at once. A second thread, the folder, moves staged readings
+//! into the day blocks in large transactions: once [`FOLD_AT`] readings
+//! wait, or once ingest has been quiet for [`FOLD_WHEN_QUIET`]. A group the
+//! memory copy cannot count (series or times not loaded) is written
+//! straight into the blocks, as before staging existed.
+//!
 //! Each request still stands alone to its client: all of its readings or
 //! none. If a group's commit fails, its batches are retried one by one so
 //! that one bad batch fails alone.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
@@ -23,6 +32,11 @@ use crate::readings::Batch;
 /// The most readings one commit takes: enough to amortize the pages, small
 /// enough that the first request of a group does not wait long.
 const MAX_GROUP_READINGS: usize = 50_000;
+/// Staged readings that start a fold (about 24 MiB of staging; a fold of a
+/// day's data rewrites each day block once).
+const FOLD_AT: u64 = 500_000;
+/// Quiet time after which whatever is staged is folded.
+const FOLD_WHEN_QUIET: Duration = Duration::from_secs(1);
 /// Requests waiting for the writer, at most (their clients wait beyond).
 const QUEUE: usize = 256;
 /// Bytes of request bodies being parsed or waiting to be written, at most:
@@ -74,6 +88,12 @@ pub struct IngestStats {
     pub commits: AtomicU64,
     /// Request batches they held.
     pub batches: AtomicU64,
+    /// Readings staged (the rest of the batches went straight into blocks).
+    pub staged: AtomicU64,
+    /// Staged readings folded into day blocks by the folder.
+    pub folded: AtomicU64,
+    /// Folds done by the folder.
+    pub folds: AtomicU64,
 }
 
 pub struct Ingest {
@@ -89,10 +109,18 @@ impl Ingest {
         let (tx, rx) = mpsc::channel(QUEUE);
         let stats = Arc::new(IngestStats::default());
         let s = stats.clone();
+        let weak = Arc::downgrade(&store);
+        let last_write = Arc::new(parking_lot::Mutex::new(Instant::now()));
+        let l = last_write.clone();
         std::thread::Builder::new()
             .name("rulewatch-ingest".into())
-            .spawn(move || writer(store, rx, &s))
+            .spawn(move || writer(store, rx, &s, &l))
             .expect("start the ingest writer thread");
+        let s = stats.clone();
+        std::thread::Builder::new()
+            .name("rulewatch-fold".into())
+            .spawn(move || folder(weak, &s, &last_write))
+            .expect("start the ingest folder thread");
         Ingest {
             tx,
             stats,
@@ -113,8 +141,45 @@ impl Ingest {
     }
 }
 
-fn writer(store: Arc<Store>, mut rx: mpsc::Receiver<Job>, stats: &IngestStats) {
+/// Folds staged readings into the day blocks (see the top of this file)
+/// until the store is dropped.
+fn folder(store: Weak<Store>, stats: &IngestStats, last_write: &parking_lot::Mutex<Instant>) {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        std::thread::sleep(pause);
+        pause = Duration::from_millis(100);
+        let Some(store) = store.upgrade() else {
+            return;
+        };
+        let staged = stats.staged.load(Ordering::Relaxed);
+        let waiting = staged.saturating_sub(stats.folded.load(Ordering::Relaxed));
+        if waiting == 0 || (waiting < FOLD_AT && last_write.lock().elapsed() < FOLD_WHEN_QUIET) {
+            continue;
+        }
+        match store.fold_staged(FOLD_AT as usize) {
+            // Folded by another write (a file ingest folds first).
+            Ok(0) => stats.folded.store(staged, Ordering::Relaxed),
+            Ok(n) => {
+                stats.folded.fetch_add(n as u64, Ordering::Relaxed);
+                stats.folds.fetch_add(1, Ordering::Relaxed);
+                store.checkpoint();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "folding staged readings into day blocks failed; retrying in a minute");
+                pause = Duration::from_secs(60);
+            }
+        }
+    }
+}
+
+fn writer(
+    store: Arc<Store>,
+    mut rx: mpsc::Receiver<Job>,
+    stats: &IngestStats,
+    last_write: &parking_lot::Mutex<Instant>,
+) {
     while let Some(first) = rx.blocking_recv() {
+        *last_write.lock() = Instant::now();
         let mut readings = first.batch.len();
         let mut jobs = vec![first];
         while readings < MAX_GROUP_READINGS {
@@ -127,7 +192,16 @@ fn writer(store: Arc<Store>, mut rx: mpsc::Receiver<Job>, stats: &IngestStats) {
             }
         }
         let batches: Vec<&Batch> = jobs.iter().map(|j| &j.batch).collect();
-        match store.write_many(&batches, true) {
+        let written = match store.stage_many(&batches) {
+            Ok(Some(summaries)) => {
+                stats.staged.fetch_add(readings as u64, Ordering::Relaxed);
+                Ok(summaries)
+            }
+            // Memory lacks some series or time: straight into the blocks.
+            Ok(None) => store.write_many(&batches, true),
+            Err(e) => Err(e),
+        };
+        match written {
             Ok(summaries) => {
                 stats.commits.fetch_add(1, Ordering::Relaxed);
                 stats

@@ -19,6 +19,7 @@
 //! - [`retention`]: old data deleted as the config says, in small steps
 //! - [`status`]: the daemon as the status page's and the digest's source
 
+pub mod access;
 pub mod alerting;
 pub mod batch;
 pub mod demo;
@@ -294,6 +295,13 @@ async fn shutdown(daemon: &Arc<Daemon>, server: tokio::task::JoinHandle<std::io:
     }
     let d = daemon.clone();
     let flushed = tokio::task::spawn_blocking(move || {
+        // Readings HTTP ingest staged into their day blocks: a stopped
+        // daemon leaves nothing staged (the next start would fold it anyway).
+        match d.store.fold_all_staged() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(readings = n, "staged readings folded into day blocks"),
+            Err(e) => tracing::warn!(error = %e, "folding staged readings at shutdown failed (nothing lost: the next start folds them)"),
+        }
         // Fold the write-ahead log into the database file, so the store is
         // one self-contained file while the daemon is down (backups, copies).
         crate::db::open(d.store.path(), crate::db::Durability::Normal)

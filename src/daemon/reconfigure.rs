@@ -22,25 +22,13 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+pub use super::ruleset::ConfigReloadError;
 use super::state::Daemon;
 use crate::config::Config;
 use crate::diag::Diagnostic;
 use crate::notify::{Channels, ChannelsHandle, MailSettings, Mailer};
 use crate::rules::Evaluator;
 use crate::time::Millis;
-
-/// A config reload that failed: what the status page, the API and the note
-/// to `admin` show until a reload succeeds.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConfigReloadError {
-    pub path: PathBuf,
-    /// When this version of the file was first found broken.
-    pub since: Millis,
-    /// SHA-256 of the bytes read (empty if the file could not be read).
-    pub content_hash: String,
-    /// Each problem, `file:line:col` first.
-    pub errors: Vec<String>,
-}
 
 /// What a reload did.
 #[derive(Debug, PartialEq, Eq)]

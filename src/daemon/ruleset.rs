@@ -1,13 +1,14 @@
 //! The rule set as the daemon holds it: each rule with its last evaluation
-//! and load error, the files that do not load, and what a (re)load changed.
-//! Plain data, shared by the daemon's parts (`state` re-exports it).
+//! and load error, the files that do not load (and a config that does not
+//! reload), and what a (re)load changed. Plain data, shared by the daemon's
+//! parts (`state` re-exports it).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::rules::{Rule, RuleFailure};
+use crate::rules::{Finding, Rule, RuleFailure};
 use crate::time::Millis;
 
 /// Where an evaluation came from.
@@ -28,6 +29,8 @@ pub struct LastEvaluation {
     pub duration: Duration,
     pub error: Option<RuleFailure>,
     pub findings: usize,
+    /// Its first breach, if any (see [`crate::status::LastRun::breach`]).
+    pub breach: Option<Finding>,
     pub trigger: Trigger,
 }
 
@@ -122,4 +125,17 @@ pub enum RuleLoadEvent {
         path: PathBuf,
         rule: String,
     },
+}
+
+/// A config reload that failed: what the status page, the API and the note
+/// to `admin` show until a reload succeeds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigReloadError {
+    pub path: PathBuf,
+    /// When this version of the file was first found broken.
+    pub since: Millis,
+    /// SHA-256 of the bytes read (empty if the file could not be read).
+    pub content_hash: String,
+    /// Each problem, `file:line:col` first.
+    pub errors: Vec<String>,
 }

@@ -12,6 +12,7 @@ pub use super::ruleset::{
     BrokenFile, LastEvaluation, LoadError, RuleEntry, RuleLoadEvent, RuleSet, Trigger,
 };
 
+use super::access::ApiToken;
 use super::alerting::Alerting;
 use super::batch::Batches;
 use super::ingest::Ingest;
@@ -61,32 +62,6 @@ impl InFlight {
     }
 }
 
-/// The API token, kept only as its SHA-256 so that comparison is constant
-/// time and leaks not even the length.
-pub struct ApiToken([u8; 32]);
-
-impl ApiToken {
-    pub fn new(token: &str) -> ApiToken {
-        ApiToken(sha256(token.as_bytes()))
-    }
-
-    pub fn matches(&self, presented: &[u8]) -> bool {
-        use subtle::ConstantTimeEq;
-        bool::from(self.0.ct_eq(&sha256(presented)))
-    }
-}
-
-impl std::fmt::Debug for ApiToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ApiToken(…)")
-    }
-}
-
-fn sha256(bytes: &[u8]) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(bytes).into()
-}
-
 /// A value a config reload replaces whole: readers take the current `Arc`
 /// ([`Live::get`]) and keep it for as long as they work with it, so an
 /// evaluation or a request that started before a reload finishes with the
@@ -109,14 +84,14 @@ impl<T> Live<T> {
 
 pub struct Daemon {
     /// The config in force: [`Daemon::config`]. SIGHUP swaps in a new one
-    /// ([`super::reconfigure`]); settings that need a restart keep their
+    /// (see `reconfigure.rs`); settings that need a restart keep their
     /// start-up values in it.
     config: Live<Config>,
     pub store: Arc<Store>,
     /// Built from the config's limits: swapped with the config.
     evaluator: Live<Evaluator>,
     /// The last config reload that failed (the file's errors), until one succeeds.
-    pub config_error: RwLock<Option<super::reconfigure::ConfigReloadError>>,
+    pub config_error: RwLock<Option<super::ruleset::ConfigReloadError>>,
     pub rules: RwLock<RuleSet>,
     pub metrics: Metrics,
     pub inflight: Arc<InFlight>,
@@ -126,7 +101,7 @@ pub struct Daemon {
     pub batches: Batches,
     pub token: Option<ApiToken>,
     /// Bureau tokens, page sessions, read access, uploads awaiting confirmation.
-    pub access: super::http::access::Access,
+    pub access: super::access::Access,
     pub alerting: Arc<Alerting>,
     /// HTTP ingest's group-commit writer.
     pub ingest: Ingest,
@@ -149,7 +124,7 @@ impl Daemon {
         load_events: mpsc::UnboundedSender<RuleLoadEvent>,
     ) -> Daemon {
         let token = config.api_token().map(|t| ApiToken::new(&t));
-        let access = super::http::access::Access::new(&config);
+        let access = super::access::Access::new(&config);
         let evaluator = Live::new(Evaluator::new(&config, store.clone()));
         let ingest = Ingest::start(store.clone());
         let metrics = Metrics::new();
@@ -164,6 +139,12 @@ impl Daemon {
                 let _ = writeln!(out, "# HELP rulewatch_ingest_committed_batches_total Request batches those transactions held.");
                 let _ = writeln!(out, "# TYPE rulewatch_ingest_committed_batches_total counter");
                 let _ = writeln!(out, "rulewatch_ingest_committed_batches_total {}", load(&stats.batches));
+                let _ = writeln!(out, "# HELP rulewatch_ingest_staged_readings_total Readings staged by HTTP ingest (the rest went straight into day blocks).");
+                let _ = writeln!(out, "# TYPE rulewatch_ingest_staged_readings_total counter");
+                let _ = writeln!(out, "rulewatch_ingest_staged_readings_total {}", load(&stats.staged));
+                let _ = writeln!(out, "# HELP rulewatch_ingest_folded_readings_total Staged readings folded into day blocks.");
+                let _ = writeln!(out, "# TYPE rulewatch_ingest_folded_readings_total counter");
+                let _ = writeln!(out, "rulewatch_ingest_folded_readings_total {}", load(&stats.folded));
             }));
         }
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -245,15 +226,6 @@ impl Daemon {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn token_compare() {
-        let t = ApiToken::new("s3cret-token");
-        assert!(t.matches(b"s3cret-token"));
-        assert!(!t.matches(b"s3cret-tokeN"));
-        assert!(!t.matches(b""));
-        assert!(!format!("{t:?}").contains("s3cret"));
-    }
 
     #[tokio::test]
     async fn in_flight_waits() {

@@ -29,6 +29,7 @@ impl StatusSource for Daemon {
                     at: l.at,
                     error: l.error.clone(),
                     findings: l.findings,
+                    breach: l.breach.clone(),
                 }),
                 load_error: e.load_error.as_ref().map(|l| l.errors.clone()),
             })
@@ -87,6 +88,7 @@ impl StatusSource for Daemon {
 pub fn mail_charts(daemon: &Arc<Daemon>) -> Arc<dyn ChartSource> {
     // Weak: the sender must not keep the daemon alive.
     let weak: Weak<Daemon> = Arc::downgrade(daemon);
+    let for_words = weak.clone();
     let charts = StoreCharts::new(
         daemon.store.clone(),
         daemon.config().timezone,
@@ -96,7 +98,14 @@ pub fn mail_charts(daemon: &Arc<Daemon>) -> Arc<dyn ChartSource> {
             rules.rules.get(id).and_then(|e| e.rule.meta.chart.clone())
         },
     )
-    .with_words(crate::status::Words::for_config(&daemon.config()));
+    // The names of the config in force when the mail is sent (SIGHUP may
+    // have changed `labels:` since the daemon started).
+    .with_current_words(move || {
+        for_words
+            .upgrade()
+            .map(|d| crate::status::Words::for_config(&d.config()))
+            .unwrap_or_default()
+    });
     Arc::new(charts)
 }
 

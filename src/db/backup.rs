@@ -151,7 +151,10 @@ fn copy(store: &Path, partial: &Path) -> Result<BackupSummary, Failure> {
             .map_err(sql("备份文件不是 rulewatch 存储库"))
     };
     let schema_version = count("PRAGMA user_version")? as i64;
-    let readings = count("SELECT coalesce(sum(count), 0) FROM blocks")?;
+    // Staged readings (HTTP ingest, not yet folded) are in the copy too.
+    let readings = count(
+        "SELECT (SELECT coalesce(sum(count), 0) FROM blocks) + (SELECT coalesce(sum(count), 0) FROM staged)",
+    )?;
     let alerts = count("SELECT count(*) FROM alert_state")?;
     let queued = count("SELECT count(*) FROM outbox WHERE status = 'queued'")?;
     drop(dst);

@@ -37,6 +37,11 @@ pub(super) const STEPS: &[Step] = &[
         what: "an index of sent mail by time, for retention",
         run: to_v2,
     },
+    Step {
+        to: 3,
+        what: "the staging table of HTTP ingest (readings acknowledged, not yet in day blocks)",
+        run: to_v3,
+    },
 ];
 
 /// Version 1: every table. A store from before versions were recorded reads
@@ -61,6 +66,14 @@ fn to_v1(conn: &Connection) -> rusqlite::Result<()> {
 /// index that is a scan of the whole outbox at every pass.
 fn to_v2(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch("CREATE INDEX IF NOT EXISTS outbox_sent ON outbox (status, sent_at);")
+}
+
+/// Version 3: HTTP ingest appends each request's readings to `staged`
+/// (one synced commit of a few pages) and folds them into day blocks later
+/// (`readings::store::staging`). An older binary must not open such a store:
+/// it would not see the staged readings.
+fn to_v3(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(super::STAGED)
 }
 
 /// What [`migrate`] did: the version found and the one recorded now.

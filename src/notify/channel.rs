@@ -1,6 +1,6 @@
 //! The notification seam, seen from the sending side: a [`Notifier`] delivers
 //! the queued messages of one channel. Mail ([`MailNotifier`]) and the chat
-//! robots (DingTalk, WeCom, Feishu: [`super::chat::ChatNotifier`]) are each a
+//! robots (DingTalk, WeCom, Feishu: `ChatNotifier` in `chat.rs`) are each a
 //! `Notifier`, their messages queued in the same outbox with their
 //! [`ChannelKind`] and target, and sent by the same worker with the same
 //! retries, backoff and reports to `admin`.

@@ -192,7 +192,9 @@ pub struct StoreCharts<F> {
     store: Arc<Store>,
     tz: Tz,
     spec: F,
-    words: Words,
+    /// The display names in force when a chart is drawn (a config reload
+    /// may change them while the sender runs).
+    words: Box<dyn Fn() -> Words + Send + Sync>,
 }
 
 impl<F> StoreCharts<F>
@@ -204,13 +206,22 @@ where
             store,
             tz,
             spec,
-            words: Words::default(),
+            words: Box::new(Words::default),
         }
     }
 
     /// Series named through these display names (the config's).
-    pub fn with_words(mut self, words: Words) -> StoreCharts<F> {
-        self.words = words;
+    pub fn with_words(self, words: Words) -> StoreCharts<F> {
+        self.with_current_words(move || words.clone())
+    }
+
+    /// Series named through the display names `words` gives at drawing
+    /// time: the daemon's current config.
+    pub fn with_current_words(
+        mut self,
+        words: impl Fn() -> Words + Send + Sync + 'static,
+    ) -> StoreCharts<F> {
+        self.words = Box::new(words);
         self
     }
 }
@@ -228,7 +239,7 @@ where
         match render_png(&data, Some(n.at), self.tz) {
             Ok(png) => Some(DrawnChart {
                 png,
-                series_html: series_legend(&data, &self.words),
+                series_html: series_legend(&data, &(self.words)()),
             }),
             Err(e) => {
                 tracing::warn!(rule = %n.rule, error = %e, "mail chart not drawn");

@@ -347,7 +347,7 @@ impl ChatNotifier {
                 });
                 let mut url = robot.url();
                 if let Some(secret) = &robot.secret {
-                    let ts = crate::notify::sender::wall_clock();
+                    let ts = crate::time::wall_clock();
                     let sign = dingtalk_sign(secret.expose(), ts);
                     url.push_str(&format!("&timestamp={ts}&sign={sign}"));
                 }
@@ -405,7 +405,7 @@ impl ChatNotifier {
                     },
                 });
                 if let Some(secret) = &robot.secret {
-                    let ts = crate::notify::sender::wall_clock() / SECOND;
+                    let ts = crate::time::wall_clock() / SECOND;
                     body["timestamp"] = json!(ts.to_string());
                     body["sign"] = json!(feishu_sign(secret.expose(), ts));
                 }

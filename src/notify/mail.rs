@@ -1,7 +1,7 @@
 //! Mail transports (lettre 0.11, async): `.eml` files or SMTP.
 //!
 //! A sender reports whether a failure is worth retrying ([`SendError::temporary`]);
-//! the retry loop in [`super::sender`] decides from that.
+//! the retry loop in the sender (`sender.rs`) decides from that.
 //!
 //! SMTP is driven one connection at a time over lettre's
 //! `AsyncSmtpConnection` on a socket we open ourselves, for one reason: the

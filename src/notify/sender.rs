@@ -546,7 +546,7 @@ impl Sender {
         tokio::pin!(shutdown);
         tracing::info!(transport = %self.describe(), "mail sender started");
         loop {
-            let now = wall_clock();
+            let now = crate::time::wall_clock();
             let next = match self.run_once(now).await {
                 Ok(round)
                     if round.sent + round.retried + round.failed + round.postponed >= BATCH =>
@@ -566,7 +566,7 @@ impl Sender {
                     now + IDLE_POLL
                 }
             };
-            let wait = (next - wall_clock()).clamp(0, IDLE_POLL);
+            let wait = (next - crate::time::wall_clock()).clamp(0, IDLE_POLL);
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = self.wake.notified() => {}
@@ -575,13 +575,6 @@ impl Sender {
         }
         tracing::info!("mail sender stopped");
     }
-}
-
-/// Now, in ms since the epoch.
-pub fn wall_clock() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as Millis)
 }
 
 #[cfg(test)]

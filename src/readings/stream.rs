@@ -6,7 +6,7 @@ use std::io::Read;
 use chrono_tz::Tz;
 
 use super::model::{Format, ItemError, ParseError};
-use super::parse::{csv_header_end, csv_last_newline, parse, parse_at, Before};
+use super::parse::{count_newlines, csv_header_end, csv_last_newline, parse, parse_at, Before};
 use super::store::{ReadingStoreError, Store, WriteSummary};
 
 /// 8 MiB of input per chunk: ~90k readings, large enough that per-chunk
@@ -97,7 +97,7 @@ pub fn ingest(
         let mut chunk = std::mem::replace(&mut buf, rest);
         consumed += chunk.len() as u64;
         let chunk_lines =
-            bytecount_newlines(&chunk) + usize::from(!chunk.ends_with(b"\n") && !chunk.is_empty());
+            count_newlines(&chunk) + usize::from(!chunk.ends_with(b"\n") && !chunk.is_empty());
         if chunk.iter().any(|b| !b.is_ascii_whitespace()) {
             any_input = true;
         }
@@ -117,7 +117,7 @@ pub fn ingest(
                     }
                     // The repeated header (and any blank lines before it)
                     // are the chunk's first lines.
-                    line_offset -= bytecount_newlines(&with_header);
+                    line_offset -= count_newlines(&with_header);
                     with_header.extend_from_slice(&chunk);
                     chunk = with_header;
                 }
@@ -206,17 +206,13 @@ fn count_items(chunk: &[u8], format: Format) -> usize {
     }
 }
 
-fn bytecount_newlines(b: &[u8]) -> usize {
-    b.iter().filter(|&&c| c == b'\n').count()
-}
-
 /// Index of the last newline in `buf` that ends a whole record: for CSV, one
 /// outside a quoted field as the parser reads quotes (toggling at every `"`
 /// took a literal quote in an unquoted field, `5"`, for an opening one, and a
 /// valid file over one chunk was then cut inside a quoted field and refused).
 fn safe_cut(buf: &[u8], format: Format) -> Option<usize> {
     if format != Format::Csv {
-        return buf.iter().rposition(|&b| b == b'\n');
+        return memchr::memrchr(b'\n', buf);
     }
     csv_last_newline(buf)
 }
@@ -237,6 +233,9 @@ mod tests {
     fn csv_cuts_outside_quotes() {
         let b = b"a,\"x\ny\"\nb,c\n\"open\n";
         assert_eq!(safe_cut(b, Format::Csv), Some(11));
+        // Without any quote: the last LF (the fast path).
+        assert_eq!(safe_cut(b"a,b\nc,d\ne", Format::Csv), Some(7));
+        assert_eq!(safe_cut(b"a,b,c", Format::Csv), None);
         assert_eq!(safe_cut(b, Format::Ndjson), Some(17));
         // A quote inside an unquoted field is a literal, not an opening one.
         assert_eq!(safe_cut(b"a,5\"\nb,\"x\ny\"\nc\n", Format::Csv), Some(14));

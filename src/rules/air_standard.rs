@@ -337,7 +337,7 @@ pub fn limit_row(pollutant: &str, period: &str, edition: Edition) -> Result<Limi
     let pollutants = ["so2", "no2", "pm10", "pm25", "co", "o3"];
     if !pollutants.contains(&pollutant) {
         return Err(format!(
-            "unknown pollutant `{pollutant}` for air_limit: expected one of so2, no2, pm10, pm25, co, o3"
+            "air_limit 没有污染物 `{pollutant}`：请写 so2、no2、pm10、pm25、co、o3 之一 / unknown pollutant `{pollutant}` for air_limit: expected one of so2, no2, pm10, pm25, co, o3"
         ));
     }
     let periods: Vec<&str> = edition
@@ -347,13 +347,17 @@ pub fn limit_row(pollutant: &str, period: &str, edition: Edition) -> Result<Limi
         .filter(|l| l.pollutant == pollutant)
         .map(|l| l.period)
         .collect();
-    Err(format!(
-        "GB 3095 sets no `{period}` limit for {pollutant}: use {}",
+    let quoted = |sep: &str| {
         periods
             .iter()
             .map(|p| format!("\"{p}\""))
             .collect::<Vec<_>>()
-            .join(" or ")
+            .join(sep)
+    };
+    Err(format!(
+        "GB 3095 没有 {pollutant} 的 `{period}` 限值：请写 {} / GB 3095 sets no `{period}` limit for {pollutant}: use {}",
+        quoted(" 或 "),
+        quoted(" or ")
     ))
 }
 
@@ -369,7 +373,7 @@ pub fn air_limit(
     match grade {
         1 | 2 => Ok(row.grades[grade as usize - 1]),
         other => Err(format!(
-            "air_limit grade `{other}`: GB 3095 has grade 1 (一级, class I areas) and 2 (二级)"
+            "air_limit 没有 `{other}` 级：GB 3095 只有一级（1，一类区）和二级（2） / air_limit grade `{other}`: GB 3095 has grade 1 (一级, class I areas) and 2 (二级)"
         )),
     }
 }

@@ -610,7 +610,9 @@ fn detail_json(k: &str, v: &Dynamic) -> Result<serde_json::Value> {
     if let Some(t) = v.read_lock::<Time>() {
         return Ok(serde_json::Value::String(time::format_time(t.millis, t.tz)));
     }
-    rhai::serde::from_dynamic(v).map_err(|e| format!("details `{k}` cannot be stored: {e}").into())
+    rhai::serde::from_dynamic(v).map_err(|e| {
+        format!("details 的 `{k}` 存不下（只能是数字、文字、真假、时间或它们的列表）：{e} / details `{k}` cannot be stored: {e}").into()
+    })
 }
 
 /// `verdict(subject, met, message, details)`: the final result of the rule's
@@ -705,10 +707,8 @@ pub fn register(engine: &mut Engine) {
         report(FindingKind::NoData, &subject, message, None)
     });
 
-    // Domain helpers.
-    // `iaqi`, `composite_index`, `air_limit`, `air_edition`: by the edition
-    // of the air standards in force at the reading's time.
-    super::air_standard::register(engine);
+    // Domain helpers. (`iaqi`, `composite_index`, `air_limit` and
+    // `air_edition` are registered by `air_standard.rs`, beside this.)
     engine.register_fn("aqi_category", |aqi: Dynamic| -> Result<ImmutableString> {
         Ok(domain::aqi_category(number(&aqi, "aqi")?).into())
     });

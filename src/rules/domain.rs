@@ -47,13 +47,13 @@ pub struct IaqiSeries {
 
 /// Note (a) of table 1: an SO2 1-hour value above 800 µg/m³ gets no IAQI.
 const SO2_1H_ABOVE_800: &str =
-    "an SO2 1-hour concentration above 800 µg/m³ has no IAQI (HJ 633-2012 table 1 note a): use the 24-hour SO2 IAQI, `iaqi(\"so2\", …)`, instead";
+    "SO2 1小时浓度超过 800 µg/m³ 时没有分指数（HJ 633-2012 表1 注a）：请改用24小时 SO2 分指数 `iaqi(\"so2\", …)` / an SO2 1-hour concentration above 800 µg/m³ has no IAQI (HJ 633-2012 table 1 note a): use the 24-hour SO2 IAQI, `iaqi(\"so2\", …)`, instead";
 
 /// Note (b) of table 1: an O3 8-hour value above 800 µg/m³ gets no IAQI.
 /// Which IAQI replaces it is UNCONFIRMED in standards.md; the source quoting
 /// the standard's text says the 1-hour one.
 const O3_8H_ABOVE_800: &str =
-    "an O3 8-hour concentration above 800 µg/m³ has no IAQI (HJ 633-2012 table 1 note b): use the 1-hour O3 IAQI, `iaqi(\"o3_1h\", …)`, instead";
+    "O3 8小时浓度超过 800 µg/m³ 时没有分指数（HJ 633-2012 表1 注b）：请改用1小时 O3 分指数 `iaqi(\"o3_1h\", …)` / an O3 8-hour concentration above 800 µg/m³ has no IAQI (HJ 633-2012 table 1 note b): use the 1-hour O3 IAQI, `iaqi(\"o3_1h\", …)`, instead";
 
 /// HJ 633-2012 table 1, column by column (µg/m³; CO in mg/m³).
 ///
@@ -156,25 +156,25 @@ pub fn iaqi_by_table(
     concentration: f64,
 ) -> Result<f64, String> {
     let series = table.iter().find(|s| s.name == pollutant).ok_or_else(|| {
+        let names = iaqi_names()
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
         format!(
-            "unknown pollutant `{pollutant}`: expected one of {}",
-            iaqi_names()
-                .iter()
-                .map(|n| format!("`{n}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "没有污染物 `{pollutant}`：请写 {names} 之一 / unknown pollutant `{pollutant}`: expected one of {names}"
         )
     })?;
     if !concentration.is_finite() {
         return Err(format!(
-            "{} concentration `{concentration}` is not a finite number",
-            series.name
+            "{name} 浓度 `{concentration}` 不是有效数字：请检查数据 / {name} concentration `{concentration}` is not a finite number",
+            name = series.name
         ));
     }
     if concentration < 0.0 {
         return Err(format!(
-            "{} concentration `{concentration}` is negative",
-            series.name
+            "{name} 浓度 `{concentration}` 是负数：浓度不能小于 0，请检查数据 / {name} concentration `{concentration}` is negative",
+            name = series.name
         ));
     }
     let bps = series.breakpoints;
@@ -182,7 +182,9 @@ pub fn iaqi_by_table(
     if concentration > top {
         return match series.above_top {
             AboveTop::Cap500 => Ok(500.0),
-            AboveTop::NoIaqi(why) => Err(format!("{why} (got `{concentration}`)")),
+            AboveTop::NoIaqi(why) => Err(format!(
+                "{why}（这里是 `{concentration}` / got `{concentration}`）"
+            )),
             AboveTop::Fixed(value) => Ok(value),
         };
     }
@@ -272,8 +274,8 @@ pub fn composite_index_by(
     };
     if let Some(unknown) = stats.keys().find(|k| !known(k)) {
         return Err(format!(
-            "unknown key `{unknown}` for the composite index: expected exactly {}",
-            names()
+            "综合指数没有 `{unknown}` 这一项：只能写 {n} / unknown key `{unknown}` for the composite index: expected exactly {n}",
+            n = names()
         ));
     }
     let missing: Vec<&str> = divisors
@@ -283,9 +285,9 @@ pub fn composite_index_by(
         .collect();
     if !missing.is_empty() {
         return Err(format!(
-            "the composite index needs all six pollutants ({}); missing: {}",
-            names(),
-            missing.join(", ")
+            "综合指数需要全部六项污染物（{n}），缺少：{m} / the composite index needs all six pollutants ({n}); missing: {m}",
+            n = names(),
+            m = missing.join(", ")
         ));
     }
     let mut sum = 0.0;
@@ -293,7 +295,7 @@ pub fn composite_index_by(
         let c = stats[name];
         if !c.is_finite() || c < 0.0 {
             return Err(format!(
-                "`{name}` = `{c}` for the composite index: expected a finite number ≥ 0"
+                "综合指数的 `{name}` = `{c}`：应是不小于 0 的数字 / `{name}` = `{c}` for the composite index: expected a finite number ≥ 0"
             ));
         }
         sum += c / divisor;
@@ -395,7 +397,7 @@ pub fn water_class_by_parameter(
         "lake" => true,
         other => {
             return Err(format!(
-                "unknown water body `{other}`: expected `river` or `lake` (lakes and reservoirs)"
+                "没有水体类型 `{other}`：河流写 `river`，湖泊、水库写 `lake` / unknown water body `{other}`: expected `river` or `lake` (lakes and reservoirs)"
             ))
         }
     };
@@ -409,19 +411,22 @@ pub fn water_class_by_parameter(
     let mut out = BTreeMap::new();
     for (key, &value) in params {
         let limits = GB_3838_2002.iter().find(|l| l.key == key).ok_or_else(|| {
-            let hint = if key == "do" {
-                " (dissolved oxygen is `oxygen`: `do` is a Rhai keyword)"
+            let (hint_zh, hint) = if key == "do" {
+                (
+                    "（溶解氧写 `oxygen`：`do` 是 Rhai 的关键字）",
+                    " (dissolved oxygen is `oxygen`: `do` is a Rhai keyword)",
+                )
             } else {
-                ""
+                ("", "")
             };
             format!(
-                "unknown water parameter `{key}`{hint}: expected some of {}",
-                keys()
+                "没有水质项目 `{key}`{hint_zh}：可写 {k} / unknown water parameter `{key}`{hint}: expected some of {k}",
+                k = keys()
             )
         })?;
         if !value.is_finite() || value < 0.0 {
             return Err(format!(
-                "water parameter `{key}` = `{value}`: expected a finite number ≥ 0"
+                "水质项目 `{key}` = `{value}`：应是不小于 0 的数字 / water parameter `{key}` = `{value}`: expected a finite number ≥ 0"
             ));
         }
         let Some(table) = (if lake { limits.lake } else { limits.river }) else {
@@ -444,14 +449,18 @@ pub fn water_class_by_parameter(
         out.insert(key.clone(), class);
     }
     if out.is_empty() {
-        let tn_note = if !lake && params.contains_key("tn") {
-            " (`tn` counts for lakes only)"
+        let (tn_zh, tn_note) = if !lake && params.contains_key("tn") {
+            (
+                "（总氮 `tn` 只用于湖泊、水库）",
+                " (`tn` counts for lakes only)",
+            )
         } else {
-            ""
+            ("", "")
         };
+        let body_zh = if lake { "湖泊、水库" } else { "河流" };
         return Err(format!(
-            "no water parameter to assess for a {body}{tn_note}: give some of {}",
-            keys()
+            "没有可评价的{body_zh}水质项目{tn_zh}：请给出 {k} 中的一项或几项 / no water parameter to assess for a {body}{tn_note}: give some of {k}",
+            k = keys()
         ));
     }
     Ok(out)
@@ -487,7 +496,7 @@ pub fn class_name(class: i64) -> Result<&'static str, String> {
         5 => Ok("Ⅴ类"),
         6 => Ok("劣Ⅴ类"),
         other => Err(format!(
-            "water class `{other}` does not exist: expected 1–6 (6 = 劣Ⅴ类)"
+            "没有第 `{other}` 类水质：应是 1–6（6 = 劣Ⅴ类） / water class `{other}` does not exist: expected 1–6 (6 = 劣Ⅴ类)"
         )),
     }
 }
@@ -496,7 +505,7 @@ pub fn class_name(class: i64) -> Result<&'static str, String> {
 /// `class <= target`. Both must be 1–6.
 pub fn meets_class(class: i64, target: i64) -> Result<bool, String> {
     class_name(class)?;
-    class_name(target).map_err(|e| format!("target {e}"))?;
+    class_name(target).map_err(|e| format!("目标：{e} / (the target)"))?;
     Ok(class <= target)
 }
 
@@ -539,12 +548,12 @@ pub fn year_fraction(now: Millis, tz: Tz) -> f64 {
 pub fn pace(done: f64, target: f64, year_fraction: f64) -> Result<f64, String> {
     if target == 0.0 || !target.is_finite() {
         return Err(format!(
-            "pace needs a non-zero annual target, got `{target}`"
+            "序时进度需要不为 0 的全年目标，这里是 `{target}` / pace needs a non-zero annual target, got `{target}`"
         ));
     }
     if !done.is_finite() || !year_fraction.is_finite() {
         return Err(format!(
-            "pace needs finite numbers, got done `{done}` and year fraction `{year_fraction}`"
+            "序时进度的参数应是有效数字，这里完成数是 `{done}`、年度进度是 `{year_fraction}` / pace needs finite numbers, got done `{done}` and year fraction `{year_fraction}`"
         ));
     }
     Ok((done - target * year_fraction) / target)

@@ -52,5 +52,8 @@ pub fn new_engine(limits: &Limits) -> Engine {
         super::context::past_deadline().then(|| Dynamic::from("wall-clock limit reached"))
     });
     super::api::register(&mut engine);
+    // `iaqi`, `composite_index`, `air_limit`, `air_edition`: by the edition
+    // of the air standards in force at the reading's time.
+    super::air_standard::register(&mut engine);
     engine
 }

@@ -69,6 +69,11 @@ impl RuleOutcome {
         }
     }
 
+    /// The first breach found (a verdict is one), if any.
+    pub fn first_breach(&self) -> Option<&Finding> {
+        self.findings.iter().find(|f| f.kind == FindingKind::Breach)
+    }
+
     /// The findings, plus the failure as a finding of kind `error`.
     pub fn all_findings(&self) -> Vec<Finding> {
         let mut out = self.findings.clone();

@@ -118,6 +118,7 @@ impl Snapshot {
                 self.rules[i].last = Some(LastRun {
                     at,
                     findings: o.findings.len(),
+                    breach: o.first_breach().cloned(),
                     error: o.error,
                 });
                 count += 1;

@@ -20,7 +20,7 @@ use chrono_tz::Tz;
 
 use crate::alerts::{Alert, HistoryEntry, HistoryQuery};
 use crate::readings::store::Store;
-use crate::rules::{Rule, RuleFailure};
+use crate::rules::{Finding, Rule, RuleFailure};
 use crate::time::Millis;
 
 pub use model::{all, rule_status, Figure, FigureSource, RuleStatus, StateLabel};
@@ -44,6 +44,10 @@ pub struct LastRun {
     pub at: Millis,
     pub error: Option<RuleFailure>,
     pub findings: usize,
+    /// The first breach it found. A year's result judged after the year's
+    /// reminders ended has no alert: its figure (8 条 of 9) comes from here,
+    /// not from the chart (which may show the part that was met).
+    pub breach: Option<Finding>,
 }
 
 /// A rule's own tests (`rulewatch test`), when the daemon knows them.

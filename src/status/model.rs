@@ -5,6 +5,7 @@ use chrono::Datelike;
 
 use crate::alerts::{Alert, HistoryEntry, HistoryQuery, State};
 use crate::rules::loader::ChartLine;
+use crate::rules::Finding;
 use crate::time::Millis;
 
 use super::series::{chart_data, firing_periods, ChartData};
@@ -159,27 +160,36 @@ impl RuleStatus {
     }
 }
 
-fn number(a: &Alert, key: &str) -> Option<f64> {
-    a.details.get(key).and_then(|v| v.as_f64())
-}
-
 /// The figure an alert's details give (`value`, `threshold` or `target`, `gap`, `unit`).
 pub fn figure_of_alert(a: &Alert, words: &super::Words) -> Option<Figure> {
-    let value = number(a, "value")?;
-    let target = number(a, "threshold").or_else(|| number(a, "target"));
+    figure_of_details(&a.details, &a.subject, words)
+}
+
+/// The figure a finding's details give: as [`figure_of_alert`].
+pub fn figure_of_finding(f: &Finding, words: &super::Words) -> Option<Figure> {
+    figure_of_details(&f.details, &f.subject, words)
+}
+
+fn figure_of_details(
+    details: &serde_json::Map<String, serde_json::Value>,
+    subject: &crate::readings::Labels,
+    words: &super::Words,
+) -> Option<Figure> {
+    let number = |key: &str| details.get(key).and_then(|v| v.as_f64());
+    let value = number("value")?;
+    let target = number("threshold").or_else(|| number("target"));
     Some(Figure {
         value,
         target,
-        gap: number(a, "gap").or(target.map(|t| value - t)),
-        unit: a
-            .details
+        gap: number("gap").or(target.map(|t| value - t)),
+        unit: details
             .get("unit")
             .and_then(|v| v.as_str())
             .unwrap_or("")
             .to_string(),
         at: None,
         source: FigureSource::Finding,
-        subject: words.subject(&a.subject),
+        subject: words.subject(subject),
     })
 }
 
@@ -266,9 +276,16 @@ pub fn rule_status(
             figure_of_chart(c)
         }
     });
+    // A year's result missed with no alert (judged after its reminders
+    // ended): the figure of what was missed, not the chart's (a two-part
+    // target's chart may show the part that was met).
+    let from_verdict = (state == StateLabel::Missed)
+        .then(|| entry.last.as_ref()?.breach.as_ref())
+        .flatten()
+        .and_then(|f| figure_of_finding(f, &source.words()));
     RuleStatus {
         state,
-        figure: from_alert.or(from_chart),
+        figure: from_alert.or(from_verdict).or(from_chart),
         alerts,
         last_eval,
         chart,
@@ -337,6 +354,7 @@ mod year_state_tests {
                 at: crate::time::parse_time("2023-03-01T09:00", chrono_tz::Asia::Shanghai).unwrap(),
                 error: None,
                 findings,
+                breach: None,
             }),
             load_error: None,
         }

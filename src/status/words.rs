@@ -163,6 +163,24 @@ impl Words {
     }
 }
 
+/// What a history or backtest row says when an alert ends (its new state is
+/// `inactive`). The row carries the alert's last message, which is no longer
+/// true: it is shown as what was (`此前：…`), after what is true now
+/// (words.md: a resolved item never reads as the old problem). `from` is
+/// the state that ended (`firing`, `pending`, `no_data`, `error`).
+pub fn ended_note(from: &str, previous: &str) -> String {
+    let now = match from {
+        "no_data" => "应报数据已报送",
+        "error" => "规则已恢复正常求值",
+        _ => "评估未再发现该问题",
+    };
+    if previous.trim().is_empty() {
+        now.to_string()
+    } else {
+        format!("{now}（此前：{previous}）")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,5 +197,23 @@ mod tests {
         let configured = Words::with(&[("zone".to_string(), "片区".to_string())].into());
         assert_eq!(configured.subject(&odd), "片区：东区");
         assert_eq!(w.subject(&Labels::new()), "—");
+    }
+}
+
+#[cfg(test)]
+mod ended_note_tests {
+    use super::ended_note;
+
+    #[test]
+    fn an_ended_alert_says_what_is_true_now_then_what_was() {
+        assert_eq!(
+            ended_note("firing", "失业率 4.6% 超过目标 4.5%"),
+            "评估未再发现该问题（此前：失业率 4.6% 超过目标 4.5%）"
+        );
+        assert_eq!(
+            ended_note("no_data", "5月数据未报送"),
+            "应报数据已报送（此前：5月数据未报送）"
+        );
+        assert_eq!(ended_note("error", ""), "规则已恢复正常求值");
     }
 }

@@ -426,7 +426,23 @@ pub fn rule(source: &dyn StatusSource, id: &str) -> Option<String> {
                 HistoryEvent::Delayed => "邮件延迟".into(),
                 HistoryEvent::Failed => "邮件发送失败".into(),
             };
-            let mut note = h.message.clone();
+            // An ended alert's rows (its transition, its good-news mail)
+            // carry its last message: say it is what was.
+            let ended_from = match (h.event, h.notice.as_deref()) {
+                (HistoryEvent::Transition, _) if h.to == Some(crate::alerts::State::Inactive) => h
+                    .from
+                    .filter(|f| *f != crate::alerts::State::Inactive)
+                    .map(|f| f.as_str()),
+                (_, Some("resolved")) => Some("firing"),
+                (_, Some("data_returned")) => Some("no_data"),
+                (_, Some("rule_recovered")) => Some("error"),
+                _ => None,
+            };
+            let ended = ended_from.is_some();
+            let mut note = match ended_from {
+                Some(from) => crate::status::words::ended_note(from, &h.message),
+                None => h.message.clone(),
+            };
             if let Some(r) = &h.recipient {
                 note = format!("{note}（收件人 {r}）");
             }
@@ -440,6 +456,7 @@ pub fn rule(source: &dyn StatusSource, id: &str) -> Option<String> {
                 escape(&event),
                 escape(&source.words().subject(&h.subject)),
                 h.value
+                    .filter(|_| !ended)
                     .map(|v| escape(&format_number(round(v))))
                     .unwrap_or_else(|| "—".into()),
                 escape(&note)

@@ -153,3 +153,58 @@ fn sighup_swaps_in_a_good_config_and_keeps_the_last_good_one_on_error() {
     d.signal("TERM");
     assert_eq!(d.wait_exit(20).code(), Some(0));
 }
+
+/// The legend of a mail's chart names its lines through the `labels:` of
+/// the config in force when the mail is sent, not the one the daemon
+/// started with.
+#[test]
+fn a_reload_renames_the_lines_of_mail_charts() {
+    let chart_rule = |id: &str| {
+        include_str!("../fixtures/web/two-series-chart.rhai")
+            .replace("two-series-chart", id)
+            .replace("0 0 9 * * *", NEVER)
+    };
+    let d = daemon()
+        .rule("before.rhai", chart_rule("chart-before"))
+        .rule("after.rhai", chart_rule("chart-after"))
+        .config(r#"labels: { "county": "县份" },"#)
+        .start();
+    // Within the chart's 30 days before now (the API evaluates at now).
+    let time = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let readings = [("南宫", 80.0), ("临城", 60.0)]
+        .iter()
+        .map(|(county, v)| {
+            format!(r#"{{"metric":"pm25","value":{v},"time":"{time}","labels":{{"county":"{county}"}}}}"#)
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(
+        d.post("/api/v1/readings", "application/x-ndjson", readings)
+            .status,
+        200
+    );
+    let legend_of = |d: &Daemon, rule: &str| {
+        d.wait_for(10, "the chart rule's mail", |d| {
+            d.outbox().into_iter().find_map(|raw| {
+                let m = mail_parser::MessageParser::default().parse(raw.as_bytes())?;
+                m.header_raw("X-Rulewatch-Rule")
+                    .is_some_and(|r| r.contains(rule))
+                    .then(|| m.body_html(0).unwrap().into_owned())
+            })
+        })
+    };
+    d.evaluate(Some("chart-before"));
+    let before = legend_of(&d, "chart-before");
+    assert!(before.contains("各线（县份）："), "{before}");
+
+    let edited = config_text(&d).replace(r#""county": "县份""#, r#""county": "所属县区""#);
+    write_config(&d, &edited);
+    d.signal("HUP");
+    d.wait_for(10, "the config reload", |d| {
+        d.logs().contains("config reloaded").then_some(())
+    });
+    d.evaluate(Some("chart-after"));
+    let after = legend_of(&d, "chart-after");
+    assert!(after.contains("各线（所属县区）："), "{after}");
+    assert!(!after.contains("县份"), "{after}");
+}

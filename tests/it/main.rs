@@ -27,6 +27,7 @@ mod daemon_reconfig;
 mod daemon_watchdog;
 mod eval_fixtures;
 mod excel_ingest;
+mod http_ingest_kills;
 mod mail;
 mod mail_kinds;
 mod notify_routing;

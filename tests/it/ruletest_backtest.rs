@@ -149,6 +149,11 @@ fn text_timeline_and_step() {
         lines[2].starts_with("2021-08-31 09:00") && words(lines[2])[3..5] == ["告警", "已恢复"],
         "{text}"
     );
+    // The recovery says what is true now and marks the old problem as past.
+    assert!(
+        words(lines[2])[5] == "—" && lines[2].contains("评估未再发现该问题（此前："),
+        "{text}"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("评估 365 次") && err.contains("365 evaluation(s)"),

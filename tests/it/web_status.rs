@@ -122,6 +122,16 @@ fn rule_page_has_source_metadata_history_and_chart() {
         html.contains("2021-06-16 09:00</td><td>告警 → 正常"),
         "{html}"
     );
+    // The recovery row says what is true now; the old problem is marked as
+    // what was, and its old value is not shown as the current one.
+    let row = html
+        .split("<tr>")
+        .find(|r| r.contains("2021-06-16 09:00</td><td>告警 → 正常"))
+        .unwrap();
+    assert!(
+        row.contains("<td>—</td><td>评估未再发现该问题（此前："),
+        "{row}"
+    );
     assert!(html.contains("邮件排队：告警"));
     assert!(html.contains("viewBox=\"0 0 720 300\""), "the larger chart");
     // Its own tests (rules/social/unemployment-rate.test.ron) run and pass.
@@ -197,6 +207,30 @@ fn after_the_year_its_results_stand_in_their_own_section() {
     assert!(card.contains("2021年度结果：未完成"), "{card}");
     assert!(!card.contains(">正常</span>"), "{card}");
     assert!(!card.contains("已恢复"), "{card}");
+}
+
+/// A two-part target judged only after its year's reminders ended (no
+/// alert): canal-dredging met its kilometres (76.2 of 75.7) but not its
+/// count (8 of 9 条, fixtures/README.md). Its card shows the count that was
+/// missed, not the chart's kilometres beside 未完成.
+#[test]
+fn a_missed_year_judged_late_shows_the_part_that_was_missed() {
+    let ws = Workspace::new(&[]);
+    let s = ws.replay("2022-06-01", "2022-06-20T12:00");
+    let html = page::index(&s);
+    let card = card_of(&html, "canal-dredging");
+    assert!(card.contains("2021年度结果：未完成"), "{card}");
+    assert!(
+        card.contains(
+            "<dt>当前值</dt><dd><b>8条</b>（事项：河渠条数）</dd><dt>目标</dt><dd>9条</dd>"
+        ),
+        "{card}"
+    );
+    let figures = card.split("</dl>").next().unwrap();
+    assert!(
+        !figures.contains("76.2"),
+        "not the kilometres that were met: {figures}"
+    );
 }
 
 #[test]

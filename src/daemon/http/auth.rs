@@ -2,7 +2,7 @@
 //! and it is set. Constant-time comparison (see [`ApiToken`]); the token
 //! presented is never logged or echoed.
 //!
-//! [`ApiToken`]: crate::daemon::state::ApiToken
+//! [`ApiToken`]: crate::daemon::access::ApiToken
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::access::Principal;
+use crate::daemon::access::Principal;
 use crate::daemon::state::Daemon;
 
 /// The token from `Authorization: Bearer TOKEN` (scheme case-insensitive).
@@ -30,8 +30,8 @@ pub fn bearer(value: &[u8]) -> Option<&[u8]> {
 /// configured at all, writes are open as before. The [`Principal`] goes into
 /// the request's extensions.
 ///
-/// [`Principal`]: super::access::Principal
-/// [`Principal::may_write`]: super::access::Principal::may_write
+/// [`Principal`]: crate::daemon::access::Principal
+/// [`Principal::may_write`]: crate::daemon::access::Principal::may_write
 pub async fn require_token(State(d): State<Arc<Daemon>>, mut req: Request, next: Next) -> Response {
     if !d.access.has_tokens() {
         req.extensions_mut().insert(Principal::Admin);

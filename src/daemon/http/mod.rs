@@ -14,10 +14,10 @@
 //! | `GET /healthz` | liveness |
 //! | `GET /metrics` | Prometheus text format |
 
-pub mod access;
 pub mod alerts;
 pub mod auth;
 pub mod metrics;
+pub mod read_access;
 pub mod readings;
 pub mod rules;
 pub mod upload;
@@ -52,7 +52,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .merge(crate::web::router(daemon.clone()))
         .route_layer(axum::middleware::from_fn_with_state(
             daemon.clone(),
-            access::require_reader,
+            read_access::require_reader,
         ));
     Router::new()
         .merge(writes)

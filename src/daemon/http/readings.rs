@@ -18,8 +18,8 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::json;
 
-use super::access::Principal;
 use super::{error, refusal};
+use crate::daemon::access::Principal;
 use crate::daemon::ingest;
 use crate::daemon::state::Daemon;
 use crate::readings::parse::parse;

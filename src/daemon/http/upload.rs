@@ -25,7 +25,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use super::access::{cross_site, same_secret, Principal, Session, SESSION_COOKIE};
+use crate::daemon::access::{cross_site, same_secret, Principal, Session, SESSION_COOKIE};
 use crate::daemon::state::Daemon;
 use crate::readings::excel::mapping;
 use crate::readings::excel::upload::{preview, Preview};

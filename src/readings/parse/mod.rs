@@ -270,6 +270,11 @@ fn split_records(text: &str, n: usize, csv: bool) -> Vec<&str> {
 /// For cutting a CSV stream into chunks ([`super::stream`]): the index of
 /// the last LF in `b` outside quotes, `b` starting at a record.
 pub(crate) fn csv_last_newline(b: &[u8]) -> Option<usize> {
+    // No quote at all (the usual file): every LF is outside quotes, and a
+    // SIMD search from the end finds the last one without a per-byte walk.
+    if memchr::memchr(b'"', b).is_none() {
+        return memchr::memrchr(b'\n', b);
+    }
     let mut q = Quoting::Start;
     let mut last = None;
     for (i, &c) in b.iter().enumerate() {
@@ -289,11 +294,11 @@ pub(crate) fn csv_header_end(b: &[u8]) -> usize {
 }
 
 fn memchr_newline(b: &[u8], from: usize) -> Option<usize> {
-    b[from..].iter().position(|&c| c == b'\n').map(|i| from + i)
+    memchr::memchr(b'\n', &b[from..]).map(|i| from + i)
 }
 
-fn count_newlines(b: &[u8]) -> usize {
-    b.iter().filter(|&&c| c == b'\n').count()
+pub(crate) fn count_newlines(b: &[u8]) -> usize {
+    memchr::memchr_iter(b'\n', b).count()
 }
 
 // ---------------------------------------------------------------------------

@@ -14,7 +14,8 @@
 //!
 //! Files: [`columns`] (the memory copy), [`days`] (its per-day summaries),
 //! [`search`] (finding a time in it),
-//! [`blocks`] (the BLOB layout), [`write`] (transactions), [`prune`]
+//! [`blocks`] (the BLOB layout), [`write`] (transactions), [`staging`]
+//! (HTTP ingest's durable staging, folded into blocks later), [`prune`]
 //! (retention: old days deleted in small steps); this file opens
 //! the store and answers reads.
 
@@ -23,6 +24,7 @@ pub(super) mod columns;
 pub mod days;
 mod prune;
 mod search;
+mod staging;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -98,6 +100,9 @@ impl Store {
             generation: std::sync::atomic::AtomicI64::new(0),
             checked_version: std::sync::atomic::AtomicI64::new(i64::MIN),
         };
+        // Readings staged by HTTP ingest (of a daemon that stopped, or is
+        // running): into the blocks, so this memory copy sees them.
+        store.fold_staged_or_warn();
         let generation = store.stored_generation().map_err(err)?;
         store.load_series_index().map_err(err)?;
         store.generation.store(generation, Ordering::SeqCst);
@@ -164,6 +169,8 @@ impl Store {
             self.checked_version.store(version, Ordering::SeqCst);
             return Ok(());
         }
+        // What that process staged goes into the blocks we reload from.
+        self.fold_staged_or_warn();
         // Hold the writer so our own commits cannot interleave with the reset.
         let _writer = self.writer.lock();
         let stored = self.stored_generation().map_err(err)?;
@@ -291,8 +298,9 @@ impl Store {
         names
     }
 
-    /// How many readings the file holds.
+    /// How many readings the file holds (staged ones folded first).
     pub fn count_readings(&self) -> Result<u64, ReadingStoreError> {
+        self.fold_all_staged()?;
         let reader = self.reader.lock();
         reader
             .query_row("SELECT coalesce(sum(count), 0) FROM blocks", [], |r| {

@@ -44,6 +44,10 @@ impl Store {
         };
         // Blocks whose day starts before this one end at or before `before`.
         let cut = block_start(before);
+        // Staged readings first: an old one folded after the delete would
+        // bring its day back. A fold that fails (a full store) must not stop
+        // retention, which is what frees the room.
+        self.fold_staged_or_warn();
         let conn = self.writer.lock();
         conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
         let deleted = (|| -> rusqlite::Result<(Pruned, Vec<i64>, i64)> {

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::blocks::{block_start, decode_block, encode_block, merge};
 use super::columns::{Memory, SeriesId};
 use super::{ReadingStoreError, Store};
-use crate::readings::model::{Batch, Labels, SeriesKey};
+use crate::readings::model::{Batch, BatchPoint, Labels, SeriesKey};
 use crate::time::Millis;
 
 /// Counts of what a write did.
@@ -28,7 +28,7 @@ pub struct WriteSummary {
 
 /// What one written reading did to the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Effect {
+pub(super) enum Effect {
     New,
     Unchanged,
     Changed,
@@ -51,14 +51,14 @@ fn effects_over(old: &[(Millis, f64)], fresh: &[(Millis, f64)], mut f: impl FnMu
 
 /// Counts of [`Effect`]s.
 #[derive(Debug, Clone, Copy, Default)]
-struct Tally {
+pub(super) struct Tally {
     new: usize,
     unchanged: usize,
     changed: usize,
 }
 
 impl Tally {
-    fn count(&mut self, effect: Effect) {
+    pub(super) fn count(&mut self, effect: Effect) {
         match effect {
             Effect::New => self.new += 1,
             Effect::Unchanged => self.unchanged += 1,
@@ -66,7 +66,7 @@ impl Tally {
         }
     }
 
-    fn summary(self, readings: usize, new_series: usize) -> WriteSummary {
+    pub(super) fn summary(self, readings: usize, new_series: usize) -> WriteSummary {
         WriteSummary {
             readings,
             new_series,
@@ -78,7 +78,7 @@ impl Tally {
 }
 
 /// A fresh value laid over an older one of the same series and time.
-fn effect_over(old: f64, fresh: f64) -> Effect {
+pub(super) fn effect_over(old: f64, fresh: f64) -> Effect {
     if old.to_bits() == fresh.to_bits() || old == fresh {
         Effect::Unchanged
     } else {
@@ -144,19 +144,14 @@ impl Store {
             restore();
             return Err(err(e));
         }
-        let mut tx = WriteTx {
-            store: self,
-            conn: Some(conn),
-            created: Vec::new(),
-            adopted: Vec::new(),
-            pending: HashMap::new(),
-            touched: std::collections::HashSet::new(),
-            new_series: std::collections::HashSet::new(),
-            open: OpenBlocks::new(),
-            readings: 0,
-            tally: Tally::default(),
-            effects: (batches.len() > 1).then(HashMap::new),
-        };
+        let mut tx = WriteTx::new(self, conn);
+        tx.effects = (batches.len() > 1).then(HashMap::new);
+        // Readings staged before this write are older: they go first.
+        if let Err(e) = tx.fold_staged(usize::MAX) {
+            drop(tx);
+            restore();
+            return Err(e);
+        }
         // One batch of all: a (series, day) block that several requests
         // touch is read and rewritten once. Later requests win on equal
         // (series, time), as they would committed one after the other.
@@ -168,15 +163,12 @@ impl Store {
                 .iter()
                 .map(|k| merged.intern(k.clone()))
                 .collect();
-            merged.points.extend(
-                batch
-                    .points
-                    .iter()
-                    .map(|p| crate::readings::model::BatchPoint {
-                        series: map[p.series as usize],
-                        ..*p
-                    }),
-            );
+            merged
+                .points
+                .extend(batch.points.iter().map(|p| BatchPoint {
+                    series: map[p.series as usize],
+                    ..*p
+                }));
             maps.push(map);
         }
         let ids = match tx.add_inner(&merged) {
@@ -244,29 +236,20 @@ impl Store {
                 path: self.path.clone(),
                 source,
             })?;
-        Ok(WriteTx {
-            store: self,
-            conn: Some(conn),
-            created: Vec::new(),
-            adopted: Vec::new(),
-            pending: HashMap::new(),
-            touched: std::collections::HashSet::new(),
-            new_series: std::collections::HashSet::new(),
-            open: OpenBlocks::new(),
-            readings: 0,
-            tally: Tally::default(),
-            effects: None,
-        })
+        let mut tx = WriteTx::new(self, conn);
+        // Readings staged before this write are older: they go first.
+        tx.fold_staged(usize::MAX)?;
+        Ok(tx)
     }
 }
 
 /// An open write transaction; see [`Store::begin`].
 pub struct WriteTx<'a> {
-    store: &'a Store,
-    conn: Option<parking_lot::MutexGuard<'a, Connection>>,
-    created: Vec<(SeriesId, SeriesKey)>,
+    pub(super) store: &'a Store,
+    pub(super) conn: Option<parking_lot::MutexGuard<'a, Connection>>,
+    pub(super) created: Vec<(SeriesId, SeriesKey)>,
     /// Series another process created that memory does not know yet.
-    adopted: Vec<(SeriesId, SeriesKey)>,
+    pub(super) adopted: Vec<(SeriesId, SeriesKey)>,
     /// Series created or found in this transaction, not yet visible in memory.
     pending: HashMap<SeriesKey, SeriesId>,
     touched: std::collections::HashSet<SeriesId>,
@@ -274,16 +257,16 @@ pub struct WriteTx<'a> {
     new_series: std::collections::HashSet<SeriesId>,
     /// Readings added but not yet written, one entry per (series, day).
     open: OpenBlocks,
-    readings: usize,
+    pub(super) readings: usize,
     /// What the readings written so far did.
-    tally: Tally,
+    pub(super) tally: Tally,
     /// Each written reading's effect, kept only for a group commit of
     /// several requests, to count per request.
-    effects: Option<Effects>,
+    pub(super) effects: Option<Effects>,
 }
 
 /// Each written reading's effect, by series and time.
-type Effects = HashMap<(SeriesId, Millis), Effect>;
+pub(super) type Effects = HashMap<(SeriesId, Millis), Effect>;
 
 /// Pending memory above which [`WriteTx`] writes open blocks before commit.
 const OPEN_BLOCKS_CAP: usize = 64 << 20;
@@ -351,7 +334,31 @@ impl OpenBlocks {
     }
 }
 
-impl WriteTx<'_> {
+impl<'a> WriteTx<'a> {
+    /// A transaction on `conn`, which has begun one (`BEGIN IMMEDIATE`).
+    pub(super) fn new(
+        store: &'a Store,
+        conn: parking_lot::MutexGuard<'a, Connection>,
+    ) -> WriteTx<'a> {
+        WriteTx {
+            store,
+            conn: Some(conn),
+            created: Vec::new(),
+            adopted: Vec::new(),
+            pending: HashMap::new(),
+            touched: std::collections::HashSet::new(),
+            new_series: std::collections::HashSet::new(),
+            open: OpenBlocks::new(),
+            readings: 0,
+            tally: Tally::default(),
+            effects: None,
+        }
+    }
+
+    pub(super) fn conn(&self) -> &Connection {
+        self.conn.as_ref().expect("open until finished")
+    }
+
     fn err(&self, source: rusqlite::Error) -> ReadingStoreError {
         ReadingStoreError::Sqlite {
             path: self.store.path.clone(),
@@ -374,6 +381,17 @@ impl WriteTx<'_> {
 
     /// Inserts the batch; returns the series id of each `batch.series` entry.
     fn add_inner(&mut self, batch: &Batch) -> Result<Vec<SeriesId>, ReadingStoreError> {
+        let ids = self.resolve_series(batch)?;
+        self.add_points(&batch.points, &ids)?;
+        Ok(ids)
+    }
+
+    /// The series id of each `batch.series` entry: known in memory, found
+    /// in the file (another process made it) or created now.
+    pub(super) fn resolve_series(
+        &mut self,
+        batch: &Batch,
+    ) -> Result<Vec<SeriesId>, ReadingStoreError> {
         let conn = self.conn.as_ref().expect("open until finished");
         let mut ids = Vec::with_capacity(batch.series.len());
         let mut new_ones = Vec::new();
@@ -419,22 +437,31 @@ impl WriteTx<'_> {
             self.pending.insert(key.clone(), id);
             self.adopted.push((id, key));
         }
+        Ok(ids)
+    }
+
+    /// Adds points whose series are `ids[point.series]` to the open blocks.
+    pub(super) fn add_points(
+        &mut self,
+        points: &[BatchPoint],
+        ids: &[SeriesId],
+    ) -> Result<(), ReadingStoreError> {
         // Sorted by (series, time); for equal times the later reading wins.
-        let mut order: Vec<u32> = (0..batch.points.len() as u32).collect();
+        let mut order: Vec<u32> = (0..points.len() as u32).collect();
         order.sort_unstable_by_key(|&i| {
-            let p = &batch.points[i as usize];
+            let p = &points[i as usize];
             (ids[p.series as usize], p.time, i)
         });
         let mut i = 0;
         let mut fresh: Vec<(Millis, f64)> = Vec::new();
         while i < order.len() {
             // One (series, day) block at a time.
-            let first = &batch.points[order[i] as usize];
+            let first = &points[order[i] as usize];
             let series = ids[first.series as usize];
             let start = block_start(first.time);
             fresh.clear();
             while i < order.len() {
-                let p = &batch.points[order[i] as usize];
+                let p = &points[order[i] as usize];
                 if ids[p.series as usize] != series || block_start(p.time) != start {
                     break;
                 }
@@ -458,8 +485,13 @@ impl WriteTx<'_> {
                 self.flush(|_, _, _| true)?;
             }
         }
-        self.readings += batch.points.len();
-        Ok(ids)
+        self.readings += points.len();
+        Ok(())
+    }
+
+    /// Writes every open block.
+    pub(super) fn flush_all(&mut self) -> Result<(), ReadingStoreError> {
+        self.flush(|_, _, _| true)
     }
 
     /// Writes the open blocks `which` picks, in (series, day) order so the
@@ -549,7 +581,7 @@ impl WriteTx<'_> {
     /// the next writer must find those series in memory, or it would try to
     /// create them again. Returns (series created, readings written, what
     /// they did).
-    fn finish(
+    pub(super) fn finish(
         mut self,
         update: impl FnOnce(&mut Memory, &[(SeriesId, SeriesKey)]),
     ) -> Result<(usize, usize, Tally, Option<Effects>), ReadingStoreError> {
