@@ -33,11 +33,9 @@ mod repeats;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
-
 use chrono_tz::Tz;
 
-use super::model::{Batch, Format, ItemError, ParseError, SeriesKey};
+use super::model::{Batch, Format, ItemError, KeyMap, ParseError, SeriesKey};
 use crate::time::{parse_time, Millis};
 
 use self::csv::{csv_cut, parse_csv, record_end, Quoting};
@@ -309,7 +307,7 @@ struct Sink {
     batch: Batch,
     /// Raw metric + labels bytes (each part followed by 0xFF, a byte UTF-8
     /// never has) → index in `batch.series`.
-    series: HashMap<Box<[u8]>, u32>,
+    series: KeyMap<Box<[u8]>, u32>,
     key: Vec<u8>,
     times: TimeCache,
     tz: Tz,
@@ -319,7 +317,7 @@ impl Sink {
     fn new(tz: Tz) -> Self {
         Sink {
             batch: Batch::new(),
-            series: HashMap::new(),
+            series: KeyMap::default(),
             key: Vec::with_capacity(64),
             times: TimeCache::default(),
             tz,

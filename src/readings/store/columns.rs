@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::days::{Days, Summary};
 use super::search::{first_after, first_at_or_after};
-use crate::readings::model::{Labels, SeriesKey};
+use crate::readings::model::{KeyMap, Labels, SeriesKey};
 use crate::time::Millis;
 
 pub type SeriesId = i64;
@@ -124,7 +124,7 @@ impl Series {
 pub(in crate::readings) struct Memory {
     pub(in crate::readings) series: HashMap<SeriesId, Series>,
     pub(in crate::readings) by_metric: HashMap<String, Vec<SeriesId>>,
-    pub(in crate::readings) by_key: HashMap<SeriesKey, SeriesId>,
+    pub(in crate::readings) by_key: KeyMap<SeriesKey, SeriesId>,
 }
 
 impl Memory {
