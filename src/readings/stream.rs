@@ -97,7 +97,9 @@ pub fn ingest(
     let mut any_input = false;
     let mut chunk_bytes = CHUNK_BYTES;
     while !eof {
-        // Fill the buffer up to the chunk size.
+        // Fill the buffer up to the chunk size, allocated once (growing it
+        // by doubling copied the chunk over and over).
+        buf.reserve((chunk_bytes + 256 * 1024).saturating_sub(buf.len()));
         while buf.len() < chunk_bytes {
             let start = buf.len();
             buf.resize(start + 256 * 1024, 0);
@@ -134,7 +136,8 @@ pub fn ingest(
                     header = Some(chunk[..csv_header_end(&chunk)].to_vec());
                 }
                 Some(h) => {
-                    let mut with_header = h.clone();
+                    let mut with_header = Vec::with_capacity(h.len() + 1 + chunk.len());
+                    with_header.extend_from_slice(h);
                     if !with_header.ends_with(b"\n") {
                         with_header.push(b'\n');
                     }
