@@ -9,6 +9,11 @@ use crate::time::Millis;
 /// Label name → value. Sorted, so equal label sets compare and hash equal.
 pub type Labels = BTreeMap<String, String>;
 
+/// A map keyed by series keys (or their bytes): ingest looks every series
+/// of every chunk up in one, so a fast hash (foldhash) instead of SipHash;
+/// seeded per process, as the keys come from senders.
+pub(crate) type KeyMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// A series: one metric with one set of labels.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SeriesKey {
@@ -30,7 +35,7 @@ pub struct BatchPoint {
 pub struct Batch {
     pub series: Vec<SeriesKey>,
     pub points: Vec<BatchPoint>,
-    index: HashMap<SeriesKey, u32>,
+    index: KeyMap<SeriesKey, u32>,
 }
 
 impl Batch {

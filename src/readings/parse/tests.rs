@@ -975,3 +975,40 @@ fn words_of_every_problem() {
     }
     insta::assert_snapshot!(out);
 }
+
+/// Series are looked up first as the one after the last reading's (data
+/// repeats its series in one order at every time); any other order, a
+/// repeat of the same series, or a series that differs only in a label
+/// must still find the right one.
+#[test]
+fn series_found_in_any_order() {
+    let mut csv = String::from("metric,time,value,county\n");
+    let rows = [
+        ("pm25", "a"),
+        ("pm25", "b"),
+        ("pm25", "c"),
+        ("pm25", "a"),
+        ("pm25", "b"),
+        ("pm25", "c"),
+        ("pm25", "c"),
+        ("pm10", "a"),
+        ("pm25", "b"),
+        ("pm25", "a"),
+        ("pm25", ""),
+        ("pm25", "a"),
+    ];
+    for (k, (m, c)) in rows.iter().enumerate() {
+        csv.push_str(&format!("{m},2021-01-01T{k:02}:00:00Z,{k},{c}\n"));
+    }
+    let b = ok(&csv, Format::Csv);
+    assert_eq!(b.len(), rows.len());
+    for (p, (m, c)) in b.points.iter().zip(rows) {
+        let key = &b.series[p.series as usize];
+        assert_eq!(key.metric, m);
+        assert_eq!(
+            key.labels.get("county").map(String::as_str),
+            (!c.is_empty()).then_some(c)
+        );
+    }
+    assert_eq!(b.series.len(), 5);
+}

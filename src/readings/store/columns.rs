@@ -11,7 +11,7 @@ use rustc_hash::FxHashMap;
 
 use super::days::{Days, Summary};
 use super::search::{first_after, first_at_or_after};
-use crate::readings::model::{Labels, SeriesKey};
+use crate::readings::model::{KeyMap, Labels, SeriesKey};
 use crate::time::Millis;
 
 pub type SeriesId = i64;
@@ -137,7 +137,7 @@ pub(in crate::readings) struct Memory {
     /// part of an evaluation over thousands of series).
     pub(in crate::readings) series: FxHashMap<SeriesId, Series>,
     pub(in crate::readings) by_metric: HashMap<String, Vec<SeriesId>>,
-    pub(in crate::readings) by_key: HashMap<SeriesKey, SeriesId>,
+    pub(in crate::readings) by_key: KeyMap<SeriesKey, SeriesId>,
 }
 
 impl Memory {

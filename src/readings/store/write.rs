@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::blocks::{block_start, decode_block, encode_block, merge};
 use super::columns::{Memory, SeriesId};
 use super::{ReadingStoreError, Store};
-use crate::readings::model::{Batch, BatchPoint, Labels, SeriesKey};
+use crate::readings::model::{Batch, BatchPoint, KeyMap, Labels, SeriesKey};
 use crate::time::Millis;
 
 /// Counts of what a write did.
@@ -251,7 +251,7 @@ pub struct WriteTx<'a> {
     /// Series another process created that memory does not know yet.
     pub(super) adopted: Vec<(SeriesId, SeriesKey)>,
     /// Series created or found in this transaction, not yet visible in memory.
-    pending: HashMap<SeriesKey, SeriesId>,
+    pending: KeyMap<SeriesKey, SeriesId>,
     touched: std::collections::HashSet<SeriesId>,
     /// Series this transaction created: their blocks need no read.
     new_series: std::collections::HashSet<SeriesId>,
@@ -345,7 +345,7 @@ impl<'a> WriteTx<'a> {
             conn: Some(conn),
             created: Vec::new(),
             adopted: Vec::new(),
-            pending: HashMap::new(),
+            pending: KeyMap::default(),
             touched: std::collections::HashSet::new(),
             new_series: std::collections::HashSet::new(),
             open: OpenBlocks::new(),
@@ -446,12 +446,34 @@ impl<'a> WriteTx<'a> {
         points: &[BatchPoint],
         ids: &[SeriesId],
     ) -> Result<(), ReadingStoreError> {
-        // Sorted by (series, time); for equal times the later reading wins.
-        let mut order: Vec<u32> = (0..points.len() as u32).collect();
-        order.sort_unstable_by_key(|&i| {
-            let p = &points[i as usize];
-            (ids[p.series as usize], p.time, i)
-        });
+        // Grouped by series (a counting sort on the batch's series index:
+        // linear, where a comparison sort of every reading cost a tenth of
+        // file ingest), each series' readings by time; the order of input
+        // is kept among equal times, so the later reading wins.
+        let mut starts = vec![0u32; ids.len() + 1];
+        for p in points {
+            starts[p.series as usize + 1] += 1;
+        }
+        for s in 1..starts.len() {
+            starts[s] += starts[s - 1];
+        }
+        let mut next = starts.clone();
+        let mut order = vec![0u32; points.len()];
+        for (i, p) in points.iter().enumerate() {
+            let slot = &mut next[p.series as usize];
+            order[*slot as usize] = i as u32;
+            *slot += 1;
+        }
+        for s in 0..ids.len() {
+            let group = &mut order[starts[s] as usize..starts[s + 1] as usize];
+            // Time-ordered input (the usual file) is sorted already.
+            if group
+                .windows(2)
+                .any(|w| points[w[0] as usize].time > points[w[1] as usize].time)
+            {
+                group.sort_by_key(|&i| points[i as usize].time); // stable
+            }
+        }
         let mut i = 0;
         let mut fresh: Vec<(Millis, f64)> = Vec::new();
         while i < order.len() {
