@@ -37,6 +37,10 @@ fn next_chunk_bytes(bytes: usize, readings: usize, series: usize) -> usize {
 
 /// Caps the errors kept across chunks, as the parser caps them per chunk.
 const MAX_ERRORS: usize = 100;
+/// The longest record (line; for CSV, with its quoted line breaks) read
+/// whole before giving up: no reading is this long, and a stray opening
+/// quote in a CSV makes the rest of the file one record.
+const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -115,7 +119,34 @@ pub fn ingest(
         } else {
             match safe_cut(&buf, format) {
                 Some(i) => i + 1,
-                None => continue, // one line longer than the chunk: read more
+                // One record longer than the chunk: read more (the chunk
+                // grows to hold it), up to a bound.
+                None if buf.len() < MAX_RECORD_BYTES => {
+                    chunk_bytes = chunk_bytes.max(buf.len() + 256 * 1024);
+                    continue;
+                }
+                None => {
+                    drop(tx); // rolls back
+                    let line = lines_before + 1;
+                    let quote = if format == Format::Csv {
+                        "，或 CSV 里有一个引号 \" 没有配对（其后的内容都被当成了同一格）"
+                    } else {
+                        ""
+                    };
+                    return Err(IngestError::Rejected(ParseError {
+                        errors: vec![ItemError {
+                            line,
+                            col: 0,
+                            item: None,
+                            message: format!(
+                                "从第 {line} 行起的一条记录超过 {} MiB，没有换行{quote}：请检查文件是否完整 / the record starting on line {line} is over {} MiB long without a line break (an unclosed quote in a CSV?)",
+                                MAX_RECORD_BYTES >> 20,
+                                MAX_RECORD_BYTES >> 20
+                            ),
+                        }],
+                        total: 1,
+                    }));
+                }
             }
         };
         let rest = buf.split_off(cut);
@@ -286,6 +317,59 @@ mod tests {
         // A quote inside an unquoted field is a literal, not an opening one.
         assert_eq!(safe_cut(b"a,5\"\nb,\"x\ny\"\nc\n", Format::Csv), Some(14));
         assert_eq!(safe_cut(b"a,5\"\nb,\"x\n", Format::Csv), Some(4));
+    }
+
+    /// A record longer than a chunk (found hanging `ingest` for good: the
+    /// buffer was full, so nothing more was read) is read whole and judged
+    /// by the parser; a stray quote with no end is an error, not a hang.
+    #[test]
+    fn a_record_longer_than_a_chunk_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let long = "x".repeat(CHUNK_BYTES + (1 << 20));
+        // A long (too long) label value on line 3, then a good row.
+        let input = format!(
+            "metric,time,value,note\npm25,2021-01-01,1,a\npm25,2021-01-02,2,{long}\npm25,2021-01-03,3,b\n"
+        );
+        let Err(IngestError::Rejected(e)) = ingest(
+            &store,
+            input.as_bytes(),
+            Format::Csv,
+            chrono_tz::UTC,
+            |_| {},
+        ) else {
+            panic!("a label this long is refused")
+        };
+        assert_eq!(e.errors[0].line, 3, "{e}");
+        // A stray opening quote: the rest of the file is one field that
+        // never ends; the parser says so.
+        let input = format!("metric,time,value,note\npm25,2021-01-01,1,\"a\n{long}\n");
+        let Err(IngestError::Rejected(e)) = ingest(
+            &store,
+            input.as_bytes(),
+            Format::Csv,
+            chrono_tz::UTC,
+            |_| {},
+        ) else {
+            panic!("an unclosed quote is refused")
+        };
+        assert!(e.total >= 1, "{e}");
+        // Nothing of either file was stored.
+        assert_eq!(store.count_readings().unwrap(), 0);
+        // NDJSON: the same, a line longer than a chunk.
+        let input = format!(
+            "{{\"metric\":\"pm25\",\"time\":\"2021-01-01\",\"value\":1,\"labels\":{{\"note\":\"{long}\"}}}}\n{{\"metric\":\"pm25\",\"time\":\"2021-01-02\",\"value\":2}}\n"
+        );
+        let Err(IngestError::Rejected(e)) = ingest(
+            &store,
+            input.as_bytes(),
+            Format::Ndjson,
+            chrono_tz::UTC,
+            |_| {},
+        ) else {
+            panic!("a label this long is refused")
+        };
+        assert_eq!(e.errors[0].line, 1, "{e}");
     }
 
     /// Found while fuzzing the parsers (issue 11): the chunker's quotes and
