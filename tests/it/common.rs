@@ -144,3 +144,31 @@ pub fn fixtures_workspace() -> &'static FixturesWorkspace {
         }
     })
 }
+
+/// A small xorshift generator for the kill tests' random moments.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// Seeded from the clock; the seed is printed, so a failing run can be
+    /// repeated with `Rng(seed)`.
+    pub fn from_clock(what: &str) -> Rng {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            | 1;
+        println!("{what} seed {seed}");
+        Rng(seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}

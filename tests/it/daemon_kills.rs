@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::free_port;
+use common::{free_port, Rng};
 
 const COUNTIES: [&str; 6] = ["南宫", "威县", "清河", "临西", "巨鹿", "广宗"];
 
@@ -41,20 +41,6 @@ if r != () && r.value > 75.0 {{
 }}
 "#
     )
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 fn start_smtp(port: u16, maildir: &Path) -> Child {
@@ -214,13 +200,7 @@ fn random_sigkills_lose_no_mail_and_repeat_only_the_same_message_id() {
         })
     };
 
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    println!("kill seed {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_clock("kill");
     for k in 0..kills {
         let mut daemon = start_daemon(dir.path(), &format!("run-{k}.log"));
         assert!(wait_port(http_port), "daemon {k} did not listen");

@@ -13,7 +13,7 @@
 //! `RULEWATCH_INGEST_KILLS=50 cargo test --test it http_ingest_kills -- --nocapture`
 //! for a longer run (8 kills by default).
 
-use crate::common::free_port;
+use crate::common::{free_port, Rng};
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -24,17 +24,6 @@ use std::time::{Duration, Instant};
 
 const SERIES: usize = 40;
 const TIMES_PER_BATCH: usize = 5;
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 fn start_daemon(dir: &Path, log: &str) -> Child {
     let log = std::fs::File::create(dir.join(log)).unwrap();
@@ -187,13 +176,7 @@ let r = latest("pm25", #{});
         })
     };
 
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    println!("kill seed {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_clock("kill");
     for k in 0..kills {
         let mut daemon = start_daemon(dir.path(), &format!("run-{k}.log"));
         assert!(wait_port(port), "daemon {k} did not listen");
