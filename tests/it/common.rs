@@ -172,3 +172,33 @@ impl Rng {
         self.next() % n
     }
 }
+
+/// `rulewatch run` on `dir/rulewatch.ron`, its log to `dir/LOG` (the kill
+/// tests start and SIGKILL it many times on one store).
+pub fn start_daemon(dir: &Path, log: &str) -> std::process::Child {
+    use std::process::Stdio;
+    let log = std::fs::File::create(dir.join(log)).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_rulewatch"))
+        .current_dir(dir)
+        .args(["run", "--config", "rulewatch.ron"])
+        .env("RUST_LOG", "info")
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("NOTIFY_SOCKET")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("rulewatch run")
+}
+
+/// Waits up to 30 s for something to listen on 127.0.0.1:`port`.
+pub fn wait_port(port: u16) -> bool {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < until {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{free_port, Rng};
+use common::{free_port, start_daemon, wait_port, Rng};
 
 const COUNTIES: [&str; 6] = ["南宫", "威县", "清河", "临西", "巨鹿", "广宗"];
 
@@ -63,32 +63,6 @@ fn start_smtp(port: u16, maildir: &Path) -> Child {
         .expect("aiosmtpd");
     wait_port(port);
     child
-}
-
-fn wait_port(port: u16) -> bool {
-    let until = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < until {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
-fn start_daemon(dir: &Path, log: &str) -> Child {
-    let log = std::fs::File::create(dir.join(log)).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_rulewatch"))
-        .current_dir(dir)
-        .args(["run", "--config", "rulewatch.ron"])
-        .env("RUST_LOG", "info")
-        .env_remove("JOURNAL_STREAM")
-        .env_remove("NOTIFY_SOCKET")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("rulewatch run")
 }
 
 /// Message-ID → how many times it arrived; also checks the headers.

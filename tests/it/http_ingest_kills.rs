@@ -13,43 +13,17 @@
 //! `RULEWATCH_INGEST_KILLS=50 cargo test --test it http_ingest_kills -- --nocapture`
 //! for a longer run (8 kills by default).
 
-use crate::common::{free_port, Rng};
+use crate::common::{free_port, start_daemon, wait_port, Rng};
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SERIES: usize = 40;
 const TIMES_PER_BATCH: usize = 5;
-
-fn start_daemon(dir: &Path, log: &str) -> Child {
-    let log = std::fs::File::create(dir.join(log)).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_rulewatch"))
-        .current_dir(dir)
-        .args(["run", "--config", "rulewatch.ron"])
-        .env("RUST_LOG", "info")
-        .env_remove("JOURNAL_STREAM")
-        .env_remove("NOTIFY_SOCKET")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("rulewatch run")
-}
-
-fn wait_port(port: u16) -> bool {
-    let until = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < until {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
 
 /// Batch `n`: every series at `TIMES_PER_BATCH` times of its own (so each
 /// batch's (series, time) pairs are its alone), values telling the batch.
