@@ -33,9 +33,11 @@ mod repeats;
 #[cfg(test)]
 mod tests;
 
+use std::hash::BuildHasher;
+
 use chrono_tz::Tz;
 
-use super::model::{Batch, Format, ItemError, KeyMap, ParseError, SeriesKey};
+use super::model::{Batch, Format, ItemError, ParseError, SeriesKey};
 use crate::time::{parse_time, Millis};
 
 use self::csv::{csv_cut, parse_csv, record_end, Quoting};
@@ -305,9 +307,11 @@ pub(crate) fn count_newlines(b: &[u8]) -> usize {
 /// Builds one piece's batch.
 struct Sink {
     batch: Batch,
-    /// Raw metric + labels bytes (each part followed by 0xFF, a byte UTF-8
-    /// never has) → index in `seen`.
-    series: KeyMap<Box<[u8]>, u32>,
+    /// Indexes in `seen`, found by their raw metric + labels bytes (each
+    /// part followed by 0xFF, a byte UTF-8 never has): the bytes stay in
+    /// `raw`, not copied into a map of their own.
+    series: hashbrown::HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
     /// Every raw key met, in the order first met: (start, end) in `raw`
     /// and the index in `batch.series`.
     seen: Vec<(usize, usize, u32)>,
@@ -328,7 +332,8 @@ impl Sink {
     fn new(tz: Tz) -> Self {
         Sink {
             batch: Batch::new(),
-            series: KeyMap::default(),
+            series: hashbrown::HashTable::new(),
+            hasher: Default::default(),
             seen: Vec::new(),
             raw: Vec::new(),
             last: usize::MAX,
@@ -361,7 +366,13 @@ impl Sink {
                 return Ok(i);
             }
         }
-        if let Some(&s) = self.series.get(self.key.as_slice()) {
+        let hash = self.hasher.hash_one(self.key.as_slice());
+        let (seen, raw) = (&self.seen, &self.raw);
+        let raw_of = |s: u32| {
+            let (start, end, _) = seen[s as usize];
+            &raw[start..end]
+        };
+        if let Some(&s) = self.series.find(hash, |&s| raw_of(s) == self.key) {
             self.last = s as usize;
             return Ok(self.seen[s as usize].2);
         }
@@ -378,9 +389,12 @@ impl Sink {
         let start = self.raw.len();
         self.raw.extend_from_slice(&self.key);
         self.last = self.seen.len();
-        self.series
-            .insert(self.key.as_slice().into(), self.last as u32);
         self.seen.push((start, self.raw.len(), i));
+        let (seen, raw, hasher) = (&self.seen, &self.raw, &self.hasher);
+        self.series.insert_unique(hash, self.last as u32, |&s| {
+            let (start, end, _) = seen[s as usize];
+            hasher.hash_one(&raw[start..end])
+        });
         Ok(i)
     }
 
