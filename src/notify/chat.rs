@@ -92,7 +92,7 @@ pub fn render(
     } else {
         format!("rulewatch 有 {} 项新通知：\n\n", sorted.len())
     });
-    for (i, n) in sorted.iter().enumerate() {
+    for (i, n) in sorted.iter().enumerate().take(templates::MAX_LISTED) {
         let tag = if n.kind.is_recovery() || n.kind.audience() == Audience::Admin {
             templates::notice_label(n)
         } else {
@@ -117,6 +117,15 @@ pub fn render(
             ));
         }
         text.push('\n');
+    }
+    if sorted.len() > templates::MAX_LISTED {
+        let groups = templates::unlisted(sorted, templates::MAX_LISTED, words);
+        let (heading, lines, fix) = templates::unlisted_lines(sorted.len(), &groups, public_url);
+        text.push_str(&format!("**{heading}**\n\n"));
+        for line in lines {
+            text.push_str(&format!("- {line}\n"));
+        }
+        text.push_str(&format!("\n{fix}\n\n"));
     }
     text.push_str("本消息由 rulewatch 自动发送，详见同时发出的邮件。");
     Rendered {

@@ -282,7 +282,8 @@ pub fn compose_mail(
     let mut pending = Vec::new();
     let mut cids = std::collections::HashMap::new();
     if charts {
-        for (i, n) in sorted.iter().enumerate() {
+        // Only listed items get a chart (the rest are counted, not shown).
+        for (i, n) in sorted.iter().enumerate().take(templates::MAX_LISTED) {
             if !chart::wants_chart(n.kind) {
                 continue;
             }
@@ -295,8 +296,14 @@ pub fn compose_mail(
             });
         }
     }
-    let rendered = templates::render_with_charts(&sorted, tz, &cids, &settings.words)
-        .greeting(settings.greetings.get(recipient).map(String::as_str));
+    let rendered = templates::render_with_charts(
+        &sorted,
+        tz,
+        &cids,
+        &settings.words,
+        settings.public_url.as_deref(),
+    )
+    .greeting(settings.greetings.get(recipient).map(String::as_str));
     let (message_id, kind) = identity(recipient, &sorted);
     OutgoingMail {
         message_id,
@@ -476,5 +483,49 @@ mod tests {
         assert_eq!(a[0].message_id, b[0].message_id);
         assert_ne!(a[0].message_id, c[0].message_id);
         assert_eq!(a[0].kind, MailKind::Admin);
+    }
+
+    /// A first evaluation of many rules notices thousands of things at
+    /// once: the mail lists the first `MAX_LISTED` (with their charts),
+    /// counts the rest per rule, and still carries every item (each one's
+    /// delivery goes into its rule's history).
+    #[test]
+    fn a_mail_of_thousands_lists_the_first_and_counts_the_rest() {
+        let mut notices = Vec::new();
+        for (rule, count) in [("a-water", 30), ("b-air", 200), ("c-jobs", 20)] {
+            for k in 0..count {
+                let mut n = notice(NoticeKind::Firing, rule, &["x@cn.cn"]);
+                n.title = format!("{rule} 达标");
+                n.subject = [("county".to_string(), format!("县{k:03}"))].into();
+                notices.push(n);
+            }
+        }
+        let mut settings = MailSettings::new("r <r@cn.cn>", vec![], chrono_tz::Asia::Shanghai);
+        settings.public_url = Some("https://mubiao.example.cn".into());
+        let refs: Vec<&Notice> = notices.iter().collect();
+        let mail = compose_mail("x@cn.cn", &refs, &settings, true);
+        assert_eq!(mail.items.len(), 250, "every item kept for the history");
+        assert_eq!(
+            mail.charts.len(),
+            templates::MAX_LISTED,
+            "charts only for listed items"
+        );
+        assert!(mail.text.contains("100. 【"), "{}", mail.text);
+        assert!(!mail.text.contains("101. 【"), "{}", mail.text);
+        let counted = &mail.text[mail.text.find("另有").expect("the rest counted")..];
+        insta::assert_snapshot!(counted);
+        assert!(mail.html.contains("另有 150 项未逐条列出"), "{}", mail.html);
+        assert!(
+            mail.html
+                .contains("<a href=\"https://mubiao.example.cn/\">https://mubiao.example.cn/</a>"),
+            "{}",
+            mail.html
+        );
+        assert!(mail.subject.ends_with("等 250 项"), "{}", mail.subject);
+
+        // The chat message says the same.
+        let chat = compose_for("dingtalk:ops", &refs, &settings, false);
+        assert!(chat.text.contains("另有 150 项未逐条列出"), "{}", chat.text);
+        assert_eq!(chat.items.len(), 250);
     }
 }

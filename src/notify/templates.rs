@@ -396,6 +396,7 @@ pub fn render(notices: &[&Notice], tz: Tz) -> Rendered {
         tz,
         &std::collections::HashMap::new(),
         &Words::default(),
+        None,
     )
 }
 
@@ -420,6 +421,104 @@ fn chart_legend(n: &Notice) -> String {
     format!("蓝线：读数{of_unit}，旁注最新值；橙色虚线：目标线；红点与浅红底：未达标的读数；顶部紫条：告警已持续的时段；红竖线：本次评估。")
 }
 
+/// Most items a mail (or chat message) lists one by one; the rest are
+/// counted per rule beneath them. A first evaluation of hundreds of rules
+/// can notice tens of thousands of things at once: one mail of 47,940
+/// items was 113 MB and took the daemon near 1 GB to render, and nobody
+/// reads past the first screens of such a mail.
+pub const MAX_LISTED: usize = 100;
+
+/// Items of one rule and one kind of notice that a mail counts instead of
+/// listing them (past [`MAX_LISTED`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unlisted {
+    pub rule: String,
+    /// `严重·告警`, `已恢复`, … as the listed items' tags read.
+    pub tag: String,
+    pub title: String,
+    pub count: usize,
+    /// The first few subjects' label values (`南宫`), to say which.
+    pub examples: Vec<String>,
+}
+
+/// How many subjects an [`Unlisted`] line names before `等`.
+const UNLISTED_EXAMPLES: usize = 3;
+
+/// The tag an item is listed under: severity and kind for bad news of a
+/// rule; the kind alone for good news, notes to admin and final verdicts.
+pub fn item_tag(n: &Notice) -> String {
+    if n.kind.is_recovery()
+        || n.kind.audience() == Audience::Admin
+        || n.kind == NoticeKind::FinalVerdict
+    {
+        notice_label(n)
+    } else {
+        format!("{}·{}", n.severity.label_zh(), kind_label(n.kind))
+    }
+}
+
+/// `sorted` past its first `listed` items, counted per rule and tag, in
+/// mail order.
+pub fn unlisted(sorted: &[&Notice], listed: usize, words: &Words) -> Vec<Unlisted> {
+    let mut out: Vec<Unlisted> = Vec::new();
+    for n in sorted.iter().skip(listed) {
+        let tag = item_tag(n);
+        let same = out.last_mut().filter(|u| u.rule == n.rule && u.tag == tag);
+        let u = match same {
+            Some(u) => u,
+            None => {
+                out.push(Unlisted {
+                    rule: n.rule.clone(),
+                    tag,
+                    title: n.title.clone(),
+                    count: 0,
+                    examples: Vec::new(),
+                });
+                out.last_mut().expect("just pushed")
+            }
+        };
+        u.count += 1;
+        if u.examples.len() < UNLISTED_EXAMPLES {
+            let values = words.subject_values(&n.subject);
+            if !values.is_empty() {
+                u.examples.push(values);
+            }
+        }
+    }
+    out
+}
+
+/// The lines that count what a mail does not list: a heading, one line per
+/// rule and tag, and where to read them all.
+pub fn unlisted_lines(
+    total: usize,
+    groups: &[Unlisted],
+    public_url: Option<&str>,
+) -> (String, Vec<String>, String) {
+    let unlisted: usize = groups.iter().map(|u| u.count).sum();
+    let heading = format!(
+        "另有 {unlisted} 项未逐条列出（共 {total} 项，一条通知最多逐条列出 {MAX_LISTED} 项），按规则计："
+    );
+    let lines = groups
+        .iter()
+        .map(|u| {
+            let which = if u.examples.is_empty() {
+                String::new()
+            } else if u.count > u.examples.len() {
+                format!("（{}等）", u.examples.join("、"))
+            } else {
+                format!("（{}）", u.examples.join("、"))
+            };
+            format!("【{}】{}：{} 项{which}", u.tag, one_line(&u.title), u.count)
+        })
+        .collect();
+    let fix = match public_url {
+        Some(base) => format!("每一项的明细见状态页各规则的页面：{base}/"),
+        None => "每一项的明细见状态页各规则的页面（地址请问系统管理员）。".to_string(),
+    };
+    (heading, lines, fix)
+}
+
 /// [`render`], with an inline chart (`<img src="cid:…">`) under each item
 /// whose notice id is in `charts` (notice id → Content-ID), between the
 /// marks of [`super::chart::marks`]: the sender keeps it once it is drawn.
@@ -428,6 +527,7 @@ pub fn render_with_charts(
     tz: Tz,
     charts: &std::collections::HashMap<String, String>,
     words: &Words,
+    public_url: Option<&str>,
 ) -> Rendered {
     let mut sorted = notices.to_vec();
     sort_notices(&mut sorted);
@@ -440,17 +540,10 @@ pub fn render_with_charts(
 
     let mut text_items = String::new();
     let mut html_items = String::new();
-    for (i, n) in sorted.iter().enumerate() {
+    for (i, n) in sorted.iter().enumerate().take(MAX_LISTED) {
         // Severity is the rule's word for a breach; good news and notes to
         // admin about the rule itself go without it.
-        let tag = if n.kind.is_recovery()
-            || n.kind.audience() == Audience::Admin
-            || n.kind == NoticeKind::FinalVerdict
-        {
-            notice_label(n)
-        } else {
-            format!("{}·{}", n.severity.label_zh(), kind_label(n.kind))
-        };
+        let tag = item_tag(n);
         let rows = rows_in(n, tz, words);
         text_items.push_str(&format!("{}. 【{tag}】{}\n", i + 1, n.title));
         for (name, value) in &rows {
@@ -492,6 +585,34 @@ pub fn render_with_charts(
                 ("rows", &html_rows),
                 ("chart", &chart),
             ],
+        ));
+    }
+    if sorted.len() > MAX_LISTED {
+        let groups = unlisted(&sorted, MAX_LISTED, words);
+        let (heading, lines, fix) = unlisted_lines(sorted.len(), &groups, public_url);
+        text_items.push_str(&heading);
+        text_items.push('\n');
+        for line in &lines {
+            text_items.push_str(&format!("   - {line}\n"));
+        }
+        text_items.push_str(&fix);
+        text_items.push('\n');
+        // The address is a link in the HTML part.
+        let fix_html = match public_url {
+            Some(base) => {
+                let (before, _) = fix.split_once(base).unwrap_or((&fix, ""));
+                let url = escape_html(&format!("{base}/"));
+                format!("{}<a href=\"{url}\">{url}</a>", escape_html(before))
+            }
+            None => escape_html(&fix),
+        };
+        html_items.push_str(&format!(
+            "<p>{}</p>\n<ul>\n{}</ul>\n<p>{fix_html}</p>\n",
+            escape_html(&heading),
+            lines
+                .iter()
+                .map(|l| format!("<li>{}</li>\n", escape_html(l)))
+                .collect::<String>(),
         ));
     }
     Rendered {
