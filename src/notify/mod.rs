@@ -528,4 +528,21 @@ mod tests {
         assert!(chat.text.contains("另有 150 项未逐条列出"), "{}", chat.text);
         assert_eq!(chat.items.len(), 250);
     }
+
+    /// An address named twice (in `admin`, or as owner and recipient) still
+    /// gets each notice once.
+    #[test]
+    fn an_address_named_twice_gets_each_notice_once() {
+        let notices = vec![
+            notice(NoticeKind::RuleError, "a", &["x@cn.cn"]),
+            notice(NoticeKind::RuleError, "b", &["x@cn.cn"]),
+        ];
+        let admin = vec!["ops@cn.cn".to_string(), "ops@cn.cn".to_string()];
+        let routed = route(&notices, &admin, &Routing::default());
+        let rules: Vec<&str> = routed["ops@cn.cn"]
+            .iter()
+            .map(|n| n.rule.as_str())
+            .collect();
+        assert_eq!(rules, vec!["a", "b"]);
+    }
 }

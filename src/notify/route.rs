@@ -85,7 +85,11 @@ pub fn route<'a>(
         };
         for address in readers {
             let list = out.entry(address).or_default();
-            if !list.iter().any(|m| std::ptr::eq(*m, n)) {
+            // Notices are taken one at a time, so this one can only be the
+            // last of the list (an address named twice). Searching the whole
+            // list made a first cycle of 5,000 rules (479,400 notices to one
+            // address) quadratic: over three minutes.
+            if list.last().is_none_or(|m| !std::ptr::eq(*m, n)) {
                 list.push(n);
             }
         }
