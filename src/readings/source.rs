@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::model::{Batch, Labels};
 use super::store::columns::Memory;
-use super::store::{Series, Store};
+use super::store::{Grouped, Series, Store};
 use crate::time::Millis;
 
 /// Why readings could not be read (the SQLite file failed, for the store).
@@ -24,6 +24,18 @@ pub trait ReadingSource: Send + Sync {
         filter: &Labels,
         from: Millis,
         visit: &mut dyn FnMut(&mut dyn Iterator<Item = &Series>),
+    ) -> Result<(), ReadError>;
+
+    /// Calls `visit` once with the series of `metric` whose labels include
+    /// `filter`, grouped by label `by`, each holding its readings from at
+    /// least `from` on.
+    fn visit_groups(
+        &self,
+        metric: &str,
+        filter: &Labels,
+        by: &str,
+        from: Millis,
+        visit: &mut dyn FnMut(&Grouped),
     ) -> Result<(), ReadError>;
 }
 
@@ -45,6 +57,25 @@ impl dyn ReadingSource + '_ {
         })?;
         Ok(out.expect("visit_series calls visit once"))
     }
+
+    /// [`ReadingSource::visit_groups`] for a closure that returns a result.
+    pub fn with_groups<R>(
+        &self,
+        metric: &str,
+        filter: &Labels,
+        by: &str,
+        from: Millis,
+        f: impl FnOnce(&Grouped) -> R,
+    ) -> Result<R, ReadError> {
+        let mut f = Some(f);
+        let mut out = None;
+        self.visit_groups(metric, filter, by, from, &mut |grouped| {
+            if let Some(f) = f.take() {
+                out = Some(f(grouped));
+            }
+        })?;
+        Ok(out.expect("visit_groups calls visit once"))
+    }
 }
 
 impl ReadingSource for Store {
@@ -56,6 +87,17 @@ impl ReadingSource for Store {
         visit: &mut dyn FnMut(&mut dyn Iterator<Item = &Series>),
     ) -> Result<(), ReadError> {
         Ok(self.with_series(metric, filter, from, visit)?)
+    }
+
+    fn visit_groups(
+        &self,
+        metric: &str,
+        filter: &Labels,
+        by: &str,
+        from: Millis,
+        visit: &mut dyn FnMut(&Grouped),
+    ) -> Result<(), ReadError> {
+        Ok(self.with_groups(metric, filter, by, from, visit)?)
     }
 }
 
@@ -98,6 +140,18 @@ impl ReadingSource for MemoryReadings {
         visit: &mut dyn FnMut(&mut dyn Iterator<Item = &Series>),
     ) -> Result<(), ReadError> {
         visit(&mut self.memory.matching(metric, filter));
+        Ok(())
+    }
+
+    fn visit_groups(
+        &self,
+        metric: &str,
+        filter: &Labels,
+        by: &str,
+        _from: Millis,
+        visit: &mut dyn FnMut(&Grouped),
+    ) -> Result<(), ReadError> {
+        visit(&self.memory.grouped(metric, filter, by));
         Ok(())
     }
 }

@@ -4,8 +4,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
-
 use chrono::{Datelike, Timelike};
 use chrono_tz::Tz;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map, INT};
@@ -160,17 +158,6 @@ impl Func {
             }
         })
     }
-}
-
-/// A group being aggregated: its key, its accumulator and the labels its
-/// series share (those of its first series until one differs).
-struct GroupAcc<'a> {
-    key: &'a str,
-    acc: Acc,
-    /// The first series with readings in the window.
-    first: Option<&'a Series>,
-    /// Set once a series with other labels joins: the labels all share.
-    common: Option<Labels>,
 }
 
 /// Running state of one aggregate over readings from one or more series.
@@ -344,62 +331,50 @@ fn group(metric: &str, filter: &Map, by: &str, window_text: &str, func: &str) ->
     let range = window(window_text, &q)?;
     let func = Func::parse(func)?;
     q.readings
-        .with_series(metric, &filter, range.from, |series| {
-            // Groups in the order first met, found by key through `index`;
-            // keys borrowed from the series (no copy until the result).
-            let n = series.size_hint().1.unwrap_or(0).min(1 << 16);
-            let mut index: FxHashMap<&str, usize> = FxHashMap::default();
-            index.reserve(n);
-            let mut groups: Vec<GroupAcc> = Vec::with_capacity(n);
-            for s in series {
-                let Some(key) = s.key.labels.get(by) else {
-                    continue;
+        .with_groups(metric, &filter, by, range.from, |grouped| {
+            // Groups come in key order, with their keys made: no hashing,
+            // sorting or copying of keys here.
+            let mut out = Array::with_capacity(grouped.len());
+            for g in grouped.groups() {
+                let mut acc = Acc::new(func);
+                // The first series with readings in the window, and once
+                // a series with other labels joins, the labels all share.
+                let mut first: Option<&Series> = None;
+                let mut common: Option<Labels> = None;
+                for s in g.series() {
+                    let before = acc.n;
+                    acc.add_series(s, &range);
+                    if acc.n == before {
+                        continue; // nothing in the window
+                    }
+                    match (first, &mut common) {
+                        (None, _) => first = Some(s),
+                        (Some(f), None) if f.labels.as_ref() != s.labels.as_ref() => {
+                            let mut shared = f.key.labels.clone();
+                            shared.retain(|k, v| s.key.labels.get(k) == Some(v));
+                            common = Some(shared);
+                        }
+                        (Some(_), Some(common)) => {
+                            common.retain(|k, v| s.key.labels.get(k) == Some(v));
+                        }
+                        (Some(_), None) => {}
+                    }
+                }
+                let Some(value) = acc.result() else {
+                    continue; // no readings in the window
                 };
-                let i = *index.entry(key.as_str()).or_insert_with(|| {
-                    groups.push(GroupAcc {
-                        key: key.as_str(),
-                        acc: Acc::new(func),
-                        first: None,
-                        common: None,
-                    });
-                    groups.len() - 1
-                });
-                let g = &mut groups[i];
-                let before = g.acc.n;
-                g.acc.add_series(s, &range);
-                if g.acc.n == before {
-                    continue; // nothing in the window
-                }
-                // Keep only the labels every series of the group shares.
-                match (g.first, &mut g.common) {
-                    (None, _) => g.first = Some(s),
-                    (Some(first), None) if first.labels.as_ref() != s.labels.as_ref() => {
-                        let mut common = first.key.labels.clone();
-                        common.retain(|k, v| s.key.labels.get(k) == Some(v));
-                        g.common = Some(common);
-                    }
-                    (Some(_), Some(common)) => {
-                        common.retain(|k, v| s.key.labels.get(k) == Some(v));
-                    }
-                    (Some(_), None) => {}
-                }
+                let labels = match (common, first) {
+                    (Some(common), _) => Arc::new(common),
+                    (None, Some(first)) => first.labels.clone(),
+                    (None, None) => Arc::default(),
+                };
+                out.push(Dynamic::from(Group {
+                    key: g.key.clone(),
+                    labels,
+                    value,
+                }));
             }
-            groups.sort_unstable_by(|a, b| a.key.cmp(b.key));
-            groups
-                .into_iter()
-                .filter_map(|g| {
-                    let labels = match (g.common, g.first) {
-                        (Some(common), _) => Arc::new(common),
-                        (None, Some(first)) => first.labels.clone(),
-                        (None, None) => Arc::default(),
-                    };
-                    Some(Dynamic::from(Group {
-                        value: g.acc.result()?,
-                        key: g.key.into(),
-                        labels,
-                    }))
-                })
-                .collect()
+            out
         })
         .or_else(|e| fail(e.to_string()))
 }

@@ -139,6 +139,77 @@ fn group_and_rank() {
 }
 
 #[test]
+fn group_keeps_groups_and_labels_with_readings_in_the_window() {
+    let f = fixture(&[
+        (
+            "pm25",
+            &[("county", "南宫"), ("site", "a")],
+            "2021-01-10",
+            10.0,
+        ),
+        (
+            "pm25",
+            &[("county", "南宫"), ("site", "b")],
+            "2021-01-12",
+            20.0,
+        ),
+        (
+            "pm25",
+            &[("county", "南宫"), ("site", "c")],
+            "2020-06-01",
+            99.0,
+        ),
+        (
+            "pm25",
+            &[("county", "清河"), ("site", "d")],
+            "2021-01-11",
+            30.0,
+        ),
+        (
+            "pm25",
+            &[("county", "清河"), ("site", "d2")],
+            "2020-06-01",
+            99.0,
+        ),
+        ("pm25", &[("site", "e")], "2021-01-11", 40.0),
+        (
+            "pm25",
+            &[("county", "巨鹿"), ("site", "f")],
+            "2020-05-01",
+            50.0,
+        ),
+    ]);
+    let body = r#"
+        for x in group("pm25", #{}, "county", "month", "avg") {
+            breach(#{ county: x.key }, `${x.key} ${x.value} ${x.labels.values()}`);
+        }
+    "#;
+    // Sorted by key; 巨鹿 has no reading this month; a group's labels are
+    // those its series with readings in the window share.
+    assert_eq!(
+        f.messages(body, "2021-01-31"),
+        [r#"南宫 15.0 ["南宫"]"#, r#"清河 30.0 ["清河", "d"]"#]
+    );
+    // A series stored since (here by another process) joins its group.
+    let other = Store::open(&f.config.store_path).unwrap();
+    let mut batch = Batch::new();
+    let labels: Labels = [("county", "巨鹿"), ("site", "g")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    batch.push("pm25", labels, t("2021-01-20"), 70.0);
+    other.write(&batch).unwrap();
+    assert_eq!(
+        f.messages(body, "2021-01-31"),
+        [
+            r#"南宫 15.0 ["南宫"]"#,
+            r#"巨鹿 70.0 ["巨鹿", "g"]"#,
+            r#"清河 30.0 ["清河", "d"]"#
+        ]
+    );
+}
+
+#[test]
 fn breach_details_and_subject_identity() {
     let f = air();
     let o = f.run(

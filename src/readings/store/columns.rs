@@ -10,6 +10,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use super::days::{Days, Summary};
+use super::grouping::{Grouped, Groupings};
 use super::search::{first_after, first_at_or_after};
 use crate::readings::model::{KeyMap, Labels, SeriesKey};
 use crate::time::Millis;
@@ -34,6 +35,18 @@ pub struct Series {
 }
 
 impl Series {
+    fn new(id: SeriesId, key: SeriesKey, loaded_from: Millis) -> Series {
+        Series {
+            id,
+            labels: Arc::new(key.labels.clone()),
+            key,
+            loaded_from,
+            times: Vec::new(),
+            values: Vec::new(),
+            days: Days::default(),
+        }
+    }
+
     /// The readings with `from <= time <= to`, as (times, values).
     pub fn range(&self, from: Millis, to: Millis) -> (&[Millis], &[f64]) {
         let a = first_at_or_after(&self.times, from);
@@ -131,13 +144,49 @@ impl Series {
     }
 }
 
+/// The series in memory, each in a slot of one vector, found by id through
+/// `slot_of`. Series are never removed, so a slot stays put and a metric's
+/// list of slots only grows ([`super::grouping`] relies on both).
+#[derive(Default)]
+pub(in crate::readings) struct SeriesTable {
+    slots: Vec<Series>,
+    /// Fx: looked up once per reading written (SipHash was a visible part
+    /// of writes and evaluations over thousands of series).
+    slot_of: FxHashMap<SeriesId, u32>,
+}
+
+impl SeriesTable {
+    pub(in crate::readings) fn get(&self, id: &SeriesId) -> Option<&Series> {
+        self.slot_of.get(id).map(|&i| &self.slots[i as usize])
+    }
+
+    pub(in crate::readings) fn get_mut(&mut self, id: &SeriesId) -> Option<&mut Series> {
+        self.slot_of.get(id).map(|&i| &mut self.slots[i as usize])
+    }
+
+    pub(in crate::readings) fn contains_key(&self, id: &SeriesId) -> bool {
+        self.slot_of.contains_key(id)
+    }
+
+    pub(in crate::readings) fn values_mut(&mut self) -> impl Iterator<Item = &mut Series> {
+        self.slots.iter_mut()
+    }
+
+    /// The series in slot `i` (a slot from [`Memory::by_metric`]).
+    pub(in crate::readings) fn slot(&self, i: u32) -> &Series {
+        &self.slots[i as usize]
+    }
+}
+
 #[derive(Default)]
 pub(in crate::readings) struct Memory {
-    /// Fx: looked up once per series per rule call (SipHash was a visible
-    /// part of an evaluation over thousands of series).
-    pub(in crate::readings) series: FxHashMap<SeriesId, Series>,
-    pub(in crate::readings) by_metric: HashMap<String, Vec<SeriesId>>,
+    pub(in crate::readings) series: SeriesTable,
+    /// Each metric's series (their slots in `series`), in the order first
+    /// stored: a rule's scan walks them without a lookup per series.
+    pub(in crate::readings) by_metric: HashMap<String, Vec<u32>>,
     pub(in crate::readings) by_key: KeyMap<SeriesKey, SeriesId>,
+    /// Groupings `group()` asked for, kept for the next evaluation.
+    pub(in crate::readings) groupings: Groupings,
 }
 
 impl Memory {
@@ -152,8 +201,19 @@ impl Memory {
             .get(metric)
             .into_iter()
             .flatten()
-            .filter_map(|id| self.series.get(id))
+            .map(|&i| self.series.slot(i))
             .filter(move |s| s.matches(filter))
+    }
+
+    /// The series of `metric` matching `filter` grouped by label `by`
+    /// (see [`Groupings`]).
+    pub(in crate::readings) fn grouped<'a>(
+        &'a self,
+        metric: &str,
+        filter: &Labels,
+        by: &str,
+    ) -> Grouped<'a> {
+        self.groupings.grouped(self, metric, filter, by)
     }
 
     pub(in crate::readings) fn add_series(
@@ -162,23 +222,19 @@ impl Memory {
         key: SeriesKey,
         loaded_from: Millis,
     ) {
+        let series = Series::new(id, key, loaded_from);
+        if let Some(s) = self.series.get_mut(&id) {
+            *s = series; // known already: its slot and place stay
+            return;
+        }
+        let slot = self.series.slots.len() as u32;
         self.by_metric
-            .entry(key.metric.clone())
+            .entry(series.key.metric.clone())
             .or_default()
-            .push(id);
-        self.by_key.insert(key.clone(), id);
-        self.series.insert(
-            id,
-            Series {
-                id,
-                labels: Arc::new(key.labels.clone()),
-                key,
-                loaded_from,
-                times: Vec::new(),
-                values: Vec::new(),
-                days: Days::default(),
-            },
-        );
+            .push(slot);
+        self.by_key.insert(series.key.clone(), id);
+        self.series.slots.push(series);
+        self.series.slot_of.insert(id, slot);
     }
 }
 
@@ -208,13 +264,11 @@ mod tests {
     }
 
     fn series() -> Series {
-        let mut memory = Memory::default();
         let key = SeriesKey {
             metric: "pm25".into(),
             labels: Labels::new(),
         };
-        memory.add_series(1, key, Millis::MIN);
-        memory.series.remove(&1).unwrap()
+        Series::new(1, key, Millis::MIN)
     }
 
     /// Every window over the series, summarised both ways, after reading

@@ -13,7 +13,8 @@
 //! SQLite.
 //!
 //! Files: [`columns`] (the memory copy), [`days`] (its per-day summaries),
-//! [`search`] (finding a time in it),
+//! [`search`] (finding a time in it), [`grouping`] (its series grouped by a
+//! label, for `group()`),
 //! [`blocks`] (the BLOB layout), [`write`] (transactions), [`staging`]
 //! (HTTP ingest's durable staging, folded into blocks later), [`prune`]
 //! (retention: old days deleted in small steps); this file opens
@@ -22,6 +23,7 @@
 mod blocks;
 pub(super) mod columns;
 pub mod days;
+mod grouping;
 mod prune;
 mod search;
 mod staging;
@@ -34,6 +36,7 @@ use parking_lot::{Mutex, RwLock};
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub use columns::{Series, SeriesId};
+pub use grouping::{Grouped, SeriesGroup};
 pub use prune::Pruned;
 pub use write::{WriteSummary, WriteTx};
 
@@ -218,6 +221,31 @@ impl Store {
         }
     }
 
+    /// Runs `f` over the series of `metric` matching `filter` grouped by
+    /// label `by` (those without it left out), each loaded into memory from
+    /// at least `from` on.
+    pub fn with_groups<R>(
+        &self,
+        metric: &str,
+        filter: &Labels,
+        by: &str,
+        from: Millis,
+        f: impl FnOnce(&Grouped) -> R,
+    ) -> Result<R, ReadingStoreError> {
+        self.follow_other_writers()?;
+        loop {
+            {
+                let memory = self.memory.read();
+                let grouped = memory.grouped(metric, filter, by);
+                // As in `with_series`: load (again) if any lacks part of the window.
+                if grouped.all_series().all(|s| s.loaded_from <= from) {
+                    return Ok(f(&grouped));
+                }
+            }
+            self.ensure_loaded(metric, filter, from)?;
+        }
+    }
+
     /// Loads from SQLite whatever part of the matching series before their
     /// `loaded_from` and at or after `from` is not yet in memory.
     fn ensure_loaded(
@@ -228,12 +256,9 @@ impl Store {
     ) -> Result<(), ReadingStoreError> {
         let missing: Vec<(SeriesId, Millis)> = {
             let memory = self.memory.read();
-            let Some(ids) = memory.by_metric.get(metric) else {
-                return Ok(());
-            };
-            ids.iter()
-                .filter_map(|id| memory.series.get(id))
-                .filter(|s| s.loaded_from > from && s.matches(filter))
+            memory
+                .matching(metric, filter)
+                .filter(|s| s.loaded_from > from)
                 .map(|s| (s.id, s.loaded_from))
                 .collect()
         };
