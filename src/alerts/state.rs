@@ -464,10 +464,13 @@ pub fn evaluate(prev: &[Alert], rule: &AlertRule, now: Millis, findings: &[Findi
     }
 
     // Subjects that are gone. A final verdict stays: it is the year's result.
+    out.alerts.reserve(current.len());
+    let mut kept_finals = 0;
     for (old, seen) in subjects_prev.iter().zip(&prev_seen) {
         if old.state == State::Final {
             if !seen {
                 out.alerts.push((*old).clone());
+                kept_finals += 1;
             }
             continue;
         }
@@ -592,7 +595,10 @@ pub fn evaluate(prev: &[Alert], rule: &AlertRule, now: Millis, findings: &[Findi
         };
         out.alerts.push(alert);
     }
-    sort_alerts(&mut out.alerts);
+    if kept_finals > 0 {
+        sort_alerts(&mut out.alerts);
+    } // else they are `current`'s, in subject order already
+    debug_assert!(out.alerts.is_sorted_by(|a, b| a.key() < b.key()));
     out
 }
 
