@@ -30,7 +30,6 @@
 //! Every transition happens in [`evaluate`]; the time is a parameter, the
 //! clock is never read here.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -335,14 +334,16 @@ pub fn evaluate(prev: &[Alert], rule: &AlertRule, now: Millis, findings: &[Findi
         return out;
     }
     let mut error_prev: Option<&Alert> = None;
-    let mut subjects_prev: BTreeMap<&Labels, &Alert> = BTreeMap::new();
+    let mut subjects_prev: Vec<&Alert> = Vec::with_capacity(prev.len());
     for alert in prev.iter().filter(|a| a.rule == rule.id) {
         if alert.state == State::Error {
             error_prev = Some(alert);
         } else {
-            subjects_prev.insert(&alert.subject, alert);
+            subjects_prev.push(alert);
         }
     }
+    // By subject, one alert each (the last, as a map would keep).
+    let subjects_prev = by_subject(subjects_prev, |a| &a.subject, |_, later| later);
 
     let notice = |kind: NoticeKind, alert: &Alert| Notice {
         kind,
@@ -413,7 +414,7 @@ pub fn evaluate(prev: &[Alert], rule: &AlertRule, now: Millis, findings: &[Findi
         out.alerts.push(alert);
         // Everything else is frozen: a failed evaluation says nothing about subjects.
         out.alerts
-            .extend(subjects_prev.values().map(|a| (*a).clone()));
+            .extend(subjects_prev.iter().map(|a| (*a).clone()));
         sort_alerts(&mut out.alerts);
         return out;
     }
@@ -427,26 +428,53 @@ pub fn evaluate(prev: &[Alert], rule: &AlertRule, now: Millis, findings: &[Findi
         out.notices.push(n);
     }
 
-    // This evaluation's findings, one per subject.
-    let mut current: BTreeMap<&Labels, &Finding> = BTreeMap::new();
-    for f in findings {
-        match current.get(&f.subject) {
-            Some(seen) if !(seen.kind == FindingKind::NoData && f.kind == FindingKind::Breach) => {}
-            _ => {
-                current.insert(&f.subject, f);
+    // This evaluation's findings, one per subject: the first breach, else
+    // the first finding.
+    let current = by_subject(
+        findings.iter().collect(),
+        |f| &f.subject,
+        |seen, f| {
+            if seen.kind == FindingKind::NoData && f.kind == FindingKind::Breach {
+                f
+            } else {
+                seen
+            }
+        },
+    );
+    // Both sorted by subject: one pass pairs each finding with the alert
+    // of its subject, if any, and tells which alerts have no finding.
+    let mut old_of_current: Vec<Option<&Alert>> = Vec::with_capacity(current.len());
+    let mut prev_seen = vec![false; subjects_prev.len()];
+    let mut i = 0;
+    for f in &current {
+        let mut old = None;
+        while let Some(a) = subjects_prev.get(i) {
+            match a.subject.cmp(&f.subject) {
+                std::cmp::Ordering::Less => i += 1,
+                std::cmp::Ordering::Equal => {
+                    prev_seen[i] = true;
+                    old = Some(*a);
+                    i += 1;
+                    break;
+                }
+                std::cmp::Ordering::Greater => break,
             }
         }
+        old_of_current.push(old);
     }
 
     // Subjects that are gone. A final verdict stays: it is the year's result.
-    for (subject, old) in &subjects_prev {
+    out.alerts.reserve(current.len());
+    let mut kept_finals = 0;
+    for (old, seen) in subjects_prev.iter().zip(&prev_seen) {
         if old.state == State::Final {
-            if !current.contains_key(subject) {
+            if !seen {
                 out.alerts.push((*old).clone());
+                kept_finals += 1;
             }
             continue;
         }
-        if current.contains_key(subject) {
+        if *seen {
             continue;
         }
         let mut gone = (*old).clone();
@@ -462,8 +490,8 @@ pub fn evaluate(prev: &[Alert], rule: &AlertRule, now: Millis, findings: &[Findi
     }
 
     // Subjects seen now.
-    for (subject, finding) in current {
-        let old = subjects_prev.get(subject).copied();
+    for (finding, old) in current.into_iter().zip(old_of_current) {
+        let subject = &finding.subject;
         let fresh = |state: State| Alert {
             rule: rule.id.clone(),
             subject: subject.clone(),
@@ -567,7 +595,34 @@ pub fn evaluate(prev: &[Alert], rule: &AlertRule, now: Millis, findings: &[Findi
         };
         out.alerts.push(alert);
     }
-    sort_alerts(&mut out.alerts);
+    if kept_finals > 0 {
+        sort_alerts(&mut out.alerts);
+    } // else they are `current`'s, in subject order already
+    debug_assert!(out.alerts.is_sorted_by(|a, b| a.key() < b.key()));
+    out
+}
+
+/// `items` sorted by subject, one per subject: of several with the same
+/// subject, `pick(kept so far, next)` (in the order given) decides. Items
+/// usually come sorted already (alerts as last stored, findings in a rule's
+/// `group()` order): then this costs one comparison each, where a map
+/// would cost a dozen (thousands of subjects, every evaluation).
+fn by_subject<'a, T>(
+    mut items: Vec<&'a T>,
+    subject: impl Fn(&T) -> &Labels,
+    pick: impl Fn(&'a T, &'a T) -> &'a T,
+) -> Vec<&'a T> {
+    if items.is_sorted_by(|a, b| subject(a) < subject(b)) {
+        return items; // sorted, and no subject twice
+    }
+    items.sort_by(|a, b| subject(a).cmp(subject(b))); // stable: equal ones stay in order
+    let mut out: Vec<&T> = Vec::with_capacity(items.len());
+    for item in items {
+        match out.last_mut() {
+            Some(last) if subject(last) == subject(item) => *last = pick(*last, item),
+            _ => out.push(item),
+        }
+    }
     out
 }
 
@@ -941,5 +996,59 @@ mod tests {
             assert!(e.notices.is_empty() && e.transitions.is_empty(), "{e:?}");
             assert_eq!(e.alerts, before);
         }
+    }
+
+    #[test]
+    fn findings_and_alerts_in_any_order_pair_by_subject() {
+        // The machine takes its inputs in any order (findings as a rule
+        // reports them, alerts as read back) and answers in subject order.
+        let mut c = Clock::new(rule(0, 0));
+        let mut n1 = finding(FindingKind::Breach, "c1", 6.0);
+        n1.message = "the second breach of c1 is not the one".into();
+        let unsorted = [
+            breach("c3"),
+            finding(FindingKind::NoData, "c1", 0.0),
+            breach("c2"),
+            finding(FindingKind::Breach, "c1", 5.5),
+            n1,
+            finding(FindingKind::NoData, "c2", 0.0),
+            breach("c0"),
+        ];
+        assert_eq!(c.at(0, &unsorted), [NoticeKind::Firing; 4]);
+        let subjects: Vec<&str> = c
+            .alerts
+            .iter()
+            .map(|a| a.subject["county"].as_str())
+            .collect();
+        assert_eq!(subjects, ["c0", "c1", "c2", "c3"]);
+        assert_eq!(c.alerts[1].message, "失业率 5.5%", "the first breach of c1");
+        // The same again with the alerts shuffled: nothing new.
+        c.alerts.reverse();
+        assert_eq!(c.at(MINUTE, &unsorted), []);
+        assert!(c
+            .alerts
+            .iter()
+            .all(|a| a.state == State::Firing && a.active_since == 0));
+        // Two gone: resolved in subject order, the others continue.
+        c.alerts.swap(0, 3);
+        let e = evaluate(
+            &c.alerts,
+            &c.rule,
+            2 * MINUTE,
+            &[breach("c2"), breach("c0")],
+        );
+        let resolved: Vec<&str> = e
+            .notices
+            .iter()
+            .map(|n| n.subject["county"].as_str())
+            .collect();
+        assert_eq!(resolved, ["c1", "c3"]);
+        assert!(e.notices.iter().all(|n| n.kind == NoticeKind::Resolved));
+        let left: Vec<(&str, Millis)> = e
+            .alerts
+            .iter()
+            .map(|a| (a.subject["county"].as_str(), a.active_since))
+            .collect();
+        assert_eq!(left, [("c0", 0), ("c2", 0)]);
     }
 }

@@ -177,25 +177,47 @@ fn write_changes(
     prev: &[Alert],
     next: &[Alert],
 ) -> rusqlite::Result<()> {
-    let mut gone: HashMap<(bool, &crate::readings::Labels), &Alert> =
-        prev.iter().map(|a| (a.key(), a)).collect();
+    // Paired by key in one pass over both, sorted: `next` is (the machine
+    // sorts its alerts), `prev` is when this connection wrote it and may
+    // not be when read back (the table orders subjects by their text).
+    let mut prev: Vec<&Alert> = prev.iter().collect();
+    if !prev.is_sorted_by(|a, b| a.key() < b.key()) {
+        prev.sort_by(|a, b| a.key().cmp(&b.key()));
+        prev.dedup_by(|later, earlier| later.key() == earlier.key());
+    }
+    let mut gone: Vec<&Alert> = Vec::new();
     let mut seen_again: BTreeMap<(Millis, Millis), Vec<&Alert>> = BTreeMap::new();
     let mut staying_times: HashSet<Millis> = HashSet::new();
     let mut rewrite: Vec<&Alert> = Vec::new();
+    let mut j = 0;
     for a in next {
-        match gone.remove(&a.key()) {
-            Some(p) if p == a => {
-                staying_times.insert(p.last_eval);
+        let mut before = None;
+        while let Some(p) = prev.get(j) {
+            match p.key().cmp(&a.key()) {
+                std::cmp::Ordering::Less => gone.push(p),
+                std::cmp::Ordering::Equal => before = Some(*p),
+                std::cmp::Ordering::Greater => break,
             }
+            j += 1;
+            if before.is_some() {
+                break;
+            }
+        }
+        match before {
             Some(p) if same_but_last_eval(p, a) => {
-                seen_again
-                    .entry((p.last_eval, a.last_eval))
-                    .or_default()
-                    .push(a);
+                if p.last_eval == a.last_eval {
+                    staying_times.insert(p.last_eval);
+                } else {
+                    seen_again
+                        .entry((p.last_eval, a.last_eval))
+                        .or_default()
+                        .push(a);
+                }
             }
             _ => rewrite.push(a),
         }
     }
+    gone.extend(&prev[j..]);
     // First the times (a bulk move may touch rows rewritten or deleted below).
     for ((from, to), alerts) in &seen_again {
         if staying_times.contains(from) {
@@ -238,7 +260,7 @@ fn write_changes(
     }
     let mut delete = conn
         .prepare_cached("DELETE FROM alert_state WHERE rule = ?1 AND slot = ?2 AND subject = ?3")?;
-    for a in gone.values() {
+    for a in gone {
         delete.execute(params![rule, slot(a), subject_key(&a.subject)])?;
     }
     Ok(())
@@ -506,6 +528,33 @@ mod tests {
             .find(|x| x.rule == "a" && x.subject["county"] == "c1")
             .unwrap();
         assert_eq!((c1.message.as_str(), c1.active_since), ("c1 5.5", 10));
+    }
+
+    #[test]
+    fn alerts_read_back_in_the_tables_order_are_still_paired() {
+        // The table orders subjects by their text, where `{"county":"c1"}`
+        // comes after `{"county":"c1","town":"t"}`; in memory it is the
+        // other way round. A fresh connection must still find each alert.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let a = rule("a");
+        let mut town = breach("a", "c1", 7.0);
+        town.subject.insert("town".into(), "t".into());
+        let f = [breach("a", "c1", 5.0), town, breach("a", "c0", 6.0)];
+        AlertStore::open(&path)
+            .unwrap()
+            .record(10, &[(&a, &f)], &NoMail)
+            .unwrap();
+        let mut fresh = AlertStore::open(&path).unwrap();
+        count_row_writes(fresh.connection());
+        let r = fresh.record(20, &[(&a, &f)], &NoMail).unwrap();
+        assert!(r.transitions.is_empty() && r.notices.is_empty(), "{r:?}");
+        assert_eq!(row_writes(fresh.connection()), 3, "the times only");
+        let stored = fresh.alerts(None).unwrap();
+        assert_eq!(stored.len(), 3);
+        assert!(stored
+            .iter()
+            .all(|x| x.last_eval == 20 && x.active_since == 10));
     }
 
     #[test]

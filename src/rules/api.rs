@@ -79,7 +79,7 @@ fn labels_of(map: &Map, what: &str) -> Result<Labels> {
     let mut labels = Labels::new();
     for (k, v) in map {
         let text = if let Some(s) = v.read_lock::<ImmutableString>() {
-            s.to_string()
+            s.as_str().to_owned()
         } else if v.is_int() || v.is_float() {
             v.to_string()
         } else {
@@ -88,7 +88,7 @@ fn labels_of(map: &Map, what: &str) -> Result<Labels> {
                 t = v.type_name()
             ));
         };
-        labels.insert(k.to_string(), text);
+        labels.insert(k.as_str().to_owned(), text);
     }
     Ok(labels)
 }
@@ -439,8 +439,12 @@ fn numbers(items: &Array) -> Result<Vec<f64>> {
         .iter()
         .enumerate()
         .map(|(i, item)| {
-            if item.is_int() || item.is_float() {
-                number(item, &format!("数组下标 {i} 的一项 / item {i}"))
+            if let Some(g) = item.read_lock::<Group>() {
+                Ok(g.value) // the usual case: no copy of the key
+            } else if let Ok(f) = item.as_float() {
+                Ok(f)
+            } else if let Ok(n) = item.as_int() {
+                Ok(n as f64)
             } else {
                 key_value(item, i).map(|(_, v)| v)
             }
@@ -536,7 +540,7 @@ fn report(kind: FindingKind, subject: &Map, message: &str, details: Option<&Map>
     let mut detail_map = serde_json::Map::new();
     if let Some(details) = details {
         for (k, v) in details {
-            detail_map.insert(k.to_string(), detail_json(k, v)?);
+            detail_map.insert(k.as_str().to_owned(), detail_json(k, v)?);
         }
     }
     let hash = {
@@ -580,7 +584,7 @@ fn detail_json(k: &str, v: &Dynamic) -> Result<serde_json::Value> {
         return Ok(b.into());
     }
     if let Some(s) = v.read_lock::<ImmutableString>() {
-        return Ok(serde_json::Value::String(s.to_string()));
+        return Ok(serde_json::Value::String(s.as_str().to_owned()));
     }
     if let Some(t) = v.read_lock::<Time>() {
         return Ok(serde_json::Value::String(time::format_time(t.millis, t.tz)));
