@@ -576,3 +576,59 @@ fn a_huge_stored_label_value_does_not_stop_rules() {
         r#"for g in group("pm25", #{}, "county", "month", "max") { breach(#{}, `${g.value}`); }"#;
     assert_eq!(f.messages(body, "2021-01-31"), ["80.0"]);
 }
+
+/// Rules evaluated at the same time each run on an engine of their own
+/// (one shared engine made threads slow each other down), with the same
+/// results, limits and errors as one at a time.
+#[test]
+fn rules_evaluated_at_once_run_alike_on_engines_of_their_own() {
+    let f = fixture(&[
+        ("pm25", &[("county", "南宫")], "2021-03-01T08:00", 80.0),
+        ("pm25", &[("county", "清河")], "2021-03-01T08:00", 40.0),
+    ]);
+    let rule = |body: &str| {
+        parse_rule(
+            f.evaluator.engine(),
+            &f.config,
+            &PathBuf::from("rules/r.rhai"),
+            format!("{HEAD}{body}"),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .0
+    };
+    let breach = rule(
+        r#"for g in group("pm25", #{}, "county", "1d", "avg") {
+               if g.value > 75.0 { breach(#{ county: g.key }, `${g.key} ${g.value}`); }
+           }"#,
+    );
+    let runaway = rule("loop { }");
+    let at = t("2021-03-01T12:00");
+    let alone: Vec<RuleOutcome> = [&breach, &runaway]
+        .iter()
+        .map(|r| f.evaluator.evaluate(r, at))
+        .collect();
+    std::thread::scope(|s| {
+        let rules = [&breach, &runaway, &breach, &runaway];
+        let handles: Vec<_> = rules
+            .iter()
+            .map(|r| s.spawn(|| f.evaluator.evaluate(r, at)))
+            .collect();
+        for (i, h) in handles.into_iter().enumerate() {
+            let o = h.join().unwrap();
+            let expected = &alone[i % 2];
+            assert_eq!(o.findings, expected.findings, "rule {i}");
+            assert_eq!(
+                o.error.as_ref().map(|e| &e.message),
+                expected.error.as_ref().map(|e| &e.message),
+                "rule {i}"
+            );
+        }
+    });
+    assert_eq!(alone[0].findings.len(), 1);
+    assert!(
+        alone[1].error.is_some(),
+        "the operations limit holds on every engine"
+    );
+    // Kept for the next time, at most one for each rule that ran alongside another.
+    assert!(f.evaluator.spare_engines() <= 3);
+}
