@@ -118,14 +118,12 @@ pub fn render(
         }
         text.push('\n');
     }
-    if sorted.len() > templates::MAX_LISTED {
-        let groups = templates::unlisted(sorted, templates::MAX_LISTED, words);
-        let (heading, lines, fix) = templates::unlisted_lines(sorted.len(), &groups, public_url);
-        text.push_str(&format!("**{heading}**\n\n"));
-        for line in lines {
+    if let Some(u) = templates::unlisted(sorted, words, public_url) {
+        text.push_str(&format!("**{}**\n\n", u.heading));
+        for line in &u.lines {
             text.push_str(&format!("- {line}\n"));
         }
-        text.push_str(&format!("\n{fix}\n\n"));
+        text.push_str(&format!("\n{}\n\n", u.where_text()));
     }
     text.push_str("本消息由 rulewatch 自动发送，详见同时发出的邮件。");
     Rendered {

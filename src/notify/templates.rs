@@ -428,20 +428,40 @@ fn chart_legend(n: &Notice) -> String {
 /// reads past the first screens of such a mail.
 pub const MAX_LISTED: usize = 100;
 
-/// Items of one rule and one kind of notice that a mail counts instead of
-/// listing them (past [`MAX_LISTED`]).
+/// What a message says of the items past the first [`MAX_LISTED`]: how
+/// many, counted per rule and kind of notice, and where to read them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unlisted {
-    pub rule: String,
-    /// `严重·告警`, `已恢复`, … as the listed items' tags read.
-    pub tag: String,
-    pub title: String,
-    pub count: usize,
-    /// The first few subjects' label values (`南宫`), to say which.
-    pub examples: Vec<String>,
+    /// `另有 N 项未逐条列出（…），按规则计：`
+    pub heading: String,
+    /// `【警告·告警】标题：130 项（县070、县071、县072等）`, in message order.
+    pub lines: Vec<String>,
+    /// The status page (`public_url`), when known.
+    pub page: Option<String>,
 }
 
-/// How many subjects an [`Unlisted`] line names before `等`.
+impl Unlisted {
+    /// Where to read every item, as text.
+    pub fn where_text(&self) -> String {
+        match &self.page {
+            Some(url) => format!("每一项的明细见状态页各规则的页面：{url}"),
+            None => "每一项的明细见状态页各规则的页面（地址请问系统管理员）。".to_string(),
+        }
+    }
+
+    /// The same, the address a link.
+    fn where_html(&self) -> String {
+        match &self.page {
+            Some(url) => {
+                let url = escape_html(url);
+                format!("每一项的明细见状态页各规则的页面：<a href=\"{url}\">{url}</a>")
+            }
+            None => escape_html(&self.where_text()),
+        }
+    }
+}
+
+/// How many subjects a line of [`Unlisted`] names before `等`.
 const UNLISTED_EXAMPLES: usize = 3;
 
 /// The tag an item is listed under: severity and kind for bad news of a
@@ -457,66 +477,60 @@ pub fn item_tag(n: &Notice) -> String {
     }
 }
 
-/// `sorted` past its first `listed` items, counted per rule and tag, in
-/// mail order.
-pub fn unlisted(sorted: &[&Notice], listed: usize, words: &Words) -> Vec<Unlisted> {
-    let mut out: Vec<Unlisted> = Vec::new();
-    for n in sorted.iter().skip(listed) {
+/// What `sorted` holds past its first [`MAX_LISTED`] items; `None` when
+/// every item is listed.
+pub fn unlisted(sorted: &[&Notice], words: &Words, public_url: Option<&str>) -> Option<Unlisted> {
+    let rest = sorted.get(MAX_LISTED..).filter(|r| !r.is_empty())?;
+    // Runs of one rule and tag (the order keeps each run together).
+    struct Run<'a> {
+        first: &'a Notice,
+        tag: String,
+        count: usize,
+        examples: Vec<String>,
+    }
+    let mut runs: Vec<Run> = Vec::new();
+    for n in rest {
         let tag = item_tag(n);
-        let same = out.last_mut().filter(|u| u.rule == n.rule && u.tag == tag);
-        let u = match same {
-            Some(u) => u,
-            None => {
-                out.push(Unlisted {
-                    rule: n.rule.clone(),
-                    tag,
-                    title: n.title.clone(),
-                    count: 0,
-                    examples: Vec::new(),
-                });
-                out.last_mut().expect("just pushed")
-            }
-        };
-        u.count += 1;
-        if u.examples.len() < UNLISTED_EXAMPLES {
-            let values = words.subject_values(&n.subject);
-            if !values.is_empty() {
-                u.examples.push(values);
-            }
+        match runs.last_mut() {
+            Some(run) if run.first.rule == n.rule && run.tag == tag => run.count += 1,
+            _ => runs.push(Run {
+                first: n,
+                tag,
+                count: 1,
+                examples: Vec::new(),
+            }),
+        }
+        let run = runs.last_mut().expect("just pushed or counted");
+        let values = words.subject_values(&n.subject);
+        if run.examples.len() < UNLISTED_EXAMPLES && !values.is_empty() {
+            run.examples.push(values);
         }
     }
-    out
-}
-
-/// The lines that count what a mail does not list: a heading, one line per
-/// rule and tag, and where to read them all.
-pub fn unlisted_lines(
-    total: usize,
-    groups: &[Unlisted],
-    public_url: Option<&str>,
-) -> (String, Vec<String>, String) {
-    let unlisted: usize = groups.iter().map(|u| u.count).sum();
-    let heading = format!(
-        "另有 {unlisted} 项未逐条列出（共 {total} 项，一条通知最多逐条列出 {MAX_LISTED} 项），按规则计："
-    );
-    let lines = groups
+    let lines = runs
         .iter()
-        .map(|u| {
-            let which = if u.examples.is_empty() {
-                String::new()
-            } else if u.count > u.examples.len() {
-                format!("（{}等）", u.examples.join("、"))
-            } else {
-                format!("（{}）", u.examples.join("、"))
+        .map(|run| {
+            let which = match run.examples.len() {
+                0 => String::new(),
+                k if run.count > k => format!("（{}等）", run.examples.join("、")),
+                _ => format!("（{}）", run.examples.join("、")),
             };
-            format!("【{}】{}：{} 项{which}", u.tag, one_line(&u.title), u.count)
+            format!(
+                "【{}】{}：{} 项{which}",
+                run.tag,
+                one_line(&run.first.title),
+                run.count
+            )
         })
         .collect();
-    let fix = match public_url {
-        Some(base) => format!("每一项的明细见状态页各规则的页面：{base}/"),
-        None => "每一项的明细见状态页各规则的页面（地址请问系统管理员）。".to_string(),
-    };
-    (heading, lines, fix)
+    Some(Unlisted {
+        heading: format!(
+            "另有 {} 项未逐条列出（共 {} 项，一条通知最多逐条列出 {MAX_LISTED} 项），按规则计：",
+            rest.len(),
+            sorted.len()
+        ),
+        lines,
+        page: public_url.map(|base| format!("{base}/")),
+    })
 }
 
 /// [`render`], with an inline chart (`<img src="cid:…">`) under each item
@@ -587,32 +601,22 @@ pub fn render_with_charts(
             ],
         ));
     }
-    if sorted.len() > MAX_LISTED {
-        let groups = unlisted(&sorted, MAX_LISTED, words);
-        let (heading, lines, fix) = unlisted_lines(sorted.len(), &groups, public_url);
-        text_items.push_str(&heading);
+    if let Some(u) = unlisted(&sorted, words, public_url) {
+        text_items.push_str(&u.heading);
         text_items.push('\n');
-        for line in &lines {
+        for line in &u.lines {
             text_items.push_str(&format!("   - {line}\n"));
         }
-        text_items.push_str(&fix);
+        text_items.push_str(&u.where_text());
         text_items.push('\n');
-        // The address is a link in the HTML part.
-        let fix_html = match public_url {
-            Some(base) => {
-                let (before, _) = fix.split_once(base).unwrap_or((&fix, ""));
-                let url = escape_html(&format!("{base}/"));
-                format!("{}<a href=\"{url}\">{url}</a>", escape_html(before))
-            }
-            None => escape_html(&fix),
-        };
         html_items.push_str(&format!(
-            "<p>{}</p>\n<ul>\n{}</ul>\n<p>{fix_html}</p>\n",
-            escape_html(&heading),
-            lines
+            "<p>{}</p>\n<ul>\n{}</ul>\n<p>{}</p>\n",
+            escape_html(&u.heading),
+            u.lines
                 .iter()
                 .map(|l| format!("<li>{}</li>\n", escape_html(l)))
                 .collect::<String>(),
+            u.where_html()
         ));
     }
     Rendered {

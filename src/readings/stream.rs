@@ -326,49 +326,37 @@ mod tests {
     fn a_record_longer_than_a_chunk_is_read_whole() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.db")).unwrap();
-        let long = "x".repeat(CHUNK_BYTES + (1 << 20));
-        // A long (too long) label value on line 3, then a good row.
-        let input = format!(
-            "metric,time,value,note\npm25,2021-01-01,1,a\npm25,2021-01-02,2,{long}\npm25,2021-01-03,3,b\n"
-        );
-        let Err(IngestError::Rejected(e)) = ingest(
+        let rejected = |input: &str, format: Format| match ingest(
             &store,
             input.as_bytes(),
-            Format::Csv,
+            format,
             chrono_tz::UTC,
             |_| {},
-        ) else {
-            panic!("a label this long is refused")
+        ) {
+            Err(IngestError::Rejected(e)) => e,
+            other => panic!("refused, not {other:?}"),
         };
+        let long = "x".repeat(CHUNK_BYTES + (1 << 20));
+        // A long (too long) label value on line 3, then a good row.
+        let e = rejected(
+            &format!("metric,time,value,note\npm25,2021-01-01,1,a\npm25,2021-01-02,2,{long}\npm25,2021-01-03,3,b\n"),
+            Format::Csv,
+        );
         assert_eq!(e.errors[0].line, 3, "{e}");
         // A stray opening quote: the rest of the file is one field that
         // never ends; the parser says so.
-        let input = format!("metric,time,value,note\npm25,2021-01-01,1,\"a\n{long}\n");
-        let Err(IngestError::Rejected(e)) = ingest(
-            &store,
-            input.as_bytes(),
+        let e = rejected(
+            &format!("metric,time,value,note\npm25,2021-01-01,1,\"a\n{long}\n"),
             Format::Csv,
-            chrono_tz::UTC,
-            |_| {},
-        ) else {
-            panic!("an unclosed quote is refused")
-        };
+        );
         assert!(e.total >= 1, "{e}");
         // Nothing of either file was stored.
         assert_eq!(store.count_readings().unwrap(), 0);
         // NDJSON: the same, a line longer than a chunk.
-        let input = format!(
-            "{{\"metric\":\"pm25\",\"time\":\"2021-01-01\",\"value\":1,\"labels\":{{\"note\":\"{long}\"}}}}\n{{\"metric\":\"pm25\",\"time\":\"2021-01-02\",\"value\":2}}\n"
-        );
-        let Err(IngestError::Rejected(e)) = ingest(
-            &store,
-            input.as_bytes(),
+        let e = rejected(
+            &format!("{{\"metric\":\"pm25\",\"time\":\"2021-01-01\",\"value\":1,\"labels\":{{\"note\":\"{long}\"}}}}\n{{\"metric\":\"pm25\",\"time\":\"2021-01-02\",\"value\":2}}\n"),
             Format::Ndjson,
-            chrono_tz::UTC,
-            |_| {},
-        ) else {
-            panic!("a label this long is refused")
-        };
+        );
         assert_eq!(e.errors[0].line, 1, "{e}");
     }
 
