@@ -16,6 +16,12 @@ use rulewatch::readings::stream::ingest;
 use rulewatch::readings::Format;
 use rulewatch::rules::{load_rules, Evaluator};
 
+// The daemon's allocator (src/main.rs), so that the bench measures what the
+// daemon does: glibc's malloc gave memory back and faulted it in again on
+// every evaluation (a seventh of an evaluation's time in the kernel).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Peak resident memory of this process (VmHWM), in MiB.
 fn peak_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -107,13 +113,24 @@ fn main() {
                 })
                 .collect();
             times.sort_by(f64::total_cmp);
+            // RW_BENCH_RULE_ROUNDS: more runs of each rule alone; the minimum
+            // (printed in brackets) is the figure least moved by a busy machine.
+            let rule_rounds: usize = std::env::var("RW_BENCH_RULE_ROUNDS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(15);
             let mut per_rule = Vec::new();
             for r in &rules {
-                let mut ts: Vec<f64> = (0..15)
+                let mut ts: Vec<f64> = (0..rule_rounds.max(1))
                     .map(|_| evaluator.evaluate(r, at).duration.as_secs_f64() * 1000.0)
                     .collect();
                 ts.sort_by(f64::total_cmp);
-                per_rule.push(format!("{} {:.2} ms", r.meta.id, ts[7]));
+                per_rule.push(format!(
+                    "{} {:.2} ms ({:.2})",
+                    r.meta.id,
+                    ts[ts.len() / 2],
+                    ts[0]
+                ));
             }
             println!(
                 "eval five rules: first (loads series from SQLite) {:.0} ms; warm median of 15 {:.2} ms (min {:.2}, max {:.2}); peak {:.0} MiB",
@@ -123,7 +140,7 @@ fn main() {
                 times[14],
                 peak_mib()
             );
-            println!("  per rule (median): {}", per_rule.join(", "));
+            println!("  per rule alone, median (min): {}", per_rule.join(", "));
             println!(
                 "  CPU time per evaluation of the five (mean of {rounds}): {cpu_per_eval:.2} ms"
             );

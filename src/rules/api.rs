@@ -742,6 +742,15 @@ pub fn register(engine: &mut Engine) {
             Ok(float_or_unit(domain::percentile(&values, p)))
         },
     );
+    // `above(groups, 75)`: PromQL's `… > 75`. The loop then visits only the
+    // groups that breach; with thousands of counties, testing each one in
+    // the script was a third of an evaluation.
+    engine.register_fn("above", |groups: &mut Array, limit: Dynamic| {
+        beyond(groups, &limit, |v, l| v > l)
+    });
+    engine.register_fn("below", |groups: &mut Array, limit: Dynamic| {
+        beyond(groups, &limit, |v, l| v < l)
+    });
     engine.register_fn("top", |groups: &mut Array, n: INT| {
         sorted_groups(groups, n, true)
     });
@@ -787,6 +796,18 @@ fn rank(groups: &Array, key: &str, order: &str) -> Result<Dynamic> {
     };
     let values = group_values(groups)?;
     Ok(domain::rank(&values, key, descending).map_or(Dynamic::UNIT, Dynamic::from_int))
+}
+
+/// The items of `groups` whose value passes `test` against `limit`, in their order.
+fn beyond(groups: &Array, limit: &Dynamic, test: fn(f64, f64) -> bool) -> Result<Array> {
+    let limit = number(limit, "limit")?;
+    let values = numbers(groups)?;
+    Ok(groups
+        .iter()
+        .zip(values)
+        .filter(|(_, v)| test(*v, limit))
+        .map(|(g, _)| g.clone())
+        .collect())
 }
 
 fn sorted_groups(groups: &Array, n: INT, largest_first: bool) -> Result<Array> {

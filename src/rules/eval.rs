@@ -227,9 +227,7 @@ impl Evaluator {
         now: Millis,
     ) -> Vec<RuleOutcome> {
         let rules: Vec<&Rule> = rules.into_iter().collect();
-        let workers = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(rules.len());
+        let workers = cores().min(rules.len());
         if workers <= 1 {
             return rules.iter().map(|r| self.evaluate(r, now)).collect();
         }
@@ -256,6 +254,13 @@ impl Evaluator {
         outcomes.sort_by_key(|(i, _)| *i);
         outcomes.into_iter().map(|(_, o)| o).collect()
     }
+}
+
+/// The cores this process may use, asked once: `available_parallelism`
+/// reads the cgroup files each time (2% of an evaluation of five rules).
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Turns a Rhai error into a message with the most precise position there is:

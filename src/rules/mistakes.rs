@@ -555,7 +555,7 @@ fn unknown_fields(path: &Path, tokens: &[Token]) -> Vec<Diagnostic> {
         tokens.get(i + 1)?.is('(').then_some(())?;
         match name {
             "latest" => Some(Holds::Latest),
-            "group" | "top" | "bottom" => Some(Holds::Groups),
+            "group" | "top" | "bottom" | "above" | "below" => Some(Holds::Groups),
             _ => None,
         }
     };

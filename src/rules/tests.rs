@@ -139,6 +139,34 @@ fn group_and_rank() {
 }
 
 #[test]
+fn above_and_below_keep_the_groups_past_a_limit_in_order() {
+    let f = air();
+    // Last month's means: 南宫 70, 巨鹿 90, 清河 51.
+    let body = r#"
+        for g in group("pm25", #{}, "county", "last_month", "avg").above(60) {
+            breach(#{ county: g.key }, `above ${g.key} ${g.value}`);
+        }
+        let g = group("pm25", #{}, "county", "last_month", "avg");
+        for x in below(g, 70.0) { breach(#{ county: x.key, low: "y" }, `below ${x.key}`); }
+        breach(#{}, `${above(g, 90).len()} ${below(g, 51).len()} ${g.len()}`);
+    "#;
+    assert_eq!(
+        f.messages(body, "2021-02-10"),
+        ["above 南宫 70.0", "above 巨鹿 90.0", "below 清河", "0 0 3"]
+    );
+    // Maps a rule built itself, and plain numbers, filter alike; a limit that
+    // is not a number is named.
+    let body = r#"
+        let m = [#{ key: "a", value: 1 }, #{ key: "b", value: 5.5 }];
+        breach(#{}, `${above(m, 2)[0].key} ${below([3, 1.5, 7], 2)}`);
+    "#;
+    assert_eq!(f.messages(body, "2021-02-10"), ["b [1.5]"]);
+    let o = f.run(r#"above([1, 2], "75");"#, "2021-02-10");
+    let e = o.error.expect("a text limit is refused");
+    assert!(e.message.contains("limit"), "{}", e.message);
+}
+
+#[test]
 fn group_keeps_groups_and_labels_with_readings_in_the_window() {
     let f = fixture(&[
         (
