@@ -197,18 +197,19 @@ fn a_store_made_by_schema_1_is_migrated_on_start_and_its_queued_mail_goes_out() 
     assert_eq!(d.messages("pm25-nangong"), ["v2: pm25 120.0"]);
     let alerts = d.get("/api/v1/alerts?rule=pm25-nangong").json();
     assert_eq!(alerts["alerts"][0]["state"], "firing", "{alerts}");
-    let mails = d.wait_for(30, "the two queued mails", |d| {
-        let m = d.outbox();
-        (m.len() >= 2).then_some(m)
-    });
-    assert_eq!(mails.len(), 2);
-    assert_eq!(
+    // A mail file is written before its row is marked sent: wait for both
+    // (waiting for the files alone once saw a row still queued).
+    let queued = || {
         count(
             &store,
-            "SELECT count(*) FROM outbox WHERE status = 'queued'"
-        ),
-        0
-    );
+            "SELECT count(*) FROM outbox WHERE status = 'queued'",
+        )
+    };
+    let mails = d.wait_for(30, "the two queued mails, sent", |d| {
+        let m = d.outbox();
+        (m.len() >= 2 && queued() == 0).then_some(m)
+    });
+    assert_eq!(mails.len(), 2);
     assert_eq!(
         count(&store, "SELECT count(*) FROM outbox WHERE status = 'sent'"),
         3
