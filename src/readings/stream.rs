@@ -120,9 +120,11 @@ pub fn ingest(
             match safe_cut(&buf, format) {
                 Some(i) => i + 1,
                 // One record longer than the chunk: read more (the chunk
-                // grows to hold it), up to a bound.
+                // doubles to hold it, so the search for a cut reads each
+                // byte a few times, not once per 256 KiB read), up to a bound.
                 None if buf.len() < MAX_RECORD_BYTES => {
-                    chunk_bytes = chunk_bytes.max(buf.len() + 256 * 1024);
+                    chunk_bytes = (buf.len() * 2)
+                        .clamp(buf.len() + 256 * 1024, MAX_RECORD_BYTES + 256 * 1024);
                     continue;
                 }
                 None => {
@@ -358,6 +360,39 @@ mod tests {
             Format::Ndjson,
         );
         assert_eq!(e.errors[0].line, 1, "{e}");
+    }
+
+    /// A stray quote followed by more than [`MAX_RECORD_BYTES`] of rows:
+    /// refused with the line the record starts on and the likely cause,
+    /// Chinese first, without reading the rest, and nothing stored (the rows
+    /// before it were parsed and written in the same transaction).
+    #[test]
+    fn a_record_past_the_bound_names_its_line_and_the_open_quote() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let mut input = String::from("metric,time,value,note\n");
+        for day in 1..=20 {
+            input.push_str(&format!("pm25,2021-01-{day:02},{day},ok\n"));
+        }
+        input.push_str("pm25,2021-02-01,1,\"open\n"); // line 22
+        let row = "pm25,2021-02-02,2,x\n";
+        input.push_str(&row.repeat((MAX_RECORD_BYTES + (1 << 20)) / row.len()));
+        let e = match ingest(
+            &store,
+            input.as_bytes(),
+            Format::Csv,
+            chrono_tz::UTC,
+            |_| {},
+        ) {
+            Err(IngestError::Rejected(e)) => e,
+            other => panic!("refused, not {other:?}"),
+        };
+        assert_eq!((e.total, e.errors[0].line), (1, 22), "{e}");
+        let m = &e.errors[0].message;
+        assert!(m.starts_with("从第 22 行起的一条记录超过 64 MiB"), "{m}");
+        assert!(m.contains("引号 \" 没有配对"), "{m}");
+        assert!(m.contains("请检查文件是否完整"), "{m}");
+        assert_eq!(store.count_readings().unwrap(), 0);
     }
 
     /// Found while fuzzing the parsers (issue 11): the chunker's quotes and
