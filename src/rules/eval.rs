@@ -110,6 +110,10 @@ pub struct Evaluator {
     /// than one for the benchmark's five rules: 15 against 10 ms), while
     /// an engine each scales.
     spare: Mutex<Vec<Engine>>,
+    /// How long each rule (by id) took when last evaluated: `evaluate_all`
+    /// starts the longest first, so a long rule does not start last and
+    /// leave the other cores idle while it runs.
+    last_took: Mutex<std::collections::HashMap<String, Duration>>,
     readings: Arc<dyn ReadingSource>,
     tz: Tz,
     limits: Limits,
@@ -130,6 +134,7 @@ impl Evaluator {
             engine: new_engine(&config.limits),
             engine_busy: AtomicBool::new(false),
             spare: Mutex::new(Vec::new()),
+            last_took: Mutex::default(),
             readings,
             tz: config.timezone,
             limits: config.limits.clone(),
@@ -206,6 +211,8 @@ impl Evaluator {
                 hint: Some("这是 rulewatch 的问题，不是规则的：请把这条消息交给管理员".into()),
             }),
         };
+        let duration = started.elapsed();
+        self.last_took.lock().insert(rule.meta.id.clone(), duration);
         RuleOutcome {
             rule: rule.meta.id.clone(),
             at: now,
@@ -215,7 +222,7 @@ impl Evaluator {
                 ctx.findings
             },
             error,
-            duration: started.elapsed(),
+            duration,
         }
     }
 
@@ -231,6 +238,7 @@ impl Evaluator {
         if workers <= 1 {
             return rules.iter().map(|r| self.evaluate(r, now)).collect();
         }
+        let order = self.start_order(&rules);
         let next = std::sync::atomic::AtomicUsize::new(0);
         let mut outcomes: Vec<(usize, RuleOutcome)> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers)
@@ -238,8 +246,9 @@ impl Evaluator {
                     scope.spawn(|| {
                         let mut done = Vec::new();
                         loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(rule) = rules.get(i) else { break };
+                            let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(&i) = order.get(n) else { break };
+                            let rule = rules[i];
                             done.push((i, self.evaluate(rule, now)));
                         }
                         done
@@ -254,6 +263,30 @@ impl Evaluator {
         outcomes.sort_by_key(|(i, _)| *i);
         outcomes.into_iter().map(|(_, o)| o).collect()
     }
+}
+
+impl Evaluator {
+    /// The order `evaluate_all` starts `rules` in (indices).
+    fn start_order(&self, rules: &[&Rule]) -> Vec<usize> {
+        longest_first(
+            rules.iter().map(|r| r.meta.id.as_str()),
+            &self.last_took.lock(),
+        )
+    }
+}
+
+/// Indices of `ids` by how long each took last time, longest first; ids not
+/// evaluated yet before all (their time is unknown); ties in the given order.
+fn longest_first<'a>(
+    ids: impl Iterator<Item = &'a str>,
+    took: &std::collections::HashMap<String, Duration>,
+) -> Vec<usize> {
+    let mut order: Vec<(usize, Duration)> = ids
+        .enumerate()
+        .map(|(i, id)| (i, took.get(id).copied().unwrap_or(Duration::MAX)))
+        .collect();
+    order.sort_by_key(|&(_, d)| std::cmp::Reverse(d));
+    order.into_iter().map(|(i, _)| i).collect()
 }
 
 /// The cores this process may use, asked once: `available_parallelism`
@@ -291,5 +324,24 @@ fn failure(rule: &Rule, err: &EvalAltResult, engine: &Engine, limits: &Limits) -
         col: pos.position().unwrap_or(0),
         message,
         hint,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rule_that_took_longest_starts_first() {
+        let ms = Duration::from_millis;
+        let took = [("quick", ms(1)), ("slow", ms(40)), ("middling", ms(5))]
+            .map(|(id, d)| (id.to_string(), d))
+            .into();
+        let ids = ["quick", "new", "slow", "middling", "other-new"];
+        assert_eq!(longest_first(ids.into_iter(), &took), [1, 4, 2, 3, 0]);
+        assert_eq!(
+            longest_first(["a", "b"].into_iter(), &Default::default()),
+            [0, 1]
+        );
     }
 }

@@ -608,6 +608,50 @@ fn a_huge_stored_label_value_does_not_stop_rules() {
 /// Rules evaluated at the same time each run on an engine of their own
 /// (one shared engine made threads slow each other down), with the same
 /// results, limits and errors as one at a time.
+/// `evaluate_all` starts the rule that took longest first; its outcomes
+/// still come back in the rules' order, each rule's own.
+#[test]
+fn evaluate_all_answers_in_rule_order_whatever_order_rules_ran_in() {
+    let f = air();
+    let rule = |id: &str, body: &str| {
+        let head = HEAD.replace("id: \"r\"", &format!("id: \"{id}\""));
+        parse_rule(
+            f.evaluator.engine(),
+            &f.config,
+            &PathBuf::from(format!("rules/{id}.rhai")),
+            format!("{head}{body}"),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .0
+    };
+    let rules = [
+        rule("quick", r#"breach(#{}, "quick");"#),
+        rule(
+            "slow",
+            "let n = 0; for i in 0..20000 { n += i; } breach(#{}, `slow ${n}`);",
+        ),
+        rule("fails", "let x = 1 / 0;"),
+        rule(
+            "groups",
+            r#"for g in group("pm25", #{}, "county", "last_month", "avg").above(60) { breach(#{ county: g.key }, g.key); }"#,
+        ),
+    ];
+    for _ in 0..3 {
+        let outcomes = f.evaluator.evaluate_all(&rules, t("2021-02-10"));
+        let ids: Vec<&str> = outcomes.iter().map(|o| o.rule.as_str()).collect();
+        assert_eq!(ids, ["quick", "slow", "fails", "groups"]);
+        assert_eq!(outcomes[0].findings[0].message, "quick");
+        assert_eq!(outcomes[1].findings[0].message, "slow 199990000");
+        assert!(outcomes[2].error.is_some());
+        let counties: Vec<&str> = outcomes[3]
+            .findings
+            .iter()
+            .map(|f| f.message.as_str())
+            .collect();
+        assert_eq!(counties, ["南宫", "巨鹿"]);
+    }
+}
+
 #[test]
 fn rules_evaluated_at_once_run_alike_on_engines_of_their_own() {
     let f = fixture(&[
