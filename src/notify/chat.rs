@@ -4,8 +4,12 @@
 //! rustls), with the platform's request shape, signature and error codes.
 //!
 //! - The message is markdown in Chinese with the content of the mail
-//!   ([`render`], from the same rows as the mail text), cut to the
-//!   platform's size at a UTF-8 boundary with `…（详见邮件/页面）` ([`fit`]).
+//!   ([`render`], from the same rows as the mail text), made to fit the
+//!   robot's size ([`text_budget`]): as many items as fit are listed, the
+//!   rest counted per rule as the mail counts what it does not list, so
+//!   the count, the status page and the closing line always arrive. Only
+//!   an item too large on its own is cut, at a UTF-8 boundary with
+//!   `…（详见邮件/页面）` ([`fit`]).
 //! - Errors are read from the body: the platforms answer most failures with
 //!   HTTP 200 and a non-zero `errcode` / `code` ([`classify`]). Rate limits
 //!   (DingTalk 130101, WeCom 45009, Feishu 11232) are temporary with the
@@ -30,7 +34,7 @@ use crate::config::{Config, Robot, RobotKind};
 use crate::notify::channel::{ChannelKind, ChatLimits, Delivery, Notifier};
 use crate::notify::mail::{Secret, SendError};
 use crate::notify::outbox::QueuedMail;
-use crate::notify::templates::{self, Rendered};
+use crate::notify::templates::{self, Rendered, Unlisted};
 use crate::time::{Millis, MINUTE, SECOND};
 
 /// What a token or rule id in a URL path or query keeps as is: RFC 3986's
@@ -49,15 +53,54 @@ pub const CUT_MARK: &str = "…（详见邮件/页面）";
 /// Feishu allows 100 a minute and 5 a second; 20 a minute keeps within both.
 const PER_MINUTE: usize = 20;
 
-/// Markdown bytes per message. DingTalk: 20,000 bytes a message; the
-/// title, the JSON around the text and its escapes get the rest. WeCom:
-/// markdown `content` at most 4,096 bytes. Feishu: the request body at most
-/// 20 KB (20,480 bytes), with the card around the text.
+/// Markdown bytes per message, as the platforms document them. DingTalk:
+/// the request body at most 20,000 bytes (errcode 460101 "body 大小不合法，
+/// 请保持大小在 20000bytes 以内"); the title, the JSON around the text and
+/// its escapes get the 2,000 left. WeCom: markdown `content` at most 4,096
+/// bytes, UTF-8 (errcode 40058). Feishu: the request body at most 20 KB
+/// (20,480 bytes), with the card around the text.
 fn max_bytes(kind: RobotKind) -> usize {
     match kind {
         RobotKind::DingTalk => 18_000,
         RobotKind::WeCom => 4_096,
         RobotKind::Feishu => 18_000,
+    }
+}
+
+/// The @ line a DingTalk or Feishu message about a critical finding ends
+/// with (WeCom sends its @ as a text message of its own); empty without
+/// mentions.
+fn at_line(kind: RobotKind, mentions: &[String]) -> String {
+    let each = |m: &String| match kind {
+        RobotKind::DingTalk => format!("@{m}"),
+        RobotKind::WeCom => String::new(),
+        RobotKind::Feishu => format!("<at id={m}></at>"),
+    };
+    mentions
+        .iter()
+        .map(each)
+        .filter(|m| !m.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Markdown bytes a message to a `kind` robot that @s `mentions` may hold
+/// before its @ line: what [`render`] fills and the sender never cuts.
+pub fn text_budget(kind: RobotKind, mentions: &[String]) -> usize {
+    let at = at_line(kind, mentions);
+    match at.len() {
+        0 => max_bytes(kind),
+        n => max_bytes(kind).saturating_sub(n + 2),
+    }
+}
+
+/// The platform of a robot target (`wecom:env:VAR`), `None` for mail.
+pub fn robot_kind(channel: ChannelKind) -> Option<RobotKind> {
+    match channel {
+        ChannelKind::Mail => None,
+        ChannelKind::DingTalk => Some(RobotKind::DingTalk),
+        ChannelKind::WeCom => Some(RobotKind::WeCom),
+        ChannelKind::Feishu => Some(RobotKind::Feishu),
     }
 }
 
@@ -75,63 +118,170 @@ pub fn fit(text: &str, max: usize) -> String {
     format!("{}{CUT_MARK}", text[..end].trim_end())
 }
 
-/// The markdown message for `sorted` notices: the mail's subject as a bold
-/// first line, then each item with the mail's rows (value against target,
-/// gap, since when, who is responsible) and a link to the rule's page when
-/// the status page has a public address.
+/// The most one row's value (or an item's title) takes in a chat message:
+/// a long explanation is cut there (the mail has it whole), so the rows
+/// under it, and the items after it, still show.
+const ROW_BYTES: usize = 600;
+
+/// Ends every chat message.
+const FOOTER: &str = "本消息由 rulewatch 自动发送，详见同时发出的邮件。";
+
+/// The markdown message for `sorted` notices, at most `budget` bytes
+/// ([`text_budget`] of its robot): the mail's subject as a bold first line,
+/// then each item with the mail's rows (value against target, gap, since
+/// when, who is responsible) and a link to the rule's page when the status
+/// page has a public address; as many items as fit, the rest counted per
+/// rule as the mail counts what it does not list (heading, one line per
+/// rule and kind, the status page), then the closing line. Only an item
+/// too large for the message on its own is cut ([`fit`]); the count and
+/// the closing line stay.
 pub fn render(
     sorted: &[&Notice],
     tz: Tz,
     words: &crate::status::Words,
     public_url: Option<&str>,
+    budget: usize,
 ) -> Rendered {
     let subject = templates::subject_line(sorted);
-    let mut text = format!("**{subject}**\n\n");
-    text.push_str(&if sorted.len() == 1 {
-        "rulewatch 有 1 项新通知：\n\n".to_string()
+    let head = format!(
+        "**{}**\n\nrulewatch 有 {} 项新通知：\n\n",
+        fit(&subject, ROW_BYTES),
+        sorted.len()
+    );
+    let blocks: Vec<String> = sorted
+        .iter()
+        .take(templates::MAX_LISTED)
+        .enumerate()
+        .map(|(i, n)| item_markdown(i + 1, n, tz, words, public_url))
+        .collect();
+    let fixed = head.len() + FOOTER.len();
+    // prefix[k]: bytes of the first k items.
+    let prefix: Vec<usize> = std::iter::once(0)
+        .chain(blocks.iter().scan(0, |sum, b| {
+            *sum += b.len();
+            Some(*sum)
+        }))
+        .collect();
+    let listed_all = sorted.len() == blocks.len();
+    let (listed, counted) = if listed_all && fixed + prefix[blocks.len()] <= budget {
+        (blocks.concat(), String::new())
     } else {
-        format!("rulewatch 有 {} 项新通知：\n\n", sorted.len())
-    });
-    for (i, n) in sorted.iter().enumerate().take(templates::MAX_LISTED) {
-        let tag = if n.kind.is_recovery() || n.kind.audience() == Audience::Admin {
-            templates::notice_label(n)
-        } else {
-            format!("{}·{}", n.severity.label_zh(), templates::notice_label(n))
-        };
-        text.push_str(&format!(
-            "**{}. 【{tag}】{}**\n\n",
-            i + 1,
-            one_line(&n.title)
-        ));
-        for (name, value) in templates::rows_in(n, tz, words) {
-            // The rule file and version are for the operator; the mail has them.
-            if name == "依据" {
-                continue;
+        // The most items that leave room for the count of the rest: first
+        // with a line for every rule and kind (the group reads the whole
+        // picture from them), else with the last lines folded into one.
+        let room = |k: usize| budget.checked_sub(fixed + prefix[k]);
+        let mut fitting = None;
+        for k in (1..=blocks.len()).rev() {
+            let Some(room_k) = room(k) else { continue };
+            let md = templates::unlisted_after(sorted, k, words, public_url)
+                .map(|u| counted_text(&u))
+                .unwrap_or_default();
+            if md.len() <= room_k {
+                fitting = Some((k, md));
+                break;
             }
-            text.push_str(&format!("- {name}：{}\n", one_line(&value)));
+            // Listing fewer only lengthens the count.
+            if md.len() > room(1).unwrap_or(0) {
+                break;
+            }
         }
-        if let (Some(base), Audience::Rule) = (public_url, n.kind.audience()) {
-            text.push_str(&format!(
-                "- [查看详情]({base}/rules/{})\n",
-                utf8_percent_encode(&n.rule, URL_PART)
-            ));
+        let fitting = fitting.or_else(|| {
+            (1..=blocks.len()).rev().find_map(|k| {
+                let room = room(k)?;
+                match templates::unlisted_after(sorted, k, words, public_url) {
+                    None => Some((k, String::new())),
+                    Some(u) => counted_markdown(&u, room).map(|md| (k, md)),
+                }
+            })
+        });
+        match fitting {
+            Some((k, md)) => (blocks[..k].concat(), md),
+            None => {
+                // The first item alone is too large: cut, the rest counted.
+                let counted = templates::unlisted_after(sorted, 1, words, public_url)
+                    .and_then(|u| counted_markdown(&u, budget.saturating_sub(fixed) / 2))
+                    .unwrap_or_default();
+                let room = budget.saturating_sub(fixed + counted.len() + 2);
+                (format!("{}\n\n", fit(&blocks[0], room)), counted)
+            }
         }
-        text.push('\n');
-    }
-    if let Some(u) = templates::unlisted(sorted, words, public_url) {
-        text.push_str(&format!("**{}**\n\n", u.heading));
-        for line in &u.lines {
-            text.push_str(&format!("- {line}\n"));
-        }
-        text.push_str(&format!("\n{}\n\n", u.where_text()));
-    }
-    text.push_str("本消息由 rulewatch 自动发送，详见同时发出的邮件。");
+    };
     Rendered {
         subject,
-        text,
+        text: format!("{head}{listed}{counted}{FOOTER}"),
         html: String::new(),
     }
 }
+
+/// One listed item: `**3. 【严重·告警】title**`, its rows, its page.
+fn item_markdown(
+    number: usize,
+    n: &Notice,
+    tz: Tz,
+    words: &crate::status::Words,
+    public_url: Option<&str>,
+) -> String {
+    let mut text = format!(
+        "**{number}. 【{}】{}**\n\n",
+        templates::item_tag(n),
+        fit(&one_line(&n.title), ROW_BYTES)
+    );
+    for (name, value) in templates::rows_in(n, tz, words) {
+        // The rule file and version are for the operator; the mail has them.
+        if name == "依据" {
+            continue;
+        }
+        text.push_str(&format!(
+            "- {name}：{}\n",
+            fit(&one_line(&value), ROW_BYTES)
+        ));
+    }
+    if let (Some(base), Audience::Rule) = (public_url, n.kind.audience()) {
+        text.push_str(&format!(
+            "- [查看详情]({base}/rules/{})\n",
+            utf8_percent_encode(&n.rule, URL_PART)
+        ));
+    }
+    text.push('\n');
+    text
+}
+
+/// The count of what a chat message does not list, as markdown: the
+/// heading, a line per rule and kind, the status page.
+fn counted_text(u: &Unlisted) -> String {
+    let mut text = format!("**{}**\n\n", u.heading);
+    for line in &u.lines {
+        text.push_str(&format!("- {line}\n"));
+    }
+    text.push_str(&format!("\n{}\n\n", u.where_markdown()));
+    text
+}
+
+/// [`counted_text`] within `room` bytes, the last lines folded into one
+/// when they do not all fit. `None` when not even the heading, one line and
+/// the page fit.
+fn counted_markdown(u: &Unlisted, room: usize) -> Option<String> {
+    let whole = counted_text(u);
+    if whole.len() <= room {
+        return Some(whole);
+    }
+    // Lines kept before the folded one: the most whose bytes leave room.
+    let line_bytes: Vec<usize> = u.lines.iter().map(|l| l.len() + 3).collect();
+    let base = whole.len() - line_bytes.iter().sum::<usize>();
+    let mut keep = 0;
+    let mut used = base + FOLD_BYTES;
+    while keep < line_bytes.len() && used + line_bytes[keep] <= room {
+        used += line_bytes[keep];
+        keep += 1;
+    }
+    (0..=keep)
+        .rev()
+        .map(|k| counted_text(&u.folded(k)))
+        .find(|text| text.len() <= room)
+}
+
+/// Bytes the folded line (`- 其余 12 条规则：4500 项`) takes at most, near enough.
+const FOLD_BYTES: usize = 64;
 
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -331,15 +481,11 @@ impl ChatNotifier {
         let mentions = &robot.robot.mentions;
         match self.kind {
             RobotKind::DingTalk => {
-                let at_line = mentions
-                    .iter()
-                    .map(|m| format!("@{m}"))
-                    .collect::<Vec<_>>()
-                    .join(" ");
                 let text = if mention {
                     format!(
-                        "{}\n\n{at_line}",
-                        fit(&message.text, max - at_line.len() - 2)
+                        "{}\n\n{}",
+                        fit(&message.text, text_budget(self.kind, mentions)),
+                        at_line(self.kind, mentions)
                     )
                 } else {
                     fit(&message.text, max)
@@ -387,15 +533,11 @@ impl ChatNotifier {
                 Ok(())
             }
             RobotKind::Feishu => {
-                let at_line = mentions
-                    .iter()
-                    .map(|id| format!("<at id={id}></at>"))
-                    .collect::<Vec<_>>()
-                    .join(" ");
                 let content = if mention {
                     format!(
-                        "{}\n\n{at_line}",
-                        fit(&message.text, max - at_line.len() - 2)
+                        "{}\n\n{}",
+                        fit(&message.text, text_budget(self.kind, mentions)),
+                        at_line(self.kind, mentions)
                     )
                 } else {
                     fit(&message.text, max)
@@ -459,9 +601,17 @@ impl Notifier for ChatNotifier {
     }
 
     fn limits(&self) -> Option<ChatLimits> {
+        // Messages are grouped to what the robot with the longest @ line
+        // takes: a group never needs cutting.
+        let max_bytes = self
+            .robots
+            .iter()
+            .map(|r| text_budget(self.kind, &r.robot.mentions))
+            .min()
+            .unwrap_or(max_bytes(self.kind));
         Some(ChatLimits {
             per_minute: PER_MINUTE,
-            max_bytes: max_bytes(self.kind),
+            max_bytes,
         })
     }
 }
@@ -581,6 +731,167 @@ pub fn next_slot(sent: &[Millis], now: Millis) -> Option<Millis> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alerts::state::{NoticeKind, Severity};
+    use crate::status::Words;
+
+    const SH: Tz = chrono_tz::Asia::Shanghai;
+
+    /// `count` breaches of each `(rule, count)`, sorted as a message lists them.
+    fn breaches(rules: &[(&str, usize)]) -> Vec<Notice> {
+        let at = crate::time::parse_time("2021-03-01T09:00", SH).unwrap();
+        let mut out = Vec::new();
+        for (rule, count) in rules {
+            for k in 0..*count {
+                let mut details = serde_json::Map::new();
+                details.insert("value".into(), 5.1.into());
+                details.insert("threshold".into(), 4.5.into());
+                details.insert("unit".into(), "%".into());
+                out.push(Notice {
+                    kind: NoticeKind::Firing,
+                    rule: rule.to_string(),
+                    title: format!("{rule} 城镇登记失业率 ≤ 4.5%"),
+                    severity: Severity::Critical,
+                    owner: Some("人社局".into()),
+                    file: format!("rules/{rule}.rhai").into(),
+                    content_hash: "0123456789abcdef".into(),
+                    subject: [("county".to_string(), format!("县{k:03}"))].into(),
+                    at,
+                    since: at,
+                    message: format!("县{k:03}城镇登记失业率 5.1% 超过 4.5%"),
+                    details,
+                    recipients: vec![],
+                });
+            }
+        }
+        out
+    }
+
+    fn chat(notices: &[Notice], budget: usize) -> String {
+        let mut sorted: Vec<&Notice> = notices.iter().collect();
+        templates::sort_notices(&mut sorted);
+        render(
+            &sorted,
+            SH,
+            &Words::default(),
+            Some("https://kaohe.example.cn"),
+            budget,
+        )
+        .text
+    }
+
+    /// Items a message lists one by one, and items its count lines count.
+    fn listed_and_counted(text: &str) -> (usize, usize) {
+        let listed = text
+            .lines()
+            .filter(|l| {
+                l.starts_with("**")
+                    && l[2..]
+                        .split_once(". 【")
+                        .is_some_and(|(n, _)| n.parse::<usize>().is_ok())
+            })
+            .count();
+        let counted = match text.split_once("**另有 ") {
+            None => 0,
+            Some((_, rest)) => rest
+                .lines()
+                .filter_map(|l| l.strip_prefix("- "))
+                .map(|l| {
+                    let before = &l[..l.find(" 项").expect("a count")];
+                    let digits: String = before
+                        .chars()
+                        .rev()
+                        .take_while(char::is_ascii_digit)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect();
+                    digits.parse::<usize>().unwrap()
+                })
+                .sum(),
+        };
+        (listed, counted)
+    }
+
+    /// WeCom takes 4,096 bytes: a message of dozens or hundreds of items
+    /// lists what fits and counts the rest, so the count, the status page
+    /// and the closing line arrive; nothing is cut mid-item.
+    #[test]
+    fn a_chat_message_lists_what_fits_and_counts_the_rest() {
+        for kind in [RobotKind::WeCom, RobotKind::DingTalk, RobotKind::Feishu] {
+            let budget = text_budget(kind, &[]);
+            for total in [1, 5, 30, 60, 600, 3000] {
+                let notices = breaches(&[("a-jobs", total / 3), ("b-air", total - total / 3)]);
+                let text = chat(&notices, budget);
+                assert!(text.len() <= budget, "{kind:?} {total}: {}", text.len());
+                assert!(text.ends_with(FOOTER), "{kind:?} {total}: {text}");
+                assert!(!text.contains(CUT_MARK), "{kind:?} {total}: {text}");
+                let (listed, counted) = listed_and_counted(&text);
+                assert_eq!(listed + counted, total, "{kind:?} {total}: {text}");
+                assert!(listed >= 1, "{kind:?} {total}");
+                if counted > 0 {
+                    let page =
+                        "\n\n每一项的明细见状态页各规则的页面：[https://kaohe.example.cn/](https://kaohe.example.cn/)\n\n";
+                    assert!(text.ends_with(&format!("{page}{FOOTER}")), "{text}");
+                    assert!(
+                        text.contains(&format!("另有 {counted} 项未逐条列出（共 {total} 项，")),
+                        "{text}"
+                    );
+                }
+                if kind == RobotKind::WeCom && total == 60 {
+                    insta::assert_snapshot!(text);
+                }
+            }
+        }
+    }
+
+    /// Hundreds of rules: their count lines do not all fit either; the last
+    /// ones are folded into one line and the counts still add up.
+    #[test]
+    fn count_lines_that_do_not_fit_are_folded_into_one() {
+        let rules: Vec<(String, usize)> = (0..200).map(|i| (format!("r{i:03}"), 3)).collect();
+        let rules: Vec<(&str, usize)> = rules.iter().map(|(r, n)| (r.as_str(), *n)).collect();
+        let notices = breaches(&rules);
+        let text = chat(&notices, text_budget(RobotKind::WeCom, &[]));
+        assert!(text.len() <= 4_096, "{}", text.len());
+        let (listed, counted) = listed_and_counted(&text);
+        assert_eq!(listed + counted, 600, "{text}");
+        assert!(text.contains("- 其余 "), "{text}");
+        assert!(text.ends_with(FOOTER), "{text}");
+    }
+
+    /// One item larger than the message: it alone is cut, the count of the
+    /// others and the closing line stay.
+    #[test]
+    fn only_an_item_too_large_on_its_own_is_cut() {
+        let mut notices = breaches(&[("a-jobs", 3)]);
+        for n in &mut notices {
+            n.title = "很长的标题".repeat(100);
+            n.details.insert("note".into(), "说明".repeat(100).into());
+        }
+        let words = Words::with(&[("note".to_string(), "备注".to_string())].into());
+        let mut sorted: Vec<&Notice> = notices.iter().collect();
+        templates::sort_notices(&mut sorted);
+        let text = render(&sorted, SH, &words, None, 1_500).text;
+        assert!(text.len() <= 1_500, "{}", text.len());
+        assert!(text.contains(CUT_MARK), "{text}");
+        assert!(text.ends_with(FOOTER), "{text}");
+        let (listed, counted) = listed_and_counted(&text);
+        assert_eq!((listed, counted), (1, 2), "{text}");
+        assert!(text.contains("地址请问系统管理员"), "{text}");
+    }
+
+    /// The @ line is room taken from the text: a message never needs cutting
+    /// to add it.
+    #[test]
+    fn the_at_line_is_kept_free() {
+        let mobiles = vec!["13800001111".to_string(), "13800002222".to_string()];
+        assert_eq!(
+            text_budget(RobotKind::DingTalk, &mobiles),
+            18_000 - "@13800001111 @13800002222".len() - 2
+        );
+        assert_eq!(text_budget(RobotKind::WeCom, &mobiles), 4_096);
+        assert_eq!(text_budget(RobotKind::Feishu, &[]), 18_000);
+    }
 
     #[test]
     fn signatures_match_the_documented_examples() {

@@ -8,6 +8,7 @@ use crate::mail::support;
 
 mod crash;
 mod robots;
+mod sizes;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -167,7 +167,8 @@ async fn wecom_errcode_in_200_is_retried_and_critical_mentions_by_mobile() {
     let (mut store, sender) = open_chat(dir.path(), &c, RobotKind::WeCom);
     server.plan(json!([{ "code": 45009 }])).await;
     let r = robot_rule("unemployment-rate", &c);
-    // A long message: cut to WeCom's 4,096 bytes at a character boundary.
+    // A long explanation: cut at a character boundary (the mail has it
+    // whole), the rows under it and the closing line kept.
     let mut finding = breach(&r.id, "南宫", 5.1);
     finding.message = "城镇登记失业率高于目标。".repeat(400);
     store
@@ -186,7 +187,12 @@ async fn wecom_errcode_in_200_is_retried_and_critical_mentions_by_mobile() {
     assert_eq!(log.len(), 2, "the markdown and the @ text: {log:#?}");
     let content = log[0]["body"]["markdown"]["content"].as_str().unwrap();
     assert!(content.len() <= 4096, "{}", content.len());
-    assert!(content.ends_with(CUT_MARK), "{content}");
+    assert!(content.contains(CUT_MARK), "{content}");
+    assert!(content.contains("责任单位：人社局"), "{content}");
+    assert!(
+        content.ends_with("本消息由 rulewatch 自动发送，详见同时发出的邮件。"),
+        "{content}"
+    );
     assert!(content.starts_with("**[严重] 城镇登记失业率"), "{content}");
     assert_eq!(log[1]["body"]["msgtype"], "text");
     assert_eq!(
