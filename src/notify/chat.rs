@@ -32,6 +32,7 @@ use sha2::Sha256;
 use crate::alerts::state::{Audience, Notice};
 use crate::config::{Config, Robot, RobotKind};
 use crate::notify::channel::{ChannelKind, ChatLimits, Delivery, Notifier};
+use crate::notify::failure;
 use crate::notify::mail::{Secret, SendError};
 use crate::notify::outbox::QueuedMail;
 use crate::notify::templates::{self, Rendered, Unlisted};
@@ -336,7 +337,18 @@ impl RobotClient {
         }
     }
 
-    /// For logs and errors: platform, group, variable and host; no token.
+    /// For the administrator's words: `企业微信群机器人（接收组 env，环境变量
+    /// RW_WC_KEY）`; no token.
+    fn name_zh(&self) -> String {
+        format!(
+            "{}群机器人（接收组 {}，环境变量 {}）",
+            failure::platform_zh(self.robot.kind),
+            self.robot.group,
+            self.robot.token_env
+        )
+    }
+
+    /// For logs: platform, group, variable and host; no token.
     fn describe(&self) -> String {
         format!(
             "{} robot `{}` of group `{}` at {}",
@@ -442,7 +454,7 @@ impl ChatNotifier {
     }
 
     async fn post(&self, robot: &RobotClient, url: &str, body: &Value) -> Result<(), SendError> {
-        let at = robot.describe();
+        let who = robot.name_zh();
         let timeout = Duration::from_millis(robot.robot.timeout.max(1) as u64);
         let request = self.http.post(url).timeout(timeout).json(body).send();
         // The whole exchange, body included, within the timeout.
@@ -452,26 +464,67 @@ impl ChatNotifier {
             let text = response.text().await?;
             Ok::<_, reqwest::Error>((status, text))
         };
+        // Host and port only: the token is in the path or the query.
+        let host = reqwest::Url::parse(url)
+            .ok()
+            .and_then(|u| {
+                let host = u.host_str()?.to_string();
+                Some(match u.port() {
+                    Some(p) => format!("{host}:{p}"),
+                    None => host,
+                })
+            })
+            .unwrap_or_default();
+        let no_answer = || {
+            SendError::temporary(
+                format!("{who}在 {} 秒内没有应答", timeout.as_secs_f64()),
+                format!(
+                    "请确认本机能访问 {host}（代理、防火墙）；平台慢时可调大该机器人的 timeout"
+                ),
+                format!("no answer within {} s", timeout.as_secs_f64()),
+            )
+        };
         let (status, text) = match tokio::time::timeout(timeout, exchange).await {
-            Err(_) => {
-                return Err(SendError::temporary(format!(
-                    "{at}: no answer within {} s",
-                    timeout.as_secs_f64()
-                )))
-            }
+            Err(_) => return Err(no_answer()),
+            Ok(Err(e)) if e.is_timeout() => return Err(no_answer()),
             Ok(Err(e)) => {
-                let what = if e.is_timeout() {
-                    format!("no answer within {} s", timeout.as_secs_f64())
-                } else {
-                    e.without_url().to_string()
+                let e = e.without_url();
+                let fix =
+                    "请确认本机能访问该地址（代理、防火墙、域名解析）；私有部署请核对 base_url";
+                let io = std::error::Error::source(&e).and_then(|mut cause| loop {
+                    if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+                        break Some(io);
+                    }
+                    cause = cause.source()?;
+                });
+                let error = match io {
+                    Some(io) if e.is_connect() => {
+                        let mut error =
+                            failure::connect_failed(&host, io, &format!("{who}的平台地址"), fix);
+                        error.original = error_chain(&e);
+                        error
+                    }
+                    _ if e.is_connect() => SendError::temporary(
+                        format!("连不上{who}的平台地址 {host}"),
+                        fix,
+                        error_chain(&e),
+                    ),
+                    _ => SendError::temporary(
+                        format!("与{who}的平台通信出错"),
+                        "一般会自行恢复；若一直如此，请检查本机到平台的网络（代理、防火墙）",
+                        error_chain(&e),
+                    ),
                 };
-                return Err(SendError::temporary(robot.scrub(&format!("{at}: {what}"))));
+                return Err(error.map_text(|t| robot.scrub(t)));
             }
             Ok(Ok(answer)) => answer,
         };
-        classify(self.kind, status.as_u16(), &text).map_err(|mut e| {
-            e.message = robot.scrub(&format!("{at}: {}", e.message));
-            e
+        classify(self.kind, status.as_u16(), &text).map_err(|e| {
+            SendError {
+                what: format!("{who}：{}", e.what),
+                ..e
+            }
+            .map_text(|t| robot.scrub(t))
         })
     }
 
@@ -526,7 +579,7 @@ impl ChatNotifier {
                         },
                     });
                     if let Err(e) = self.post(robot, &url, &body).await {
-                        tracing::warn!(message_id = %message.message_id, error = %e.message,
+                        tracing::warn!(message_id = %message.message_id, error = %e,
                             "wecom mention (@) not sent; the message itself was");
                     }
                 }
@@ -592,10 +645,14 @@ impl Notifier for ChatNotifier {
                 Some(robot) => self.send(robot, message).await,
                 // Queued for a robot since removed from the config: kept and
                 // retried (admin is told), so putting it back delivers it.
-                None => Err(SendError::temporary(format!(
-                    "no robot `{}` in the config (removed since the message was queued?)",
-                    message.recipient
-                ))),
+                None => Err(SendError::temporary(
+                    format!(
+                        "配置里没有群机器人 `{}`（消息排队后，机器人从配置中删除或改了名）",
+                        message.recipient
+                    ),
+                    "把这个机器人加回配置即可送出；不再需要的可不理会，同样的内容已随邮件发出",
+                    "",
+                )),
             }
         })
     }
@@ -638,19 +695,47 @@ pub fn classify(kind: RobotKind, status: u16, body: &str) -> Result<(), SendErro
         .collect::<String>();
     let Some(code) = code else {
         let snippet: String = body.chars().take(200).collect();
-        let message = format!("HTTP {status}, answer without a code: {snippet}");
+        let original = format!("HTTP {status}, answer without a code: {snippet}");
         // 400/413: this body will never be taken. Anything else (5xx, a
         // proxy's error page, a wrong address) may pass later.
-        return Err(if matches!(status, 400 | 413) {
-            SendError::permanent(message)
-        } else {
-            SendError::temporary(message)
+        return Err(match status {
+            400 | 413 => SendError::permanent(
+                format!("平台不收这个请求（HTTP {status}）"),
+                failure::REPORT_BUG,
+                original,
+            ),
+            404 => SendError::temporary(
+                "平台上没有这个地址（HTTP 404）",
+                "请核对该机器人的 base_url，或环境变量里的 webhook 地址",
+                original,
+            ),
+            500..=599 => SendError::temporary(
+                format!("平台或中间的代理暂时故障（HTTP {status}）"),
+                "一般会自行恢复；若一直如此，请检查本机到平台的网络和代理",
+                original,
+            ),
+            _ => SendError::temporary(
+                format!("平台的应答没有错误码（HTTP {status}）"),
+                "请确认本机到平台的网络没有被代理改写；私有部署请核对 base_url",
+                original,
+            ),
         });
     };
     if code == 0 && (200..300).contains(&status) {
         return Ok(());
     }
-    let message = format!("HTTP {status}, code {code}: {msg}");
+    let original = format!("HTTP {status}, code {code}: {msg}");
+    let (what, fix) = match failure::robot_code(kind, code) {
+        _ if code == 0 => (
+            format!("平台应答 HTTP {status}"),
+            "一般会自行恢复；若一直如此，请检查本机到平台的网络和代理",
+        ),
+        Some((meaning, fix)) => (format!("平台拒收消息，错误码 {code}（{meaning}）"), fix),
+        None => (
+            format!("平台拒收消息，错误码 {code}"),
+            "请按错误码查阅平台文档；是配置问题的，改好后会自动补发",
+        ),
+    };
     let rate_limited = match kind {
         // 130101: more than 20 a minute; the robot is blocked for 10 minutes.
         RobotKind::DingTalk => (code == 130101).then_some(10 * MINUTE),
@@ -661,9 +746,8 @@ pub fn classify(kind: RobotKind, status: u16, body: &str) -> Result<(), SendErro
     };
     if let Some(wait) = rate_limited {
         return Err(SendError {
-            temporary: true,
-            message: format!("rate limited, {message}"),
             retry_after: Some(wait),
+            ..SendError::temporary(what, fix, original)
         });
     }
     let permanent = match kind {
@@ -679,10 +763,23 @@ pub fn classify(kind: RobotKind, status: u16, body: &str) -> Result<(), SendErro
     // "system busy" (-1) — is fixed by the operator or passes by itself:
     // retried with backoff, admin told after a few tries, nothing lost.
     Err(if permanent {
-        SendError::permanent(message)
+        SendError::permanent(what, fix, original)
     } else {
-        SendError::temporary(message)
+        SendError::temporary(what, fix, original)
     })
+}
+
+/// An error and its causes, `a: b: c` (reqwest's own text says only
+/// "error sending request").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// Several queued chat messages to one robot as one message (what is due

@@ -22,6 +22,7 @@ pub mod channel;
 pub mod chart;
 pub mod chat;
 pub mod digest;
+pub mod failure;
 pub mod mail;
 pub mod outbox;
 pub mod route;
