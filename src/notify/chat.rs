@@ -15,7 +15,9 @@
 //!   (DingTalk 130101, WeCom 45009, Feishu 11232) are temporary with the
 //!   platform's block as the least delay; so are signature, key and address
 //!   problems (the operator fixes the config, the message must not be lost).
-//!   Malformed or oversized bodies are permanent.
+//!   Malformed or oversized bodies are permanent. What the administrator
+//!   reads names the robot, the code and its meaning, and the fix
+//!   ([`super::failure`]).
 //! - Tokens, keys and signing secrets are read from environment variables
 //!   once, at start, kept in [`Secret`]s and scrubbed from every error.
 //!   Error texts never carry the webhook address (it holds the token).
