@@ -5,50 +5,12 @@
 //! server's own text follows after ` / `. Against real aiosmtpd servers.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use rulewatch::alerts::{HistoryEvent, HistoryQuery};
 use rulewatch::notify::outbox;
 
 use super::support::*;
-
-/// aiosmtpd answering every `RCPT TO` with `reply` (its handler hook
-/// `handle_RCPT`), on 127.0.0.1:`port`; killed when dropped.
-struct RefusingSmtp(Child);
-
-const REFUSING: &str = r#"
-import sys, time
-from aiosmtpd.controller import Controller
-class Refuse:
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        return sys.argv[2]
-c = Controller(Refuse(), hostname="127.0.0.1", port=int(sys.argv[1]))
-c.start()
-while True:
-    time.sleep(3600)
-"#;
-
-impl RefusingSmtp {
-    fn start(port: u16, reply: &str) -> RefusingSmtp {
-        require_aiosmtpd();
-        let child = Command::new("python3")
-            .args(["-c", REFUSING, &port.to_string(), reply])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3");
-        wait_listening(port, true);
-        RefusingSmtp(child)
-    }
-}
-
-impl Drop for RefusingSmtp {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// One alert to `to`, one send round; the stored error, the history's and
 /// the note to admin queued for it (if any).
