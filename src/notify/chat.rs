@@ -328,6 +328,8 @@ struct RobotClient {
     robot: Robot,
     token: Secret,
     secret: Option<Secret>,
+    /// Its recipient group's display name (config `group_names`), if any.
+    group_name: Option<String>,
 }
 
 impl RobotClient {
@@ -339,12 +341,15 @@ impl RobotClient {
         }
     }
 
-    /// For the administrator's words: `企业微信群机器人（接收组 env，环境变量
-    /// RW_WC_KEY）`; no token.
+    /// For the administrator's words: `企业微信群机器人（生态环境局，接收组
+    /// env，环境变量 RW_WC_KEY）`; no token.
     fn name_zh(&self) -> String {
         format!(
-            "{}群机器人（接收组 {}，环境变量 {}）",
+            "{}群机器人（{}接收组 {}，环境变量 {}）",
             failure::platform_zh(self.robot.kind),
+            self.group_name
+                .as_ref()
+                .map_or(String::new(), |n| format!("{n}，")),
             self.robot.group,
             self.robot.token_env
         )
@@ -430,6 +435,7 @@ impl ChatNotifier {
                 None => None,
             };
             robots.push(RobotClient {
+                group_name: config.group_names.get(&robot.group).cloned(),
                 robot: robot.clone(),
                 token,
                 secret,

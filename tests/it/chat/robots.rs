@@ -380,7 +380,7 @@ async fn a_refusing_robot_is_named_with_its_code_meaning_and_fix() {
     let robot = rows.iter().find(|m| m.channel == "wecom").unwrap();
     assert_eq!(
         robot.last_error.as_deref().unwrap(),
-        "企业微信群机器人（接收组 env，环境变量 RW_WC7_KEY）：平台拒收消息，错误码 93000\
+        "企业微信群机器人（生态环境局，接收组 env，环境变量 RW_WC7_KEY）：平台拒收消息，错误码 93000\
          （webhook 地址无效：key 不对，或机器人已被移出群），将于 2021年3月1日 09:00 重试。\
          请核对 key_env 所指环境变量里的 key，并确认机器人仍在群里 / HTTP 200, code 93000: invalid webhook url"
     );
@@ -391,7 +391,7 @@ async fn a_refusing_robot_is_named_with_its_code_meaning_and_fix() {
         .expect("admin told");
     assert!(
         note.text.contains(
-            "原因：企业微信群机器人（接收组 env，环境变量 RW_WC7_KEY）：平台拒收消息，错误码 93000"
+            "原因：企业微信群机器人（生态环境局，接收组 env，环境变量 RW_WC7_KEY）：平台拒收消息，错误码 93000"
         ),
         "{}",
         note.text
@@ -424,7 +424,7 @@ async fn a_refusing_robot_is_named_with_its_code_meaning_and_fix() {
     let error = rows[0].last_error.clone().unwrap();
     assert!(
         error.starts_with(&format!(
-            "连不上企业微信群机器人（接收组 env，环境变量 RW_WC7_KEY）的平台地址 127.0.0.1:{port}（对方拒绝连接，该端口上没有服务），将于 2021年3月1日 09:00 重试。"
+            "连不上企业微信群机器人（生态环境局，接收组 env，环境变量 RW_WC7_KEY）的平台地址 127.0.0.1:{port}（对方拒绝连接，该端口上没有服务），将于 2021年3月1日 09:00 重试。"
         )),
         "{error}"
     );
