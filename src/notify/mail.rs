@@ -73,36 +73,8 @@ impl fmt::Display for Secret {
     }
 }
 
-/// Why a mail was not sent.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct SendError {
-    /// Worth retrying later (connection refused, timeout, 4xx, TLS trouble);
-    /// `false` when the same mail can never succeed (5xx, a bad address).
-    pub temporary: bool,
-    pub message: String,
-    /// The server said when to try again (a chat robot's rate limit): the
-    /// retry waits at least this long.
-    pub retry_after: Option<crate::time::Millis>,
-}
-
-impl SendError {
-    pub fn temporary(message: String) -> SendError {
-        SendError {
-            temporary: true,
-            message,
-            retry_after: None,
-        }
-    }
-
-    pub fn permanent(message: String) -> SendError {
-        SendError {
-            temporary: false,
-            message,
-            retry_after: None,
-        }
-    }
-}
+pub use crate::notify::failure::SendError;
+use crate::notify::failure::{self, SmtpStep, REPORT_BUG};
 
 /// A transport could not be set up from the config.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -123,11 +95,19 @@ pub enum MailerError {
 /// Message-ID, the subject (RFC 2047-encoded by lettre) and text + HTML parts;
 /// with inline images, the HTML part and its images form a `multipart/related`.
 pub fn build_message(from: &str, mail: &QueuedMail) -> Result<Message, SendError> {
-    let from: Mailbox = from
-        .parse()
-        .map_err(|e| SendError::permanent(format!("bad From address `{from}`: {e}")))?;
+    let from: Mailbox = from.parse().map_err(|e| {
+        SendError::permanent(
+            format!("发件地址 `{from}` 写得不对，邮件发不出"),
+            "请改正配置 mail 的 from，如 `南宫市目标考核 <alerts@example.cn>`",
+            format!("bad From address: {e}"),
+        )
+    })?;
     let to: Mailbox = mail.recipient.parse().map_err(|e| {
-        SendError::permanent(format!("bad recipient address `{}`: {e}", mail.recipient))
+        SendError::permanent(
+            format!("收件地址 `{}` 写得不对，邮件发不出", mail.recipient),
+            "请在配置里改正这个收件地址",
+            format!("bad recipient address: {e}"),
+        )
     })?;
     let text = SinglePart::builder()
         .header(ContentType::TEXT_PLAIN)
@@ -141,10 +121,11 @@ pub fn build_message(from: &str, mail: &QueuedMail) -> Result<Message, SendError
         let mut related = MultiPart::related().singlepart(html);
         for image in &mail.inline {
             let content_type = ContentType::parse(&image.content_type).map_err(|e| {
-                SendError::permanent(format!(
-                    "bad inline image type `{}`: {e}",
-                    image.content_type
-                ))
+                SendError::permanent(
+                    "邮件里的图表无法放入邮件",
+                    REPORT_BUG,
+                    format!("bad inline image type `{}`: {e}", image.content_type),
+                )
             })?;
             related = related.singlepart(
                 Attachment::new_inline(image.cid.clone()).body(image.data.clone(), content_type),
@@ -161,9 +142,13 @@ pub fn build_message(from: &str, mail: &QueuedMail) -> Result<Message, SendError
         let name = HeaderName::new_from_ascii_str(name);
         builder = builder.raw_header(HeaderValue::new(name, value));
     }
-    builder
-        .multipart(body)
-        .map_err(|e| SendError::permanent(format!("cannot build the message: {e}")))
+    builder.multipart(body).map_err(|e| {
+        SendError::permanent(
+            "邮件组装失败",
+            REPORT_BUG,
+            format!("cannot build the message: {e}"),
+        )
+    })
 }
 
 /// The text with every bare `\n` made `\r\n`, as MIME wants. lettre would
@@ -365,9 +350,13 @@ impl FileMailer {
             tokio::fs::rename(&tmp, &path).await
         };
         // A full disk or a read-only folder can be fixed by the operator: retry.
-        write
-            .await
-            .map_err(|e| SendError::temporary(format!("cannot write `{}`: {e}", path.display())))
+        write.await.map_err(|e| {
+            SendError::temporary(
+                format!("写不了邮件文件 `{}`", path.display()),
+                format!("请检查磁盘空间和文件夹 `{}` 的写权限", self.dir.display()),
+                e.to_string(),
+            )
+        })
     }
 }
 
@@ -447,29 +436,38 @@ impl SmtpMailer {
     async fn connect(&self) -> Result<AsyncSmtpConnection, Failure> {
         let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
             .await
-            .map_err(|e| Failure::Other(format!("Connection error: {e}")))?;
-        tcp.set_nodelay(true)
-            .map_err(|e| Failure::Other(format!("TCP_NODELAY: {e}")))?;
+            .map_err(Failure::Connect)?;
+        tcp.set_nodelay(true).map_err(Failure::Connect)?;
         let mut connection = match (&self.security, &self.tls) {
             (Security::Tls, Some(tls)) => {
                 #[allow(deprecated)]
                 let mut stream = AsyncNetworkStream::use_existing_tokio1(Box::new(tcp));
-                stream.upgrade_tls(tls.clone()).await?;
+                stream
+                    .upgrade_tls(tls.clone())
+                    .await
+                    .map_err(at(SmtpStep::Tls))?;
                 AsyncSmtpConnection::connect_with_transport(
                     Box::new(TokioStream(stream)),
                     &self.hello,
                 )
-                .await?
+                .await
+                .map_err(at(SmtpStep::Greeting))?
             }
-            _ => AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello).await?,
+            _ => AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
+                .await
+                .map_err(at(SmtpStep::Greeting))?,
         };
         if let (Security::StartTls, Some(tls)) = (&self.security, &self.tls) {
-            connection.starttls(tls.clone(), &self.hello).await?;
+            connection
+                .starttls(tls.clone(), &self.hello)
+                .await
+                .map_err(at(SmtpStep::Tls))?;
         }
         if let Some(credentials) = &self.credentials {
             connection
                 .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
-                .await?;
+                .await
+                .map_err(at(SmtpStep::Auth))?;
         }
         Ok(connection)
     }
@@ -487,29 +485,33 @@ impl SmtpMailer {
                 .server_info()
                 .supports_feature(Extension::EightBitMime)
             {
-                return Err(Failure::Other(
-                    "message has non-ASCII content but the server lacks 8BITMIME".into(),
-                ));
+                return Err(Failure::No8BitMime);
             }
             options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
+        let from = envelope.from().map(|a| a.to_string()).unwrap_or_default();
         connection
             .command(MailCommand::new(envelope.from().cloned(), options))
-            .await?;
+            .await
+            .map_err(at(SmtpStep::MailFrom(from)))?;
         for to in envelope.to() {
-            connection.command(Rcpt::new(to.clone(), vec![])).await?;
+            connection
+                .command(Rcpt::new(to.clone(), vec![]))
+                .await
+                .map_err(at(SmtpStep::Rcpt(to.to_string())))?;
         }
-        connection.command(Data).await?;
+        connection.command(Data).await.map_err(at(SmtpStep::Data))?;
         match String::from_utf8(dot_stuffed(&bytes)) {
             // `command` writes its text in one `write_all` + flush and reads the reply.
-            Ok(body) => connection.command(body).await?,
-            Err(_) => connection.message(&bytes).await?,
-        };
+            Ok(body) => connection.command(body).await,
+            Err(_) => connection.message(&bytes).await,
+        }
+        .map_err(at(SmtpStep::Data))?;
         Ok(())
     }
 
     async fn send(&self, message: &Message) -> Result<(), SendError> {
-        let at = format!("smtp {}:{}", self.host, self.port);
+        let server = format!("{}:{}", self.host, self.port);
         let attempt = async {
             let mut slot = self.connection.lock().await;
             // Taken out while in use: a timeout drops it with the future.
@@ -528,37 +530,86 @@ impl SmtpMailer {
             Ok::<(), Failure>(())
         };
         match tokio::time::timeout(self.timeout, attempt).await {
-            Err(_) => Err(SendError::temporary(format!(
-                "{at}: no answer within {} s",
-                self.timeout.as_secs_f64()
-            ))),
+            Err(_) => Err(no_answer(&server, self.timeout)),
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => {
-                let text = format!("{e}");
-                let message = match tls_trouble(&text, &self.host) {
-                    Some(explained) => format!("{explained} ({at}: {text})"),
-                    None => format!("{at}: {text}"),
-                };
-                Err(SendError {
-                    temporary: match &e {
-                        Failure::Smtp(e) => is_temporary(e),
-                        Failure::Other(_) => true,
-                    },
-                    message: self.scrub(message),
-                    retry_after: None,
-                })
+            Ok(Err(failure)) => Err(self
+                .explain(&server, failure)
+                .map_text(|t| self.scrub(t.to_string()))),
+        }
+    }
+
+    /// A failed dialogue with `server` in words (see [`failure`]).
+    fn explain(&self, server: &str, failure: Failure) -> SendError {
+        let (step, e) = match failure {
+            Failure::Connect(e) => {
+                return failure::connect_failed(
+                    server,
+                    &e,
+                    "邮件服务器",
+                    "请确认邮件服务器在运行、配置 mail 的 host 和 port 正确、防火墙放行",
+                )
             }
+            Failure::No8BitMime => {
+                return SendError::temporary(
+                    format!("邮件服务器 {server} 不支持 8BITMIME，发不了中文正文"),
+                    "请换用支持 8BITMIME 的邮件服务器（常见的都支持）",
+                    "message has non-ASCII content but the server lacks 8BITMIME",
+                )
+            }
+            Failure::Smtp(step, e) => (step, e),
+        };
+        let original = e.to_string();
+        if let Some((what, fix)) = tls_trouble(&original, server, &self.host) {
+            return SendError::temporary(what, fix, original);
+        }
+        match e.status() {
+            Some(code) => failure::smtp_reply(
+                server,
+                &step,
+                code.to_string().parse().unwrap_or(0),
+                is_temporary(&e),
+                original,
+            ),
+            None if e.is_tls() || step == SmtpStep::Tls => SendError::temporary(
+                format!("与邮件服务器 {server} 建立加密连接（TLS）失败"),
+                "请核对配置 mail 的 security 与端口是否匹配（StartTls 常用 587，Tls 常用 465）；内部 CA 请设 ca_file",
+                original,
+            ),
+            None if e.is_timeout() => no_answer(server, self.timeout),
+            None => SendError::temporary(
+                format!("与邮件服务器 {server} 的会话中断"),
+                "一般会自行恢复；若一直如此，请检查网络和邮件服务器",
+                original,
+            ),
         }
     }
 }
 
-/// Why an SMTP dialogue failed: lettre's error, or ours (connect, socket).
-#[derive(Debug, thiserror::Error)]
+/// `server` did not answer within `timeout`.
+fn no_answer(server: &str, timeout: Duration) -> SendError {
+    SendError::temporary(
+        format!(
+            "邮件服务器 {server} 在 {} 秒内没有应答",
+            timeout.as_secs_f64()
+        ),
+        "请确认邮件服务器正常、网络通畅；服务器慢时可调大配置 mail 的 timeout",
+        format!("no answer within {} s", timeout.as_secs_f64()),
+    )
+}
+
+/// Why an SMTP dialogue failed: lettre's error at a step, or ours.
+#[derive(Debug)]
 enum Failure {
-    #[error("{0}")]
-    Smtp(#[from] lettre::transport::smtp::Error),
-    #[error("{0}")]
-    Other(String),
+    Smtp(SmtpStep, lettre::transport::smtp::Error),
+    /// Opening the TCP connection.
+    Connect(std::io::Error),
+    /// Chinese text, and the server cannot take 8-bit mail.
+    No8BitMime,
+}
+
+/// Tags lettre's error with the step it happened at.
+fn at(step: SmtpStep) -> impl FnOnce(lettre::transport::smtp::Error) -> Failure {
+    move |e| Failure::Smtp(step, e)
 }
 
 /// The body with SMTP transparency (a line starting with `.` gets another),
@@ -577,20 +628,23 @@ fn dot_stuffed(body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A Chinese-first explanation of a certificate problem, with the fix.
-fn tls_trouble(error: &str, host: &str) -> Option<String> {
+/// A certificate problem of `server` in words (what, fix).
+fn tls_trouble(error: &str, server: &str, host: &str) -> Option<(String, String)> {
     let e = error.to_ascii_lowercase();
     if e.contains("notvalidforname") || e.contains("not valid for name") {
-        Some(format!(
-            "邮件服务器的证书不是签给 `{host}` 的：请把配置里 smtp 的 host 改成证书上的名字（certificate not valid for host name `{host}`）"
+        Some((
+            format!("邮件服务器 {server} 的证书不是签给 `{host}` 的"),
+            "请把配置 mail 的 host 改成证书上的名字".to_string(),
         ))
     } else if e.contains("expired") {
-        Some(format!(
-            "邮件服务器 `{host}` 的证书已过期：请邮件服务器管理员更换证书（the server's certificate has expired）"
+        Some((
+            format!("邮件服务器 {server} 的证书已过期"),
+            "请邮件服务器管理员更换证书".to_string(),
         ))
     } else if e.contains("unknownissuer") || e.contains("unknown issuer") {
-        Some(format!(
-            "邮件服务器 `{host}` 的证书由不受信任的机构签发：内部 CA 请在 smtp 里设 `ca_file`（certificate issuer not trusted; set `ca_file` for a private CA）"
+        Some((
+            format!("邮件服务器 {server} 的证书由不受信任的机构签发"),
+            "内部 CA 签发的，请在配置 mail 里设 ca_file 指向该 CA 的证书".to_string(),
         ))
     } else {
         None

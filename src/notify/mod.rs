@@ -22,6 +22,7 @@ pub mod channel;
 pub mod chart;
 pub mod chat;
 pub mod digest;
+pub mod failure;
 pub mod mail;
 pub mod outbox;
 pub mod route;
@@ -67,6 +68,9 @@ pub struct MailSettings {
     /// Where officials reach the status page: chat messages link to the
     /// rule's page there.
     pub public_url: Option<String>,
+    /// Robot target → markdown bytes its messages may hold (the platform's
+    /// limit less the robot's @ line, [`chat::text_budget`]).
+    pub chat_budgets: BTreeMap<String, usize>,
 }
 
 impl MailSettings {
@@ -79,6 +83,11 @@ impl MailSettings {
             routing: Routing::from_config(config),
             greetings: greetings(config),
             public_url: config.public_url.clone(),
+            chat_budgets: config
+                .robots
+                .iter()
+                .map(|r| (r.target(), chat::text_budget(r.kind, &r.mentions)))
+                .collect(),
         }
     }
 
@@ -92,7 +101,17 @@ impl MailSettings {
             routing: Routing::default(),
             greetings: BTreeMap::new(),
             public_url: None,
+            chat_budgets: BTreeMap::new(),
         }
+    }
+
+    /// Markdown bytes a message to robot `target` may hold: as configured,
+    /// or the platform's limit for a robot the config does not name.
+    pub fn chat_budget(&self, target: &str) -> usize {
+        self.chat_budgets.get(target).copied().unwrap_or_else(|| {
+            chat::robot_kind(ChannelKind::of_target(target))
+                .map_or(usize::MAX, |kind| chat::text_budget(kind, &[]))
+        })
     }
 }
 
@@ -235,6 +254,7 @@ pub fn compose_for(
         settings.timezone,
         &settings.words,
         settings.public_url.as_deref(),
+        settings.chat_budget(target),
     );
     let (message_id, kind) = identity(target, &sorted);
     OutgoingMail {
@@ -406,6 +426,7 @@ impl NoticeSink for MailSettings {
 mod tests {
     use super::*;
     use crate::alerts::state::{NoticeKind, Severity};
+    use crate::config::RobotKind;
 
     fn notice(kind: NoticeKind, rule: &str, recipients: &[&str]) -> Notice {
         Notice {
@@ -523,9 +544,22 @@ mod tests {
         );
         assert!(mail.subject.ends_with("等 250 项"), "{}", mail.subject);
 
-        // The chat message says the same.
+        // The chat message counts the same way what its robot's size
+        // leaves out (chat.rs tests the sizes).
         let chat = compose_for("dingtalk:ops", &refs, &settings, false);
-        assert!(chat.text.contains("另有 150 项未逐条列出"), "{}", chat.text);
+        assert!(chat.text.len() <= chat::text_budget(RobotKind::DingTalk, &[]));
+        let listed = chat.text.matches("**").count() / 2 - 2;
+        assert!(
+            chat.text.contains(&format!(
+                "另有 {} 项未逐条列出（共 250 项，群消息篇幅有限，逐条列出前 {listed} 项），按规则计：",
+                250 - listed
+            )),
+            "{}",
+            chat.text
+        );
+        assert!(chat
+            .text
+            .contains("每一项的明细见状态页各规则的页面：[https://mubiao.example.cn/](https://mubiao.example.cn/)"));
         assert_eq!(chat.items.len(), 250);
     }
 

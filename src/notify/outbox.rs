@@ -474,19 +474,19 @@ pub fn mark_failed(
                     if chat { "群机器人消息" } else { "告警邮件" },
                     mail.recipient
                 ),
-                "rulewatch 会继续按退避间隔重试，送达后不再另行通知。",
+                "rulewatch 会继续按退避间隔重试，送达后不再另行通知。原因、下次重试时间和处理办法见下。",
             ),
             (false, false) => (
                 format!("告警邮件被拒收，已放弃投递：{}", mail.recipient),
-                "邮件服务器永久拒收（5xx 或地址无效），rulewatch 不再重试；请检查收件地址或服务器配置。",
+                "邮件服务器永久拒收，或收件地址无效，rulewatch 不再重试。原因和处理办法见下。",
             ),
             (false, true) => (
                 format!("群机器人消息被拒收，已放弃投递：{}", mail.recipient),
-                "群机器人平台拒收此消息（格式或长度不符），rulewatch 不再重试；同一内容已随邮件发出。",
+                "群机器人平台拒收此消息，rulewatch 不再重试；同一内容已随邮件发出。原因和处理办法见下。",
             ),
         };
         let text = format!(
-            "{what}\n\n收件人：{}\n主题：{}\nMessage-ID：{}\n尝试次数：{attempts}\n最后错误：{error}",
+            "{what}\n\n原因：{error}\n\n收件人：{}\n主题：{}\nMessage-ID：{}\n尝试次数：{attempts}",
             mail.recipient, mail.subject, mail.message_id
         );
         let key = format!(

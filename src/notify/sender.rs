@@ -26,6 +26,7 @@ use crate::notify::chart::{finish_html, ChartSource, InlineImage};
 use crate::notify::chat;
 use crate::notify::mail::{Mailer, SendError};
 use crate::notify::outbox::{self, FailureOutcome, OutboxCounts, QueuedMail};
+use crate::notify::templates;
 use crate::notify::MailSettings;
 use crate::time::{Millis, HOUR, MINUTE, SECOND};
 
@@ -320,10 +321,14 @@ impl Sender {
         let notifier = self.current().find(&mail.channel).cloned();
         match notifier {
             Some(n) => n.deliver(mail).await,
-            None => Err(SendError::permanent(format!(
-                "no notifier for channel `{}`",
-                mail.channel
-            ))),
+            None => Err(SendError::permanent(
+                format!(
+                    "没有发送通道 `{}`（这个版本的 rulewatch 不认识它，多因换回了旧版本）",
+                    mail.channel
+                ),
+                "换用排队时的 rulewatch 版本即可发出；同样的内容已随邮件发出",
+                "",
+            )),
         }
     }
 
@@ -484,6 +489,7 @@ impl Sender {
                     tracing::info!(message_id = %id, %recipient, grouped = n, "mail sent");
                 }
                 Err(e) => {
+                    let tz = self.current().settings.timezone;
                     for mail in group {
                         self.stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
                         let delay = self
@@ -493,7 +499,9 @@ impl Sender {
                         let report_after = self.policy.report_after;
                         let admin = self.current().settings.admin.clone();
                         let id = mail.message_id.clone();
-                        let error = e.message.clone();
+                        // In words, with when it is tried again (the time
+                        // `mark_failed` sets).
+                        let error = e.words(Some(&templates::when(now.saturating_add(delay), tz)));
                         let temporary = e.temporary;
                         let outcome = self
                             .db(move |c| {
@@ -513,7 +521,7 @@ impl Sender {
                             FailureOutcome::Retry { at, admin_told } => {
                                 round.retried += 1;
                                 tracing::warn!(
-                                    message_id = %id, %recipient, error = %e.message,
+                                    message_id = %id, %recipient, error = %e,
                                     retry_in_s = (at - now) / SECOND, admin_told,
                                     "mail not sent, will retry"
                                 );
@@ -522,7 +530,7 @@ impl Sender {
                                 round.failed += 1;
                                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
                                 tracing::error!(
-                                    message_id = %id, %recipient, error = %e.message, admin_told,
+                                    message_id = %id, %recipient, error = %e, admin_told,
                                     "mail refused for good, not retried"
                                 );
                             }

@@ -428,8 +428,11 @@ fn chart_legend(n: &Notice) -> String {
 /// reads past the first screens of such a mail.
 pub const MAX_LISTED: usize = 100;
 
-/// What a message says of the items past the first [`MAX_LISTED`]: how
-/// many, counted per rule and kind of notice, and where to read them.
+/// What a message says of the items it does not list one by one: how
+/// many, counted per rule and kind of notice, and where to read them. A
+/// mail lists the first [`MAX_LISTED`]; a chat message as many as its
+/// robot takes (see `chat::render`), which may also fold the last lines
+/// into one ([`Unlisted::folded`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unlisted {
     /// `另有 N 项未逐条列出（…），按规则计：`
@@ -438,6 +441,8 @@ pub struct Unlisted {
     pub lines: Vec<String>,
     /// The status page (`public_url`), when known.
     pub page: Option<String>,
+    /// Items each line counts, and its rule (same order as `lines`).
+    counts: Vec<(usize, String)>,
 }
 
 impl Unlisted {
@@ -449,6 +454,14 @@ impl Unlisted {
         }
     }
 
+    /// The same, the address a markdown link (chat messages).
+    pub fn where_markdown(&self) -> String {
+        match &self.page {
+            Some(url) => format!("每一项的明细见状态页各规则的页面：[{url}]({url})"),
+            None => self.where_text(),
+        }
+    }
+
     /// The same, the address a link.
     fn where_html(&self) -> String {
         match &self.page {
@@ -457,6 +470,39 @@ impl Unlisted {
                 format!("每一项的明细见状态页各规则的页面：<a href=\"{url}\">{url}</a>")
             }
             None => escape_html(&self.where_text()),
+        }
+    }
+
+    /// Items the lines count, all together.
+    pub fn counted(&self) -> usize {
+        self.counts.iter().map(|(n, _)| n).sum()
+    }
+
+    /// The first `keep` lines as they are, the others as one line that
+    /// counts them: `其余 12 条规则：45 项`, or with none kept `分属 12 条
+    /// 规则，共 45 项` (the counts still add up).
+    pub fn folded(&self, keep: usize) -> Unlisted {
+        if keep >= self.lines.len() {
+            return self.clone();
+        }
+        let rest = &self.counts[keep..];
+        let items: usize = rest.iter().map(|(n, _)| n).sum();
+        let mut rules: Vec<&str> = rest.iter().map(|(_, r)| r.as_str()).collect();
+        rules.sort_unstable();
+        rules.dedup();
+        let mut lines = self.lines[..keep].to_vec();
+        lines.push(if keep == 0 {
+            format!("分属 {} 条规则，共 {items} 项", rules.len())
+        } else {
+            format!("其余 {} 条规则：{items} 项", rules.len())
+        });
+        let mut counts = self.counts[..keep].to_vec();
+        counts.push((items, String::new()));
+        Unlisted {
+            heading: self.heading.clone(),
+            lines,
+            page: self.page.clone(),
+            counts,
         }
     }
 }
@@ -477,10 +523,23 @@ pub fn item_tag(n: &Notice) -> String {
     }
 }
 
-/// What `sorted` holds past its first [`MAX_LISTED`] items; `None` when
-/// every item is listed.
+/// What `sorted` holds past its first [`MAX_LISTED`] items (a mail's
+/// list); `None` when every item is listed.
 pub fn unlisted(sorted: &[&Notice], words: &Words, public_url: Option<&str>) -> Option<Unlisted> {
-    let rest = sorted.get(MAX_LISTED..).filter(|r| !r.is_empty())?;
+    unlisted_after(sorted, MAX_LISTED, words, public_url)
+}
+
+/// What `sorted` holds past its first `listed` items; `None` when every
+/// item is listed. Fewer than [`MAX_LISTED`] listed is a chat message's
+/// room running out, and the heading says so.
+pub fn unlisted_after(
+    sorted: &[&Notice],
+    listed: usize,
+    words: &Words,
+    public_url: Option<&str>,
+) -> Option<Unlisted> {
+    let listed = listed.min(MAX_LISTED);
+    let rest = sorted.get(listed..).filter(|r| !r.is_empty())?;
     // Runs of one rule and tag (the order keeps each run together).
     struct Run<'a> {
         first: &'a Notice,
@@ -501,9 +560,11 @@ pub fn unlisted(sorted: &[&Notice], words: &Words, public_url: Option<&str>) -> 
             }),
         }
         let run = runs.last_mut().expect("just pushed or counted");
-        let values = words.subject_values(&n.subject);
-        if run.examples.len() < UNLISTED_EXAMPLES && !values.is_empty() {
-            run.examples.push(values);
+        if run.examples.len() < UNLISTED_EXAMPLES {
+            let values = words.subject_values(&n.subject);
+            if !values.is_empty() {
+                run.examples.push(values);
+            }
         }
     }
     let lines = runs
@@ -522,14 +583,23 @@ pub fn unlisted(sorted: &[&Notice], words: &Words, public_url: Option<&str>) -> 
             )
         })
         .collect();
+    let why = if listed == MAX_LISTED {
+        format!("一条通知最多逐条列出 {MAX_LISTED} 项")
+    } else {
+        format!("群消息篇幅有限，逐条列出前 {listed} 项")
+    };
     Some(Unlisted {
         heading: format!(
-            "另有 {} 项未逐条列出（共 {} 项，一条通知最多逐条列出 {MAX_LISTED} 项），按规则计：",
+            "另有 {} 项未逐条列出（共 {} 项，{why}），按规则计：",
             rest.len(),
             sorted.len()
         ),
         lines,
         page: public_url.map(|base| format!("{base}/")),
+        counts: runs
+            .iter()
+            .map(|run| (run.count, run.first.rule.clone()))
+            .collect(),
     })
 }
 

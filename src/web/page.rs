@@ -447,7 +447,7 @@ pub fn rule(source: &dyn StatusSource, id: &str) -> Option<String> {
                 note = format!("{note}（收件人 {r}）");
             }
             if let Some(e) = &h.error {
-                note = format!("{note}；错误：{e}");
+                note = format!("{note}；原因：{e}");
             }
             let _ = write!(
                 out,

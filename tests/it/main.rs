@@ -39,6 +39,7 @@ mod store_full;
 mod store_upkeep;
 mod web_chart_meta;
 mod web_daemon;
+mod web_delivery;
 mod web_digest;
 mod web_mail_chart;
 mod web_status;

@@ -8,6 +8,7 @@ use crate::mail::support;
 
 mod crash;
 mod robots;
+mod sizes;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -87,6 +88,7 @@ pub fn config(dir: &Path, robot: &str) -> Config {
     store: "rulewatch.db",
     mail: (from: "南宫市目标考核 <alerts@example.cn>", transport: File(dir: "outbox")),
     recipients: {{ "env": (mail: ["huanbao@example.cn"], robots: [{robot}]) }},
+    group_names: {{ "env": "生态环境局" }},
     admin: ["ops@example.cn"],
     public_url: "https://kaohe.example.cn",
 )"#

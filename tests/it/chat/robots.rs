@@ -167,7 +167,8 @@ async fn wecom_errcode_in_200_is_retried_and_critical_mentions_by_mobile() {
     let (mut store, sender) = open_chat(dir.path(), &c, RobotKind::WeCom);
     server.plan(json!([{ "code": 45009 }])).await;
     let r = robot_rule("unemployment-rate", &c);
-    // A long message: cut to WeCom's 4,096 bytes at a character boundary.
+    // A long explanation: cut at a character boundary (the mail has it
+    // whole), the rows under it and the closing line kept.
     let mut finding = breach(&r.id, "南宫", 5.1);
     finding.message = "城镇登记失业率高于目标。".repeat(400);
     store
@@ -186,7 +187,12 @@ async fn wecom_errcode_in_200_is_retried_and_critical_mentions_by_mobile() {
     assert_eq!(log.len(), 2, "the markdown and the @ text: {log:#?}");
     let content = log[0]["body"]["markdown"]["content"].as_str().unwrap();
     assert!(content.len() <= 4096, "{}", content.len());
-    assert!(content.ends_with(CUT_MARK), "{content}");
+    assert!(content.contains(CUT_MARK), "{content}");
+    assert!(content.contains("责任单位：人社局"), "{content}");
+    assert!(
+        content.ends_with("本消息由 rulewatch 自动发送，详见同时发出的邮件。"),
+        "{content}"
+    );
     assert!(content.starts_with("**[严重] 城镇登记失业率"), "{content}");
     assert_eq!(log[1]["body"]["msgtype"], "text");
     assert_eq!(
@@ -339,4 +345,88 @@ async fn a_slow_answer_times_out_and_is_retried() {
     );
     assert_eq!(sender.run_once(t0() + MINUTE).await.unwrap().sent, 1);
     assert_eq!(server.log().await.len(), 1);
+}
+
+/// What the administrator reads when a robot refuses: which robot (group
+/// and variable, never the key), the platform's code and its meaning, when
+/// it is tried again, what to fix; the platform's own answer after ` / `.
+#[tokio::test]
+async fn a_refusing_robot_is_named_with_its_code_meaning_and_fix() {
+    let server = RobotServer::start("wc-key-right", "unused");
+    set_env("RW_WC7_KEY", "wc-key-wrong-7");
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(
+        dir.path(),
+        &format!(
+            r#"WeCom(key_env: "RW_WC7_KEY", base_url: "http://127.0.0.1:{}/cgi-bin/webhook/send")"#,
+            server.port
+        ),
+    );
+    let (mut store, sender) = open_chat(dir.path(), &c, RobotKind::WeCom);
+    let sender = sender.with_policy(RetryPolicy {
+        report_after: 1,
+        ..Default::default()
+    });
+    let r = robot_rule("unemployment-rate", &c);
+    store
+        .record(
+            t0(),
+            &[(&r, &[breach(&r.id, "南宫", 5.1)])],
+            &chat_settings(&c),
+        )
+        .unwrap();
+    assert_eq!(sender.run_once(t0()).await.unwrap().retried, 1);
+    let rows = outbox::list(store.connection(), None, 10).unwrap();
+    let robot = rows.iter().find(|m| m.channel == "wecom").unwrap();
+    assert_eq!(
+        robot.last_error.as_deref().unwrap(),
+        "企业微信群机器人（生态环境局，接收组 env，环境变量 RW_WC7_KEY）：平台拒收消息，错误码 93000\
+         （webhook 地址无效：key 不对，或机器人已被移出群），将于 2021年3月1日 09:00 重试。\
+         请核对 key_env 所指环境变量里的 key，并确认机器人仍在群里 / HTTP 200, code 93000: invalid webhook url"
+    );
+    // The note to admin carries the same words, and no key.
+    let note = rows
+        .iter()
+        .find(|m| m.recipient == "ops@example.cn")
+        .expect("admin told");
+    assert!(
+        note.text.contains(
+            "原因：企业微信群机器人（生态环境局，接收组 env，环境变量 RW_WC7_KEY）：平台拒收消息，错误码 93000"
+        ),
+        "{}",
+        note.text
+    );
+    for m in &rows {
+        let all = format!("{} {} {:?}", m.subject, m.text, m.last_error);
+        assert!(!all.contains("wc-key-wrong-7"), "key printed: {all}");
+    }
+
+    // Nobody listening at the robot's address.
+    drop(server);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let c = config(
+        dir.path(),
+        &format!(
+            r#"WeCom(key_env: "RW_WC7_KEY", base_url: "http://127.0.0.1:{port}/cgi-bin/webhook/send")"#
+        ),
+    );
+    let (mut store, sender) = open_chat(dir.path(), &c, RobotKind::WeCom);
+    store
+        .record(
+            t0(),
+            &[(&r, &[breach(&r.id, "南宫", 5.1)])],
+            &chat_settings(&c),
+        )
+        .unwrap();
+    sender.run_once(t0()).await.unwrap();
+    let rows = outbox::list(store.connection(), Some("queued"), 10).unwrap();
+    let error = rows[0].last_error.clone().unwrap();
+    assert!(
+        error.starts_with(&format!(
+            "连不上企业微信群机器人（生态环境局，接收组 env，环境变量 RW_WC7_KEY）的平台地址 127.0.0.1:{port}（对方拒绝连接，该端口上没有服务），将于 2021年3月1日 09:00 重试。"
+        )),
+        "{error}"
+    );
+    assert!(!error.contains("wc-key-wrong-7"), "{error}");
 }

@@ -9,4 +9,5 @@ mod secrets;
 mod smtp;
 pub(crate) mod support;
 mod tls;
+mod words;
 mod worker;

@@ -178,6 +178,43 @@ impl Drop for SmtpServer {
     }
 }
 
+/// aiosmtpd answering every `RCPT TO` with `reply` (its handler hook
+/// `handle_RCPT`), on 127.0.0.1:`port`; killed when dropped.
+pub struct RefusingSmtp(Child);
+
+const REFUSING: &str = r#"
+import sys, time
+from aiosmtpd.controller import Controller
+class Refuse:
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        return sys.argv[2]
+c = Controller(Refuse(), hostname="127.0.0.1", port=int(sys.argv[1]))
+c.start()
+while True:
+    time.sleep(3600)
+"#;
+
+impl RefusingSmtp {
+    pub fn start(port: u16, reply: &str) -> RefusingSmtp {
+        require_aiosmtpd();
+        let child = Command::new("python3")
+            .args(["-c", REFUSING, &port.to_string(), reply])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3");
+        wait_listening(port, true);
+        RefusingSmtp(child)
+    }
+}
+
+impl Drop for RefusingSmtp {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// What the scripted fake server does.
 #[derive(Debug, Clone)]
 pub enum FakeReply {
