@@ -107,6 +107,18 @@ pub fn robot_kind(channel: ChannelKind) -> Option<RobotKind> {
     }
 }
 
+/// How the status page names a robot target (`wecom:env:VAR`):
+/// `企业微信群机器人，接收组 env` (no variable: officials read the page);
+/// `None` for a mail address.
+pub fn target_zh(target: &str) -> Option<String> {
+    let kind = robot_kind(ChannelKind::of_target(target))?;
+    let group = target.split(':').nth(1).unwrap_or_default();
+    Some(format!(
+        "{}群机器人，接收组 {group}",
+        failure::platform_zh(kind)
+    ))
+}
+
 /// `text` cut to at most `max` bytes at a character boundary, ending in
 /// [`CUT_MARK`] when cut.
 pub fn fit(text: &str, max: usize) -> String {
@@ -126,8 +138,10 @@ pub fn fit(text: &str, max: usize) -> String {
 /// under it, and the items after it, still show.
 const ROW_BYTES: usize = 600;
 
-/// Ends every chat message.
+/// Ends every chat message to a group that is also mailed the same items.
 const FOOTER: &str = "本消息由 rulewatch 自动发送，详见同时发出的邮件。";
+/// Ends a chat message to a group with no mail addresses (no mail to point to).
+const FOOTER_NO_MAIL: &str = "本消息由 rulewatch 自动发送。";
 
 /// The markdown message for `sorted` notices, at most `budget` bytes
 /// ([`text_budget`] of its robot): the mail's subject as a bold first line,
@@ -144,7 +158,9 @@ pub fn render(
     words: &crate::status::Words,
     public_url: Option<&str>,
     budget: usize,
+    with_mail: bool,
 ) -> Rendered {
+    let footer = if with_mail { FOOTER } else { FOOTER_NO_MAIL };
     let subject = templates::subject_line(sorted);
     let head = format!(
         "**{}**\n\nrulewatch 有 {} 项新通知：\n\n",
@@ -157,7 +173,7 @@ pub fn render(
         .enumerate()
         .map(|(i, n)| item_markdown(i + 1, n, tz, words, public_url))
         .collect();
-    let fixed = head.len() + FOOTER.len();
+    let fixed = head.len() + footer.len();
     // prefix[k]: bytes of the first k items.
     let prefix: Vec<usize> = std::iter::once(0)
         .chain(blocks.iter().scan(0, |sum, b| {
@@ -211,7 +227,7 @@ pub fn render(
     };
     Rendered {
         subject,
-        text: format!("{head}{listed}{counted}{FOOTER}"),
+        text: format!("{head}{listed}{counted}{footer}"),
         html: String::new(),
     }
 }
@@ -880,8 +896,21 @@ mod tests {
             &Words::default(),
             Some("https://kaohe.example.cn"),
             budget,
+            true,
         )
         .text
+    }
+
+    /// A group with robots and no mail addresses is not pointed to a mail.
+    #[test]
+    fn a_group_without_mail_is_not_pointed_to_one() {
+        let notices = breaches(&[("a-jobs", 3)]);
+        let sorted: Vec<&Notice> = notices.iter().collect();
+        let text = |with_mail| render(&sorted, SH, &Words::default(), None, 4_096, with_mail).text;
+        assert!(text(true).ends_with("本消息由 rulewatch 自动发送，详见同时发出的邮件。"));
+        let alone = text(false);
+        assert!(alone.ends_with("本消息由 rulewatch 自动发送。"), "{alone}");
+        assert!(!alone.contains("邮件"), "{alone}");
     }
 
     /// Items a message lists one by one, and items its count lines count.
@@ -976,7 +1005,7 @@ mod tests {
         let words = Words::with(&[("note".to_string(), "备注".to_string())].into());
         let mut sorted: Vec<&Notice> = notices.iter().collect();
         templates::sort_notices(&mut sorted);
-        let text = render(&sorted, SH, &words, None, 1_500).text;
+        let text = render(&sorted, SH, &words, None, 1_500, true).text;
         assert!(text.len() <= 1_500, "{}", text.len());
         assert!(text.contains(CUT_MARK), "{text}");
         assert!(text.ends_with(FOOTER), "{text}");

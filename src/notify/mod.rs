@@ -29,7 +29,7 @@ pub mod route;
 pub mod sender;
 pub mod templates;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono_tz::Tz;
 use rusqlite::Connection;
@@ -71,6 +71,9 @@ pub struct MailSettings {
     /// Robot target → markdown bytes its messages may hold (the platform's
     /// limit less the robot's @ line, [`chat::text_budget`]).
     pub chat_budgets: BTreeMap<String, usize>,
+    /// Robot targets whose group has mail addresses too: their messages
+    /// point to the mail; a group reached only by robots is not told of one.
+    pub chat_with_mail: BTreeSet<String>,
 }
 
 impl MailSettings {
@@ -88,6 +91,17 @@ impl MailSettings {
                 .iter()
                 .map(|r| (r.target(), chat::text_budget(r.kind, &r.mentions)))
                 .collect(),
+            chat_with_mail: config
+                .robots
+                .iter()
+                .filter(|r| {
+                    config
+                        .recipients
+                        .get(&r.group)
+                        .is_some_and(|a| !a.is_empty())
+                })
+                .map(|r| r.target())
+                .collect(),
         }
     }
 
@@ -102,6 +116,7 @@ impl MailSettings {
             greetings: BTreeMap::new(),
             public_url: None,
             chat_budgets: BTreeMap::new(),
+            chat_with_mail: BTreeSet::new(),
         }
     }
 
@@ -255,6 +270,7 @@ pub fn compose_for(
         &settings.words,
         settings.public_url.as_deref(),
         settings.chat_budget(target),
+        settings.chat_with_mail.contains(target),
     );
     let (message_id, kind) = identity(target, &sorted);
     OutgoingMail {
@@ -444,6 +460,31 @@ mod tests {
             details: Default::default(),
             recipients: recipients.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    /// Only a robot whose group also has mail addresses points to "the
+    /// mail sent at the same time".
+    #[test]
+    fn robots_of_a_group_with_mail_point_to_it_others_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("rules")).unwrap();
+        let config = crate::config::Config::parse(
+            &dir.path().join("rulewatch.ron"),
+            r#"(timezone: "Asia/Shanghai", rules: "rules", store: "s.db",
+                mail: (from: "a <a@example.cn>", transport: File(dir: "outbox")),
+                recipients: {
+                    "env": (mail: ["huanbao@example.cn"], robots: [WeCom(key_env: "RW_K1")]),
+                    "jobs": (mail: [], robots: [WeCom(key_env: "RW_K2")]),
+                })"#,
+        )
+        .unwrap();
+        let settings = MailSettings::from_config(&config);
+        let with_mail: Vec<&str> = settings.chat_with_mail.iter().map(String::as_str).collect();
+        assert_eq!(with_mail, ["wecom:env:RW_K1"]);
+        let n = notice(NoticeKind::Firing, "a", &[]);
+        let text = |target: &str| compose_for(target, &[&n], &settings, false).text;
+        assert!(text("wecom:env:RW_K1").ends_with("详见同时发出的邮件。"));
+        assert!(text("wecom:jobs:RW_K2").ends_with("本消息由 rulewatch 自动发送。"));
     }
 
     #[test]

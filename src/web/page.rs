@@ -419,12 +419,22 @@ pub fn rule(source: &dyn StatusSource, id: &str) -> Option<String> {
     } else {
         out.push_str("<div class=\"scroll\"><table><thead><tr><th>时间</th><th>事件</th><th>对象</th><th>值</th><th>说明</th></tr></thead><tbody>");
         for h in history.iter().rev().take(HISTORY_ROWS) {
+            // A row of a message to a chat group says so, and names the robot.
+            let robot = h
+                .recipient
+                .as_deref()
+                .and_then(crate::notify::chat::target_zh);
+            let medium = if robot.is_some() {
+                "群消息"
+            } else {
+                "邮件"
+            };
             let event = match h.event {
                 HistoryEvent::Transition => format!("{} → {}", state_zh(h.from), state_zh(h.to)),
-                HistoryEvent::Queued => format!("邮件排队{}", notice_zh(h.notice.as_deref())),
-                HistoryEvent::Sent => format!("邮件已发送{}", notice_zh(h.notice.as_deref())),
-                HistoryEvent::Delayed => "邮件延迟".into(),
-                HistoryEvent::Failed => "邮件发送失败".into(),
+                HistoryEvent::Queued => format!("{medium}排队{}", notice_zh(h.notice.as_deref())),
+                HistoryEvent::Sent => format!("{medium}已发送{}", notice_zh(h.notice.as_deref())),
+                HistoryEvent::Delayed => format!("{medium}延迟"),
+                HistoryEvent::Failed => format!("{medium}发送失败"),
             };
             // An ended alert's rows (its transition, its good-news mail)
             // carry its last message: say it is what was.
@@ -444,7 +454,10 @@ pub fn rule(source: &dyn StatusSource, id: &str) -> Option<String> {
                 None => h.message.clone(),
             };
             if let Some(r) = &h.recipient {
-                note = format!("{note}（收件人 {r}）");
+                note = match &robot {
+                    Some(name) => format!("{note}（发往{name}）"),
+                    None => format!("{note}（收件人 {r}）"),
+                };
             }
             if let Some(e) = &h.error {
                 note = format!("{note}；原因：{e}");

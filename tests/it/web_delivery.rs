@@ -48,3 +48,38 @@ async fn a_refused_mail_is_explained_on_the_rule_page() {
         "{html}"
     );
 }
+
+/// A message to a group's robot is a group message on the rule page, named
+/// by its platform and group, not a mail to `wecom:hr:VAR`.
+#[test]
+fn a_robot_message_is_a_group_message_on_the_rule_page() {
+    let ws = Workspace::new(&[]);
+    let path = ws.dir.path().join("rulewatch.ron");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        r#""hr":        ["renshe@example.cn"],"#,
+        r#""hr": (mail: ["renshe@example.cn"], robots: [WeCom(key_env: "RW_PAGE_HR_KEY")]),"#,
+    );
+    assert!(
+        text.contains("RW_PAGE_HR_KEY"),
+        "the hr group is in the config"
+    );
+    std::fs::write(&path, text).unwrap();
+    // unemployment-rate fires on 2021-04-16: a mail and a robot message queued.
+    let s = ws.replay("2021-01-01", "2021-04-16T12:00");
+    let html = page::rule(&s, "unemployment-rate").unwrap();
+    if let Some(file) = std::env::var_os("RULEWATCH_SAVE_ROBOT_PAGE") {
+        std::fs::write(file, &html).unwrap();
+    }
+    let rows: Vec<&str> = html.split("<tr>").collect();
+    assert!(
+        rows.iter().any(|r| r.contains("群消息排队：告警")
+            && r.contains("（发往企业微信群机器人，接收组 hr）")
+            && !r.contains("RW_PAGE_HR_KEY")),
+        "{html}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.contains("邮件排队：告警") && r.contains("（收件人 renshe@example.cn）")),
+        "{html}"
+    );
+}
