@@ -328,14 +328,20 @@ pub fn feishu_sign(secret: &str, timestamp_s: i64) -> String {
 /// A robot could not be set up from the config.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChatError {
-    #[error("environment variable `{var}` ({what} of the {kind} robot of recipient group `{group}`) is not set or empty")]
+    #[error(
+        "环境变量 `{var}` 没有设置或是空的：它应存放接收组 `{group}` 的{platform}群机器人的{what_zh}。\
+         请写进 /etc/rulewatch/secrets.env（服务的 EnvironmentFile）后重启，或从配置里删去这个机器人 \
+         / environment variable `{var}` ({what} of the {kind} robot of recipient group `{group}`) is not set or empty"
+    )]
     MissingVar {
         var: String,
         what: &'static str,
+        what_zh: &'static str,
         kind: &'static str,
+        platform: &'static str,
         group: String,
     },
-    #[error("cannot set up the HTTP client for chat robots: {0}")]
+    #[error("群机器人的 HTTP 客户端建不起来（本机的 TLS 证书库？）/ cannot set up the HTTP client for chat robots: {0}")]
     Client(String),
 }
 
@@ -423,7 +429,13 @@ fn read_var(var: &str, what: &'static str, robot: &Robot) -> Result<Secret, Chat
         .ok_or_else(|| ChatError::MissingVar {
             var: var.to_string(),
             what,
+            what_zh: match what {
+                "key" => " webhook key",
+                "access token" => " access_token",
+                _ => "加签密钥",
+            },
             kind: robot.kind.as_str(),
+            platform: failure::platform_zh(robot.kind),
             group: robot.group.clone(),
         })
 }

@@ -79,15 +79,19 @@ use crate::notify::failure::{self, SmtpStep, REPORT_BUG};
 /// A transport could not be set up from the config.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MailerError {
-    #[error("environment variable `{0}` (mail `password_env`) is not set or empty")]
+    #[error(
+        "环境变量 `{0}` 没有设置或是空的：它应存放发信邮箱的密码（配置 mail 的 password_env）。\
+         请写进 /etc/rulewatch/secrets.env（服务的 EnvironmentFile）后重启 \
+         / environment variable `{0}` (mail `password_env`) is not set or empty"
+    )]
     MissingPassword(String),
-    #[error("mail `timeout`: {0}")]
+    #[error("配置 mail 的 timeout 写得不对，应写成如 \"30s\"：{0} / mail `timeout`: {0}")]
     BadTimeout(String),
-    #[error("cannot set up SMTP to `{host}`: {message}")]
+    #[error("连接邮件服务器 `{host}` 的设置不成立，请核对配置 mail 的 host、port 和 security：{message} / cannot set up SMTP to `{host}`: {message}")]
     Smtp { host: String, message: String },
     #[error("邮件 `ca_file`：读不了私有 CA 证书 `{path}`（mail `ca_file`: cannot read the private CA file）：{message}")]
     CaFile { path: String, message: String },
-    #[error("cannot create the outbox folder `{dir}`: {message}")]
+    #[error("建不了存放邮件的文件夹 `{dir}`（配置 mail 的 File(dir)），请检查路径和权限：{message} / cannot create the outbox folder `{dir}`: {message}")]
     Dir { dir: String, message: String },
 }
 

@@ -150,6 +150,11 @@ async fn a_wrong_secret_is_refused_by_the_server_retried_and_never_printed() {
         e.contains("RW_NOT_SET_ANYWHERE") && e.contains("`env`"),
         "{e}"
     );
+    assert!(
+        e.starts_with("环境变量 `RW_NOT_SET_ANYWHERE` 没有设置或是空的：它应存放接收组 `env` 的企业微信群机器人的 webhook key。")
+            && e.contains("/etc/rulewatch/secrets.env"),
+        "{e}"
+    );
 }
 
 #[tokio::test]

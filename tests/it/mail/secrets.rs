@@ -136,6 +136,13 @@ async fn a_missing_password_variable_is_named_not_shown() {
     };
     let err = Mailer::from_config(&mail(var)).unwrap_err().to_string();
     assert!(err.contains(var), "{err}");
+    // Chinese first, what the variable is for and where to set it.
+    assert!(
+        err.starts_with(&format!(
+            "环境变量 `{var}` 没有设置或是空的：它应存放发信邮箱的密码"
+        )) && err.contains("/etc/rulewatch/secrets.env"),
+        "{err}"
+    );
 
     let set = "RULEWATCH_TEST_SMTP_PASSWORD_SET";
     std::env::set_var(set, PASSWORD);
