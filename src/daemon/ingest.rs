@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::readings::store::{Store, WriteSummary};
+use crate::readings::store::{KnownSeries, Store, WriteSummary};
 use crate::readings::Batch;
 
 /// The most readings one commit takes: enough to amortize the pages, small
@@ -98,6 +98,10 @@ pub struct IngestStats {
 
 pub struct Ingest {
     tx: mpsc::Sender<Job>,
+    /// The store's series by their raw key bytes: requests are parsed
+    /// against them, so a known series is named by id (no key built, none
+    /// looked up).
+    pub known: Arc<KnownSeries>,
     pub stats: Arc<IngestStats>,
     /// Body bytes in flight (see [`BUDGET_BYTES`]).
     pub budget: Arc<Semaphore>,
@@ -107,6 +111,7 @@ impl Ingest {
     /// Starts the writer thread.
     pub fn start(store: Arc<Store>) -> Ingest {
         let (tx, rx) = mpsc::channel(QUEUE);
+        let known = store.known_series();
         let stats = Arc::new(IngestStats::default());
         let s = stats.clone();
         let weak = Arc::downgrade(&store);
@@ -123,6 +128,7 @@ impl Ingest {
             .expect("start the ingest folder thread");
         Ingest {
             tx,
+            known,
             stats,
             budget: Arc::new(Semaphore::new(BUDGET_BYTES)),
         }
