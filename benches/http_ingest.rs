@@ -301,6 +301,12 @@ fn main() {
     let commits = metric(port, "rulewatch_ingest_commits_total") - commits0;
     let grouped = metric(port, "rulewatch_ingest_committed_batches_total") - batches0;
     latencies.sort();
+    // Requests that waited on something long (a fold of staged readings
+    // into day blocks holds the store's writer): their time in all.
+    let stalled: Duration = latencies
+        .iter()
+        .filter(|l| **l > Duration::from_millis(50))
+        .sum();
     let timed_readings = readings - batches[0].iter().filter(|&&b| b == b'\n').count();
     println!(
         "HTTP  : {timed_readings} readings in {:.2} s = {:.0} readings/s ({:.0} requests/s); latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
@@ -311,6 +317,14 @@ fn main() {
         ms(percentile(&latencies, 0.9)),
         ms(percentile(&latencies, 0.99)),
         ms(*latencies.last().unwrap_or(&Duration::ZERO)),
+    );
+    println!(
+        "        requests over 50 ms: {} taking {:.2} s in all",
+        latencies
+            .iter()
+            .filter(|l| **l > Duration::from_millis(50))
+            .count(),
+        stalled.as_secs_f64()
     );
     println!(
         "        daemon CPU {cpu_daemon:.2} s ({:.2} µs/reading: {:.0} readings per CPU-second), client CPU {cpu_self:.2} s; {commits:.0} synced commits, {:.1} batches per commit; machine load {}",

@@ -11,7 +11,8 @@
 //! A group is staged (`readings::store::staging`): one row per request in
 //! the `staged` table, one synced commit of a few pages, laid over the
 //! memory copy at once. A second thread, the folder, moves staged readings
-//! into the day blocks in large transactions: once [`FOLD_AT`] readings
+//! into the day blocks, many requests' at a time but in small transactions
+//! of a few series each, so requests go on in between: once [`FOLD_AT`] readings
 //! wait, or once ingest has been quiet for [`FOLD_WHEN_QUIET`]. A group the
 //! memory copy cannot count (series or times not loaded) is written
 //! straight into the blocks, as before staging existed.
@@ -162,7 +163,8 @@ fn folder(store: Weak<Store>, stats: &IngestStats, last_write: &parking_lot::Mut
         if waiting == 0 || (waiting < FOLD_AT && last_write.lock().elapsed() < FOLD_WHEN_QUIET) {
             continue;
         }
-        match store.fold_staged(FOLD_AT as usize) {
+        // In slices: requests stage theirs in between.
+        match store.fold_staged_in_slices(FOLD_AT as usize) {
             // Folded by another write (a file ingest folds first).
             Ok(0) => stats.folded.store(staged, Ordering::Relaxed),
             Ok(n) => {
