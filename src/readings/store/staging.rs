@@ -267,7 +267,11 @@ impl Store {
         }
         for (k, range) in cuts.windows(2).enumerate() {
             let conn = self.writer.lock();
-            conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
+            // The store's own setting: a staging that just committed may
+            // not have put it back yet, and a synced commit per slice (as
+            // staging's) cost a disk sync each.
+            conn.execute_batch("PRAGMA synchronous=NORMAL; BEGIN IMMEDIATE")
+                .map_err(err)?;
             let mut tx = WriteTx::new(self, conn);
             let still: bool = tx
                 .conn()
