@@ -256,10 +256,9 @@ impl Store {
         }
         let mut cuts = vec![0];
         for &end in &starts[1..] {
-            if end - cuts.last().copied().unwrap_or(0) >= slice || end == points.len() {
-                if end > *cuts.last().unwrap_or(&0) {
-                    cuts.push(end);
-                }
+            let from = *cuts.last().unwrap_or(&0);
+            if end > from && (end - from >= slice || end == points.len()) {
+                cuts.push(end);
             }
         }
         if cuts.len() == 1 {
