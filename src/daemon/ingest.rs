@@ -163,8 +163,14 @@ fn folder(store: Weak<Store>, stats: &IngestStats, last_write: &parking_lot::Mut
         if waiting == 0 || (waiting < FOLD_AT && last_write.lock().elapsed() < FOLD_WHEN_QUIET) {
             continue;
         }
-        // In slices: requests stage theirs in between.
-        match store.fold_staged_in_slices(FOLD_AT as usize) {
+        // In slices: requests stage theirs in between. Slices keep the
+        // rows until the last one, so they need room for the blocks beside
+        // them; with no room, one transaction that deletes the rows first.
+        let folded = match store.fold_staged_in_slices(FOLD_AT as usize) {
+            Err(e) if e.is_disk_full() => store.fold_staged(FOLD_AT as usize),
+            other => other,
+        };
+        match folded {
             // Folded by another write (a file ingest folds first).
             Ok(0) => stats.folded.store(staged, Ordering::Relaxed),
             Ok(n) => {

@@ -25,8 +25,12 @@
 //!   is staged (after a crash: the replay), and so does following another
 //!   process's writes; a fold changes no reading, so it does not bump the
 //!   generation and no memory copy is reset by it.
-//! - A fold is one transaction that writes the blocks and deletes the rows
-//!   it folded: a crash leaves either, never both or neither.
+//! - A fold ([`Store::fold_staged`]) is one transaction that writes the
+//!   blocks and deletes the rows it folded: a crash leaves either, never
+//!   both or neither. The daemon's folder cuts it into transactions of a
+//!   few series each ([`Store::fold_staged_in_slices`]), the last deleting
+//!   the rows: a crash between leaves the rows and some of their readings
+//!   in blocks, and folding the rows again writes the same readings.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
