@@ -10,6 +10,7 @@
 //! cargo bench --bench http_ingest                      # all 2.9 M readings, 32 clients
 //! RW_BENCH_CLIENTS=8 RW_BENCH_LIMIT=500000 cargo bench --bench http_ingest
 //! RW_BENCH_BIN=/path/to/other/rulewatch cargo bench --bench http_ingest   # another build
+//! RW_BENCH_FILE=0 cargo bench --bench http_ingest      # HTTP only, no file ingest after
 //! ```
 //!
 //! The client is a minimal HTTP/1.1 writer over `std::net::TcpStream`: on a
@@ -176,6 +177,16 @@ fn cpu_seconds(pid: &str) -> f64 {
     ticks / 100.0 // USER_HZ
 }
 
+/// Peak resident memory of a process (kB), from /proc.
+fn peak_rss_kb(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn metric(port: u16, name: &str) -> f64 {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
@@ -290,6 +301,12 @@ fn main() {
     let commits = metric(port, "rulewatch_ingest_commits_total") - commits0;
     let grouped = metric(port, "rulewatch_ingest_committed_batches_total") - batches0;
     latencies.sort();
+    // Requests that waited on something long (a fold of staged readings
+    // into day blocks holds the store's writer): their time in all.
+    let stalled: Duration = latencies
+        .iter()
+        .filter(|l| **l > Duration::from_millis(50))
+        .sum();
     let timed_readings = readings - batches[0].iter().filter(|&&b| b == b'\n').count();
     println!(
         "HTTP  : {timed_readings} readings in {:.2} s = {:.0} readings/s ({:.0} requests/s); latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
@@ -302,17 +319,32 @@ fn main() {
         ms(*latencies.last().unwrap_or(&Duration::ZERO)),
     );
     println!(
+        "        requests over 50 ms: {} taking {:.2} s in all",
+        latencies
+            .iter()
+            .filter(|l| **l > Duration::from_millis(50))
+            .count(),
+        stalled.as_secs_f64()
+    );
+    println!(
         "        daemon CPU {cpu_daemon:.2} s ({:.2} µs/reading: {:.0} readings per CPU-second), client CPU {cpu_self:.2} s; {commits:.0} synced commits, {:.1} batches per commit; machine load {}",
         cpu_daemon * 1e6 / timed_readings as f64,
         timed_readings as f64 / cpu_daemon.max(1e-9),
         grouped / commits.max(1.0),
         std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" "),
     );
+    println!(
+        "        daemon peak memory (VmHWM) {:.0} MB",
+        peak_rss_kb(&daemon_pid) as f64 / 1024.0
+    );
     let _ = Command::new("kill")
         .args(["-TERM", &daemon.0.id().to_string()])
         .status();
     let status = daemon.0.wait().unwrap();
     assert!(status.success(), "daemon exit: {status}");
+    if env_or("RW_BENCH_FILE", 1u8) == 0 {
+        return;
+    }
 
     // The same readings from a file, into a fresh store.
     let file_dir = tempfile::tempdir().unwrap();

@@ -11,7 +11,8 @@
 //! A group is staged (`readings::store::staging`): one row per request in
 //! the `staged` table, one synced commit of a few pages, laid over the
 //! memory copy at once. A second thread, the folder, moves staged readings
-//! into the day blocks in large transactions: once [`FOLD_AT`] readings
+//! into the day blocks, many requests' at a time but in small transactions
+//! of a few series each, so requests go on in between: once [`FOLD_AT`] readings
 //! wait, or once ingest has been quiet for [`FOLD_WHEN_QUIET`]. A group the
 //! memory copy cannot count (series or times not loaded) is written
 //! straight into the blocks, as before staging existed.
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::readings::store::{Store, WriteSummary};
+use crate::readings::store::{KnownSeries, Store, WriteSummary};
 use crate::readings::Batch;
 
 /// The most readings one commit takes: enough to amortize the pages, small
@@ -98,6 +99,10 @@ pub struct IngestStats {
 
 pub struct Ingest {
     tx: mpsc::Sender<Job>,
+    /// The store's series by their raw key bytes: requests are parsed
+    /// against them, so a known series is named by id (no key built, none
+    /// looked up).
+    pub known: Arc<KnownSeries>,
     pub stats: Arc<IngestStats>,
     /// Body bytes in flight (see [`BUDGET_BYTES`]).
     pub budget: Arc<Semaphore>,
@@ -107,6 +112,7 @@ impl Ingest {
     /// Starts the writer thread.
     pub fn start(store: Arc<Store>) -> Ingest {
         let (tx, rx) = mpsc::channel(QUEUE);
+        let known = store.known_series();
         let stats = Arc::new(IngestStats::default());
         let s = stats.clone();
         let weak = Arc::downgrade(&store);
@@ -123,6 +129,7 @@ impl Ingest {
             .expect("start the ingest folder thread");
         Ingest {
             tx,
+            known,
             stats,
             budget: Arc::new(Semaphore::new(BUDGET_BYTES)),
         }
@@ -156,7 +163,14 @@ fn folder(store: Weak<Store>, stats: &IngestStats, last_write: &parking_lot::Mut
         if waiting == 0 || (waiting < FOLD_AT && last_write.lock().elapsed() < FOLD_WHEN_QUIET) {
             continue;
         }
-        match store.fold_staged(FOLD_AT as usize) {
+        // In slices: requests stage theirs in between. Slices keep the
+        // rows until the last one, so they need room for the blocks beside
+        // them; with no room, one transaction that deletes the rows first.
+        let folded = match store.fold_staged_in_slices(FOLD_AT as usize) {
+            Err(e) if e.is_disk_full() => store.fold_staged(FOLD_AT as usize),
+            other => other,
+        };
+        match folded {
             // Folded by another write (a file ingest folds first).
             Ok(0) => stats.folded.store(staged, Ordering::Relaxed),
             Ok(n) => {

@@ -113,7 +113,7 @@ impl MemoryReadings {
     pub fn new(batch: &Batch) -> Arc<MemoryReadings> {
         let mut memory = Memory::default();
         for (id, key) in batch.series.iter().enumerate() {
-            memory.add_series(id as i64, key.clone(), Millis::MIN);
+            memory.add_series(id as i64, (**key).clone(), Millis::MIN);
         }
         // By (series, time, position): each series is then appended in order.
         let mut order: Vec<usize> = (0..batch.points.len()).collect();

@@ -540,3 +540,64 @@ fn concurrent_batches_with_new_series_are_all_stored() {
     let commits = d.metric("rulewatch_ingest_commits_total").unwrap();
     assert!((1.0..=16.0).contains(&commits), "{commits}");
 }
+
+#[test]
+fn a_series_is_one_series_however_its_labels_are_written() {
+    // The daemon finds a known series by the bytes of its labels: every way
+    // of writing one series (label order, spaces, escapes, an empty label),
+    // first stored by CSV or by `rulewatch ingest`, must land in it; a bad
+    // label next to a known series is still refused, and nothing stored.
+    let d = with_pm25_rule();
+    let csv = "metric,time,value,station,county\npm25,2021-03-01T10:00,50,a,南宫\n";
+    let r = d.post("/api/v1/readings", "text/csv", csv);
+    assert_eq!(r.json()["new"], 1, "{}", r.text);
+    let post = |body: &str| {
+        let r = d.post("/api/v1/readings", "application/x-ndjson", body.to_string());
+        assert_eq!(r.status, 200, "{}", r.text);
+        let j = r.json();
+        (
+            j["new"].as_u64(),
+            j["unchanged"].as_u64(),
+            j["changed"].as_u64(),
+        )
+    };
+    let same = r#"{"metric":"pm25","value":50,"time":"2021-03-01T10:00:00+08:00","labels":{"county":"\u5357\u5bab","station":"a"}}"#;
+    assert_eq!(post(same), (Some(0), Some(1), Some(0)));
+    let reordered = r#" { "labels" : { "station" : "a" , "x" : "" , "county" : "南宫" } , "time" : "2021-03-01T10:00:00+08:00" , "value" : 80 , "metric" : "pm25" }"#;
+    assert_eq!(post(reordered), (Some(0), Some(0), Some(1)));
+    assert_eq!(d.messages("pm25-high"), ["v1: pm25 80.0"]);
+    // A bad label after a known series: refused, nothing of the batch stored.
+    let bad = r#"{"metric":"pm25","value":1,"time":"2021-03-02T10:00:00+08:00","labels":{"county":"南宫","station":"a","bad-x":"1"}}"#;
+    let r = d.post(
+        "/api/v1/readings",
+        "application/x-ndjson",
+        format!("{same}\n{bad}\n"),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    let e = &r.json()["errors"][0];
+    assert_eq!((e["line"].as_u64(), e["item"].as_u64()), (Some(2), Some(2)));
+    assert!(e["message"].as_str().unwrap().contains("bad-x"), "{e}");
+    assert_eq!(d.messages("pm25-high"), ["v1: pm25 80.0"]);
+    // A series first stored by `rulewatch ingest` while the daemon runs.
+    std::fs::write(
+        d.path("later.ndjson"),
+        r#"{"metric":"pm25","value":60,"time":"2021-03-03T10:00:00+08:00","labels":{"county":"南宫"}}"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rulewatch"))
+        .current_dir(d.path(""))
+        .args(["ingest", "--config", "rulewatch.ron", "later.ndjson"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let escaped = r#"{"metric":"pm25","value":60,"time":"2021-03-03T10:00:00+08:00","labels":{"county":"\u5357\u5bab"}}"#;
+    assert_eq!(post(escaped), (Some(0), Some(1), Some(0)));
+    let changed = r#"{"labels":{"county":"南宫"},"metric":"pm25","time":"2021-03-03T10:00:00+08:00","value":90}"#;
+    assert_eq!(post(changed), (Some(0), Some(0), Some(1)));
+    // Both 南宫 series: the rule's `latest` over them sees the last one.
+    assert_eq!(d.messages("pm25-high"), ["v1: pm25 90.0"]);
+}

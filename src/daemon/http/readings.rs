@@ -22,7 +22,7 @@ use super::{error, refusal};
 use crate::daemon::access::Principal;
 use crate::daemon::ingest;
 use crate::daemon::state::Daemon;
-use crate::readings::parse::parse;
+use crate::readings::parse::parse_known;
 use crate::readings::{Batch, Format, ParseError};
 
 /// What went wrong with a batch, as the client is told.
@@ -89,7 +89,8 @@ pub async fn post(
         }
     };
     let tz = d.config().timezone;
-    let parsed = tokio::task::spawn_blocking(move || parse(&bytes, format, tz))
+    let known = d.ingest.known.clone();
+    let parsed = tokio::task::spawn_blocking(move || parse_known(&bytes, format, tz, &known))
         .await
         .map_err(|e| Failure::Crashed(e.to_string()));
     if let Ok(Ok(batch)) = &parsed {

@@ -6,6 +6,7 @@ use std::io::{Chain, Read};
 use chrono_tz::Tz;
 
 use crate::readings::model::{BatchPoint, ItemError, ParseError};
+use crate::readings::store::KnownSeries;
 
 use super::errors::{
     check_time, field_zh, join, missing, name_problem, name_problems, non_finite, one_error, quote,
@@ -149,6 +150,7 @@ pub(super) fn parse_csv(
     text: &str,
     tz: Tz,
     threads: Option<usize>,
+    known: Option<&KnownSeries>,
 ) -> Result<(Vec<Chunk>, usize), ParseError> {
     let b = text.as_bytes();
     // Blank lines before the header are skipped, as the csv crate does.
@@ -160,7 +162,7 @@ pub(super) fn parse_csv(
     let columns = csv_header(text, header_at, header_end)?;
     let body = &text[header_end..];
     let pieces = split_records(body, threads_for(body.len(), threads), true);
-    let chunks = run_parallel(&pieces, |piece| csv_chunk(piece, &columns, tz));
+    let chunks = run_parallel(&pieces, |piece| csv_chunk(piece, &columns, tz, known));
     Ok((chunks, count_newlines(&b[..header_end])))
 }
 
@@ -280,9 +282,11 @@ fn csv_header(text: &str, from: usize, to: usize) -> Result<Columns, ParseError>
     }
 }
 
-fn csv_chunk(text: &str, columns: &Columns, tz: Tz) -> Chunk {
+fn csv_chunk(text: &str, columns: &Columns, tz: Tz, known: Option<&KnownSeries>) -> Chunk {
     let b = text.as_bytes();
-    let mut sink = Sink::new(tz);
+    // Labels come in column order: a series is found among the known ones
+    // only when the columns are in name order (else it is built, as ever).
+    let mut sink = Sink::new(tz, known);
     let mut chunk = Chunk::default();
     let mut locator = Locator::new(text);
     let (mut reader, shift) = csv_reader(text, false);

@@ -9,6 +9,7 @@ use chrono_tz::Tz;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::readings::model::{BatchPoint, ItemError, ParseError};
+use crate::readings::store::KnownSeries;
 
 use super::errors::{
     both, check_time, join, missing, name_problems, no_readings, non_finite, one_error, quote,
@@ -827,6 +828,7 @@ pub(super) fn parse_json(
     text: &str,
     tz: Tz,
     threads: Option<usize>,
+    known: Option<&KnownSeries>,
 ) -> Result<Vec<Chunk>, ParseError> {
     let b = text.as_bytes();
     let start = skip_ws(b, 0);
@@ -849,7 +851,7 @@ pub(super) fn parse_json(
                 })
                 .collect();
             let chunks = run_parallel(&parts, |&(offset, first, n)| {
-                json_elements(text, offset, first, n, tz)
+                json_elements(text, offset, first, n, tz, known)
             });
             if chunks.iter().any(|c| c.malformed) {
                 return Err(malformed_document(text));
@@ -857,7 +859,7 @@ pub(super) fn parse_json(
             Ok(chunks)
         }
         Some(b'{') => {
-            let mut sink = Sink::new(tz);
+            let mut sink = Sink::new(tz, known);
             let mut raw = Raw::default();
             let mut chunk = Chunk::default();
             match json_item(text, &mut sink, &mut raw) {
@@ -960,9 +962,16 @@ pub(super) fn split_array(
 
 /// Parses `n` array elements, the first at byte `offset` of `text` and
 /// numbered `first` (the array was checked by [`split_array`]).
-fn json_elements(text: &str, offset: usize, first: usize, n: usize, tz: Tz) -> Chunk {
+fn json_elements(
+    text: &str,
+    offset: usize,
+    first: usize,
+    n: usize,
+    tz: Tz,
+    known: Option<&KnownSeries>,
+) -> Chunk {
     let b = text.as_bytes();
-    let mut sink = Sink::new(tz);
+    let mut sink = Sink::new(tz, known);
     let mut raw = Raw::default();
     let mut chunk = Chunk::default();
     let mut locator = Locator::new(text);

@@ -37,7 +37,8 @@ use std::hash::BuildHasher;
 
 use chrono_tz::Tz;
 
-use super::model::{Batch, Format, ItemError, ParseError, SeriesKey};
+use super::model::{raw_series_key, Batch, Format, ItemError, ParseError, SeriesKey};
+use super::store::KnownSeries;
 use crate::time::{parse_time, Millis};
 
 use self::csv::{csv_cut, parse_csv, record_end, Quoting};
@@ -72,6 +73,19 @@ pub fn parse(input: &[u8], format: Format, tz: Tz) -> Result<Batch, ParseError> 
     parse_at(input, format, tz, Before::default()).map(|(batch, _)| batch)
 }
 
+/// [`parse`], naming each series `known` holds by its store id and the
+/// store's shared key instead of building the key ([`KnownSeries`]): the
+/// same readings, series and errors, found faster. Names and values are
+/// checked as [`parse`] checks them.
+pub fn parse_known(
+    input: &[u8],
+    format: Format,
+    tz: Tz,
+    known: &KnownSeries,
+) -> Result<Batch, ParseError> {
+    parse_at_with(input, format, tz, Before::default(), Some(known)).map(|(batch, _)| batch)
+}
+
 /// [`parse`] of a piece of a larger input that has `before` lines and
 /// readings before it: every line and item number named is the input's.
 /// Also returns how many readings the piece held (repeats included).
@@ -80,6 +94,17 @@ pub fn parse_at(
     format: Format,
     tz: Tz,
     before: Before,
+) -> Result<(Batch, usize), ParseError> {
+    parse_at_with(input, format, tz, before, None)
+}
+
+/// [`parse_at`], with the series a store knows if given.
+fn parse_at_with(
+    input: &[u8],
+    format: Format,
+    tz: Tz,
+    before: Before,
+    known: Option<&KnownSeries>,
 ) -> Result<(Batch, usize), ParseError> {
     let shift = |mut e: ParseError| {
         for item in &mut e.errors {
@@ -92,7 +117,7 @@ pub fn parse_at(
         }
         e
     };
-    let batch = parse_on(input, format, tz, None).map_err(shift)?;
+    let batch = parse_on(input, format, tz, None, known).map_err(shift)?;
     // Valid UTF-8: the batch was parsed from it.
     let text = std::str::from_utf8(input).unwrap_or_default();
     let items = batch.len();
@@ -108,7 +133,7 @@ pub fn parse_with_threads(
     tz: Tz,
     threads: usize,
 ) -> Result<Batch, ParseError> {
-    parse_on(input, format, tz, Some(threads))
+    parse_on(input, format, tz, Some(threads), None)
 }
 
 /// [`parse`] on `threads` threads (`None`: as many as the input is worth).
@@ -117,6 +142,7 @@ fn parse_on(
     format: Format,
     tz: Tz,
     threads: Option<usize>,
+    known: Option<&KnownSeries>,
 ) -> Result<Batch, ParseError> {
     let text = std::str::from_utf8(input).map_err(|_| utf8_errors(input))?;
     // A byte-order mark (spreadsheets write one) is not part of the data.
@@ -125,9 +151,9 @@ fn parse_on(
         return Err(no_readings());
     }
     let (chunks, line_base) = match format {
-        Format::Json => (parse_json(text, tz, threads)?, 0),
-        Format::Ndjson => (parse_ndjson(text, tz, threads), 0),
-        Format::Csv => parse_csv(text, tz, threads)?,
+        Format::Json => (parse_json(text, tz, threads, known)?, 0),
+        Format::Ndjson => (parse_ndjson(text, tz, threads, known), 0),
+        Format::Csv => parse_csv(text, tz, threads, known)?,
     };
     merge(chunks, line_base)
 }
@@ -305,8 +331,11 @@ pub(crate) fn count_newlines(b: &[u8]) -> usize {
 // Sink: turns checked fields into points, interning series.
 
 /// Builds one piece's batch.
-struct Sink {
+struct Sink<'k> {
     batch: Batch,
+    /// The series the store knows: a series found there is taken with its
+    /// id and the store's key, not built again.
+    known: Option<&'k KnownSeries>,
     /// Indexes in `seen`, found by their raw metric + labels bytes (each
     /// part followed by 0xFF, a byte UTF-8 never has): the bytes stay in
     /// `raw`, not copied into a map of their own.
@@ -328,10 +357,11 @@ struct Sink {
     tz: Tz,
 }
 
-impl Sink {
-    fn new(tz: Tz) -> Self {
+impl<'k> Sink<'k> {
+    fn new(tz: Tz, known: Option<&'k KnownSeries>) -> Self {
         Sink {
-            batch: Batch::new(),
+            batch: known.map_or_else(Batch::new, |k| Batch::for_known(k.tag())),
+            known,
             series: hashbrown::HashTable::new(),
             hasher: Default::default(),
             seen: Vec::new(),
@@ -350,15 +380,7 @@ impl Sink {
         metric: &str,
         labels: impl Iterator<Item = (&'a str, &'a str)> + Clone,
     ) -> Result<u32, Vec<Problem>> {
-        self.key.clear();
-        self.key.extend_from_slice(metric.as_bytes());
-        self.key.push(0xFF);
-        for (name, value) in labels.clone() {
-            self.key.extend_from_slice(name.as_bytes());
-            self.key.push(0xFF);
-            self.key.extend_from_slice(value.as_bytes());
-            self.key.push(0xFF);
-        }
+        raw_series_key(&mut self.key, metric, labels.clone());
         let guess = self.last.wrapping_add(1);
         if let Some(&(start, end, i)) = self.seen.get(guess) {
             if self.raw[start..end] == self.key[..] {
@@ -381,11 +403,18 @@ impl Sink {
         if !problems.is_empty() {
             return Err(problems);
         }
-        let key = SeriesKey {
-            metric: metric.to_owned(),
-            labels: labels.map(|(n, v)| (n.to_owned(), v.to_owned())).collect(),
+        // New to this piece (its bytes were not in `series`, and equal keys
+        // have equal bytes): added without a lookup in the batch.
+        let i = match self.known.and_then(|k| k.get(&self.key)) {
+            Some((id, key)) => self.batch.push_series(key, Some(id)),
+            None => {
+                let key = SeriesKey {
+                    metric: metric.to_owned(),
+                    labels: labels.map(|(n, v)| (n.to_owned(), v.to_owned())).collect(),
+                };
+                self.batch.push_series(std::sync::Arc::new(key), None)
+            }
         };
-        let i = self.batch.intern(key);
         let start = self.raw.len();
         self.raw.extend_from_slice(&self.key);
         self.last = self.seen.len();

@@ -4,18 +4,24 @@
 use chrono_tz::Tz;
 
 use crate::readings::model::ItemError;
+use crate::readings::store::KnownSeries;
 
 use super::errors::{both, char_col, join};
 use super::json::{json_error, json_item, json_offset, Fail, Raw};
 use super::{run_parallel, split_records, threads_for, Chunk, Sink};
 
-pub(super) fn parse_ndjson(text: &str, tz: Tz, threads: Option<usize>) -> Vec<Chunk> {
+pub(super) fn parse_ndjson(
+    text: &str,
+    tz: Tz,
+    threads: Option<usize>,
+    known: Option<&KnownSeries>,
+) -> Vec<Chunk> {
     let pieces = split_records(text, threads_for(text.len(), threads), false);
-    run_parallel(&pieces, |piece| ndjson_chunk(piece, tz))
+    run_parallel(&pieces, |piece| ndjson_chunk(piece, tz, known))
 }
 
-fn ndjson_chunk(text: &str, tz: Tz) -> Chunk {
-    let mut sink = Sink::new(tz);
+fn ndjson_chunk(text: &str, tz: Tz, known: Option<&KnownSeries>) -> Chunk {
+    let mut sink = Sink::new(tz, known);
     let mut raw = Raw::default();
     let mut chunk = Chunk::default();
     let mut line_no = 0;

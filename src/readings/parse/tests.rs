@@ -546,8 +546,8 @@ fn ndjson(n: usize, bad: &[usize]) -> String {
 #[test]
 fn threads_keep_order_lines_and_items() {
     let input = ndjson(3000, &[]);
-    let one = parse_on(input.as_bytes(), Format::Ndjson, SH, Some(1)).unwrap();
-    let three = parse_on(input.as_bytes(), Format::Ndjson, SH, Some(3)).unwrap();
+    let one = parse_on(input.as_bytes(), Format::Ndjson, SH, Some(1), None).unwrap();
+    let three = parse_on(input.as_bytes(), Format::Ndjson, SH, Some(3), None).unwrap();
     assert_eq!(one.len(), 3000);
     assert_eq!(one.series.len(), 100);
     let flat = |b: &Batch| -> Vec<_> {
@@ -559,8 +559,8 @@ fn threads_keep_order_lines_and_items() {
     assert_eq!(flat(&one), flat(&three));
 
     let input = ndjson(3000, &[5, 2999]);
-    let one = parse_on(input.as_bytes(), Format::Ndjson, SH, Some(1)).unwrap_err();
-    let three = parse_on(input.as_bytes(), Format::Ndjson, SH, Some(3)).unwrap_err();
+    let one = parse_on(input.as_bytes(), Format::Ndjson, SH, Some(1), None).unwrap_err();
+    let three = parse_on(input.as_bytes(), Format::Ndjson, SH, Some(3), None).unwrap_err();
     assert_eq!(one, three);
     assert_eq!(one.errors[1].item, Some(2999));
     assert_eq!(one.errors[1].line, 2999 + 1 + 2999_usize.div_ceil(7));
@@ -574,8 +574,8 @@ fn threads_for_csv_and_json_arrays() {
         let value = if i == 1500 { "y" } else { "2" };
         csv.push_str(&format!("m,2021-03-01,{value},{note}\n"));
     }
-    let one = parse_on(csv.as_bytes(), Format::Csv, SH, Some(1)).unwrap_err();
-    let four = parse_on(csv.as_bytes(), Format::Csv, SH, Some(4)).unwrap_err();
+    let one = parse_on(csv.as_bytes(), Format::Csv, SH, Some(1), None).unwrap_err();
+    let four = parse_on(csv.as_bytes(), Format::Csv, SH, Some(4), None).unwrap_err();
     assert_eq!(one, four);
     assert_eq!(one.errors[0].item, Some(1500));
     assert_eq!(one.errors[0].line, 2 + 1500 + 500);
@@ -587,12 +587,12 @@ fn threads_for_csv_and_json_arrays() {
         })
         .collect();
     let json = format!("[{}]", items.join(",\n"));
-    let one = parse_on(json.as_bytes(), Format::Json, SH, Some(1)).unwrap_err();
-    let three = parse_on(json.as_bytes(), Format::Json, SH, Some(3)).unwrap_err();
+    let one = parse_on(json.as_bytes(), Format::Json, SH, Some(1), None).unwrap_err();
+    let three = parse_on(json.as_bytes(), Format::Json, SH, Some(3), None).unwrap_err();
     assert_eq!(one, three);
     assert_eq!((one.errors[0].item, one.errors[0].line), (Some(700), 1401));
     let json = json.replace("7x", "m7");
-    let three = parse_on(json.as_bytes(), Format::Json, SH, Some(3)).unwrap();
+    let three = parse_on(json.as_bytes(), Format::Json, SH, Some(3), None).unwrap();
     assert!(three
         .points
         .iter()
@@ -708,11 +708,11 @@ fn csv_lone_cr_then_a_quoted_newline_is_cut_right_on_threads() {
         input.push_str(&format!("\"c{n}\nx\",pm25,2026-09-28,{n}\n"));
         n += 1;
     }
-    let one =
-        parse_on(input.as_bytes(), Format::Csv, SH, Some(1)).unwrap_or_else(|e| panic!("{e}"));
+    let one = parse_on(input.as_bytes(), Format::Csv, SH, Some(1), None)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(one.len(), 2 * n);
     for threads in [2, 3, 4] {
-        let many = parse_on(input.as_bytes(), Format::Csv, SH, Some(threads))
+        let many = parse_on(input.as_bytes(), Format::Csv, SH, Some(threads), None)
             .unwrap_or_else(|e| panic!("{threads} threads: {e}"));
         assert_eq!(many.len(), one.len());
         assert_eq!(many.series, one.series);
@@ -732,7 +732,7 @@ fn csv_byte_order_mark_inside_is_data_on_any_number_of_threads() {
     let bad_metric = "metric name `\u{feff}pm25` is invalid: use letters, digits and `_`";
     let first_row = "metric,time,value\n\u{feff}pm25,2021-03-01,1\npm25,2021-03-02,2\n";
     for threads in [1, 2, 3] {
-        let e = parse_on(first_row.as_bytes(), Format::Csv, SH, Some(threads)).unwrap_err();
+        let e = parse_on(first_row.as_bytes(), Format::Csv, SH, Some(threads), None).unwrap_err();
         assert_eq!(en(&e.errors[0].message), bad_metric, "{threads} threads");
         assert_eq!(
             (e.errors[0].line, e.errors[0].col, e.errors[0].item),
@@ -744,11 +744,11 @@ fn csv_byte_order_mark_inside_is_data_on_any_number_of_threads() {
         let mark = if n % 7 == 3 { "\u{feff}" } else { "" };
         input.push_str(&format!("{mark}pm25,2021-03-01,{n},s{n}\n"));
     }
-    let one = parse_on(input.as_bytes(), Format::Csv, SH, Some(1)).unwrap_err();
+    let one = parse_on(input.as_bytes(), Format::Csv, SH, Some(1), None).unwrap_err();
     assert_eq!(one.total, 4, "{one}");
     assert_eq!((one.errors[0].line, one.errors[0].col), (5, 1));
     for threads in 2..=8 {
-        let many = parse_on(input.as_bytes(), Format::Csv, SH, Some(threads)).unwrap_err();
+        let many = parse_on(input.as_bytes(), Format::Csv, SH, Some(threads), None).unwrap_err();
         assert_eq!(many, one, "{threads} threads");
     }
     // At the input's start a mark is skipped (spreadsheets write one); after
@@ -842,7 +842,7 @@ fn json_arrays_are_cut_without_noting_every_element() {
     assert_eq!(cuts.len(), 4);
     assert_eq!(cuts[0], (1, 0));
     for threads in [1, 3] {
-        let e = parse_on(input.as_bytes(), Format::Json, SH, Some(threads)).unwrap_err();
+        let e = parse_on(input.as_bytes(), Format::Json, SH, Some(threads), None).unwrap_err();
         assert_eq!(e.total, n);
         assert_eq!(e.errors.len(), MAX_ERRORS);
         assert_eq!(e.errors[1].item, Some(1));
@@ -858,8 +858,8 @@ fn json_arrays_are_cut_without_noting_every_element() {
         })
         .collect();
     let input = format!("[ {} ]", items.join(" ,\n "));
-    let one = parse_on(input.as_bytes(), Format::Json, SH, Some(1)).unwrap();
-    let four = parse_on(input.as_bytes(), Format::Json, SH, Some(4)).unwrap();
+    let one = parse_on(input.as_bytes(), Format::Json, SH, Some(1), None).unwrap();
+    let four = parse_on(input.as_bytes(), Format::Json, SH, Some(4), None).unwrap();
     assert_eq!(one.len(), 3000);
     assert_eq!(
         one.points.iter().map(|p| p.value).collect::<Vec<_>>(),
@@ -1011,4 +1011,276 @@ fn series_found_in_any_order() {
         );
     }
     assert_eq!(b.series.len(), 5);
+}
+
+// ---- series the store knows (parse_known) ----
+
+/// The readings of `b` as (key, time, value).
+fn readings_of(b: &Batch) -> Vec<(SeriesKey, Millis, f64)> {
+    b.points
+        .iter()
+        .map(|p| ((*b.series[p.series as usize]).clone(), p.time, p.value))
+        .collect()
+}
+
+fn label_map(pairs: &[(&str, &str)]) -> crate::readings::Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A store that knows pm25 {county: 南宫, station: a}, pm25 {county: é},
+/// and pm25 {bad-name: x}: a label name parsers refuse, written straight
+/// (as an older version or another tool might have).
+fn store_knowing(path: &std::path::Path) -> crate::readings::store::Store {
+    let store = crate::readings::store::Store::open(path).unwrap();
+    let mut b = Batch::new();
+    b.push(
+        "pm25",
+        label_map(&[("county", "南宫"), ("station", "a")]),
+        0,
+        1.0,
+    );
+    b.push("pm25", label_map(&[("county", "é")]), 0, 2.0);
+    b.push("pm25", label_map(&[("bad-name", "x")]), 0, 3.0);
+    store.write(&b).unwrap();
+    store
+}
+
+/// The store id of the one series of pm25 with exactly `labels`.
+fn id_of(store: &crate::readings::store::Store, labels: &[(&str, &str)]) -> i64 {
+    let want = label_map(labels);
+    let ids: Vec<i64> = store
+        .with_series("pm25", &want, 0, |it| {
+            it.filter(|s| *s.labels == want).map(|s| s.id).collect()
+        })
+        .unwrap();
+    assert_eq!(ids.len(), 1, "{labels:?}");
+    ids[0]
+}
+
+/// Known series are named by the store's id and key, however their labels
+/// are written (order, spaces, escapes, empty values): the batch holds the
+/// same readings and series as without the store, and writing it adds to
+/// those series.
+#[test]
+fn known_series_are_found_however_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = store_knowing(&path);
+    let known = store.known_series();
+    assert_eq!(known.len(), 3);
+    let nangong = id_of(&store, &[("county", "南宫"), ("station", "a")]);
+    let e = id_of(&store, &[("county", "é")]);
+    let ndjson = concat!(
+        r#"{"metric":"pm25","value":1,"time":"2021-03-01T01:00:00Z","labels":{"county":"南宫","station":"a"}}"#,
+        "\n",
+        r#"{"metric":"pm25","value":2,"time":"2021-03-01T02:00:00Z","labels":{"station":"a","county":"\u5357\u5bab"}}"#,
+        "\n",
+        r#" { "time" : "2021-03-01T01:00:00Z" , "labels" : { "county" : "\u00e9" } , "value" : 3 , "metric" : "pm25" } "#,
+        "\n",
+        r#"{"metric":"pm25","value":4,"time":"2021-03-01T02:00:00Z","labels":{"county":"é","x":""}}"#,
+        "\n",
+        r#"{"metric":"pm25","value":5,"time":"2021-03-01T01:00:00Z","labels":{"county":"清河"}}"#,
+        "\n",
+        r#"{"metric":"pm25","value":6,"time":"2021-03-01T03:00:00Z","labels":{"county":"南宫","station":"a"}}"#,
+        "\n",
+    );
+    let json = format!(
+        "[{}]",
+        ndjson.trim_end().lines().collect::<Vec<_>>().join(",\n")
+    );
+    let csv = "metric,time,value,county,station\n\
+               pm25,2021-03-01T01:00:00Z,1,南宫,a\n\
+               pm25,2021-03-01T01:00:00Z,3,é,\n\
+               pm25,2021-03-01T01:00:00Z,5,清河,\n";
+    // Columns out of name order: a series of two labels is found by key,
+    // not by bytes; the same batch.
+    let csv_unsorted = "metric,time,value,station,county\n\
+               pm25,2021-03-01T01:00:00Z,1,a,南宫\n\
+               pm25,2021-03-01T01:00:00Z,3,,é\n";
+    let cases: [(&str, Format, Vec<Option<i64>>); 4] = [
+        (
+            ndjson,
+            Format::Ndjson,
+            vec![
+                Some(nangong),
+                Some(nangong),
+                Some(e),
+                Some(e),
+                None,
+                Some(nangong),
+            ],
+        ),
+        (
+            &json,
+            Format::Json,
+            vec![
+                Some(nangong),
+                Some(nangong),
+                Some(e),
+                Some(e),
+                None,
+                Some(nangong),
+            ],
+        ),
+        (csv, Format::Csv, vec![Some(nangong), Some(e), None]),
+        (csv_unsorted, Format::Csv, vec![None, Some(e)]),
+    ];
+    for (input, format, want) in cases {
+        let plain = parse(input.as_bytes(), format, SH).unwrap();
+        let fast = parse_known(input.as_bytes(), format, SH, &known).unwrap();
+        assert_eq!(readings_of(&fast), readings_of(&plain), "{input}");
+        assert_eq!(fast.series, plain.series, "{input}");
+        let ids = fast
+            .known_ids(known.tag())
+            .expect("parsed against the store");
+        let got: Vec<Option<i64>> = fast.points.iter().map(|p| ids[p.series as usize]).collect();
+        assert_eq!(got, want, "{input}");
+        assert!(plain.known_ids(known.tag()).is_none());
+        // Cut into pieces on threads: the same again.
+        for threads in [2, 3] {
+            let cut = parse_on(input.as_bytes(), format, SH, Some(threads), Some(&known)).unwrap();
+            assert_eq!(readings_of(&cut), readings_of(&plain), "{input}");
+            let ids = cut.known_ids(known.tag()).unwrap();
+            let got: Vec<Option<i64>> = cut.points.iter().map(|p| ids[p.series as usize]).collect();
+            assert_eq!(got, want, "{input} on {threads} threads");
+        }
+    }
+    // Written: the known series get the readings, one new series is made.
+    let batch = parse_known(ndjson.as_bytes(), Format::Ndjson, SH, &known).unwrap();
+    let staged = store.stage_many(&[&batch]).unwrap();
+    let s = match staged {
+        Some(s) => s[0],
+        None => store.write_many(&[&batch], true).unwrap()[0],
+    };
+    assert_eq!((s.readings, s.new_series, s.new), (6, 1, 6));
+    assert_eq!(known.len(), 4, "the new series is known now");
+    let values = |labels: &[(&str, &str)]| -> Vec<f64> {
+        let want = label_map(labels);
+        store
+            .with_series("pm25", &want, 0, |it| {
+                it.filter(|s| *s.labels == want)
+                    .flat_map(|s| s.range(0, i64::MAX).1.to_vec())
+                    .collect()
+            })
+            .unwrap()
+    };
+    assert_eq!(
+        values(&[("county", "南宫"), ("station", "a")]),
+        [1.0, 1.0, 2.0, 6.0]
+    );
+    assert_eq!(values(&[("county", "é")]), [2.0, 3.0, 4.0]);
+    assert_eq!(values(&[("county", "清河")]), [5.0]);
+    // Reopened (or by another process): the same ids, known from the file.
+    let again = crate::readings::store::Store::open(&path).unwrap();
+    let known_again = again.known_series();
+    assert_eq!(known_again.len(), 4);
+    assert_ne!(known_again.tag(), known.tag());
+    let b = parse_known(ndjson.as_bytes(), Format::Ndjson, SH, &known_again).unwrap();
+    let ids = b.known_ids(known_again.tag()).unwrap();
+    assert_eq!(ids[b.points[0].series as usize], Some(nangong));
+    assert!(ids.iter().all(Option::is_some));
+}
+
+/// Ids found in one store's table mean nothing to another store: written
+/// there, the batch's series are found by key.
+#[test]
+fn ids_of_another_store_are_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = store_knowing(&dir.path().join("a.db"));
+    let e_in_a = id_of(&a, &[("county", "é")]);
+    // In b, the same id is another series.
+    let b = crate::readings::store::Store::open(&dir.path().join("b.db")).unwrap();
+    let mut first = Batch::new();
+    for (county, v) in [("清河", 9.0), ("巨鹿", 8.0), ("威县", 7.0)] {
+        first.push("pm25", label_map(&[("county", county)]), 0, v);
+    }
+    b.write(&first).unwrap();
+    let other = b
+        .with_series("pm25", &crate::readings::Labels::new(), 0, |it| {
+            it.filter(|s| s.id == e_in_a)
+                .map(|s| s.labels.clone())
+                .next()
+        })
+        .unwrap()
+        .expect("b has a series with that id");
+    let input =
+        r#"{"metric":"pm25","value":7,"time":"2021-03-01T01:00:00Z","labels":{"county":"é"}}"#;
+    let batch = parse_known(input.as_bytes(), Format::Ndjson, SH, &a.known_series()).unwrap();
+    assert_eq!(
+        batch.known_ids(a.known_series().tag()).unwrap()[0],
+        Some(e_in_a)
+    );
+    assert!(batch.known_ids(b.known_series().tag()).is_none());
+    let s = b.write_many(&[&batch], true).unwrap();
+    assert_eq!((s[0].new_series, s[0].new), (1, 1));
+    assert_ne!(id_of(&b, &[("county", "é")]), e_in_a);
+    let untouched = b
+        .with_series("pm25", &other, 0, |it| {
+            it.flat_map(|s| s.range(0, i64::MAX).1.to_vec())
+                .collect::<Vec<_>>()
+        })
+        .unwrap();
+    assert_eq!(untouched.len(), 1, "{other:?}");
+    // Staged the same way.
+    let s = b.stage_many(&[&batch]).unwrap().expect("in memory: staged");
+    assert_eq!((s[0].new_series, s[0].unchanged), (0, 1));
+}
+
+/// Whatever the store knows, a bad item is refused as without it, with the
+/// same words and places: the table saves building keys, never checking.
+#[test]
+fn known_series_change_no_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_knowing(&dir.path().join("s.db"));
+    let known = store.known_series();
+    let good = r#"{"metric":"pm25","value":1,"time":"2021-03-01T01:00:00Z","labels":{"county":"南宫","station":"a"}}"#;
+    let long = "长".repeat(400);
+    let many: String = (0..70)
+        .map(|i| format!(r#""l{i}":"v""#))
+        .collect::<Vec<_>>()
+        .join(",");
+    let bad_labels = [
+        r#"{"county":"南宫","station":"a","bad-x":"1"}"#.to_string(),
+        r#"{"bad-name":"x"}"#.to_string(),
+        r#"{"county":"南宫","county":"南宫","station":"a"}"#.to_string(),
+        r#"{"county":"南宫","station":5}"#.to_string(),
+        format!(r#"{{"county":"南宫","station":"{long}"}}"#),
+        format!("{{{many}}}"),
+    ];
+    for labels in &bad_labels {
+        for metric in ["pm25", "pm-25"] {
+            let bad = format!(
+                r#"{{"metric":"{metric}","value":2,"time":"2021-03-01T02:00:00Z","labels":{labels}}}"#
+            );
+            // After a good reading of a known series, and before one.
+            for input in [
+                format!("{good}\n{bad}\n"),
+                format!("{bad}\n{good}\n{bad}\n"),
+            ] {
+                let plain = parse(input.as_bytes(), Format::Ndjson, SH).unwrap_err();
+                let fast = parse_known(input.as_bytes(), Format::Ndjson, SH, &known).unwrap_err();
+                assert_eq!(fast, plain, "{input}");
+                let json = format!("[{}]", input.trim_end().replace('\n', ",\n"));
+                let plain = parse(json.as_bytes(), Format::Json, SH).unwrap_err();
+                let fast = parse_known(json.as_bytes(), Format::Json, SH, &known).unwrap_err();
+                assert_eq!(fast, plain, "{json}");
+            }
+        }
+    }
+    // The series with a bad name the store holds is refused by name.
+    let input =
+        r#"{"metric":"pm25","value":2,"time":"2021-03-01T02:00:00Z","labels":{"bad-name":"x"}}"#;
+    let e = parse_known(input.as_bytes(), Format::Ndjson, SH, &known).unwrap_err();
+    assert!(e.errors[0].message.contains("bad-name"), "{e}");
+    // CSV: a bad label name is a header error; a long value a cell's.
+    let csv = format!(
+        "metric,time,value,county,station\npm25,2021-03-01T01:00:00Z,1,南宫,a\npm25,2021-03-01T02:00:00Z,1,南宫,{long}\npm-25,2021-03-01T02:00:00Z,1,南宫,a\n"
+    );
+    let plain = parse(csv.as_bytes(), Format::Csv, SH).unwrap_err();
+    let fast = parse_known(csv.as_bytes(), Format::Csv, SH, &known).unwrap_err();
+    assert_eq!(fast, plain);
+    assert_eq!(plain.total, 2, "{plain}");
 }

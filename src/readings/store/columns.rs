@@ -11,6 +11,7 @@ use rustc_hash::FxHashMap;
 
 use super::days::{Days, Summary};
 use super::grouping::{Grouped, Groupings};
+use super::known::KnownSeries;
 use super::search::{first_after, first_at_or_after};
 use crate::readings::model::{KeyMap, Labels, SeriesKey};
 use crate::time::Millis;
@@ -185,6 +186,9 @@ pub(in crate::readings) struct Memory {
     /// stored: a rule's scan walks them without a lookup per series.
     pub(in crate::readings) by_metric: HashMap<String, Vec<u32>>,
     pub(in crate::readings) by_key: KeyMap<SeriesKey, SeriesId>,
+    /// The same series by their raw key bytes, for parsers (a store's
+    /// memory has one; a rule test's has none).
+    pub(in crate::readings) known: Option<Arc<KnownSeries>>,
     /// Groupings `group()` asked for, kept for the next evaluation.
     pub(in crate::readings) groupings: Groupings,
 }
@@ -233,6 +237,9 @@ impl Memory {
             .or_default()
             .push(slot);
         self.by_key.insert(series.key.clone(), id);
+        if let Some(known) = &self.known {
+            known.insert(id, &series.key);
+        }
         self.series.slots.push(series);
         self.series.slot_of.insert(id, slot);
     }

@@ -15,7 +15,8 @@
 //! Files: [`columns`] (the memory copy), [`days`] (its per-day summaries),
 //! [`search`] (finding a time in it), [`grouping`] (its series grouped by a
 //! label, for `group()`),
-//! [`blocks`] (the BLOB layout), [`write`] (transactions), [`staging`]
+//! [`blocks`] (the BLOB layout), [`known`] (series by their raw key bytes,
+//! for parsers), [`write`] (transactions), [`staging`]
 //! (HTTP ingest's durable staging, folded into blocks later), [`prune`]
 //! (retention: old days deleted in small steps); this file opens
 //! the store and answers reads.
@@ -24,6 +25,7 @@ mod blocks;
 pub(super) mod columns;
 pub mod days;
 mod grouping;
+mod known;
 mod prune;
 mod search;
 mod staging;
@@ -31,12 +33,14 @@ mod write;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub use columns::{Series, SeriesId};
 pub use grouping::{Grouped, SeriesGroup};
+pub use known::KnownSeries;
 pub use prune::Pruned;
 pub use write::{WriteSummary, WriteTx};
 
@@ -99,7 +103,10 @@ impl Store {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
-            memory: RwLock::new(Memory::default()),
+            memory: RwLock::new(Memory {
+                known: Some(Arc::new(KnownSeries::default())),
+                ..Memory::default()
+            }),
             generation: std::sync::atomic::AtomicI64::new(0),
             checked_version: std::sync::atomic::AtomicI64::new(i64::MIN),
         };
@@ -114,6 +121,16 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The series this store knows, by their raw key bytes: for parsers,
+    /// so that batches name known series by id ([`KnownSeries`]).
+    pub fn known_series(&self) -> Arc<KnownSeries> {
+        self.memory
+            .read()
+            .known
+            .clone()
+            .expect("a store's memory knows its series")
     }
 
     fn load_series_index(&self) -> rusqlite::Result<()> {

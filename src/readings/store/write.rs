@@ -161,7 +161,7 @@ impl Store {
             let map: Vec<u32> = batch
                 .series
                 .iter()
-                .map(|k| merged.intern(k.clone()))
+                .map(|k| merged.intern_shared(k.clone(), None))
                 .collect();
             merged
                 .points
@@ -398,6 +398,9 @@ impl<'a> WriteTx<'a> {
         let mut adopted = Vec::new();
         {
             let known = self.store.memory.read();
+            // Ids the parser found by the series' bytes in this store's
+            // table of known series: in memory already, as `by_key` would say.
+            let parsed_ids = known.known.as_ref().and_then(|k| batch.known_ids(k.tag()));
             // Another process may have created the series: then it is found, not made.
             let mut find = conn
                 .prepare_cached("SELECT id FROM series WHERE metric = ?1 AND labels = ?2")
@@ -405,7 +408,12 @@ impl<'a> WriteTx<'a> {
             let mut insert = conn
                 .prepare_cached("INSERT INTO series (metric, labels) VALUES (?1, ?2)")
                 .map_err(|e| self.err(e))?;
-            for key in &batch.series {
+            for (i, key) in batch.series.iter().enumerate() {
+                if let Some(id) = parsed_ids.and_then(|ids| ids[i]) {
+                    ids.push(id);
+                    continue;
+                }
+                let key: &SeriesKey = key;
                 if let Some(&id) = known.by_key.get(key).or_else(|| self.pending.get(key)) {
                     ids.push(id);
                     continue;
