@@ -418,7 +418,9 @@ def scaled_rules(dst, n):
         name = templates[i % len(templates)]
         k = i // len(templates)
         text = re.sub(r'id: "([\w-]+)"', lambda m: f'id: "{m.group(1)}-{k:05}"', sources[name])
-        text = text.replace("> 75.0", f"> {75 + k % 5}.0").replace("> 4.5", f"> {4.5 + (k % 5) / 10:.1f}")
+        pm25, jobs = f"{75 + k % 5}.0", f"{4.5 + (k % 5) / 10:.1f}"
+        for old, new in (("75.0", pm25), ("4.5", jobs)):
+            text = text.replace(f"> {old}", f"> {new}").replace(f"above({old})", f"above({new})")
         with open(os.path.join(dst, f"{name[:-5]}-{k:05}.rhai"), "w") as fh:
             fh.write(text)
     return dst
