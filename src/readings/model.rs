@@ -56,7 +56,7 @@ pub struct BatchPoint {
 /// thousand series carry two thousand label maps, not a million.
 ///
 /// A key is shared ([`Arc`]): a parser given the series a store knows
-/// ([`crate::readings::store::KnownSeries`]) hands out the store's copy
+/// (the store's `KnownSeries`) hands out the store's copy
 /// with its id instead of building a label map per series and request (at
 /// 1,000 series per request that was a fifth of an HTTP request's work),
 /// and the writer then looks nothing up for them.
@@ -67,7 +67,7 @@ pub struct Batch {
     /// For each entry of `series`, its id in the store whose known series
     /// (the one tagged `known_in`) the parser consulted, if it knew it.
     known: Vec<Option<i64>>,
-    /// [`crate::readings::store::KnownSeries::tag`] of that store; 0: none.
+    /// The `KnownSeries::tag` of that store; 0: none.
     known_in: u64,
     /// Positions in `series`, found by key: each key is held once (a map
     /// from key to position held a second copy of every label map, which
