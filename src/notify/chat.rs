@@ -107,14 +107,15 @@ pub fn robot_kind(channel: ChannelKind) -> Option<RobotKind> {
     }
 }
 
-/// How the status page names a robot target (`wecom:env:VAR`):
-/// `企业微信群机器人，接收组 env` (no variable: officials read the page);
-/// `None` for a mail address.
-pub fn target_zh(target: &str) -> Option<String> {
+/// How the status page names a robot target (`wecom:env:VAR`), with its
+/// group's display name from `words`: `生态环境局的企业微信群机器人` (no
+/// variable: officials read the page); `None` for a mail address.
+pub fn target_zh(target: &str, words: &crate::status::Words) -> Option<String> {
     let kind = robot_kind(ChannelKind::of_target(target))?;
     let group = target.split(':').nth(1).unwrap_or_default();
     Some(format!(
-        "{}群机器人，接收组 {group}",
+        "{}的{}群机器人",
+        words.group(group),
         failure::platform_zh(kind)
     ))
 }

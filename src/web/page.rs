@@ -423,7 +423,7 @@ pub fn rule(source: &dyn StatusSource, id: &str) -> Option<String> {
             let robot = h
                 .recipient
                 .as_deref()
-                .and_then(crate::notify::chat::target_zh);
+                .and_then(|r| crate::notify::chat::target_zh(r, &words));
             let medium = if robot.is_some() {
                 "群消息"
             } else {

@@ -73,7 +73,7 @@ fn a_robot_message_is_a_group_message_on_the_rule_page() {
     let rows: Vec<&str> = html.split("<tr>").collect();
     assert!(
         rows.iter().any(|r| r.contains("群消息排队：告警")
-            && r.contains("（发往企业微信群机器人，接收组 hr）")
+            && r.contains("（发往人社局的企业微信群机器人）")
             && !r.contains("RW_PAGE_HR_KEY")),
         "{html}"
     );
