@@ -263,9 +263,7 @@ impl Evaluator {
         outcomes.sort_by_key(|(i, _)| *i);
         outcomes.into_iter().map(|(_, o)| o).collect()
     }
-}
 
-impl Evaluator {
     /// The order `evaluate_all` starts `rules` in (indices).
     fn start_order(&self, rules: &[&Rule]) -> Vec<usize> {
         longest_first(
