@@ -212,7 +212,14 @@ impl Evaluator {
             }),
         };
         let duration = started.elapsed();
-        self.last_took.lock().insert(rule.meta.id.clone(), duration);
+        let mut last_took = self.last_took.lock();
+        match last_took.get_mut(&rule.meta.id) {
+            Some(took) => *took = duration, // no new key on every evaluation
+            None => {
+                last_took.insert(rule.meta.id.clone(), duration);
+            }
+        }
+        drop(last_took);
         RuleOutcome {
             rule: rule.meta.id.clone(),
             at: now,

@@ -24,7 +24,8 @@ pub type SeriesId = i64;
 #[derive(Debug)]
 pub struct Series {
     pub id: SeriesId,
-    pub key: SeriesKey,
+    /// Shared with `Memory::by_key` and the known series: one copy a series.
+    pub key: Arc<SeriesKey>,
     /// `key.labels`, shared: rule results hand them out without copying.
     pub labels: Arc<Labels>,
     /// Readings before this instant are not in memory. `Millis::MAX`: nothing loaded yet.
@@ -40,7 +41,7 @@ impl Series {
         Series {
             id,
             labels: Arc::new(key.labels.clone()),
-            key,
+            key: Arc::new(key),
             loaded_from,
             times: Vec::new(),
             values: Vec::new(),
@@ -185,7 +186,7 @@ pub(in crate::readings) struct Memory {
     /// Each metric's series (their slots in `series`), in the order first
     /// stored: a rule's scan walks them without a lookup per series.
     pub(in crate::readings) by_metric: HashMap<String, Vec<u32>>,
-    pub(in crate::readings) by_key: KeyMap<SeriesKey, SeriesId>,
+    pub(in crate::readings) by_key: KeyMap<Arc<SeriesKey>, SeriesId>,
     /// The same series by their raw key bytes, for parsers (a store's
     /// memory has one; a rule test's has none).
     pub(in crate::readings) known: Option<Arc<KnownSeries>>,

@@ -93,7 +93,7 @@ impl KnownSeries {
     }
 
     /// Learns (or, known already, keeps) the series `key` with id `id`.
-    pub(super) fn insert(&self, id: SeriesId, key: &SeriesKey) {
+    pub(super) fn insert(&self, id: SeriesId, key: &Arc<SeriesKey>) {
         let mut raw = Vec::with_capacity(64);
         raw_series_key(
             &mut raw,
@@ -114,7 +114,7 @@ impl KnownSeries {
             start,
             end: start + raw.len(),
             id,
-            key: Arc::new(key.clone()),
+            key: key.clone(),
         });
         let Table {
             index,
